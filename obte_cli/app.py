@@ -1,0 +1,44 @@
+"""The ``obte`` command: a Typer app whose subcommands live in :mod:`obte_cli.commands`.
+
+Only commands that work are registered here. Heavy imports (torch, sentencepiece) happen inside the
+commands, so ``obte --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from obte_cli import __version__
+from obte_cli.cli_common import new_app, setup_logging
+from obte_cli.commands import model as model_cmd
+from obte_cli.commands import tokenize as tokenize_cmd
+
+app = new_app(
+    "obte: multi-omic biosequence transformers — one encoder for protein and nucleic-acid sequences.\n\n"
+    "Results are written as TSV/FASTA to stdout or -o FILE; logs go to stderr."
+)
+app.add_typer(model_cmd.app, name="model")
+app.add_typer(tokenize_cmd.app, name="tokenize")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"obte {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debugging detail to stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Log only warnings and errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    setup_logging(verbose, quiet)
+
+
+def main() -> None:
+    app(prog_name="obte")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One module per subcommand: parse and validate arguments, call the engine, write output."""

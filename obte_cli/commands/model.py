@@ -1,0 +1,114 @@
+"""``obte model``: create and inspect model directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from obte_cli.cli_common import log, new_app, open_output
+
+app = new_app("Create and inspect obte model directories (config.json + model.safetensors + tokenizer).")
+
+PRESET_HELP = "Architecture preset: tiny (CPU), small, medium, large, xl (see `obte model presets`)."
+
+
+@app.command("init")
+def init(
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to create."),
+    preset: str = typer.Option("tiny", "--preset", "-p", help=PRESET_HELP),
+    tokenizer: str = typer.Option(
+        "residue",
+        "--tokenizer",
+        "-t",
+        help="Bundled tokenizer name (residue, omnibiote-mixed), a tokenizer/model directory, or a sentencepiece .model file.",
+    ),
+    context: int = typer.Option(0, "--context", help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the μP initialisation."),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
+) -> None:
+    """Create a freshly initialised (untrained) model directory from a preset.
+
+    Example: [bold]obte model init --preset tiny -o models/tiny[/bold]
+    """
+    import torch
+
+    from obte_cli.engine.checkpoint import save_model
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.model import PRESETS, ObteModel, padded_vocab_size, preset_config
+    from obte_cli.engine.tokenizers import load_tokenizer
+
+    if preset not in PRESETS:
+        raise InputError(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists (use --force to replace it)")
+    tok = load_tokenizer(tokenizer)
+    context = context or (2048 if tok.kind == "residue" else 1024)
+    if context < 8:
+        raise InputError("--context must be at least 8 tokens")
+    torch.manual_seed(seed)
+    config = preset_config(preset, padded_vocab_size(tok.vocab_size), max_positions=context)
+    model = ObteModel(config)
+    save_model(
+        out,
+        model,
+        tok,
+        metadata={"preset": preset, "seed": seed, "created_by": "obte model init", "trained": False},
+        overwrite=force,
+    )
+    log.info(
+        "wrote %s: preset %s, %s non-embedding parameters, %s tokenizer (%d ids)",
+        out, preset, f"{model.num_parameters():,}", tok.kind, tok.vocab_size,
+    )
+
+
+@app.command("info")
+def info(
+    model_dir: Path = typer.Argument(..., help="Model directory."),
+    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+) -> None:
+    """Validate a model directory and print its description as a two-column TSV (key, value).
+
+    Example: [bold]obte model info models/tiny[/bold]
+    """
+    from obte_cli.engine.checkpoint import load_model, read_config
+
+    loaded = load_model(model_dir)
+    config = read_config(model_dir)
+    arch = loaded.model.config
+    rows = [
+        ("path", str(model_dir)),
+        ("obte_version", config.get("obte_version", "NA")),
+        ("preset", loaded.metadata.get("preset", "NA")),
+        ("trained", str(loaded.metadata.get("trained", "NA")).lower()),
+        ("width", arch.width),
+        ("n_layers", arch.n_layers),
+        ("n_heads", arch.n_heads),
+        ("head_dim", arch.head_dim),
+        ("max_positions", arch.max_positions),
+        ("vocab_size", arch.vocab_size),
+        ("tokenizer", loaded.tokenizer.kind),
+        ("tokenizer_vocab_size", loaded.tokenizer.vocab_size),
+        ("parameters", loaded.model.num_parameters(non_embedding=False)),
+        ("non_embedding_parameters", loaded.model.num_parameters()),
+        ("head", (loaded.head or {}).get("task", "none")),
+    ]
+    with open_output(out) as handle:
+        handle.write("key\tvalue\n")
+        for key, value in rows:
+            handle.write(f"{key}\t{value}\n")
+
+
+@app.command("presets")
+def presets(out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout).")) -> None:
+    """List the architecture presets with their shapes and parameter counts.
+
+    Example: [bold]obte model presets[/bold]
+    """
+    from obte_cli.engine.model import PRESETS, non_embedding_parameters, preset_config
+
+    with open_output(out) as handle:
+        handle.write("preset\twidth\tn_layers\tn_heads\thead_dim\tnon_embedding_parameters\n")
+        for name in PRESETS:
+            c = preset_config(name, vocab_size=64)
+            handle.write(f"{name}\t{c.width}\t{c.n_layers}\t{c.n_heads}\t{c.head_dim}\t{non_embedding_parameters(c)}\n")
