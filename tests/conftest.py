@@ -1,0 +1,57 @@
+"""Shared fixtures. Data from ../shared/data is optional: tests that need it skip with a reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data {path} is not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pronab() -> dict:
+    return json.loads(shared_file("omnibiote-ref", "pronab_dev.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def uniprot_fasta() -> Path:
+    return shared_file("sequences", "uniprot_query500.fasta")
+
+
+@pytest.fixture(scope="session")
+def mixed_model_file() -> Path:
+    return shared_file("omnibiote-ref", "mixed_bpe.model")
+
+
+@pytest.fixture(scope="session")
+def residue_tokenizer():
+    from obte_cli.engine.tokenizers import load_tokenizer
+
+    return load_tokenizer("residue")
+
+
+@pytest.fixture(scope="session")
+def mixed_tokenizer():
+    from obte_cli.engine.tokenizers import load_tokenizer
+
+    return load_tokenizer("omnibiote-mixed")
+
+
+@pytest.fixture(scope="session")
+def paired_tokenizer():
+    """Two reference models, one per modality: nucleic ids [0, 65536), protein ids offset after them."""
+    from obte_cli.engine.tokenizers import SentencePieceTokenizer
+
+    nucleotide = shared_file("omnibiote-ref", "nucleotide_bpe.model")
+    peptide = shared_file("omnibiote-ref", "peptide_bpe.model")
+    return SentencePieceTokenizer.from_model_files({str(nucleotide): ["nucleic"], str(peptide): ["protein"]})

@@ -1,0 +1,143 @@
+"""End-to-end tests of the command line on real sequences."""
+
+import gzip
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from obte_cli.app import app
+from obte_cli.engine.seqio import read_fasta
+
+runner = CliRunner()
+
+
+def obte(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    result = obte("model", "init", "--preset", "tiny", "-o", path, "--seed", "1")
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_help_lists_working_commands_and_every_command_has_an_example():
+    result = obte("--help")
+    assert result.exit_code == 0
+    for command in ("model", "tokenize"):
+        assert command in result.stdout
+    for command in (("model", "init"), ("model", "info"), ("model", "presets"), ("tokenize", "encode"), ("tokenize", "decode")):
+        help_text = obte(*command, "--help").stdout
+        assert "Example" in help_text, command
+
+
+def test_version():
+    assert obte("--version").stdout.startswith("obte 0.")
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "obte_cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("obte ")
+
+
+def test_model_init_and_info(tiny_model):
+    result = obte("model", "info", tiny_model)
+    assert result.exit_code == 0
+    info = dict(line.split("\t") for line in result.stdout.strip().split("\n")[1:])
+    assert info["preset"] == "tiny" and info["width"] == "256" and info["tokenizer"] == "residue"
+    assert info["non_embedding_parameters"] == "3148032"
+
+
+def test_model_init_refuses_to_overwrite(tiny_model):
+    result = obte("model", "init", "-o", tiny_model)
+    assert result.exit_code == 1 and "already exists" in result.stderr
+
+
+def test_bpe_model_init(tmp_path):
+    result = obte("model", "init", "-o", tmp_path / "bpe", "-t", "omnibiote-mixed", "--context", "512")
+    assert result.exit_code == 0, result.output
+    info = obte("model", "info", tmp_path / "bpe").stdout
+    assert "vocab_size\t65536" in info and "max_positions\t512" in info
+
+
+def test_encode_decode_round_trip_on_real_proteins(tmp_path, uniprot_fasta, tiny_model):
+    tokens = tmp_path / "tokens.tsv"
+    result = obte("tokenize", "encode", uniprot_fasta, "-t", tiny_model, "--spans", "--on-unknown", "unk", "-o", tokens)
+    assert result.exit_code == 0, result.output
+    rows = tokens.read_text().strip().split("\n")
+    assert rows[0].split("\t") == ["record_id", "molecule_type", "n_residues", "n_tokens", "token_ids", "token_spans"]
+    assert len(rows) == 501
+    back = tmp_path / "back.fa"
+    assert obte("tokenize", "decode", tokens, "-t", tiny_model, "-o", back).exit_code == 0
+    originals = list(read_fasta(uniprot_fasta))
+    decoded = list(read_fasta(back))
+    assert [r.id for r in decoded] == [r.id for r in originals]
+    standard = set("ACDEFGHIKLMNPQRSTVWY")
+    expected = ["".join(c if c in standard else "X" for c in r.sequence.upper()) for r in originals]
+    assert [r.sequence for r in decoded] == expected
+
+
+def test_bpe_round_trip_through_stdin(pronab):
+    fasta = "".join(
+        f">{acc}\n{entry['Sequence']}\n>{acc}_na\n{entry['binding data'][0][0]}\n"
+        for acc, entry in list(pronab.items())[:20]
+        if set(entry["Sequence"]) <= set("ACDEFGHIKLMNPQRSTVWY") and entry["binding data"][0][0]
+    )
+    encoded = obte("tokenize", "encode", "-", "-t", "omnibiote-mixed", "--pieces", input=fasta)
+    assert encoded.exit_code == 0, encoded.output
+    assert "\tDNA\t" in encoded.stdout and "\tprotein\t" in encoded.stdout
+    decoded = obte("tokenize", "decode", "-", "-t", "omnibiote-mixed", input=encoded.stdout)
+    assert decoded.exit_code == 0
+    assert decoded.stdout.replace("\n", "") == fasta.replace("\n", "")
+
+
+def test_gzip_input(tmp_path, uniprot_fasta):
+    packed = tmp_path / "seqs.fa.gz"
+    packed.write_bytes(gzip.compress(uniprot_fasta.read_bytes()))
+    result = obte("tokenize", "encode", packed, "--on-unknown", "unk")
+    assert result.exit_code == 0 and len(result.stdout.strip().split("\n")) == 501
+
+
+@pytest.mark.parametrize(
+    "args, content, message",
+    [
+        ((), b"", "no FASTA records"),
+        ((), b">p1\nMKVLA\n>p2\nMKBZL\n", "record 'p2': non-standard protein letter 'B' at position 3"),
+        (("-m", "plasmid"), b">p1\nACGT\n", "unknown molecule type 'plasmid'"),
+        (("--on-unknown", "drop"), b">p1\nACGT\n", "--on-unknown must be one of"),
+        (("-t", "nope"), b">p1\nACGT\n", "no such tokenizer"),
+    ],
+)
+def test_bad_input_is_one_line_exit_1_and_no_output_file(tmp_path, args, content, message):
+    path = tmp_path / "in.fa"
+    path.write_bytes(content)
+    out = tmp_path / "out.tsv"
+    result = obte("tokenize", "encode", path, *args, "-o", out)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.output
+    assert not out.exists() and not list(tmp_path.glob(".out.tsv*"))  # nothing half-written
+
+
+def test_missing_input_file_and_model_dir(tmp_path):
+    result = obte("tokenize", "encode", tmp_path / "missing.fa")
+    assert result.exit_code == 1 and "missing.fa: no such file" in result.stderr
+    result = obte("model", "info", tmp_path)
+    assert result.exit_code == 1 and "no config.json" in result.stderr
+
+
+def test_decode_rejects_malformed_tsv():
+    result = obte("tokenize", "decode", "-", input="id\tids\n1\t2\n")
+    assert result.exit_code == 1 and "record_id and token_ids" in result.stderr
+    result = obte("tokenize", "decode", "-", input="record_id\ttoken_ids\nx\t4 39 zz 2\n")
+    assert result.exit_code == 1 and "line 2 ('x'): token_ids must be integers" in result.stderr
+
+
+def test_usage_errors_exit_2():
+    assert obte("model", "init").exit_code == 2  # missing --out
+    assert obte("no-such-command").exit_code == 2

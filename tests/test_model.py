@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from obte_cli.engine.batching import pack, unpack
+from obte_cli.engine.model import (
+    PRESETS,
+    ObteConfig,
+    ObteModel,
+    apply_rotary,
+    block_diagonal_mask,
+    non_embedding_parameters,
+    positions_from_doc_ids,
+    preset_config,
+)
+from obte_cli.engine.tokenizers import Segment
+
+
+def trained_like(config: ObteConfig, seed: int = 0) -> ObteModel:
+    """A model with every weight random (μP zero-inits would hide bugs in attention and readout)."""
+    torch.manual_seed(seed)
+    model = ObteModel(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim > 1:
+                p.normal_(std=0.5 / p.shape[1] ** 0.5)
+        model.embed.weight.normal_()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return trained_like(ObteConfig(vocab_size=64, width=64, n_layers=2, n_heads=4))
+
+
+def test_output_shapes_and_layers(tiny):
+    ids = torch.randint(4, 49, (3, 17))
+    out = tiny(ids, layers=(0, 1, -1))
+    assert out.hidden.shape == (3, 17, 64)
+    assert set(out.layers) == {0, 1, 2}
+    assert torch.equal(out.layers[2], out.hidden)
+    assert tiny.logits(out.hidden).shape == (3, 17, 64)
+
+
+def test_presets_match_their_documented_shapes():
+    for name, shape in PRESETS.items():
+        c = preset_config(name, vocab_size=64)
+        assert c.width == shape["width"]
+        if name != "tiny":
+            assert c.width == 128 * c.n_layers  # aspect ratio of the OmniBioTE family
+    assert preset_config("small", 64).head_dim == 128
+
+
+def test_parameter_count_formula_matches_the_model():
+    c = preset_config("tiny", vocab_size=64)
+    assert ObteModel(c).num_parameters() == non_embedding_parameters(c)
+
+
+def test_no_biases():
+    model = ObteModel(preset_config("tiny", vocab_size=64))
+    assert not any(name.endswith(".bias") for name, _ in model.named_parameters())
+
+
+def test_packed_output_equals_output_alone(tiny, residue_tokenizer, pronab):
+    """Real sequences: each one's hidden states are the same alone or packed with others (1e-5)."""
+    encs = []
+    for entry in list(pronab.values())[:6]:
+        protein = entry["Sequence"][:60]
+        na = entry["binding data"][0][0][:30]
+        encs.append(residue_tokenizer.encode_one([Segment(protein, "protein"), Segment(na, "DNA")], on_unknown="unk"))
+    batch = pack([e.ids for e in encs], context=256, pad_id=residue_tokenizer.pad_id)
+    assert batch.ids.shape[0] < len(encs)  # really packed
+    with torch.no_grad():
+        packed = unpack(tiny(batch.ids, batch.doc_ids).hidden, batch)
+        for enc, together in zip(encs, packed):
+            alone = tiny(torch.as_tensor(enc.ids)[None]).hidden[0]
+            torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+
+
+def test_padding_is_never_attended(tiny):
+    ids = torch.randint(4, 49, (1, 12))
+    doc = torch.zeros_like(ids)
+    padded_ids = torch.cat([ids, torch.randint(0, 64, (1, 5))], dim=1)  # arbitrary junk in the padding
+    padded_doc = torch.cat([doc, torch.full((1, 5), -1)], dim=1)
+    with torch.no_grad():
+        a = tiny(ids, doc).hidden
+        b = tiny(padded_ids, padded_doc).hidden[:, :12]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_mask_and_positions_for_packed_rows():
+    doc = torch.tensor([[0, 0, 0, 1, 1, -1]])
+    assert positions_from_doc_ids(doc).tolist() == [[0, 1, 2, 0, 1, 0]]
+    mask = block_diagonal_mask(doc)[0, 0]
+    assert mask[0, :3].all() and not mask[0, 3:].any()
+    assert mask[3, 3:5].all() and not mask[3, 5]
+    assert block_diagonal_mask(torch.zeros(2, 5, dtype=torch.long)) is None  # fast path: no mask
+
+
+def test_rotary_scores_depend_only_on_relative_position():
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+    inv_freq = 10000 ** (-torch.arange(0, 16, 2) / 16)
+
+    def rotated(x, pos):
+        angles = torch.tensor([[pos]], dtype=torch.float32)[..., None] * inv_freq
+        return apply_rotary(x, angles.cos()[:, None], angles.sin()[:, None])
+
+    def score(m, n):
+        return (rotated(q, m) * rotated(k, n)).sum().item()
+
+    assert score(3, 1) == pytest.approx(score(10, 8), abs=1e-4)
+    assert score(3, 1) != pytest.approx(score(3, 2), abs=1e-3)
+    assert torch.allclose(rotated(q, 7).norm(), q.norm())  # rotation, not scaling
+
+
+def test_rotary_is_interleaved_pairs():
+    x = torch.tensor([[[[1.0, 0.0, 0.0, 0.0]]]])
+    angles = torch.tensor([[1.0]])[..., None] * torch.tensor([1.0, 0.0])
+    out = apply_rotary(x, angles.cos()[:, None], angles.sin()[:, None])
+    assert out[0, 0, 0].tolist() == pytest.approx([np.cos(1.0), np.sin(1.0), 0.0, 0.0])
+
+
+def test_mlm_loss_reads_out_only_masked_positions(tiny):
+    torch.manual_seed(1)
+    ids = torch.randint(4, 49, (2, 20))
+    targets = torch.full_like(ids, -100)
+    targets[0, 3], targets[1, 7], targets[1, 8] = 10, 11, 12
+    loss, n = tiny.mlm_loss(ids, targets)
+    with torch.no_grad():
+        full = tiny.logits(tiny(ids).hidden)  # the whole vocabulary everywhere, for reference
+    expected = F.cross_entropy(full[targets != -100], targets[targets != -100])
+    assert n.item() == 3
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_mlm_loss_backpropagates_to_all_weights():
+    model = ObteModel(ObteConfig(vocab_size=64, width=32, n_layers=1, n_heads=4))
+    ids = torch.randint(4, 49, (2, 10))
+    targets = torch.where(torch.rand(ids.shape) < 0.5, ids, torch.full_like(ids, -100))
+    targets[0, 0] = 5
+    loss, _ = model.mlm_loss(ids, targets)
+    loss.backward()
+    assert model.readout.weight.grad.abs().sum() > 0  # zero-initialised readout still learns
+
+
+def test_bad_shapes_are_rejected():
+    with pytest.raises(ValueError, match="not divisible"):
+        ObteConfig(vocab_size=64, width=100, n_heads=8)
+    with pytest.raises(ValueError, match="unknown architecture field"):
+        ObteConfig.from_dict({"vocab_size": 64, "hidden": 3})
+
+
+def test_pack_rejects_overlong_sequences():
+    with pytest.raises(ValueError, match="does not fit"):
+        pack([np.arange(10)], context=8, pad_id=0)

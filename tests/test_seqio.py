@@ -1,0 +1,70 @@
+import gzip
+import io
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from obte_cli.engine.errors import InputError
+from obte_cli.engine.seqio import read_fasta, write_fasta
+
+
+def test_reads_real_uniprot_file(uniprot_fasta):
+    records = list(read_fasta(uniprot_fasta))
+    assert len(records) == 500
+    assert records[0].id == "tr|A7TBS3|A7TBS3_NEMVE"
+    assert records[0].sequence.startswith("VCIHTENQNQ")
+    assert [r.number for r in records[:3]] == [1, 2, 3]
+
+
+def test_gzip_is_detected_by_content_not_name(tmp_path, uniprot_fasta):
+    packed = tmp_path / "seqs.txt"  # no .gz suffix on purpose
+    packed.write_bytes(gzip.compress(uniprot_fasta.read_bytes()))
+    assert [r.sequence for r in read_fasta(packed)] == [r.sequence for r in read_fasta(uniprot_fasta)]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "no FASTA records"),
+        (b"ACGT\n>x\nACGT\n", "before the first '>' header"),
+        (b">a\nACGT\n>b\n>c\nAC\n", "record 2 \\('b'\\) has no sequence"),
+        (b">\nACGT\n", "record 1 has an empty header"),
+        (b">a\nAC\x00\xffGT\n", "binary data"),
+    ],
+)
+def test_malformed_input_gives_one_line_error(tmp_path, content, message):
+    path = tmp_path / "bad.fa"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as info:
+        list(read_fasta(path))
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_gzip(tmp_path, uniprot_fasta):
+    path = tmp_path / "cut.fa.gz"
+    path.write_bytes(gzip.compress(uniprot_fasta.read_bytes())[:5000])
+    with pytest.raises(InputError, match="truncated gzip"):
+        list(read_fasta(path))
+
+
+def test_missing_file():
+    with pytest.raises(InputError, match="no such file"):
+        list(read_fasta("/nonexistent/seqs.fa"))
+
+
+headers = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=30).filter(
+    lambda h: h.split() and not h.startswith(">")
+)
+sequences = st.text(alphabet="ACDEFGHIKLMNPQRSTVWYacgtu*-", min_size=1, max_size=200)
+
+
+@given(st.lists(st.tuples(headers, sequences), min_size=1, max_size=20), st.integers(0, 80))
+def test_write_then_read_round_trip(tmp_path_factory, records, width):
+    path = tmp_path_factory.mktemp("fa") / "x.fa"
+    buffer = io.StringIO()
+    write_fasta(iter(records), buffer, width=width)
+    path.write_text(buffer.getvalue())
+    back = list(read_fasta(path))
+    assert [(r.description, r.sequence) for r in back] == [(h.strip(), s) for h, s in records]
+    assert [r.id for r in back] == [h.split()[0] for h, _ in records]
