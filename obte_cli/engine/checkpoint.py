@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from obte_cli import __version__
 from obte_cli.engine.errors import ModelFormatError
+from obte_cli.engine.jsonfiles import read_json_file
 from obte_cli.engine.model import ObteConfig, ObteModel
 from obte_cli.engine.tokenizers import Tokenizer, load_tokenizer
 
@@ -105,16 +106,13 @@ def read_config(directory: str | Path) -> dict:
     if not directory.is_dir():
         raise ModelFormatError(f"{directory}: no such model directory")
     path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ModelFormatError(f"{directory}: no {CONFIG_FILE} (not an obte model directory)")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{path}: invalid JSON ({exc})") from None
+    config = read_json_file(path, f"{directory}: no {CONFIG_FILE} (not an obte model directory)")
     if config.get("format") != FORMAT_NAME:
         raise ModelFormatError(f"{path}: not an obte model (format {config.get('format')!r})")
     version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version < 1:
+        raise ModelFormatError(f"{path}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise ModelFormatError(
             f"{path}: model format version {version!r} is newer than this obte understands "
             f"({FORMAT_VERSION}); upgrade obte"

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from obte_cli.engine.errors import InputError, ModelFormatError, UnknownResidueError
+from obte_cli.engine.jsonfiles import read_json_file
 from obte_cli.engine.molecules import (
     AMINO_ACIDS,
     MOLECULE_TYPES,
@@ -620,11 +621,5 @@ def load_tokenizer(source: str | Path) -> Tokenizer:
         path = bundled
     if path.is_file() and path.suffix == ".model":
         return SentencePieceTokenizer.from_model_files({str(path): [PROTEIN, NUCLEIC]})
-    config_path = path / TOKENIZER_FILE
-    if not config_path.is_file():
-        raise ModelFormatError(f"{path}: no {TOKENIZER_FILE} (not a tokenizer or model directory)")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{config_path}: invalid JSON ({exc})") from None
+    config = read_json_file(path / TOKENIZER_FILE, f"{path}: no {TOKENIZER_FILE} (not a tokenizer or model directory)")
     return tokenizer_from_config(config, path)
