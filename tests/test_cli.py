@@ -141,3 +141,11 @@ def test_decode_rejects_malformed_tsv():
 def test_usage_errors_exit_2():
     assert obte("model", "init").exit_code == 2  # missing --out
     assert obte("no-such-command").exit_code == 2
+
+
+def test_readme_test_command_is_what_ci_runs():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    ci_command = [line for line in (repo / ".ci" / "run").read_text().splitlines() if "pytest" in line][0].strip()
+    assert f"\n{ci_command}\n" in (repo / "README.md").read_text()
