@@ -19,8 +19,13 @@ def shared_file(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pronab() -> dict:
-    return json.loads(shared_file("omnibiote-ref", "pronab_dev.json").read_text())
+def pronab_path() -> Path:
+    return shared_file("omnibiote-ref", "pronab_dev.json")
+
+
+@pytest.fixture(scope="session")
+def pronab(pronab_path) -> dict:
+    return json.loads(pronab_path.read_text())
 
 
 @pytest.fixture(scope="session")

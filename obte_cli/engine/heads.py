@@ -1,0 +1,32 @@
+"""Task heads that sit on the encoder's final hidden states.
+
+:class:`SequenceHead` reads one vector per input — the final embedding of its first token, the
+modality tag, as the reference does (there is no CLS token) — and maps it linearly to ``n_outputs``
+values: one for ΔG regression, one per class for classification. Its output is multiplied by
+``base_width / width`` like the μP readout, so the head's learning rate does not need retuning when the
+backbone gets wider, and it starts at zero so fine-tuning begins from the mean prediction.
+
+Heads are saved inside the model directory: their weights under ``head.`` in ``model.safetensors`` and
+their description (:meth:`SequenceHead.describe`) as ``config.json``'s ``head``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SequenceHead(nn.Module):
+    def __init__(self, width: int, n_outputs: int = 1, base_width: int = 32):
+        super().__init__()
+        self.proj = nn.Linear(width, n_outputs)
+        self.scale = base_width / width
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, first_token_hidden: torch.Tensor) -> torch.Tensor:
+        """(N, width) → (N, n_outputs)."""
+        return self.proj(first_token_hidden) * self.scale
+
+    def describe(self) -> dict:
+        return {"kind": "sequence", "n_outputs": self.proj.out_features}

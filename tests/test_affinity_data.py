@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from obte_cli.engine.affinity_data import load_affinity_data, load_pairs_tsv, load_pronab_json
+from obte_cli.engine.cv import homology_guard, plan_folds
+from obte_cli.engine.errors import InputError
+from obte_cli.engine.homology import alignment_score, homology_matrix, normalise, raw_score_matrix
+
+
+@pytest.fixture(scope="module")
+def pronab_table(pronab_path):
+    return load_pronab_json(pronab_path)
+
+
+def test_pronab_filters_are_applied_and_counted(pronab_table):
+    table, dropped = pronab_table
+    assert (table["dG"] != 0).all()
+    assert set(table["na_type"]) <= {"DNA", "RNA"}
+    assert table["protein"].map(lambda s: set(s) <= set("ACDEFGHIKLMNPQRSTVWY")).all()
+    assert table["nucleic_acid"].map(lambda s: set(s) <= set("ACGT")).all()
+    assert not table.duplicated(["protein", "nucleic_acid", "complement", "na_type", "dG"]).any()
+    assert dropped["missing_value"] > 0 and dropped["duplicate"] > 0 and dropped["other_type"] > 0
+    assert len(table) + sum(dropped.values()) == 12748  # every row accounted for
+    assert -16 < table["dG"].mean() < -6
+
+
+def test_pairs_tsv_round_trip(tmp_path, pronab_table):
+    table, _ = pronab_table
+    path = tmp_path / "pairs.tsv"
+    table.head(50).to_csv(path, sep="\t", index=False)
+    again, dropped = load_affinity_data(path)
+    assert again.equals(table.head(50).reset_index(drop=True)) and not dropped
+
+
+def test_pairs_tsv_defaults_and_errors(tmp_path):
+    path = tmp_path / "p.tsv"
+    path.write_text("protein\tnucleic_acid\tdG\nMKVLA\tACGU\t-9.1\nMKVLA\tACGT\t-8\n")
+    table, _ = load_pairs_tsv(path)
+    assert table["na_type"].tolist() == ["RNA", "DNA"] and table["nucleic_acid"][0] == "ACGT"
+    path.write_text("protein\tdG\nMKV\t-9\n")
+    with pytest.raises(InputError, match="missing column"):
+        load_pairs_tsv(path)
+    path.write_text("protein\tnucleic_acid\tdG\nMKV\tACGT\tstrong\n")
+    with pytest.raises(InputError, match="line 2: dG 'strong' is not a number"):
+        load_pairs_tsv(path)
+    path.write_text("protein\tnucleic_acid\tdG\nMKXV\tACGT\t-9\n")
+    with pytest.raises(InputError, match="no usable rows"):
+        load_pairs_tsv(path)
+
+
+def test_homology_scores_real_proteins(pronab_table):
+    table, _ = pronab_table
+    proteins = list(dict.fromkeys(table["protein"]))[:12]
+    scores = raw_score_matrix(proteins, workers=2)
+    assert scores[0, 1] == alignment_score(proteins[0], proteins[1])
+    h = normalise(scores)
+    assert np.allclose(np.diag(h), 1.0) and np.allclose(h, h.T)
+    # a fragment of a protein is fully homologous to it; a shuffled copy is not
+    fragment = proteins[0][10:90]
+    shuffled = "".join(np.random.default_rng(0).permutation(list(proteins[0])))
+    h2 = homology_matrix([proteins[0], fragment, shuffled], workers=1)
+    assert h2[0, 1] == pytest.approx(1.0) and h2[0, 2] < 0.2
+
+
+def test_homology_cache(tmp_path):
+    seqs = ["MKVLAAGIVGLLLAW", "MKVLAAGIVG", "WWPPGGHHKK"]
+    first = homology_matrix(seqs, workers=1, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("homology-*.npy"))) == 1
+    assert np.array_equal(homology_matrix(seqs, workers=1, cache_dir=tmp_path), first)
+
+
+def test_folds_never_share_a_protein_and_balance_rows(pronab_table):
+    table, _ = pronab_table
+    plan = plan_folds(table["protein"].tolist(), n_folds=10, seed=3)
+    folds = plan.fold_of_rows(table["protein"].tolist())
+    for protein, f in zip(table["protein"], folds):
+        assert f == plan.fold_of_protein[plan.proteins.index(protein)]
+    per_protein = table.assign(fold=folds).groupby("protein")["fold"].nunique()
+    assert (per_protein == 1).all()
+    sizes = np.bincount(folds, minlength=10)
+    assert sizes.min() > 0.8 * sizes.mean()
+    assert np.array_equal(plan_folds(table["protein"].tolist(), 10, seed=3).fold_of_protein, plan.fold_of_protein)
+
+
+def test_homology_guard_keeps_related_proteins_out_of_test_folds():
+    base = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAGEGLYTHMKALRPDEDRLSPLHSVYVDQWDWERVMGDGERQFSTLKSTVEAIWAGIKATEAAVSEEFGLAPFLPDQIHFVHSQELLSRYPDLDAKGRERAIAKDLGAVFLVGIGGKLSDGHRHDVRAPDYDDWSTPSELGHAGLNGDILVWNPVLEDAFELSSMGIRVDADTLKHQLALTGDEDRLELEWHQALLRGEMPQTIGGGIGQSRLTMLLLQLPHIGQVQAGVWPAACAPEATLLAAGY"
+    related = base[:150] + "W" * 10 + base[160:]  # a close variant
+    unrelated = ["".join(np.random.default_rng(i).choice(list("ACDEFGHIKLMNPQRSTVWY"), 200)) for i in range(6)]
+    proteins = [base, related, *unrelated]
+    rows = [p for p in proteins for _ in range(3)]
+    h = homology_matrix(proteins, workers=1)
+    assert homology_guard(h, 0.5).tolist() == [True, True] + [False] * 6
+    plan = plan_folds(rows, n_folds=3, seed=0, homology=h, threshold=0.5)
+    assert plan.fold_of_protein[:2].tolist() == [-1, -1]
+    assert (plan.fold_of_protein[2:] >= 0).all()
