@@ -12,7 +12,7 @@ import gzip
 import io
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +53,7 @@ def open_text(path: str | Path) -> io.TextIOBase:
     return io.TextIOWrapper(buffered, encoding="utf-8", errors="strict", newline=None)
 
 
-def _lines(handle: io.TextIOBase, name: str, record_hint: callable) -> Iterator[str]:
+def _lines(handle: io.TextIOBase, name: str, record_hint: Callable[[], str]) -> Iterator[str]:
     """Yield lines, turning decoding and gzip failures into one-line InputErrors."""
     try:
         for line in handle:

@@ -301,7 +301,7 @@ class ResidueTokenizer(Tokenizer):
         self._text_of_id = {i: f"<{name}>" for name, i in self.tags.items()}
         self._text_of_id.update({i: f"<{name}>" for name, i in self.specials.items()})
         self._letter_of_id = {}
-        for modality, table in self.letters.items():
+        for table in self.letters.values():
             for letter, i in table.items():
                 self._letter_of_id[i] = letter
                 self._text_of_id[i] = letter
