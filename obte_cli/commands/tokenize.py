@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import typer
 
 from obte_cli.cli_common import log, new_app, open_output

@@ -34,11 +34,13 @@ from pathlib import Path
 import pandas as pd
 
 from obte_cli.engine.errors import InputError
-from obte_cli.engine.molecules import AMINO_ACIDS
+from obte_cli.engine.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES
+from obte_cli.engine.tokenizers import canonical_sequence
 
 COLUMNS = ["protein_id", "protein", "nucleic_acid", "complement", "na_type", "dG"]
 _PROTEIN = frozenset(AMINO_ACIDS)
-_NUCLEIC = frozenset("ACGT")
+_NUCLEIC = frozenset(NUCLEOTIDES)
+_DNA = MOLECULE_TYPES["DNA"]  # canonical form of either strand type: upper case, U written as T
 
 
 def _clean_rows(raw: list[dict], source: str) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -47,9 +49,9 @@ def _clean_rows(raw: list[dict], source: str) -> tuple[pd.DataFrame, dict[str, i
     seen = set()
     for row in raw:
         na_type = row["na_type"]
-        protein = row["protein"].upper()
-        na = row["nucleic_acid"].upper().replace("U", "T")
-        complement = (row["complement"] or "").upper().replace("U", "T")
+        protein = canonical_sequence(row["protein"], MOLECULE_TYPES["protein"])
+        na = canonical_sequence(row["nucleic_acid"], _DNA)
+        complement = canonical_sequence(row["complement"] or "", _DNA)
         if row["dG"] == 0 or row.get("Kd", 1) == 0:
             dropped["missing_value"] += 1
         elif na_type not in ("DNA", "RNA"):

@@ -140,6 +140,7 @@ def train_sequence_task(
         anneal_strategy="cos",
         cycle_momentum=False,
     )
+    trainable = [p for g in groups for p in g["params"]]
     target_tensor = torch.as_tensor(np.asarray(targets))
     lengths = [len(s) for s in sequences]
     history = []
@@ -163,8 +164,7 @@ def train_sequence_task(
                 batch_loss += loss.item() * weight
             if not math.isfinite(batch_loss):
                 raise FloatingPointError(f"loss became {batch_loss} at step {step}")
-            params = [p for g in groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
