@@ -10,6 +10,8 @@ import typer
 
 from obte_cli import __version__
 from obte_cli.cli_common import new_app, setup_logging
+from obte_cli.commands import affinity as affinity_cmd
+from obte_cli.commands import finetune as finetune_cmd
 from obte_cli.commands import model as model_cmd
 from obte_cli.commands import tokenize as tokenize_cmd
 
@@ -19,6 +21,8 @@ app = new_app(
 )
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(tokenize_cmd.app, name="tokenize")
+app.add_typer(finetune_cmd.app, name="finetune")
+app.command("affinity")(affinity_cmd.affinity)
 
 
 def _version(value: bool) -> None:

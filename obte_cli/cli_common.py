@@ -89,3 +89,41 @@ def open_output(path: str | Path | None) -> Iterator[TextIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def training_progress(total_steps: int, label: str) -> Iterator:
+    """Yield an ``on_step(record)`` callback that shows training progress on stderr.
+
+    A rich progress bar (with the running loss) on a terminal; otherwise an INFO log line every 10% of
+    the steps, so batch-job logs show progress without carriage-return noise. Silent with ``--quiet``.
+    """
+    if not log.isEnabledFor(logging.INFO):
+        yield lambda record: None
+        return
+    if stderr_console.is_terminal:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=stderr_console, transient=True) as progress:
+            task = progress.add_task(label, total=total_steps, loss="-")
+            yield lambda record: progress.update(task, advance=1, loss=f"{record['loss']:.3f}")
+        return
+    done = 0
+    every = max(1, total_steps // 10)
+
+    def on_step(record: dict) -> None:
+        nonlocal done
+        done += 1
+        if done % every == 0 or done == total_steps:
+            log.info("%s: step %d/%d, loss %.3f", label, done, total_steps, record["loss"])
+
+    yield on_step

@@ -35,7 +35,12 @@ def init(
 
     from obte_cli.engine.checkpoint import save_model
     from obte_cli.engine.errors import InputError
-    from obte_cli.engine.model import PRESETS, ObteModel, padded_vocab_size, preset_config
+    from obte_cli.engine.model import (
+        PRESETS,
+        ObteModel,
+        padded_vocab_size,
+        preset_config,
+    )
     from obte_cli.engine.tokenizers import load_tokenizer
 
     if preset not in PRESETS:

@@ -38,7 +38,8 @@ def encode(
     Example: [bold]obte tokenize encode proteins.fa -t omnibiote-mixed --spans -o tokens.tsv[/bold]
     """
     from obte_cli.engine.errors import InputError
-    from obte_cli.engine.molecules import detect_molecule_type, molecule_type as lookup_type
+    from obte_cli.engine.molecules import detect_molecule_type
+    from obte_cli.engine.molecules import molecule_type as lookup_type
     from obte_cli.engine.seqio import read_fasta
     from obte_cli.engine.tokenizers import ON_UNKNOWN_CHOICES, Segment, load_tokenizer
 

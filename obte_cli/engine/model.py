@@ -25,7 +25,7 @@ attributes, so it survives FSDP, ``torch.compile`` and safetensors):
 
 ``base_width = 32`` reproduces the paper's rule (hidden LR × 32/width, logits × 32/width).
 
-Presets (:data:`PRESETS`; aspect ratio width/n_layers = 128 above ``tiny``, heads of 128 dims above
+Presets (:data:`PRESETS`; ``micro`` (0.2M) is for CPU fine-tuning from scratch and tests; aspect ratio width/n_layers = 128 above ``tiny``, heads of 128 dims above
 ``small``, as the released OmniBioTE models). Non-embedding parameters with our GELU ×4 MLP are
 12·L·d²: tiny 3.1M, small 101M, medium 805M, large 1.57B, xl 2.72B. The paper's 88M/675M/1.3B/2.3B were
 counted for its released v2 models, whose SwiGLU MLP has hidden size 2d (10·L·d² non-embedding, plus
@@ -88,6 +88,7 @@ class ObteConfig:
 
 
 PRESETS: dict[str, dict] = {
+    "micro": dict(width=64, n_layers=4, n_heads=4),
     "tiny": dict(width=256, n_layers=4, n_heads=8),
     "small": dict(width=1024, n_layers=8, n_heads=8),
     "medium": dict(width=2048, n_layers=16, n_heads=16),

@@ -31,3 +31,11 @@ def bundled_tokenizer_dir(name: str) -> Path | None:
 
 def example_file(name: str) -> Path:
     return share_dir() / "examples" / name
+
+
+DEFAULT_AFFINITY_MODEL = "affinity"
+
+
+def default_affinity_model_dir() -> Path:
+    """The ΔG model ``obte affinity`` uses without ``--model`` (see ``share/models/affinity/README.md``)."""
+    return share_dir() / "models" / DEFAULT_AFFINITY_MODEL

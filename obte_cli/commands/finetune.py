@@ -1,0 +1,137 @@
+"""``obte finetune``: fine-tune a backbone on a task (ΔG regression now)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import typer
+
+from obte_cli.cli_common import log, new_app, training_progress
+
+app = new_app("Fine-tune an obte model on a downstream task.")
+
+DATA_HELP = (
+    "ProNAB JSON (the OmniBioTE curation) or a pairs TSV with columns "
+    "protein_id (optional), protein, nucleic_acid, complement (optional), na_type (optional, DNA), dG (kcal/mol)."
+)
+
+
+def finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed):
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.finetune import FinetuneSettings
+
+    for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--max-tokens", max_tokens)):
+        if value < 1:
+            raise InputError(f"{name} must be at least 1 (got {value})")
+    if not 0 <= warmup < 1:
+        raise InputError(f"--warmup must be in [0, 1) (got {warmup})")
+    return FinetuneSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        lr_head=lr_head,
+        lr_embedding=lr_embedding,
+        lr_body=lr_body,
+        warmup_fraction=warmup,
+        seed=seed,
+    )
+
+
+@app.command("affinity")
+def affinity(
+    data: Path = typer.Option(..., "--data", "-d", help=DATA_HELP),
+    model: Path = typer.Option(..., "--model", "-m", help="Backbone model directory (`obte model init` makes a fresh one)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (fold models, ensemble.json, tables, plot)."),
+    folds: int = typer.Option(10, "--folds", "-k", help="Cross-validation folds grouped by protein; 0 trains one model on all rows."),
+    homology_threshold: float = typer.Option(
+        0.3, "--homology-threshold", help="Proteins whose BLOSUM62 homology to another protein reaches this are train-only."
+    ),
+    no_homology_guard: bool = typer.Option(False, "--no-homology-guard", help="Test every protein (the paper's protocol; leaks homologs)."),
+    epochs: int = typer.Option(3, "--epochs", help="Passes over the training rows (paper: 64)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Complexes per optimizer step (paper: 256)."),
+    max_tokens: int = typer.Option(16384, "--max-tokens", help="Tokens per micro-batch (memory bound; no effect on results)."),
+    lr_head: float = typer.Option(1e-2, "--lr-head", help="Peak LR of the ΔG head."),
+    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", help="Peak LR of the token embeddings."),
+    lr_body: float = typer.Option(1e-4, "--lr-body", help="Peak LR of other weights at width 1024 (scaled by 1024/width)."),
+    warmup: float = typer.Option(0.05, "--warmup", help="Fraction of steps spent warming up (OneCycleLR)."),
+    truncate: bool = typer.Option(False, "--truncate", help="Cut proteins at the C-terminus to fit the context instead of failing."),
+    seed: int = typer.Option(0, "--seed", help="Seed for folds, shuffling and initialisation of the head."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    workers: int = typer.Option(0, "--workers", help="Processes for the homology alignments (0: all cores)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Fine-tune a ΔG (kcal/mol) regressor with cross-validation grouped by protein.
+
+    Writes to --out: fold-NN/ model directories and ensemble.json (use the directory as
+    `obte affinity --model`), folds.tsv, predictions.tsv (out-of-fold), metrics.tsv (per fold, mean, sem)
+    and scatter.png.
+
+    Example: [bold]obte finetune affinity --data pronab.json --model backbone/ --out dg-model/[/bold]
+    """
+    from obte_cli.engine.affinity_cv import (
+        assign_folds,
+        cross_validate,
+        encode_affinity_table,
+        train_all_data,
+    )
+    from obte_cli.engine.affinity_data import load_affinity_data
+    from obte_cli.engine.affinity_report import summarise_folds, write_cv_outputs
+    from obte_cli.engine.checkpoint import load_model
+    from obte_cli.engine.devices import resolve_device
+    from obte_cli.engine.errors import InputError
+
+    settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
+    if folds == 1 or folds < 0:
+        raise InputError(f"--folds must be 0 (all data) or at least 2 (got {folds})")
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists (use --force to replace it)")
+    torch_device = resolve_device(device)
+    table, dropped = load_affinity_data(data)
+    log.info("%s: %d complexes of %d proteins (dropped: %s)", data, len(table), table["protein"].nunique(), _counts(dropped))
+    backbone = load_model(model)
+    encoded = encode_affinity_table(backbone.tokenizer, table, backbone.model.config.max_positions, truncate)
+    if encoded.residues_cut.any():
+        log.info("truncated %d proteins to fit the context of %d", int((encoded.residues_cut > 0).sum()), backbone.model.config.max_positions)
+    provenance = {"task": "affinity", "data": Path(data).name, "backbone": str(model), "seed": seed}
+    del backbone
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if folds == 0:
+        with training_progress(settings.epochs * math.ceil(len(table) / settings.batch_size), "all data") as on_step:
+            train_all_data(model, table, encoded, settings, out, torch_device, provenance, on_step)
+        log.info("wrote %s", out / "all-data")
+        return
+    assignment = assign_folds(
+        table, folds, seed, None if no_homology_guard else homology_threshold, workers or None, _homology_cache()
+    )
+    if not no_homology_guard:
+        log.info(
+            "homology guard (BLOSUM62 score / smaller self-score ≥ %.2f): %d of %d proteins, %d of %d rows kept out of test folds",
+            homology_threshold, assignment.guarded_proteins, len(assignment.plan.proteins), assignment.guarded_rows, len(table),
+        )
+    provenance["homology_threshold"] = None if no_homology_guard else homology_threshold
+    total_steps = sum(
+        settings.epochs * math.ceil(int((assignment.fold_of_row != f).sum()) / settings.batch_size) for f in range(folds)
+    )
+    with training_progress(total_steps, f"{folds}-fold CV") as on_step:
+        result = cross_validate(
+            model, table, encoded, assignment, settings, out, torch_device, provenance,
+            on_fold=lambda f, n_train, n_test: log.info("fold %d/%d: training on %d rows, testing %d", f + 1, folds, n_train, n_test),
+            on_step=on_step,
+        )
+    write_cv_outputs(out, table, assignment, result, title=f"obte ΔG, {folds}-fold CV by protein")
+    log.info("%s", summarise_folds(result.fold_metrics))
+    log.info("wrote %s (use it as: obte affinity --model %s)", out, out)
+
+
+def _counts(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none"
+
+
+def _homology_cache() -> Path:
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "obte" / "homology"

@@ -1,0 +1,182 @@
+"""ΔG end to end: `obte finetune affinity` on real ProNAB rows, then `obte affinity` with the result."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from obte_cli.app import app
+from obte_cli.engine.affinity import RT_KCAL
+from obte_cli.engine.affinity_data import load_pronab_json
+from obte_cli.engine.affinity_model import load_affinity_model
+
+runner = CliRunner()
+
+
+def obte(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def small_pairs(pronab_path, tmp_path_factory):
+    """35 real ProNAB measurements of 12 short proteins, as a pairs TSV."""
+    table, _ = load_pronab_json(pronab_path)
+    short = table[table["protein"].str.len() <= 200]
+    keep = list(dict.fromkeys(short["protein"]))[:12]
+    subset = short[short["protein"].isin(keep)].groupby("protein", sort=False).head(4)
+    path = tmp_path_factory.mktemp("affinity") / "pairs.tsv"
+    subset.to_csv(path, sep="\t", index=False)
+    return path, subset.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    path = tmp_path_factory.mktemp("affinity") / "backbone"
+    result = obte("model", "init", "--preset", "micro", "--context", "384", "-o", path, "--seed", "3")
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture(scope="module")
+def cv_run(small_pairs, backbone, tmp_path_factory):
+    out = tmp_path_factory.mktemp("affinity") / "dg"
+    result = obte("finetune", "affinity", "--data", small_pairs[0], "--model", backbone, "--out", out,
+                  "--folds", "3", "--epochs", "2", "--batch-size", "8", "--seed", "1", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_finetune_writes_fold_models_tables_and_plot(cv_run, small_pairs):
+    out, result = cv_run
+    table = small_pairs[1]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "ensemble.json", "fold-01", "fold-02", "fold-03", "folds.tsv", "metrics.tsv", "predictions.tsv", "scatter.png"]
+    assert (out / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "homology guard" in result.output and "kept out of test folds" in result.output
+    predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
+    # every row tested exactly once (none of these 12 proteins is homologous to another), in its own fold
+    assert sorted(predictions["row"]) == list(range(1, len(table) + 1))
+    assert np.allclose(predictions["dG_measured"], table["dG"].to_numpy()[predictions["row"] - 1])
+    assert predictions.groupby("protein_id")["fold"].nunique().max() == 1
+    metrics = pd.read_csv(out / "metrics.tsv", sep="\t", dtype={"fold": str}).set_index("fold")
+    assert list(metrics.index) == ["1", "2", "3", "mean", "sem", "pooled"]
+    fold_mae = metrics.loc[["1", "2", "3"], "mae"].astype(float)
+    assert math.isclose(metrics.loc["mean", "mae"], fold_mae.mean(), abs_tol=1e-3)
+    errors = (predictions["dG_predicted"] - predictions["dG_measured"]).abs()
+    assert math.isclose(metrics.loc["pooled", "mae"], errors.mean(), abs_tol=1e-3)
+    folds = pd.read_csv(out / "folds.tsv", sep="\t", dtype={"fold": str})
+    assert folds["rows"].sum() == len(table)
+
+
+def test_each_fold_model_predicts_what_the_cv_recorded(cv_run, small_pairs):
+    """The saved fold model (weights, head, target scaling) reproduces its out-of-fold predictions."""
+    out, _ = cv_run
+    predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
+    table = small_pairs[1]
+    from obte_cli.engine.affinity_cv import encode_affinity_table
+
+    member = load_affinity_model(out / "fold-02")
+    rows = predictions[predictions["fold"] == 2]
+    encoded = encode_affinity_table(member.tokenizer, table.iloc[rows["row"] - 1].reset_index(drop=True), member.context, False)
+    dg, sd = member.predict(encoded.token_ids)
+    assert np.allclose(dg, rows["dG_predicted"], atol=2e-3)
+    assert np.isnan(sd).all()
+
+
+def test_affinity_cli_on_real_pronab_sequences(cv_run, small_pairs, tmp_path):
+    out, _ = cv_run
+    table = small_pairs[1]
+    proteins = tmp_path / "p.fa"
+    acids = tmp_path / "na.fa"
+    first = table.drop_duplicates("protein").head(3)
+    proteins.write_text("".join(f">{r.protein_id}\n{r.protein}\n" for r in first.itertuples()))
+    acids.write_text("".join(f">na{i}\n{r.nucleic_acid}\n" for i, r in enumerate(table.head(2).itertuples())))
+    result = obte("affinity", proteins, acids, "--model", out, "-o", tmp_path / "dg.tsv")
+    assert result.exit_code == 0, result.output
+    dg = pd.read_csv(tmp_path / "dg.tsv", sep="\t")
+    assert list(dg.columns) == ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"]
+    assert len(dg) == 3 * 2 and list(dg["na_id"][:2]) == ["na0", "na1"]
+    assert (dg["dG_sd"] > 0).all()  # three fold models disagree a little
+    assert np.allclose(dg["Kd_M"], np.exp(dg["dG_kcal_mol"] / RT_KCAL), rtol=2e-3)
+    # the ensemble mean is the mean of its fold models
+    single = obte("affinity", proteins, acids, "--model", out / "fold-01")
+    assert single.exit_code == 0
+    rows = [line.split("\t") for line in single.stdout.strip().splitlines()]
+    assert rows[0] == ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"] and rows[1][3] == "NA"
+
+
+def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
+    out, _ = cv_run
+    proteins = tmp_path / "p.fa"
+    proteins.write_text(">p1\nMKRIAVLGAAGGIGQALALLLK\n>p2\nMSDNKKPRKTRTSFTAEQ\n")
+    acids = tmp_path / "na.fa"
+    acids.write_text(">d1\nACGTACGGTA\n>r1\nACGUUAGC\n")
+    zipped = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip")
+    assert zipped.exit_code == 0, zipped.output
+    assert [line.split("\t")[:2] for line in zipped.stdout.splitlines()[1:]] == [["p1", "d1"], ["p2", "r1"]]
+    # An explicit complement file equal to the reverse complement gives the same answer as 'auto' for DNA.
+    comp = tmp_path / "comp.fa"
+    comp.write_text(">c1\nTACCGTACGT\n>c2\n\nA\n")
+    explicit = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", comp)
+    assert explicit.exit_code == 0, explicit.output
+    assert explicit.stdout.splitlines()[1] == zipped.stdout.splitlines()[1]
+    assert explicit.stdout.splitlines()[2] != zipped.stdout.splitlines()[2]  # RNA: now double-stranded
+    none = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", "none")
+    assert none.stdout.splitlines()[1] != zipped.stdout.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    "protein_text, acid_text, extra, message",
+    [
+        (">p1\nMKRIAXLG\n", ">d1\nACGT\n", [], "p.fa: record 1 ('p1'): non-standard amino acid 'X' at position 6"),
+        (">p1\nMKRIAVLG\n>p2\nMKB\n", ">d1\nACGT\n", [], "p.fa: record 2 ('p2'): non-standard amino acid 'B' at position 3"),
+        (">p1\nMKRIAVLG\n", ">d1\nACGNT\n", [], "na.fa: record 1 ('d1'): 'N' at position 4 is not a nucleotide"),
+        ("MKRIAVLG\n", ">d1\nACGT\n", [], "p.fa: line 'MKRIAVLG' comes before the first '>' header"),
+        (">p1\nMKRIAVLG\n", ">d1\n", [], "na.fa: record 1 ('d1') has no sequence"),
+        (">d1\nACGTTGCA\n", ">d1\nACGT\n", [], "every record looks like a nucleic acid, not a protein (arguments swapped?)"),
+        (">p1\nMKRIAVLG\n", ">d1\nACGT\n>d2\nAC\n", ["--pairs", "zip"], "--pairs zip needs as many proteins as nucleic acids (1 vs 2)"),
+        (">p1\n" + "M" * 400 + "\n", ">d1\nACGT\n", [], "record 'p1 + d1': 414 tokens exceed the model's context of 384"),
+        (">p1\nMKRIAVLG\n", ">d1\nACGT\n", ["--device", "tpu"], "--device must be one of auto, cpu, cuda"),
+    ],
+)
+def test_affinity_input_errors_are_one_line(cv_run, tmp_path, protein_text, acid_text, extra, message):
+    out, _ = cv_run
+    (tmp_path / "p.fa").write_text(protein_text)
+    (tmp_path / "na.fa").write_text(acid_text)
+    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out, *extra)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_truncate_cuts_the_protein_and_warns(cv_run, tmp_path):
+    out, _ = cv_run
+    (tmp_path / "p.fa").write_text(">p1\n" + "MKRIAVLG" * 60 + "\n")
+    (tmp_path / "na.fa").write_text(">d1\nACGTACGTAC\n")
+    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out, "--truncate")
+    assert result.exit_code == 0, result.output
+    assert "had their protein truncated" in result.stderr
+    assert len(result.stdout.strip().splitlines()) == 2
+
+
+def test_folds_zero_trains_one_all_data_model(small_pairs, backbone, tmp_path):
+    out = tmp_path / "all"
+    result = obte("finetune", "affinity", "--data", small_pairs[0], "--model", backbone, "--out", out,
+                  "--folds", "0", "--epochs", "1", "--batch-size", "16")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["all-data", "ensemble.json"]
+    model = load_affinity_model(out)
+    assert len(model.members) == 1 and model.metadata["task"] == "affinity"
+    again = obte("finetune", "affinity", "--data", small_pairs[0], "--model", backbone, "--out", out, "--folds", "0")
+    assert again.exit_code == 1 and "already exists (use --force" in again.stderr
+
+
+def test_finetune_rejects_a_model_without_head_for_prediction(backbone, tmp_path):
+    (tmp_path / "p.fa").write_text(">p1\nMKRIAVLG\n")
+    (tmp_path / "na.fa").write_text(">d1\nACGT\n")
+    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", backbone)
+    assert result.exit_code == 1 and "not a ΔG model" in result.stderr
