@@ -11,6 +11,7 @@ import typer
 from obte_cli import __version__
 from obte_cli.cli_common import new_app, setup_logging
 from obte_cli.commands import affinity as affinity_cmd
+from obte_cli.commands import bench as bench_cmd
 from obte_cli.commands import finetune as finetune_cmd
 from obte_cli.commands import model as model_cmd
 from obte_cli.commands import tokenize as tokenize_cmd
@@ -23,6 +24,7 @@ app.add_typer(model_cmd.app, name="model")
 app.add_typer(tokenize_cmd.app, name="tokenize")
 app.add_typer(finetune_cmd.app, name="finetune")
 app.command("affinity")(affinity_cmd.affinity)
+app.add_typer(bench_cmd.app, name="bench")
 
 
 def _version(value: bool) -> None:

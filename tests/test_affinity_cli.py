@@ -180,3 +180,27 @@ def test_finetune_rejects_a_model_without_head_for_prediction(backbone, tmp_path
     (tmp_path / "na.fa").write_text(">d1\nACGT\n")
     result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", backbone)
     assert result.exit_code == 1 and "not a ΔG model" in result.stderr
+
+
+def test_bench_pronab_scores_a_cv_run_and_the_baseline_on_its_folds(cv_run, small_pairs, tmp_path):
+    out, _ = cv_run
+    result = obte("bench", "pronab", "--data", small_pairs[0], "--from-cv", out, "--out", tmp_path / "bench")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    assert rows[0][:4] == ["method", "folds", "test_rows", "pcc_mean"]
+    assert [r[0] for r in rows[1:]] == ["obte", "composition+GBM"]
+    bench = pd.read_csv(tmp_path / "bench" / "bench.tsv", sep="\t").set_index("method")
+    metrics = pd.read_csv(out / "metrics.tsv", sep="\t", dtype={"fold": str}).set_index("fold")
+    # the bench's obte row is the CV run's own summary, recomputed from predictions.tsv
+    assert math.isclose(bench.loc["obte", "mae_mean"], metrics.loc["mean", "mae"], abs_tol=1e-3)
+    assert bench.loc["composition+GBM", "test_rows"] == bench.loc["obte", "test_rows"] == len(small_pairs[1])
+    assert (tmp_path / "bench" / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_refuses_predictions_from_other_data(cv_run, pronab_path, tmp_path):
+    out, _ = cv_run
+    result = obte("bench", "pronab", "--data", pronab_path, "--from-cv", out, "--out", tmp_path / "bench")
+    assert result.exit_code == 1
+    assert "measured ΔG differs from the data's" in result.stderr
+    neither = obte("bench", "pronab", "--data", pronab_path, "--out", tmp_path / "b2")
+    assert neither.exit_code == 1 and "either --model" in neither.stderr

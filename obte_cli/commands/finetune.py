@@ -93,7 +93,7 @@ def affinity(
     backbone = load_model(model)
     encoded = encode_affinity_table(backbone.tokenizer, table, backbone.model.config.max_positions, truncate)
     if encoded.residues_cut.any():
-        log.info("truncated %d proteins to fit the context of %d", int((encoded.residues_cut > 0).sum()), backbone.model.config.max_positions)
+        log.info("cut the protein of %d complexes to fit the context of %d", int((encoded.residues_cut > 0).sum()), backbone.model.config.max_positions)
     provenance = {"task": "affinity", "data": Path(data).name, "backbone": str(model), "seed": seed}
     del backbone
     if out.exists():

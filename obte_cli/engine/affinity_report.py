@@ -42,7 +42,7 @@ def metrics_with_summary(fold_metrics: pd.DataFrame, measured: np.ndarray, predi
 
 
 def write_tsv(table: pd.DataFrame, path: Path) -> Path:
-    table.to_csv(path, sep="\t", index=False, float_format="%.4f", lineterminator="\n")
+    table.to_csv(path, sep="\t", index=False, float_format="%.4f", na_rep="NA", lineterminator="\n")
     return path
 
 

@@ -38,13 +38,19 @@ def prediction_scatter(measured: np.ndarray, predicted: np.ndarray, title: str, 
     return path
 
 
-def metric_bars(labels: list[str], means: list[float], sems: list[float], ylabel: str, title: str, path: str | Path) -> Path:
-    """Bar chart of per-method means with SEM error bars (PNG)."""
+def method_comparison(labels: list[str], panels: list[tuple[str, list[float], list[float]]], title: str, path: str | Path) -> Path:
+    """One bar panel per metric (``(ylabel, means, sems)``), methods side by side, SEM error bars (PNG)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4, 3.5), dpi=120)
-    ax.bar(labels, means, yerr=sems, capsize=4, color=["#4477aa", "#bbbbbb", "#ee6677", "#228833"][: len(labels)])
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), dpi=120, squeeze=False)
+    colours = ["#4477aa", "#bbbbbb", "#ee6677", "#228833", "#ccbb44"]
+    for ax, (ylabel, means, sems) in zip(axes[0], panels):
+        ax.bar(labels, means, yerr=sems, capsize=4, color=colours[: len(labels)])
+        for x, (m, e) in enumerate(zip(means, sems)):
+            ax.annotate(f"{m:.3f}", (x, m + (e if e == e else 0)), ha="center", va="bottom", fontsize=8,
+                        xytext=(0, 2), textcoords="offset points")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

@@ -1,0 +1,79 @@
+"""``obte bench``: measured accuracy, printed as tables and drawn as plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from obte_cli.cli_common import log, new_app, open_output
+from obte_cli.commands import finetune as finetune_cmd
+
+app = new_app("Benchmarks: accuracy suites, each run end to end and reported as TSV (stdout) and plots (--out).")
+
+
+@app.command("pronab")
+def pronab(
+    data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON (e.g. pronab_dev.json) or a pairs TSV."),
+    model: Path = typer.Option(None, "--model", "-m", help="Backbone to fine-tune with the full CV protocol."),
+    from_cv: Path = typer.Option(
+        None, "--from-cv", help="Score an existing `obte finetune affinity` output directory instead of training."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for bench.tsv, bench.png (and the CV run, if trained here)."),
+    folds: int = typer.Option(10, "--folds", "-k", help="Cross-validation folds grouped by protein."),
+    homology_threshold: float = typer.Option(0.3, "--homology-threshold", help="Homology guard threshold (see finetune affinity)."),
+    no_homology_guard: bool = typer.Option(False, "--no-homology-guard", help="Test every protein (the paper's protocol)."),
+    epochs: int = typer.Option(3, "--epochs", help="Fine-tuning epochs."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Complexes per optimizer step."),
+    truncate: bool = typer.Option(True, "--truncate/--no-truncate", help="Cut proteins to the backbone's context."),
+    seed: int = typer.Option(0, "--seed", help="Seed for folds, training and the baseline."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """ΔG on ProNAB: the obte model vs composition features + gradient boosting, on the same folds.
+
+    Prints one TSV row per method: PCC, MAE and RMSE as mean and SEM over folds, and pooled over all
+    out-of-fold predictions. Writes bench.tsv and bench.png to --out.
+
+    Example: [bold]obte bench pronab --data pronab_dev.json --model backbone/ --out bench-pronab/[/bold]
+    """
+    from obte_cli.engine.affinity_bench import comparison_table, folds_from_predictions
+    from obte_cli.engine.affinity_data import load_affinity_data
+    from obte_cli.engine.affinity_report import write_tsv
+    from obte_cli.engine.baseline import baseline_cross_validation
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.plots import method_comparison
+
+    if (model is None) == (from_cv is None):
+        raise InputError("give either --model (train and score) or --from-cv (score an existing run)")
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists (use --force to replace it)")
+    if model is not None:
+        from_cv = out / "obte-cv"
+        finetune_cmd.affinity(
+            data=data, model=model, out=from_cv, folds=folds, homology_threshold=homology_threshold,
+            no_homology_guard=no_homology_guard, epochs=epochs, batch_size=batch_size, max_tokens=16384,
+            lr_head=1e-2, lr_embedding=1e-3, lr_body=1e-4, warmup=0.05, truncate=truncate, seed=seed,
+            device=device, workers=0, force=True,
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    table, _ = load_affinity_data(data)
+    fold_of_row, obte_predicted = folds_from_predictions(table, from_cv / "predictions.tsv")
+    log.info("baseline: composition features + gradient boosting on the same %d folds", len(set(fold_of_row) - {-1}))
+    baseline_predicted = baseline_cross_validation(table, fold_of_row, seed)
+    results = comparison_table(table, fold_of_row, {"obte": obte_predicted, "composition+GBM": baseline_predicted})
+    write_tsv(results, out / "bench.tsv")
+    with open_output("-") as handle:
+        results.to_csv(handle, sep="\t", index=False, float_format="%.4f", na_rep="NA", lineterminator="\n")
+    method_comparison(
+        results["method"].tolist(),
+        [
+            ("PCC (mean ± SEM over folds)", results["pcc_mean"].tolist(), results["pcc_sem"].tolist()),
+            ("MAE, kcal/mol (mean ± SEM over folds)", results["mae_mean"].tolist(), results["mae_sem"].tolist()),
+        ],
+        f"ProNAB ΔG, {results['folds'][0]}-fold CV grouped by protein ({results['test_rows'][0]} test rows)",
+        out / "bench.png",
+    )
+    for r in results.itertuples():
+        log.info("%-16s PCC %.3f ± %.3f   MAE %.3f ± %.3f kcal/mol", r.method, r.pcc_mean, r.pcc_sem, r.mae_mean, r.mae_sem)
+    log.info("wrote %s", out)
