@@ -1,0 +1,57 @@
+"""Reading protein / nucleic-acid FASTA into complexes for `obte affinity`."""
+
+import gzip
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from obte_cli.engine.complex_inputs import (
+    complements_for,
+    pair_complexes,
+    read_nucleic_acids,
+    read_proteins,
+    reverse_complement,
+)
+from obte_cli.engine.errors import InputError
+
+dna = st.text(alphabet="ACGT", min_size=1, max_size=60)
+
+
+@given(dna)
+def test_reverse_complement_is_an_involution_that_pairs_bases(strand):
+    rc = reverse_complement(strand)
+    assert reverse_complement(rc) == strand
+    pairs = {("A", "T"), ("T", "A"), ("C", "G"), ("G", "C")}
+    assert all((a, b) in pairs for a, b in zip(strand, reversed(rc)))
+
+
+def test_reads_gzip_and_types_strands(tmp_path):
+    path = tmp_path / "na.fa.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(">d1 some DNA\nacgt\nAC\n>r1\nACGUU\n>x1\nAAAA\n")
+    acids = read_nucleic_acids(path)
+    assert [(a.id, a.sequence, a.na_type) for a in acids] == [("d1", "ACGTAC", "DNA"), ("r1", "ACGTT", "RNA"), ("x1", "AAAA", "DNA")]
+    assert complements_for(acids, "auto") == ["GTACGT", "", "TTTT"]
+    assert complements_for(acids, "none") == ["", "", ""]
+    assert [a.na_type for a in read_nucleic_acids(path, "RNA")] == ["RNA"] * 3
+
+
+def test_pairing_all_and_zip(tmp_path):
+    (tmp_path / "p.fa").write_text(">p1\nMKV\n>p2\nMRW\n")
+    (tmp_path / "n.fa").write_text(">a\nAC\n>b\nGT\n")
+    proteins, acids = read_proteins(tmp_path / "p.fa"), read_nucleic_acids(tmp_path / "n.fa")
+    all_pairs = [(c.protein.id, c.nucleic_acid.id) for c in pair_complexes(proteins, acids, ["", ""], "all")]
+    assert all_pairs == [("p1", "a"), ("p1", "b"), ("p2", "a"), ("p2", "b")]
+    zipped = [(c.protein.id, c.nucleic_acid.id) for c in pair_complexes(proteins, acids, ["", ""], "zip")]
+    assert zipped == [("p1", "a"), ("p2", "b")]
+    with pytest.raises(InputError, match="--pairs must be one of all, zip"):
+        pair_complexes(proteins, acids, ["", ""], "cross")
+
+
+def test_complement_file_must_match_the_nucleic_acids(tmp_path):
+    (tmp_path / "n.fa").write_text(">a\nACG\n>b\nGTT\n")
+    (tmp_path / "c.fa").write_text(">ca\nCGT\n")
+    acids = read_nucleic_acids(tmp_path / "n.fa")
+    with pytest.raises(InputError, match="1 complementary strands for 2 nucleic acids"):
+        complements_for(acids, str(tmp_path / "c.fa"))
