@@ -47,7 +47,7 @@ def test_presets_match_their_documented_shapes():
     for name, shape in PRESETS.items():
         c = preset_config(name, vocab_size=64)
         assert c.width == shape["width"]
-        if name != "tiny":
+        if name not in ("micro", "tiny"):  # the CPU presets are deliberately shallow-and-narrow
             assert c.width == 128 * c.n_layers  # aspect ratio of the OmniBioTE family
     assert preset_config("small", 64).head_dim == 128
 
