@@ -121,6 +121,7 @@ def affinity(
             model, table, encoded, assignment, settings, out, torch_device, provenance,
             on_fold=lambda f, n_train, n_test: log.info("fold %d/%d: training on %d rows, testing %d", f + 1, folds, n_train, n_test),
             on_step=on_step,
+            on_fold_done=lambda f, m: log.info("fold %d/%d: PCC %.3f, MAE %.3f kcal/mol on %d rows", f + 1, folds, m["pcc"], m["mae"], m["n"]),
         )
     write_cv_outputs(out, table, assignment, result, title=f"obte ΔG, {folds}-fold CV by protein")
     log.info("%s", summarise_folds(result.fold_metrics))

@@ -175,10 +175,12 @@ def cross_validate(
     provenance: dict | None = None,
     on_fold: Callable[[int, int, int], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
+    on_fold_done: Callable[[int, dict], None] | None = None,
 ) -> CrossValidationResult:
     """Train one model per fold (see module docstring); writes ``fold-NN/`` and ``ensemble.json``.
 
-    ``on_fold(fold, n_train_rows, n_test_rows)`` is called before each fold trains.
+    ``on_fold(fold, n_train_rows, n_test_rows)`` is called before each fold trains and
+    ``on_fold_done(fold, test_metrics)`` after it is scored.
     """
     dg = table["dG"].to_numpy(dtype=np.float64)
     predicted = np.full(len(table), np.nan)
@@ -193,6 +195,8 @@ def cross_validate(
         )
         predicted[test] = trained.predict([encoded.token_ids[i] for i in test], device)
         metrics = regression_metrics(predicted[test], dg[test])
+        if on_fold_done is not None:
+            on_fold_done(fold, metrics)
         name = fold_directory_name(fold)
         trained.save(
             out_dir / name,
