@@ -14,6 +14,7 @@ from obte_cli.commands import affinity as affinity_cmd
 from obte_cli.commands import bench as bench_cmd
 from obte_cli.commands import finetune as finetune_cmd
 from obte_cli.commands import model as model_cmd
+from obte_cli.commands import prep as prep_cmd
 from obte_cli.commands import tokenize as tokenize_cmd
 
 app = new_app(
@@ -25,6 +26,7 @@ app.add_typer(tokenize_cmd.app, name="tokenize")
 app.add_typer(finetune_cmd.app, name="finetune")
 app.command("affinity")(affinity_cmd.affinity)
 app.add_typer(bench_cmd.app, name="bench")
+app.command("prep")(prep_cmd.prep)
 
 
 def _version(value: bool) -> None:

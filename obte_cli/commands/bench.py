@@ -77,3 +77,40 @@ def pronab(
     for r in results.itertuples():
         log.info("%-16s PCC %.3f ± %.3f   MAE %.3f ± %.3f kcal/mol", r.method, r.pcc_mean, r.pcc_sem, r.mae_mean, r.mae_sem)
     log.info("wrote %s", out)
+
+
+@app.command("prep")
+def prep(
+    inputs: list[Path] = typer.Argument(..., help="GenBank or FASTA files (optionally .gz), e.g. a GenBank division file."),
+    workers: int = typer.Option(2, "--workers", "-j", help="Workers for the scaling row (each gets its own copy of the input)."),
+    repeats: int = typer.Option(3, "--repeats", help="Runs per timing; the best is reported."),
+    out: Path = typer.Option(None, "--out", "-o", help="Directory for bench-prep.tsv and bench-prep.png."),
+) -> None:
+    """Prep throughput (MB/s of input) vs Biopython SeqIO.parse alone, same files, same run.
+
+    Example: [bold]obte bench prep gbvrl1.seq.gz --workers 2 -o bench/[/bold]
+    """
+    import pandas as pd
+
+    from obte_cli.engine.affinity_report import write_tsv
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.plots import method_comparison
+    from obte_cli.engine.prep_bench import bench_prep
+
+    for path in inputs:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+    if workers < 1 or repeats < 1:
+        raise InputError("--workers and --repeats must be at least 1")
+    results = pd.DataFrame(bench_prep(inputs, workers, repeats))
+    with open_output("-") as handle:
+        results.to_csv(handle, sep="\t", index=False, float_format="%.4g", lineterminator="\n")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_tsv(results, out / "bench-prep.tsv")
+        labels = [f"{m}\n×{w}" if w > 1 else m for m, w in zip(results["method"], results["workers"])]
+        method_comparison(
+            labels, [("input MB/s per worker", results["mb_per_s_per_worker"].tolist(), [0.0] * len(results))],
+            f"prep throughput, {results['megabytes'][0]:.1f} MB input", out / "bench-prep.png",
+        )
+        log.info("wrote %s", out)
