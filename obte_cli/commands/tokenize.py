@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from obte_cli.cli_common import log, new_app, open_output
@@ -117,3 +119,68 @@ def decode(
     with open_output(out) as handle:
         write_fasta(iter(records), handle)
     log.info("decoded %d sequences", len(records))
+
+
+@app.command("train")
+def train(
+    sources: list[Path] = typer.Argument(..., help="`obte prep` output directories or shard files (.tsv.gz)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Tokenizer directory to write (usable as -t / in `obte model init`)."),
+    vocab_size: int = typer.Option(2048, "--vocab-size", help="Pieces per modality (the paper: 2^11 nucleic + 2^11 protein)."),
+    sample_residues: int = typer.Option(20_000_000, "--sample-residues", help="Residues sampled per modality for training."),
+    chunk_length: int = typer.Option(2048, "--chunk-length", help="Long sequences are cut into chunks of this many residues."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample."),
+    threads: int = typer.Option(1, "--threads", help="sentencepiece training threads."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Train the two-model BPE tokenizer (nucleic ids first, protein ids after them) on prepared shards.
+
+    Example: [bold]obte tokenize train corpus/ -o bpe-4096/ --sample-residues 50000000[/bold]
+    """
+    import shutil
+
+    from obte_cli.engine.bpe_training import train_tokenizer
+    from obte_cli.engine.errors import InputError
+
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists (use --force to replace it)")
+    if vocab_size < 64 or sample_residues < 1 or chunk_length < 16:
+        raise InputError("--vocab-size must be ≥ 64, --sample-residues ≥ 1 and --chunk-length ≥ 16")
+    if out.exists():
+        shutil.rmtree(out)
+    tok, chunks = train_tokenizer(sources, out, vocab_size, sample_residues, chunk_length, seed, threads)
+    log.info("trained on %d nucleic and %d protein chunks; %d ids in all; wrote %s",
+             chunks["nucleic"], chunks["protein"], tok.vocab_size, out)
+
+
+@app.command("corpus")
+def corpus(
+    sources: list[Path] = typer.Argument(..., help="`obte prep` output directories or shard files (.tsv.gz)."),
+    tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Token directory to write (memory-mappable arrays + tokens.json)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Tokenize prepared shards into flat token files for pretraining.
+
+    Prints tokens and sequences per shard (TSV).
+
+    Example: [bold]obte tokenize corpus corpus/ -t bpe-4096/ -o tokens/[/bold]
+    """
+    import shutil
+
+    from obte_cli.engine.bpe_training import shard_files
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.token_files import encode_corpus
+    from obte_cli.engine.tokenizers import load_tokenizer
+
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists (use --force to replace it)")
+    tok = load_tokenizer(tokenizer)
+    shards = shard_files(sources)
+    if out.exists():
+        shutil.rmtree(out)
+    manifest = encode_corpus(tok, shards, out)
+    with open_output("-") as handle:
+        handle.write("shard\tsequences\ttokens\n")
+        for entry in manifest["shards"]:
+            handle.write(f"{entry['name']}\t{entry['sequences']}\t{entry['tokens']}\n")
+    log.info("%d sequences, %d tokens (%s); wrote %s", manifest["sequences"], manifest["tokens"], manifest["dtype"], out)
