@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, open_output
+from obte_cli.cli_common import log, open_output, stderr_console
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
@@ -18,6 +20,49 @@ def _parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         raise InputError(f"--shard must look like I/N, e.g. 0/4 (got {text!r})") from None
     return index, count
+
+
+@contextlib.contextmanager
+def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
+    """``on_file(stats, skipped)`` callback: a rich bar over input bytes (MB/s, records/s) on a terminal,
+    one log line per file otherwise."""
+    from obte_cli.engine.prep import select_inputs
+
+    selected = select_inputs([p for p in inputs if p.is_file()], shard_index, shard_count)
+    total = sum(p.stat().st_size for p in selected)
+    started = time.perf_counter()
+    records = 0
+
+    def describe(stats, skipped: bool) -> str:
+        if skipped:
+            return f"{stats.input}: already done ({stats.records_kept} records kept), skipped"
+        dropped = ", ".join(f"{k} {v}" for k, v in stats.dropped.items()) or "none"
+        return f"{stats.input}: {stats.records_kept} of {stats.records_read} records kept (dropped: {dropped})"
+
+    if not (stderr_console.is_terminal and log.isEnabledFor(logging.INFO)):
+        def on_file(stats, skipped: bool) -> None:
+            nonlocal records
+            records += 0 if skipped else stats.records_read
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            log.info("%s; %.0f records/s", describe(stats, skipped), records / elapsed)
+
+        yield on_file
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (TextColumn("prep"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TextColumn("{task.fields[rate]} records/s"), TimeRemainingColumn())
+    with Progress(*columns, console=stderr_console) as progress:
+        task = progress.add_task("prep", total=total, rate="-")
+
+        def on_file(stats, skipped: bool) -> None:
+            nonlocal records
+            records += 0 if skipped else stats.records_read
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            progress.update(task, advance=stats.input_bytes, rate=f"{records / elapsed:,.0f}")
+            progress.console.log(describe(stats, skipped))
+
+        yield on_file
 
 
 def prep(
@@ -55,18 +100,9 @@ def prep(
     if workers < 1:
         raise InputError("--workers must be at least 1")
     settings = PrepSettings(molecule_type=molecule_type, min_length=min_length, max_length=max_length, dedup=dedup)
-    started = time.perf_counter()
-
-    def on_file(stats, skipped: bool) -> None:
-        if skipped:
-            log.info("%s: already done (%d records kept), skipped", stats.input, stats.records_kept)
-            return
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        dropped = ", ".join(f"{k} {v}" for k, v in stats.dropped.items()) or "none"
-        log.info("%s: %d of %d records kept (dropped: %s); %.1f MB in %.1f s since start",
-                 stats.input, stats.records_kept, stats.records_read, dropped, stats.input_bytes / 1e6, elapsed)
-
-    manifest = run_prep(inputs, out, settings, _parse_shard(shard), workers, on_file)
+    shard_index, shard_count = _parse_shard(shard)
+    with prep_progress(inputs, shard_index, shard_count) as on_file:
+        manifest = run_prep(inputs, out, settings, (shard_index, shard_count), workers, on_file)
     with open_output("-") as handle:
         handle.write("molecule_type\trecords\tresidues\n")
         for mol, counts in manifest["kept_by_type"].items():
