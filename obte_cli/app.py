@@ -15,6 +15,7 @@ from obte_cli.commands import bench as bench_cmd
 from obte_cli.commands import finetune as finetune_cmd
 from obte_cli.commands import model as model_cmd
 from obte_cli.commands import prep as prep_cmd
+from obte_cli.commands import pretrain as pretrain_cmd
 from obte_cli.commands import tokenize as tokenize_cmd
 
 app = new_app(
@@ -27,6 +28,7 @@ app.add_typer(finetune_cmd.app, name="finetune")
 app.command("affinity")(affinity_cmd.affinity)
 app.add_typer(bench_cmd.app, name="bench")
 app.command("prep")(prep_cmd.prep)
+app.command("pretrain")(pretrain_cmd.pretrain)
 
 
 def _version(value: bool) -> None:

@@ -56,3 +56,25 @@ def method_comparison(labels: list[str], panels: list[tuple[str, list[float], li
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def training_curves(records: list[dict], path: str | Path, title: str, baseline: float | None = None) -> Path:
+    """Loss and masked-token accuracy against tokens seen (PNG), from ``metrics.jsonl`` records."""
+    plt = _pyplot()
+    tokens = [r["tokens"] for r in records]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.4), dpi=120)
+    left.plot(tokens, [r["loss"] for r in records], linewidth=1)
+    left.set_xlabel("tokens")
+    left.set_ylabel("masked-LM loss")
+    right.plot(tokens, [r["masked_accuracy"] for r in records], linewidth=1, label="model")
+    if baseline is not None:
+        right.axhline(baseline, color="grey", linestyle="--", linewidth=0.8, label="unigram baseline")
+        right.legend(fontsize=8, frameon=False)
+    right.set_xlabel("tokens")
+    right.set_ylabel("masked-token accuracy")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,142 @@
+"""``obte pretrain``: masked-LM pretraining, on one process or under torchrun (DDP / FSDP2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from obte_cli.cli_common import log, training_progress
+
+_SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
+
+
+def parse_count(text: str, option: str) -> int:
+    """``250M``, ``1.5B``, ``1e9`` or ``16384`` → an integer."""
+    from obte_cli.engine.errors import InputError
+
+    cleaned = text.strip().lower().replace("_", "").replace(",", "")
+    scale = 1.0
+    if cleaned and cleaned[-1] in _SUFFIXES:
+        scale, cleaned = _SUFFIXES[cleaned[-1]], cleaned[:-1]
+    try:
+        value = int(float(cleaned) * scale)
+    except ValueError:
+        raise InputError(f"{option}: {text!r} is not a count (e.g. 16384, 250M, 1.5B)") from None
+    if value < 1:
+        raise InputError(f"{option} must be positive (got {text!r})")
+    return value
+
+
+def pretrain(
+    tokens: Path = typer.Option(..., "--tokens", help="Token directory from `obte tokenize corpus`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory: checkpoints/, metrics.jsonl, loss.png, model/."),
+    preset: str = typer.Option("tiny", "--preset", "-p", help="Architecture preset for a fresh model (see `obte model presets`)."),
+    init: Path = typer.Option(None, "--init", help="Start from this model directory instead of a fresh preset."),
+    context: int = typer.Option(0, "--context", help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."),
+    batch_tokens: str = typer.Option("16384", "--batch-tokens", help="Tokens per optimizer step over all processes (paper: ~1M)."),
+    micro_batch_rows: int = typer.Option(4, "--micro-batch-rows", help="Rows per forward/backward per process (memory)."),
+    total_tokens: str = typer.Option("2M", "--total-tokens", help="Token budget, e.g. 2M, 250B."),
+    warmup_tokens: str = typer.Option("0", "--warmup-tokens", help="Warm-up in tokens (0: 5% of the budget; paper: 1B)."),
+    lr: float = typer.Option(0.01, "--lr", help="Base LR: embeddings, norms, readout; hidden matrices get LR·32/width."),
+    modality: str = typer.Option("omni", "--modality", help="omni (OmniBioTE), protein (ProtBioTE) or nucleic (NucBioTE) data."),
+    fsdp: bool = typer.Option(False, "--fsdp", help="Shard parameters and optimizer state over processes (FSDP2)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out, exactly."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints."),
+    peak_tflops: float = typer.Option(0.0, "--peak-tflops", help="Peak TFLOP/s per process, to report MFU (0: do not report)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and masking."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Pretrain an encoder with the masked-LM objective (μP, AdamW, OneCycleLR with token warm-up).
+
+    Launch on several processes with [bold]torchrun --no-python --nproc-per-node N obte pretrain ...[/bold]
+    (gloo on CPU, nccl on GPU). Writes metrics.jsonl (step, tokens, loss, masked_accuracy, lr,
+    tokens_per_s[, mfu]), checkpoints/ every --checkpoint-every steps, and at the end model/ (a model
+    directory) and loss.png.
+
+    Example: [bold]obte pretrain --tokens tokens/ --preset tiny --total-tokens 5M -o runs/tiny[/bold]
+    """
+    import torch
+
+    from obte_cli.engine.checkpoint import load_model, save_model
+    from obte_cli.engine.devices import resolve_device
+    from obte_cli.engine.distributed import init_distributed, shutdown
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.model import PRESETS, ObteModel, padded_vocab_size, preset_config
+    from obte_cli.engine.pretrain import PretrainSettings, masked_accuracy_baseline
+    from obte_cli.engine.pretrain import pretrain as run_pretraining
+    from obte_cli.engine.pretrain_data import MODALITIES
+    from obte_cli.engine.token_files import open_corpus
+
+    if modality not in MODALITIES:
+        raise InputError(f"--modality must be one of {', '.join(MODALITIES)} (got {modality!r})")
+    if preset not in PRESETS and init is None:
+        raise InputError(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    if out.exists() and not resume and (out / "checkpoints").exists():
+        raise InputError(f"{out}: holds a run already (use --resume to continue it, or another --out)")
+    corpus = open_corpus(tokens)
+    tokenizer = corpus.tokenizer
+    if init is not None:
+        loaded = load_model(init)
+        if loaded.tokenizer.to_config() != tokenizer.to_config():
+            raise InputError(f"{init}: its tokenizer differs from the one {tokens} was tokenized with")
+        model = loaded.model
+        context = context or model.config.max_positions
+    else:
+        context = context or (2048 if tokenizer.kind == "residue" else 1024)
+        torch.manual_seed(seed)
+        model = ObteModel(preset_config(preset, padded_vocab_size(tokenizer.vocab_size), max_positions=context))
+    if context > model.config.max_positions:
+        raise InputError(f"--context {context} exceeds the model's {model.config.max_positions} positions")
+    total = parse_count(total_tokens, "--total-tokens")
+    warmup = parse_count(warmup_tokens, "--warmup-tokens") if warmup_tokens.strip() not in ("0", "") else max(1, total // 20)
+    settings = PretrainSettings(
+        context=context, batch_tokens=parse_count(batch_tokens, "--batch-tokens"), micro_batch_rows=micro_batch_rows,
+        total_tokens=total, warmup_tokens=warmup, lr=lr, modality=modality, seed=seed,
+        checkpoint_every=checkpoint_every, fsdp=fsdp,
+    )
+    dist_context = init_distributed(resolve_device(device))
+    if not dist_context.is_main:
+        log.setLevel("WARNING")
+    try:
+        log.info("%d processes, %s; %d steps of %d rows × %d tokens; %s tokens per epoch",
+                 dist_context.world_size, dist_context.device, settings.total_steps, settings.rows_per_step, context,
+                 f"{corpus.manifest['tokens']:,}")
+        with training_progress(settings.total_steps, "pretrain") as on_step:
+            result = run_pretraining(model, corpus, settings, out, dist_context, resume,
+                                     peak_tflops * 1e12 if peak_tflops else None, on_step)
+        final_state = _full_state_dict(result.model, settings.fsdp)
+        if dist_context.is_main and result.history:
+            last = result.history[-1]
+            baseline = masked_accuracy_baseline(corpus)
+            export = ObteModel(model.config) if settings.fsdp else result.model.to("cpu")
+            export.load_state_dict(final_state)
+            save_model(out / "model", export, tokenizer, overwrite=True, metadata={
+                "pretraining": {**settings.to_dict(), "tokens_seen": last["tokens"], "final_loss": last["loss"],
+                                "final_masked_accuracy": last["masked_accuracy"], "unigram_baseline": baseline,
+                                "processes": dist_context.world_size, "corpus": str(tokens)},
+                "preset": preset if init is None else None,
+            })
+            _plot(out, baseline)
+            log.info("step %d: loss %.3f, masked accuracy %.3f (unigram baseline %.3f); wrote %s",
+                     last["step"], last["loss"], last["masked_accuracy"], baseline, out / "model")
+    finally:
+        shutdown(dist_context)
+
+
+def _full_state_dict(model, fsdp: bool) -> dict:
+    """The unsharded model weights (every rank must call this under FSDP: it gathers)."""
+    if not fsdp:
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def _plot(out: Path, baseline: float) -> None:
+    import json
+
+    from obte_cli.engine.plots import training_curves
+
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    training_curves(records, out / "loss.png", title=f"obte pretrain: {out.name}", baseline=baseline)

@@ -1,0 +1,204 @@
+"""`obte pretrain`: batches, masking, μP training, DDP/FSDP2 equivalence and exact resume, on real sequences."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from obte_cli.app import app
+from obte_cli.engine.distributed import DistributedContext
+from obte_cli.engine.model import ObteModel, padded_vocab_size, preset_config
+from obte_cli.engine.pretrain import PretrainSettings, masked_accuracy_baseline, pretrain
+from obte_cli.engine.pretrain_data import BatchSource, RowPlan, mask_row
+from obte_cli.engine.token_files import open_corpus
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def obte(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory, uniprot_fasta):
+    """Real proteins (UniProt), chloroplast tRNA/rRNA genes and ProNAB ligands, residue-tokenized."""
+    root = tmp_path_factory.mktemp("pretrain")
+    assert obte("prep", uniprot_fasta, DATA / "chloroplast_rna.gb", DATA / "pronab_ligands.fa", "-o", root / "prep").exit_code == 0
+    assert obte("tokenize", "corpus", root / "prep", "-o", root / "tokens").exit_code == 0
+    return root / "tokens"
+
+
+def _settings(**overrides):
+    base = dict(context=128, batch_tokens=1024, micro_batch_rows=3, total_tokens=1024 * 8, warmup_tokens=1024,
+                lr=0.01, checkpoint_every=3, seed=5)
+    return PretrainSettings(**{**base, **overrides})
+
+
+def _model(corpus, context=128):
+    torch.manual_seed(0)
+    return ObteModel(preset_config("micro", padded_vocab_size(corpus.tokenizer.vocab_size), max_positions=context))
+
+
+def test_rows_cover_every_token_once_per_epoch(tokens):
+    corpus = open_corpus(tokens)
+    plan = RowPlan(corpus, context=128, seed=3)
+    seen = {}
+    for g in range(plan.rows_per_epoch()):
+        for piece in plan.row(g):
+            seen.setdefault(piece.sequence, []).append((piece.start, piece.stop))
+    for seq, spans in seen.items():
+        spans.sort()
+        assert spans[0][0] == 0 and spans[-1][1] == plan.lengths[seq]
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # contiguous, no overlap, no gap
+    assert len(seen) == len(plan.lengths)
+    protein_only = RowPlan(corpus, context=128, modality="protein")
+    assert protein_only.tokens_per_epoch < plan.tokens_per_epoch
+
+
+def test_masking_hits_only_residues_at_the_rate(tokens):
+    corpus = open_corpus(tokens)
+    tok = corpus.tokenizer
+    maskable = np.zeros(tok.vocab_size, dtype=bool)
+    maskable[tok.residue_ids("protein")] = maskable[tok.residue_ids("nucleic")] = True
+    plan = RowPlan(corpus, context=512)
+    ids, _ = plan.read(plan.row(0), tok.pad_id)
+    rates = []
+    for g in range(40):
+        inputs, targets = mask_row(ids, maskable, tok.mask_id, 0.15, seed=1, global_row=g)
+        chosen = targets != -100
+        assert (inputs[chosen] == tok.mask_id).all() and (targets[chosen] == ids[chosen]).all()
+        assert maskable[ids[chosen]].all() and (inputs[~chosen] == ids[~chosen]).all()
+        rates.append(chosen.sum() / maskable[ids].sum())
+    assert abs(np.mean(rates) - 0.15) < 0.01
+    again, _ = mask_row(ids, maskable, tok.mask_id, 0.15, seed=1, global_row=7)
+    assert np.array_equal(again, mask_row(ids, maskable, tok.mask_id, 0.15, seed=1, global_row=7)[0])
+
+
+def test_ranks_split_each_step_disjointly(tokens):
+    corpus = open_corpus(tokens)
+    plan = RowPlan(corpus, context=128)
+    tok = corpus.tokenizer
+    maskable = np.ones(tok.vocab_size, dtype=bool)
+    whole = BatchSource(plan, 8, 3, maskable, tok.mask_id, tok.pad_id)
+    halves = [BatchSource(plan, 8, 3, maskable, tok.mask_id, tok.pad_id, rank=r, world_size=2) for r in (0, 1)]
+    rows = lambda source: sorted(tuple(r) for mb in source.step(4) for r in mb.inputs.tolist())  # noqa: E731
+    assert rows(whole) == sorted(rows(halves[0]) + rows(halves[1]))
+
+
+def test_pretraining_loss_falls_and_metrics_are_logged(tokens, tmp_path):
+    corpus = open_corpus(tokens)
+    settings = _settings(total_tokens=1024 * 60, batch_tokens=2048, warmup_tokens=4096, micro_batch_rows=8)
+    result = pretrain(_model(corpus), corpus, settings, tmp_path, DistributedContext())
+    losses = [r["loss"] for r in result.history]
+    assert np.mean(losses[-5:]) < losses[0] - 1.0  # from ln(vocab) towards the residue entropy
+    assert 0.0 < masked_accuracy_baseline(corpus) < 0.5
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, settings.total_steps + 1))
+
+
+def test_resume_after_interruption_reproduces_the_run_exactly(tokens, tmp_path):
+    corpus = open_corpus(tokens)
+    straight = pretrain(_model(corpus), corpus, _settings(), tmp_path / "a", DistributedContext())
+
+    def crash(record):
+        if record["step"] == 5:  # checkpoints at 3 and 6: steps 4-5 are lost, as in a kill
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_model(corpus), corpus, _settings(), tmp_path / "b", DistributedContext(), on_step=crash)
+    resumed = pretrain(_model(corpus), corpus, _settings(), tmp_path / "b", DistributedContext(), resume=True)
+    assert resumed.steps_run == 5
+    expected = [r["loss"] for r in straight.history]
+    got = [json.loads(line)["loss"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert got == expected  # bit-for-bit
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_refuses_other_settings(tokens, tmp_path):
+    corpus = open_corpus(tokens)
+    pretrain(_model(corpus), corpus, _settings(total_tokens=1024 * 3), tmp_path, DistributedContext())
+    with pytest.raises(Exception, match="other settings"):
+        pretrain(_model(corpus), corpus, _settings(total_tokens=1024 * 3, lr=0.02), tmp_path, DistributedContext(), resume=True)
+
+
+def _cli_args(tokens, out, *extra):
+    return ["pretrain", "--tokens", str(tokens), "-o", str(out), "--preset", "micro", "--context", "128",
+            "--batch-tokens", "1024", "--micro-batch-rows", "2", "--total-tokens", "6144", "--checkpoint-every", "2",
+            "--seed", "2", "--device", "cpu", *extra]
+
+
+def _torchrun(nproc, args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "obte_cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+
+
+def _losses(out):
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_two_processes_match_one_with_the_same_global_batch(tokens, tmp_path, mode):
+    single = obte(*_cli_args(tokens, tmp_path / "one"))
+    assert single.exit_code == 0, single.output
+    extra = ["--fsdp"] if mode == "fsdp" else []
+    two = _torchrun(2, _cli_args(tokens, tmp_path / "two", *extra))
+    assert two.returncode == 0, two.stderr[-3000:]
+    one_losses, two_losses = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert len(one_losses) == len(two_losses) == 6
+    # same rows, same masks, same global-token mean: equal up to float summation order
+    np.testing.assert_allclose(two_losses, one_losses, rtol=2e-5)
+    w1 = (tmp_path / "one" / "model" / "model.safetensors")
+    w2 = (tmp_path / "two" / "model" / "model.safetensors")
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(w1)), load_file(str(w2))
+    assert a.keys() == b.keys()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_exactly(tokens, tmp_path):
+    # Every run in its own process with one thread: float results depend on the thread count.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "obte_cli"]
+    straight = subprocess.run([*cli, *_cli_args(tokens, tmp_path / "straight", "--total-tokens", "40960")],
+                              capture_output=True, text=True, env=env, cwd=REPO)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "obte_cli", *_cli_args(tokens, out, "--total-tokens", "40960")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    latest = out / "checkpoints" / "latest"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (latest.is_file() and latest.read_text().strip() >= "step-0000004"):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed = subprocess.run([*cli, *_cli_args(tokens, out, "--total-tokens", "40960", "--resume")],
+                             capture_output=True, text=True, env=env, cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _losses(out) == _losses(tmp_path / "straight")
+
+
+def test_cli_refuses_to_overwrite_a_run_and_bad_options(tokens, tmp_path):
+    assert obte(*_cli_args(tokens, tmp_path / "r", "--total-tokens", "2048")).exit_code == 0
+    again = obte(*_cli_args(tokens, tmp_path / "r", "--total-tokens", "2048"))
+    assert again.exit_code == 1 and "--resume" in again.stderr
+    bad = obte(*_cli_args(tokens, tmp_path / "s", "--modality", "rna"))
+    assert bad.exit_code == 1 and "--modality must be one of" in bad.stderr
+    count = obte(*_cli_args(tokens, tmp_path / "t", "--total-tokens", "lots"))
+    assert count.exit_code == 1 and "not a count" in count.stderr
+    assert (tmp_path / "r" / "loss.png").read_bytes()[:4] == b"\x89PNG"
