@@ -202,3 +202,18 @@ def test_cli_refuses_to_overwrite_a_run_and_bad_options(tokens, tmp_path):
     count = obte(*_cli_args(tokens, tmp_path / "t", "--total-tokens", "lots"))
     assert count.exit_code == 1 and "not a count" in count.stderr
     assert (tmp_path / "r" / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_throughput_runs_both_implementations(tmp_path):
+    pytest.importorskip("transformers")
+    result = obte("bench", "throughput", "--shapes", "micro", "--vocab", "256", "--rows", "2", "--context", "64",
+                  "--steps", "1", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    header = rows[0]
+    assert [r[header.index("implementation")] for r in rows[1:]] == ["obte", "hf EsmForMaskedLM"]
+    assert all(float(r[header.index("tokens_per_s")]) > 0 and 0 < float(r[header.index("mfu")]) < 1.5 for r in rows[1:])
+    assert float(rows[2][header.index("speedup_vs_hf")]) == 1.0
+    assert (tmp_path / "bench-throughput.png").is_file()
+    bad = obte("bench", "throughput", "--shapes", "w100")
+    assert bad.exit_code == 1 and "multiple of 64" in bad.stderr

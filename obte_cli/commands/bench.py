@@ -114,3 +114,57 @@ def prep(
             f"prep throughput, {results['megabytes'][0]:.1f} MB input", out / "bench-prep.png",
         )
         log.info("wrote %s", out)
+
+
+@app.command("throughput")
+def throughput(
+    presets: str = typer.Option("tiny,w512", "--shapes", help="Comma-separated presets, or wWIDTH for a 4-layer model of that width (heads of 64)."),
+    vocab: int = typer.Option(4096, "--vocab", help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."),
+    rows: int = typer.Option(8, "--rows", help="Sequences per step."),
+    context: int = typer.Option(512, "--context", help="Tokens per sequence."),
+    steps: int = typer.Option(10, "--steps", help="Timed steps (median reported), after 3 warm-up steps."),
+    no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face EsmForMaskedLM comparison."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (fp32 on CPU, bf16 autocast on CUDA)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Directory for bench-throughput.tsv and .png."),
+) -> None:
+    """Training throughput (tokens/s) and MFU of obte vs Hugging Face EsmForMaskedLM of the same shape.
+
+    Example: [bold]obte bench throughput --shapes tiny,w512 --context 512 -o bench/[/bold]
+    """
+    import pandas as pd
+
+    from obte_cli.engine.affinity_report import write_tsv
+    from obte_cli.engine.devices import resolve_device
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.model import PRESETS, preset_config
+    from obte_cli.engine.plots import method_comparison
+    from obte_cli.engine.throughput import bench_throughput
+
+    shapes = []
+    for name in (s.strip() for s in presets.split(",") if s.strip()):
+        if name in PRESETS:
+            shapes.append((name, preset_config(name, vocab, max_positions=context)))
+        elif name.startswith("w") and name[1:].isdigit() and int(name[1:]) % 64 == 0:
+            width = int(name[1:])
+            shapes.append((name, preset_config("tiny", vocab, width=width, n_heads=width // 64, max_positions=context)))
+        else:
+            raise InputError(f"--shapes: {name!r} is neither a preset ({', '.join(PRESETS)}) nor wWIDTH with WIDTH a multiple of 64")
+    if min(rows, context, steps, vocab) < 1:
+        raise InputError("--rows, --context, --steps and --vocab must be positive")
+    if not no_hf:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise InputError("the comparison needs Hugging Face transformers: pip install transformers (or pass --no-hf)") from None
+    results = pd.DataFrame(bench_throughput(shapes, rows, context, resolve_device(device), steps, include_hf=not no_hf))
+    with open_output("-") as handle:
+        results.to_csv(handle, sep="\t", index=False, float_format="%.4g", na_rep="NA", lineterminator="\n")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_tsv(results, out / "bench-throughput.tsv")
+        labels = [f"{s}\n{i.split()[0]}" for s, i in zip(results["shape"], results["implementation"])]
+        method_comparison(labels, [("training tokens/s", results["tokens_per_s"].tolist(), [0.0] * len(results)),
+                                   ("MFU (of measured matmul peak)", results["mfu"].tolist(), [0.0] * len(results))],
+                          f"MLM training, {rows} × {context} tokens, vocab {vocab}, {results['peak_gflops'][0]:.0f} GFLOP/s peak",
+                          out / "bench-throughput.png")
+        log.info("wrote %s", out)
