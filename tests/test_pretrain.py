@@ -217,3 +217,24 @@ def test_bench_throughput_runs_both_implementations(tmp_path):
     assert (tmp_path / "bench-throughput.png").is_file()
     bad = obte("bench", "throughput", "--shapes", "w100")
     assert bad.exit_code == 1 and "multiple of 64" in bad.stderr
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tokens, tmp_path):
+    from obte_cli.engine.pretrain import TrainingDiverged
+
+    corpus = open_corpus(tokens)
+    model = _model(corpus)
+    original = model.forward
+
+    def poisoned(ids, doc_ids=None, layers=()):
+        out = original(ids, doc_ids, layers)
+        if poisoned.calls >= 12:  # after the checkpoint at step 3 (3 micro-batches per step)
+            out.hidden.data.fill_(float("nan"))
+        poisoned.calls += 1
+        return out
+
+    poisoned.calls = 0
+    model.forward = poisoned
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 5; the last good checkpoint .* \(step 3\)"):
+        pretrain(model, corpus, _settings(), tmp_path, DistributedContext())
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step-0000003"
