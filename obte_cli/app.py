@@ -12,10 +12,12 @@ from obte_cli import __version__
 from obte_cli.cli_common import new_app, setup_logging
 from obte_cli.commands import affinity as affinity_cmd
 from obte_cli.commands import bench as bench_cmd
+from obte_cli.commands import embed as embed_cmd
 from obte_cli.commands import finetune as finetune_cmd
 from obte_cli.commands import model as model_cmd
 from obte_cli.commands import prep as prep_cmd
 from obte_cli.commands import pretrain as pretrain_cmd
+from obte_cli.commands import scan_jaspar as scan_jaspar_cmd
 from obte_cli.commands import tokenize as tokenize_cmd
 
 app = new_app(
@@ -29,6 +31,8 @@ app.command("affinity")(affinity_cmd.affinity)
 app.add_typer(bench_cmd.app, name="bench")
 app.command("prep")(prep_cmd.prep)
 app.command("pretrain")(pretrain_cmd.pretrain)
+app.command("scan-jaspar")(scan_jaspar_cmd.scan_jaspar)
+app.command("embed")(embed_cmd.embed)
 
 
 def _version(value: bool) -> None:

@@ -168,3 +168,71 @@ def throughput(
                           f"MLM training, {rows} × {context} tokens, vocab {vocab}, {results['peak_gflops'][0]:.0f} GFLOP/s peak",
                           out / "bench-throughput.png")
         log.info("wrote %s", out)
+
+
+@app.command("jaspar")
+def jaspar(
+    matrices: Path = typer.Option(..., "--jaspar", help="JASPAR file with many matrices (e.g. JASPAR2024_CORE.jaspar)."),
+    accessions: Path = typer.Option(..., "--accessions", help="matrices.tsv: matrix_id → UniProt accession(s)."),
+    data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON: the protein sequences, keyed by accession."),
+    model: Path = typer.Option(None, "--model", "-m", help="Cross-validation ensemble (default: the bundled model)."),
+    mutants: int = typer.Option(8, "--mutants", help="Mutated consensus sites per matrix."),
+    rate: float = typer.Option(0.05, "--rate", help="Per-base substitution probability."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the mutants."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for bench-jaspar.tsv (per mutant) and bench-jaspar.png."),
+) -> None:
+    """Specificity on JASPAR: each TF scored by the fold model that never saw its protein.
+
+    Only matrices whose protein sequence is known and was *tested* (not trained on) in the ensemble's
+    cross-validation are scanned; prints the summary (mean ΔΔG ± SEM, fraction > 0, Spearman ρ).
+
+    Example: [bold]obte bench jaspar --jaspar JASPAR2024_CORE.jaspar --accessions matrices.tsv --data pronab_dev.json -o bench/[/bold]
+    """
+    import numpy as np
+
+    from obte_cli.commands.scan_jaspar import read_accessions
+    from obte_cli.engine.affinity_data import load_affinity_data
+    from obte_cli.engine.affinity_model import load_affinity_model
+    from obte_cli.engine.devices import resolve_device
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.jaspar_scan import SCAN_COLUMNS, held_out_members, scan_matrix, summarise_scan
+    from obte_cli.engine.motifs import read_matrices
+    from obte_cli.engine.plots import histogram
+    from obte_cli.engine.resources import default_affinity_model_dir
+
+    model_dir = model or default_affinity_model_dir()
+    torch_device = resolve_device(device)
+    table, _ = load_affinity_data(data)
+    sequences = dict(zip(table["protein_id"], table["protein"]))
+    try:
+        chosen, skipped = held_out_members(model_dir, read_matrices(matrices), read_accessions(accessions), sequences)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
+    log.info("%d matrices scanned by the fold model that tested their protein; skipped: %d without a sequence, "
+             "%d whose protein the models trained on", len(chosen), skipped["no_sequence"], skipped["in_training"])
+    if not chosen:
+        raise InputError("no matrix has a protein that the ensemble held out")
+    members: dict = {}
+    rows = []
+    for matrix, protein, member in chosen:
+        if member not in members:
+            members[member] = load_affinity_model(Path(model_dir) / member, torch_device)
+        rows += scan_matrix(members[member], matrix, protein, mutants, rate, seed, torch_device, truncate=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with open_output(out / "bench-jaspar.tsv") as handle:
+        handle.write("\t".join(SCAN_COLUMNS) + "\n")
+        for r in rows:
+            handle.write("\t".join(f"{getattr(r, c):.4f}" if isinstance(getattr(r, c), float) else str(getattr(r, c)) for c in SCAN_COLUMNS) + "\n")
+    summary = summarise_scan(rows)
+    with open_output("-") as handle:
+        handle.write("\t".join(summary) + "\n" + "\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in summary.values()) + "\n")
+    per_tf = {}
+    for r in rows:
+        per_tf.setdefault(r.matrix_id, []).append(r.ddG)
+    histogram([float(np.mean(v)) for v in per_tf.values()], "mean ΔΔG per TF (kcal/mol)",
+              f"JASPAR specificity: mean ΔΔG {summary['mean_ddG']:.3f} ± {summary['sem_ddG']:.3f}, "
+              f"{100 * summary['fraction_positive']:.0f}% of {summary['matrices']} TFs > 0", out / "bench-jaspar.png")
+    log.info("mean ΔΔG %.3f ± %.3f kcal/mol over %d TFs; %.0f%% > 0; Spearman ρ(ΔΔG, log-odds drop) %.3f",
+             summary["mean_ddG"], summary["sem_ddG"], summary["matrices"], 100 * summary["fraction_positive"],
+             summary["spearman_ddG_vs_logodds_drop"])

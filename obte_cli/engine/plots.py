@@ -78,3 +78,45 @@ def training_curves(records: list[dict], path: str | Path, title: str, baseline:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def saturation_figure(ddg: np.ndarray, model_pfm: np.ndarray, reference_pfm: np.ndarray, consensus: str,
+                      title: str, path: str | Path) -> Path:
+    """ΔΔG of every substitution, the model-derived PFM and the JASPAR PFM, as base × position heatmaps."""
+    plt = _pyplot()
+    length = len(consensus)
+    fig, axes = plt.subplots(3, 1, figsize=(max(4.0, 0.35 * length + 1.5), 5.6), dpi=120, sharex=True)
+    panels = [
+        (ddg.T, "ΔΔG (kcal/mol)", "RdBu_r", max(float(np.abs(ddg).max()), 1e-6)),
+        (model_pfm.T, "model p(base)", "viridis", None),
+        (reference_pfm.T, "JASPAR p(base)", "viridis", None),
+    ]
+    for ax, (values, label, cmap, bound) in zip(axes, panels):
+        kwargs = {"vmin": -bound, "vmax": bound} if bound else {"vmin": 0.0, "vmax": 1.0}
+        image = ax.imshow(values, aspect="auto", cmap=cmap, **kwargs)
+        ax.set_yticks(range(4), list("ACGT"))
+        fig.colorbar(image, ax=ax, label=label, fraction=0.04)
+    axes[-1].set_xticks(range(length), list(consensus))
+    axes[-1].set_xlabel("consensus position")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def histogram(values: list[float], xlabel: str, title: str, path: str | Path, bins: int = 20) -> Path:
+    """Histogram with a line at zero (PNG)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+    ax.hist(values, bins=bins, color="#4477aa")
+    ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,127 @@
+"""`obte embed`: order, formats, pooling, windows, and packed == alone, on real sequences."""
+
+import gzip
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+from typer.testing import CliRunner
+
+from obte_cli.app import app
+from obte_cli.engine.checkpoint import load_model
+from obte_cli.engine.embedding import EmbeddingSettings, embed_segments
+from obte_cli.engine.embedding_io import read_embeddings
+from obte_cli.engine.seqio import read_fasta
+from obte_cli.engine.tokenizers import Segment
+
+runner = CliRunner()
+
+
+def obte(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("embed")
+    made = {}
+    for name, tokenizer in (("residue", "residue"), ("bpe", "omnibiote-mixed")):
+        result = obte("model", "init", "--preset", "micro", "-t", tokenizer, "--context", "256", "-o", root / name, "--seed", "4")
+        assert result.exit_code == 0, result.output
+        made[name] = root / name
+    return made
+
+
+@pytest.fixture(scope="module")
+def proteins(uniprot_fasta, tmp_path_factory):
+    """40 real UniProt proteins of up to 240 residues (standard letters), as FASTA."""
+    records = [r for r in read_fasta(uniprot_fasta) if len(r.sequence) <= 240 and set(r.sequence) <= set("ACDEFGHIKLMNPQRSTVWY")][:40]
+    path = tmp_path_factory.mktemp("seqs") / "proteins.fa"
+    path.write_text("".join(f">{r.id}\n{r.sequence}\n" for r in records))
+    return path, records
+
+
+@pytest.mark.parametrize("kind", ["residue", "bpe"])
+def test_packed_equals_alone(models, proteins, kind):
+    loaded = load_model(models[kind])
+    _, records = proteins
+    segments = [Segment(r.sequence, "protein", r.id) for r in records[:12]]
+    for pool in ("mean", "first", "per-token"):
+        packed = list(embed_segments(loaded.model, loaded.tokenizer, segments, EmbeddingSettings(pool=pool, layers=(2, -1))))
+        alone = [next(embed_segments(loaded.model, loaded.tokenizer, [s], EmbeddingSettings(pool=pool, layers=(2, -1)))) for s in segments]
+        assert [p.id for p in packed] == [s.name for s in segments]
+        for a, b in zip(packed, alone):
+            np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["residue", "bpe"])
+def test_per_token_has_one_row_per_residue(models, proteins, tmp_path, kind):
+    path, records = proteins
+    out = tmp_path / "t.safetensors"
+    result = obte("embed", path, "-m", models[kind], "--pool", "per-token", "-o", out)
+    assert result.exit_code == 0, result.output
+    ids, values, offsets = read_embeddings(out)
+    assert ids == [r.id for r in records]
+    assert np.diff(offsets).tolist() == [len(r.sequence) for r in records]
+    assert values.shape == (sum(len(r.sequence) for r in records), 64)
+
+
+def test_formats_stdin_gzip_and_order(models, proteins, tmp_path):
+    path, records = proteins
+    gz = tmp_path / "p.fa.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    outputs = {}
+    for suffix in ("safetensors", "npy", "tsv"):
+        result = obte("embed", gz, "-m", models["residue"], "--layers", "0,-1", "-o", tmp_path / f"e.{suffix}")
+        assert result.exit_code == 0, result.output
+        outputs[suffix] = read_embeddings(tmp_path / f"e.{suffix}")
+    ids, reference, _ = outputs["safetensors"]
+    assert ids == [r.id for r in records] and reference.shape == (len(records), 2, 64)
+    assert outputs["npy"][0] == ids and np.array_equal(outputs["npy"][1], reference)
+    assert outputs["tsv"][0] == ids and np.allclose(outputs["tsv"][1], reference.reshape(len(records), -1), rtol=1e-5, atol=1e-6)
+    metadata = load_file(str(tmp_path / "e.safetensors"))
+    assert set(metadata) == {"embeddings"}
+    piped = obte("embed", "-", "-m", models["residue"], "--layers", "0,-1", "-o", "-", input=path.read_text())
+    assert piped.exit_code == 0
+    lines = piped.stdout.strip().splitlines()
+    assert lines[0].startswith("id\tl0_0\t") and [line.split("\t")[0] for line in lines[1:]] == ids
+
+
+def test_long_records_error_truncate_or_window(models, proteins, tmp_path):
+    _, records = proteins
+    long_seq = "".join(r.sequence for r in records[:4])  # real residues, longer than the context of 256
+    fasta = tmp_path / "long.fa"
+    fasta.write_text(f">long\n{long_seq}\n>short\n{records[5].sequence}\n")
+    refused = obte("embed", fasta, "-m", models["residue"], "-o", tmp_path / "x.npy")
+    assert refused.exit_code == 1 and "record 'long'" in refused.stderr and "--truncate or --window" in refused.stderr
+    assert not (tmp_path / "x.npy").exists()
+    cut = obte("embed", fasta, "-m", models["residue"], "--truncate", "--pool", "per-token", "-o", tmp_path / "cut.safetensors")
+    assert cut.exit_code == 0, cut.output
+    _, _, offsets = read_embeddings(tmp_path / "cut.safetensors")
+    assert np.diff(offsets).tolist() == [254, len(records[5].sequence)]
+    windows = obte("embed", fasta, "-m", models["residue"], "--window", "200", "--stride", "100", "--pool", "per-token",
+                   "-o", tmp_path / "w.safetensors")
+    assert windows.exit_code == 0, windows.output
+    _, values, offsets = read_embeddings(tmp_path / "w.safetensors")
+    assert np.diff(offsets).tolist() == [len(long_seq), len(records[5].sequence)]
+    # residues covered by one window only equal that window embedded alone
+    loaded = load_model(models["residue"])
+    [first_window] = embed_segments(loaded.model, loaded.tokenizer, [Segment(long_seq[:200], "protein", "w")],
+                                    EmbeddingSettings(pool="per-token"))
+    np.testing.assert_allclose(values[:100], first_window.vectors[:100, 0], atol=1e-4)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pool", "sum"], "--pool must be one of"),
+    (["--layers", "9"], "--layers: 9 is not a layer"),
+    (["--layers", "x"], "--layers must be comma-separated integers"),
+    (["--pool", "per-token", "-o", "out.npy"], "write them to a .safetensors file"),
+    (["-o", "out.csv"], "output must end in"),
+])
+def test_bad_options_are_one_line_errors(models, proteins, tmp_path, args, message):
+    path, _ = proteins
+    base = ["embed", path, "-m", models["residue"]]
+    if "-o" not in args:
+        args = [*args, "-o", tmp_path / "e.npy"]
+    result = obte(*base, *args)
+    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.stderr

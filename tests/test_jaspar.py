@@ -1,0 +1,135 @@
+"""`obte scan-jaspar` and the matrix readers, on real JASPAR 2024 matrices."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from obte_cli.app import app
+from obte_cli.engine.errors import InputError
+from obte_cli.engine.motifs import mutate, read_matrices, single_substitutions
+
+DATA = Path(__file__).parent / "data" / "motifs"
+runner = CliRunner()
+CTCF_CONSENSUS = "TGGCCACCAGGGGGCGCTA"
+
+
+def obte(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def jaspar_dir():
+    from conftest import shared_file
+
+    return shared_file("jaspar2024")
+
+
+@pytest.fixture(scope="module")
+def ctcf_fasta(pronab, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ctcf") / "ctcf.fa"
+    path.write_text(f">sp|P49711|CTCF_HUMAN Transcriptional repressor CTCF\n{pronab['P49711']['Sequence']}\n")
+    return path
+
+
+def test_all_four_formats_read_the_same_real_matrices(jaspar_dir):
+    [jaspar] = read_matrices(jaspar_dir / "MA0139.1.jaspar")
+    [pfm] = read_matrices(DATA / "MA0139.1.pfm")
+    assert (jaspar.matrix_id, jaspar.name, pfm.matrix_id) == ("MA0139.1", "CTCF", "MA0139.1")
+    assert np.array_equal(jaspar.counts, pfm.counts) and jaspar.consensus() == CTCF_CONSENSUS
+    [transfac] = read_matrices(DATA / "MA0002.3.transfac")
+    meme = read_matrices(DATA / "two.meme")
+    assert (transfac.matrix_id, transfac.name) == ("MA0002.3", "Runx1")
+    assert [(m.matrix_id, m.name) for m in meme] == [("MA0002.3", "Runx1"), ("MA0139.2", "CTCF")]
+    core = {m.matrix_id: m for m in read_matrices(jaspar_dir / "JASPAR2024_CORE.jaspar")}
+    assert len(core) == 2346
+    # MEME stores probabilities × nsites: the same matrix up to rounding
+    assert np.allclose(meme[0].counts, core["MA0002.3"].counts, atol=0.01)
+    assert np.array_equal(transfac.counts, core["MA0002.3"].counts)
+
+
+def test_consensus_is_the_most_frequent_base(jaspar_dir):
+    from Bio import motifs
+
+    with open(jaspar_dir / "JASPAR2024_CORE.jaspar") as handle:
+        biopython = {m.matrix_id: m for m in motifs.parse(handle, "jaspar")}
+    for matrix in read_matrices(jaspar_dir / "JASPAR2024_CORE.jaspar")[:400]:
+        ours = matrix.consensus()
+        theirs = str(biopython[matrix.matrix_id].consensus)
+        unique = [(np.sort(col)[-1] > np.sort(col)[-2]) for col in matrix.counts]
+        assert all(a == b for a, b, u in zip(ours, theirs, unique) if u), matrix.matrix_id
+
+
+def test_mutation_rate_statistics():
+    rng = np.random.default_rng(0)
+    consensus = CTCF_CONSENSUS
+    mutants = [mutate(consensus, 0.05, rng) for _ in range(4000)]
+    subs = np.array([sum(a != b for a, b in zip(consensus, m)) for m in mutants])
+    assert subs.min() >= 1
+    expected = len(consensus) * 0.05 / (1 - 0.95 ** len(consensus))  # E[n | n ≥ 1], n ~ Binomial(19, 0.05)
+    assert abs(subs.mean() - expected) < 0.05
+    replaced = [b for m in mutants for a, b in zip(consensus, m) if a != b and a == "G"]
+    counts = {b: replaced.count(b) / len(replaced) for b in "ACT"}
+    assert all(abs(v - 1 / 3) < 0.05 for v in counts.values())  # uniform over the other three bases
+    assert len(single_substitutions("ACG")) == 9
+
+
+def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
+    args = [jaspar_dir / "MA0139.1.jaspar", DATA / "two.meme", "--protein", ctcf_fasta, "--truncate"]
+    first = obte("scan-jaspar", *args, "--seed", "3")
+    assert first.exit_code == 0, first.output
+    rows = [line.split("\t") for line in first.stdout.strip().splitlines()]
+    assert rows[0][:5] == ["matrix_id", "tf_name", "protein_id", "consensus", "mutant"]
+    assert len(rows) == 1 + 3 * 8 and {r[3] for r in rows[1:] if r[0] == "MA0139.1"} == {CTCF_CONSENSUS}
+    assert all(int(r[5]) >= 1 and float(r[9]) < 0 for r in rows[1:])  # mutants lose log-odds
+    assert all(abs(float(r[8]) - (float(r[7]) - float(r[6]))) < 2e-4 for r in rows[1:])
+    assert obte("scan-jaspar", *args, "--seed", "3").stdout == first.stdout
+    assert obte("scan-jaspar", *args, "--seed", "4").stdout != first.stdout
+    reordered = obte("scan-jaspar", DATA / "two.meme", jaspar_dir / "MA0139.1.jaspar", "--protein", ctcf_fasta, "--truncate", "--seed", "3")
+    assert sorted(reordered.stdout.splitlines()) == sorted(first.stdout.splitlines())
+    assert "mean ΔΔG" in first.stderr and "Spearman" in first.stderr
+
+
+def test_matrix_without_protein_is_reported_and_skipped(jaspar_dir, pronab, tmp_path):
+    proteins = tmp_path / "tfs.fa"
+    proteins.write_text(f">P49711\n{pronab['P49711']['Sequence']}\n>Q99999\nMKVLAAGIVG\n")
+    result = obte("scan-jaspar", DATA / "two.meme", "--protein", proteins, "--accessions", jaspar_dir / "matrices.tsv", "--truncate")
+    assert result.exit_code == 0, result.output
+    assert "MA0002.3 (Runx1): no matching protein" in result.stderr
+    assert {line.split("\t")[0] for line in result.stdout.strip().splitlines()[1:]} == {"MA0139.2"}
+    nobody = tmp_path / "nobody.fa"
+    nobody.write_text(">A1\nMKV\n>A2\nMRW\n")
+    none = obte("scan-jaspar", DATA / "two.meme", "--protein", nobody)
+    assert none.exit_code == 1 and "no protein matches any matrix" in none.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    (">MA9999.1 BAD\nA [ 1 2 ]\nC [ 1 2 ]\nG [ 1 ]\nT [ 1 2 ]\n", "bad.jaspar"),
+    (">MA9999.1 EMPTY\nA [ 0 1 ]\nC [ 0 1 ]\nG [ 0 1 ]\nT [ 0 1 ]\n", "column without positive counts"),
+    ("hello\n", "bad.jaspar"),
+])
+def test_malformed_matrix_is_a_one_line_error(tmp_path, ctcf_fasta, text, message):
+    bad = tmp_path / "bad.jaspar"
+    bad.write_text(text)
+    with pytest.raises(InputError):
+        read_matrices(bad)
+    result = obte("scan-jaspar", bad, "--protein", ctcf_fasta)
+    assert result.exit_code == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and message in line and "Traceback" not in result.stderr
+
+
+def test_saturation_writes_model_pfm_heatmap_and_table(jaspar_dir, ctcf_fasta, tmp_path):
+    out = tmp_path / "sat"
+    result = obte("scan-jaspar", jaspar_dir / "MA0139.1.jaspar", "--protein", ctcf_fasta, "--truncate",
+                  "--mutants", "2", "--saturation", out, "-o", tmp_path / "scan.tsv")
+    assert result.exit_code == 0, result.output
+    assert (out / "MA0139.1.png").read_bytes()[:4] == b"\x89PNG"
+    [model_pfm] = read_matrices(out / "MA0139.1.model.jaspar")
+    assert model_pfm.length == 19 and np.allclose(model_pfm.counts.sum(axis=1), 1000, atol=3)
+    lines = (out / "saturation.tsv").read_text().strip().splitlines()
+    assert len(lines) == 1 + 19 * 4
+    zero = [line for line in lines[1:] if line.split("\t")[4] == line.split("\t")[5]]
+    assert len(zero) == 19 and all(float(line.split("\t")[6]) == 0 for line in zero)
+    assert "mean column Pearson r" in result.stderr
