@@ -125,3 +125,27 @@ def test_bad_options_are_one_line_errors(models, proteins, tmp_path, args, messa
         args = [*args, "-o", tmp_path / "e.npy"]
     result = obte(*base, *args)
     assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["mean", "per-token"])
+def test_torchrun_ranks_merge_in_input_order(models, proteins, tmp_path, pool):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path, records = proteins
+    single = obte("embed", path, "-m", models["residue"], "--pool", pool, "-o", tmp_path / "one.safetensors")
+    assert single.exit_code == 0, single.output
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "obte_cli",
+                          "embed", str(path), "-m", str(models["residue"]), "--pool", pool, "--device", "cpu",
+                          "-o", str(tmp_path / "two.safetensors")],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = read_embeddings(tmp_path / "one.safetensors"), read_embeddings(tmp_path / "two.safetensors")
+    assert a[0] == b[0] == [r.id for r in records]
+    np.testing.assert_allclose(a[1], b[1], atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.safetensors", "two.safetensors"]  # parts removed

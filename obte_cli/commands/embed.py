@@ -43,6 +43,7 @@ def embed(
 
     from obte_cli.engine.checkpoint import load_model
     from obte_cli.engine.devices import resolve_device
+    from obte_cli.engine.distributed import init_distributed, shutdown
     from obte_cli.engine.embedding import EmbeddingSettings, embed_segments
     from obte_cli.engine.embedding_io import EmbeddingWriter
     from obte_cli.engine.errors import InputError
@@ -68,27 +69,62 @@ def embed(
     if window and window + 2 > loaded.model.config.max_positions:
         raise InputError(f"--window {window} does not fit the model's context of {loaded.model.config.max_positions}")
 
+    dist_context = init_distributed(torch_device)
+    loaded.model.to(dist_context.device)
+
     def segments():
+        index = 0
         for path in inputs:
             for record in read_fasta(path):
-                mol = fixed or detect_molecule_type(record.sequence)
-                yield Segment(record.sequence, mol.name, record.id)
+                if index % dist_context.world_size == dist_context.rank:  # under torchrun: this rank's share
+                    mol = fixed or detect_molecule_type(record.sequence)
+                    yield Segment(record.sequence, mol.name, record.id)
+                index += 1
 
-    writer = EmbeddingWriter(out, pool, settings.layers, {"pool": pool, "layers": ",".join(map(str, settings.layers)),
-                                                          "model": str(model)}, stdout=sys.stdout)
+    metadata = {"pool": pool, "layers": ",".join(map(str, settings.layers)), "model": str(model)}
+    part = None
+    if dist_context.active:
+        if out == "-":
+            raise InputError("under torchrun, write to a file (-o out.safetensors), not stdout")
+        part = Path(f"{out}.part-{dist_context.rank}-of-{dist_context.world_size}.safetensors")
+    writer = EmbeddingWriter(part or out, pool, settings.layers, metadata, stdout=sys.stdout)
     started = time.perf_counter()
     residues = 0
     try:
-        for item in embed_segments(loaded.model, loaded.tokenizer, segments(), settings, torch_device):
+        for item in embed_segments(loaded.model, loaded.tokenizer, segments(), settings, dist_context.device):
             writer.add(item)
             residues += item.n_residues
             if stderr_console.is_terminal and len(writer.ids) % 1000 == 0:
                 elapsed = time.perf_counter() - started
                 log.info("%d sequences (%.0f/s, %.0f residues/s)", len(writer.ids), len(writer.ids) / elapsed, residues / elapsed)
         writer.close()
+        if dist_context.active:
+            _merge_parts(out, pool, settings.layers, metadata, dist_context)
     except BaseException:
         writer.abort()
         raise
+    finally:
+        shutdown(dist_context)
     elapsed = max(time.perf_counter() - started, 1e-9)
     log.info("embedded %d sequences, %d residues in %.1f s (%.0f sequences/s, %.0f residues/s) → %s",
              len(writer.ids), residues, elapsed, len(writer.ids) / elapsed, residues / elapsed, out)
+
+
+def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, context) -> None:
+    """Rank 0 interleaves every rank's part back into input order, then removes the parts."""
+    from obte_cli.engine.distributed import barrier
+    from obte_cli.engine.embedding_io import EmbeddingWriter, merge_interleaved_parts
+
+    barrier(context)
+    if context.is_main:
+        parts = [Path(f"{out}.part-{r}-of-{context.world_size}.safetensors") for r in range(context.world_size)]
+        writer = EmbeddingWriter(out, pool, layers, metadata)
+        try:
+            merge_interleaved_parts(parts, writer, len(layers))
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        for p in parts:
+            p.unlink(missing_ok=True)
+    barrier(context)

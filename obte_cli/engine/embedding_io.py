@@ -153,3 +153,27 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray
         return ids, np.load(path, allow_pickle=False), None
     rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()[1:]]
     return [r[0] for r in rows], np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32), None
+
+
+def merge_interleaved_parts(parts: list[Path], writer: EmbeddingWriter, n_layers: int) -> None:
+    """Merge the part files of a ``torchrun`` embedding run into ``writer`` in input order.
+
+    Part r holds records r, r + W, r + 2W, ... (W = number of parts), as pooled or per-token
+    ``.safetensors`` files from :class:`EmbeddingWriter`; rows are read lazily, one record at a time.
+    """
+    from safetensors import safe_open
+
+    handles = [safe_open(str(p), framework="numpy") for p in parts]
+    ids = [json.loads(h.metadata()["ids"]) for h in handles]
+    offsets = [h.get_tensor("offsets") if "offsets" in h.keys() else None for h in handles]
+    slices = [h.get_slice("embeddings") for h in handles]
+    total = sum(len(i) for i in ids)
+    for k in range(total):
+        part, index = k % len(parts), k // len(parts)
+        if offsets[part] is None:
+            vectors = slices[part][index : index + 1][0]
+        else:
+            vectors = slices[part][int(offsets[part][index]) : int(offsets[part][index + 1])]
+        if n_layers == 1:  # parts dropped the layer axis; put it back for the writer
+            vectors = vectors[..., None, :]
+        writer.add(RecordEmbedding(ids[part][index], len(vectors) if offsets[part] is not None else 0, vectors))
