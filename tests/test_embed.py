@@ -149,3 +149,14 @@ def test_torchrun_ranks_merge_in_input_order(models, proteins, tmp_path, pool):
     assert a[0] == b[0] == [r.id for r in records]
     np.testing.assert_allclose(a[1], b[1], atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.safetensors", "two.safetensors"]  # parts removed
+
+
+def test_bench_embed_reports_both_implementations(proteins, tmp_path):
+    pytest.importorskip("transformers")
+    path, _ = proteins
+    result = obte("bench", "embed", path, "--preset", "micro", "--repeats", "1", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    assert [r[0] for r in rows[1:]] == ["obte (packed)", "hf EsmModel (padded)"]
+    assert rows[1][2] == rows[2][2] and float(rows[2][-1]) == 1.0
+    assert (tmp_path / "bench-embed.tsv").is_file()

@@ -236,3 +236,44 @@ def jaspar(
     log.info("mean ΔΔG %.3f ± %.3f kcal/mol over %d TFs; %.0f%% > 0; Spearman ρ(ΔΔG, log-odds drop) %.3f",
              summary["mean_ddG"], summary["sem_ddG"], summary["matrices"], 100 * summary["fraction_positive"],
              summary["spearman_ddG_vs_logodds_drop"])
+
+
+@app.command("embed")
+def embed(
+    fasta: Path = typer.Argument(..., help="FASTA of real sequences (mixed lengths), e.g. ProNAB proteins."),
+    preset: str = typer.Option("tiny", "--preset", help="Model shape for both implementations."),
+    tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help="Tokenizer (bundled name or directory)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Records per padded Hugging Face batch."),
+    max_tokens: int = typer.Option(16384, "--max-tokens", help="obte's token budget per forward pass."),
+    repeats: int = typer.Option(2, "--repeats", help="Runs per implementation; the best is reported."),
+    no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face comparison."),
+    out: Path = typer.Option(None, "--out", "-o", help="Directory for bench-embed.tsv."),
+) -> None:
+    """Embedding throughput (residues/s, mean pooling) of obte vs Hugging Face EsmModel, same shape and threads.
+
+    Example: [bold]obte bench embed pronab_proteins.fa --preset tiny[/bold]
+    """
+    import pandas as pd
+
+    from obte_cli.engine.affinity_report import write_tsv
+    from obte_cli.engine.embed_bench import bench_embed
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.model import PRESETS, padded_vocab_size, preset_config
+    from obte_cli.engine.molecules import detect_molecule_type
+    from obte_cli.engine.seqio import read_fasta
+    from obte_cli.engine.tokenizers import Segment, load_tokenizer
+
+    if preset not in PRESETS:
+        raise InputError(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    tok = load_tokenizer(tokenizer)
+    segments = [Segment(r.sequence, detect_molecule_type(r.sequence).name, r.id) for r in read_fasta(fasta)]
+    longest = max(len(tok.encode_one([s])) for s in segments)
+    config = preset_config(preset, padded_vocab_size(tok.vocab_size), max_positions=max(longest, 64))
+    if max_tokens < longest:
+        raise InputError(f"--max-tokens {max_tokens} is below the longest record ({longest} tokens)")
+    results = pd.DataFrame(bench_embed(config, tok, segments, batch_size, max_tokens, repeats, include_hf=not no_hf))
+    with open_output("-") as handle:
+        results.to_csv(handle, sep="\t", index=False, float_format="%.4g", na_rep="NA", lineterminator="\n")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_tsv(results, out / "bench-embed.tsv")
