@@ -32,7 +32,7 @@ app.add_typer(bench_cmd.app, name="bench")
 app.command("prep")(prep_cmd.prep)
 app.command("pretrain")(pretrain_cmd.pretrain)
 app.command("scan-jaspar")(scan_jaspar_cmd.scan_jaspar)
-app.command("embed")(embed_cmd.embed)
+app.add_typer(embed_cmd.app, name="embed")
 
 
 def _version(value: bool) -> None:

@@ -58,9 +58,22 @@ class ObteGroup(TyperGroup):
             raise typer.Exit(130) from None
 
 
-def new_app(help_text: str) -> typer.Typer:
+class DefaultCommandGroup(ObteGroup):
+    """A group whose first argument may be a subcommand or, if it is not one, the input of the default
+    subcommand: ``obte embed seqs.fa ...`` runs ``obte embed sequences seqs.fa ...``, while
+    ``obte embed probe-joint ...`` runs the probe."""
+
+    default_command = "sequences"
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().resolve_command(ctx, args)
+
+
+def new_app(help_text: str, cls: type = ObteGroup) -> typer.Typer:
     return typer.Typer(
-        cls=ObteGroup,
+        cls=cls,
         help=help_text,
         no_args_is_help=True,
         add_completion=False,

@@ -120,3 +120,22 @@ def histogram(values: list[float], xlabel: str, title: str, path: str | Path, bi
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def similarity_boxplot(groups: list[tuple[str, np.ndarray, np.ndarray]], title: str, path: str | Path) -> Path:
+    """Matched vs unmatched cosine similarity, one pair of boxes per model (PNG)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(2.2 + 1.8 * len(groups), 3.6), dpi=120)
+    data, labels = [], []
+    for name, matched, unmatched in groups:
+        data += [matched, unmatched]
+        labels += [f"{name}\nmatched", f"{name}\nunmatched"]
+    ax.boxplot(data, showfliers=False)
+    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
+    ax.set_ylabel("cosine similarity after the map")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
