@@ -66,7 +66,7 @@ def _member(directory: Path, device: torch.device | str) -> AffinityMember:
     if head_info.get("task") != AFFINITY_TASK:
         raise ModelFormatError(f"{directory}: not a ΔG model (no affinity head; train one with `obte finetune affinity`)")
     try:
-        head = SequenceHead(loaded.model.config.width, int(head_info["n_outputs"]))
+        head = SequenceHead(loaded.model.config.width, int(head_info["n_outputs"]), int(head_info.get("base_width", 32)))
         head.load_state_dict(loaded.head_state, strict=True)
         scaler = TargetScaler(float(head_info["dg_mean"]), float(head_info["dg_sd"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -20,6 +20,7 @@ class SequenceHead(nn.Module):
     def __init__(self, width: int, n_outputs: int = 1, base_width: int = 32):
         super().__init__()
         self.proj = nn.Linear(width, n_outputs)
+        self.base_width = base_width
         self.scale = base_width / width
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
@@ -29,4 +30,4 @@ class SequenceHead(nn.Module):
         return self.proj(first_token_hidden) * self.scale
 
     def describe(self) -> dict:
-        return {"kind": "sequence", "n_outputs": self.proj.out_features}
+        return {"kind": "sequence", "n_outputs": self.proj.out_features, "base_width": self.base_width}

@@ -42,6 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+MLP_KINDS = ("gelu", "swiglu")
+NORM_KINDS = ("layernorm", "omnibiote")
+ROPE_KINDS = ("rotary", "cosine", "cosine-bf16")
+
+
 @dataclass
 class ObteConfig:
     vocab_size: int
@@ -56,8 +61,16 @@ class ObteConfig:
     readout_mult: float = 1.0
     dropout: float = 0.0
     norm_eps: float = 1e-5
+    # Variants, for the released OmniBioTE weights (`obte convert`); obte's own models use the defaults.
+    mlp: str = "gelu"  # "gelu": proj(gelu(fc x)); "swiglu": fc → (h | gate), proj(h · silu(gate)), hidden mlp_ratio·width/2
+    norm: str = "layernorm"  # "layernorm": weight-only LayerNorm; "omnibiote": w·(x−mean)/(unbiased std + eps) + b
+    rope: str = "rotary"  # "rotary"; "cosine": pairs scaled by cos(mθ), not rotated (what a bf16 cast of the
+    # reference's complex buffer computes); "cosine-bf16": the same with cos rounded to bf16 as stored
 
     def __post_init__(self):
+        for name, allowed in (("mlp", MLP_KINDS), ("norm", NORM_KINDS), ("rope", ROPE_KINDS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
         if self.width % self.n_heads:
             raise ValueError(f"width {self.width} is not divisible by n_heads {self.n_heads}")
         if (self.width // self.n_heads) % 2:
@@ -151,11 +164,19 @@ class Rotary(nn.Module):
         return angles.cos()[:, None], angles.sin()[:, None]  # (B, 1, T, hd/2) each
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate each interleaved pair (x[2j], x[2j+1]) of ``x`` (B, H, T, hd) by angle m·θ_j."""
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kind: str = "rotary") -> torch.Tensor:
+    """Rotate each interleaved pair (x[2j], x[2j+1]) of ``x`` (B, H, T, hd) by angle m·θ_j.
+
+    ``kind="cosine"`` multiplies both members of a pair by cos(m·θ_j) instead: the released OmniBioTE
+    models computed this, because casting their complex ``freqs_cis`` buffer to bf16 kept its real part
+    only; ``"cosine-bf16"`` also rounds cos to bf16, as that buffer stored it."""
     x_pairs = x.float().unflatten(-1, (-1, 2))  # (B, H, T, hd/2, 2)
     x0, x1 = x_pairs[..., 0], x_pairs[..., 1]
-    rotated = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    if kind == "rotary":
+        rotated = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    else:
+        c = cos.to(torch.bfloat16).float() if kind == "cosine-bf16" else cos
+        rotated = torch.stack((x0 * c, x1 * c), dim=-1)
     return rotated.flatten(-2).type_as(x)
 
 
@@ -174,7 +195,7 @@ class SelfAttention(nn.Module):
         H, hd = self.config.n_heads, self.config.head_dim
         q, k, v = self.qkv(x).split(D, dim=-1)
         q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k = apply_rotary(q, cos, sin, self.config.rope), apply_rotary(k, cos, sin, self.config.rope)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -187,21 +208,49 @@ class SelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
+    """GELU MLP of ``mlp_ratio``·width, or (``mlp="swiglu"``) SwiGLU whose ``fc`` rows are h | gate."""
+
     def __init__(self, config: ObteConfig):
         super().__init__()
-        self.fc = nn.Linear(config.width, config.mlp_ratio * config.width, bias=False)
-        self.proj = nn.Linear(config.mlp_ratio * config.width, config.width, bias=False)
+        self.swiglu = config.mlp == "swiglu"
+        hidden = config.mlp_ratio * config.width
+        self.fc = nn.Linear(config.width, hidden, bias=False)
+        self.proj = nn.Linear(hidden // 2 if self.swiglu else hidden, config.width, bias=False)
 
     def forward(self, x):
+        if self.swiglu:
+            h, gate = self.fc(x).chunk(2, dim=-1)
+            return self.proj(h * F.silu(gate))
         return self.proj(F.gelu(self.fc(x)))
+
+
+class OmniBioTENorm(nn.Module):
+    """The released OmniBioTE (v2) LayerNorm: weight·(x − mean)/(unbiased std + eps) + bias."""
+
+    def __init__(self, width: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        std = x.std(-1, keepdim=True)  # unbiased, eps outside the square root, as the reference
+        return self.weight * (x - mean) / (std + self.eps) + self.bias
+
+
+def make_norm(config: ObteConfig) -> nn.Module:
+    if config.norm == "omnibiote":
+        return OmniBioTENorm(config.width, config.norm_eps)
+    return nn.LayerNorm(config.width, eps=config.norm_eps, bias=False)
 
 
 class Block(nn.Module):
     def __init__(self, config: ObteConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.width, eps=config.norm_eps, bias=False)
+        self.ln_1 = make_norm(config)
         self.attn = SelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.width, eps=config.norm_eps, bias=False)
+        self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -222,7 +271,7 @@ class ObteModel(nn.Module):
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.width)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
-        self.ln_f = nn.LayerNorm(config.width, eps=config.norm_eps, bias=False)
+        self.ln_f = make_norm(config)
         self.readout = nn.Linear(config.width, config.vocab_size, bias=False)
         self.rotary = Rotary(config.head_dim, config.rope_theta)
         self.reset_parameters()
@@ -239,10 +288,11 @@ class ObteModel(nn.Module):
             block.attn.qkv.weight[: c.width].zero_()  # queries start at zero: uniform attention
             nn.init.normal_(block.attn.proj.weight, std=out_std)
             nn.init.normal_(block.mlp.fc.weight, std=hidden_std)
-            nn.init.normal_(block.mlp.proj.weight, std=(c.mlp_ratio * c.width) ** -0.5 / math.sqrt(2 * c.n_layers))
-            block.ln_1.weight.fill_(1.0)
-            block.ln_2.weight.fill_(1.0)
-        self.ln_f.weight.fill_(1.0)
+            nn.init.normal_(block.mlp.proj.weight, std=block.mlp.proj.in_features**-0.5 / math.sqrt(2 * c.n_layers))
+        for norm in [self.ln_f, *(m for block in self.blocks for m in (block.ln_1, block.ln_2))]:
+            norm.weight.fill_(1.0)
+            if getattr(norm, "bias", None) is not None:
+                norm.bias.zero_()
         self.readout.weight.zero_()
 
     def num_parameters(self, non_embedding: bool = True) -> int:
@@ -302,8 +352,10 @@ class ObteModel(nn.Module):
 def non_embedding_parameters(config: ObteConfig) -> int:
     """Parameters outside the embedding and readout tables, without building the model."""
     d, L = config.width, config.n_layers
-    per_block = 4 * d * d + 2 * config.mlp_ratio * d * d + 2 * d  # qkv+proj, fc+proj, two LayerNorms
-    return L * per_block + d  # + final LayerNorm
+    mlp = config.mlp_ratio * d * d * (1.5 if config.mlp == "swiglu" else 2)  # fc + proj
+    norm = 2 * d if config.norm == "omnibiote" else d  # weight (and bias)
+    per_block = 4 * d * d + int(mlp) + 2 * norm  # qkv+proj, MLP, two norms
+    return L * per_block + norm  # + final norm
 
 
 def flops_per_token(config: ObteConfig, context: int, training: bool = True) -> float:

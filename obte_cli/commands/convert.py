@@ -1,0 +1,46 @@
+"""``obte convert``: a released OmniBioTE checkpoint → an obte model directory, without running its pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from obte_cli.cli_common import log
+
+
+def convert(
+    checkpoint: Path = typer.Argument(..., help="OmniBioTE .pt file (a pickled OmniBioTA / OmniBindER module, or a state dict)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    tokenizer: list[Path] = typer.Option(
+        None, "--tokenizer", "-t",
+        help="Tokenizer: for 4,096-id (v2 BPE) models the nucleic then the protein sentencepiece model "
+             "(genbank-2k, uniref-2k); default: the bundled mixed BPE for 65,536 ids, the reference characters for 49.",
+    ),
+    n_heads: int = typer.Option(0, "--n-heads", help="Attention heads, when the file has neither a config nor freqs_cis."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Convert a released OmniBioTE checkpoint, reading it with a restricted unpickler (nothing in it runs).
+
+    The result works with every command's --model (embed, pretrain --init, finetune; ΔG models with
+    affinity and scan-jaspar).
+
+    Example: [bold]obte convert omnibinder-XL.pt -o models/omnibinder-xl -t genbank-2k.model -t uniref-2k.model[/bold]
+    """
+    from obte_cli.engine.checkpoint import save_model
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.omnibiote_convert import convert as convert_checkpoint
+    from obte_cli.engine.omnibiote_convert import extract, read_checkpoint
+
+    if not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: no such file")
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists (use --force to replace it)")
+    if tokenizer and len(tokenizer) > 2:
+        raise InputError("--tokenizer takes one file, or two (nucleic then protein)")
+    converted = convert_checkpoint(extract(read_checkpoint(checkpoint)), list(tokenizer or []), str(checkpoint), n_heads or None)
+    save_model(out, converted.model, converted.tokenizer, head=converted.head, head_state=converted.head_state,
+               metadata=converted.metadata, overwrite=force)
+    c = converted.model.config
+    log.info("%s: %s, width %d, %d layers, %d heads, vocabulary %d, RoPE %s%s → %s", checkpoint, converted.metadata["layout"],
+             c.width, c.n_layers, c.n_heads, c.vocab_size, c.rope, ", ΔG head" if converted.head else "", out)
