@@ -136,3 +136,127 @@ def _homology_cache() -> Path:
     import os
 
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "obte" / "homology"
+
+
+def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: Path, task: str, molecule_type: str,
+              epochs: int, batch_size: int, max_tokens: int, lr_head: float, lr_embedding: float, lr_body: float,
+              warmup: float, truncate: bool, seed: int, device: str, force: bool) -> None:
+    import pandas as pd
+
+    from obte_cli.engine.affinity_report import write_tsv
+    from obte_cli.engine.checkpoint import load_model, save_model
+    from obte_cli.engine.devices import resolve_device
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.molecules import molecule_type as lookup_type
+    from obte_cli.engine.plots import learning_curve
+    from obte_cli.engine.tasks import TASKS, class_index, encode_split, read_residue_split, read_sequence_split, train_task
+
+    if task not in TASKS:
+        raise InputError(f"--task must be one of {', '.join(TASKS)} (got {task!r})")
+    if molecule_type != "auto":
+        try:
+            lookup_type(molecule_type)
+        except KeyError as exc:
+            raise InputError(f"--molecule-type: {exc.args[0]}") from None
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists (use --force to replace it)")
+    settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
+    per_residue = kind == "residue"
+    reader = read_residue_split if per_residue else read_sequence_split
+    sources = {"train": str(train), "dev": str(dev), "test": str(test)}
+    splits = {name: reader(path, name, task) for name, path in (("train", train), ("dev", dev), ("test", test))}
+    classes = class_index(splits["train"], [splits["dev"], splits["test"]], per_residue, sources) if task == "classification" else None
+    loaded = load_model(model)
+    context = loaded.model.config.max_positions
+    encodings = {name: encode_split(loaded.tokenizer, split, molecule_type, context, truncate, sources[name]) for name, split in splits.items()}
+    log.info("%s %s: %s; %d / %d / %d records%s", kind, task, model, *(len(splits[s].ids) for s in ("train", "dev", "test")),
+             f"; classes {', '.join(classes)}" if classes else "")
+    steps = settings.epochs * math.ceil(len(splits["train"].ids) / settings.batch_size)
+    with training_progress(steps, f"finetune {kind}") as on_step:
+        result = train_task(loaded.model, loaded.tokenizer, splits, encodings, task, per_residue, classes, settings,
+                            resolve_device(device), on_step)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    head = {**result.head.describe(), "task": f"{kind}-{task}", "per_residue": per_residue, "classes": classes,
+            "target_mean": result.target_mean, "target_sd": result.target_sd}
+    save_model(out / "model", loaded.model, loaded.tokenizer, head=head, head_state=result.head.state_dict(),
+               metadata={"task": kind, "train": str(train), "best_epoch": result.best_epoch, "test_metrics": result.test,
+                         "finetune": settings.to_dict()})
+    epochs_table = pd.DataFrame(result.epochs)
+    test_row = {"epoch": f"test (epoch {result.best_epoch})", **{f"dev_{k}": v for k, v in result.test.items()}}
+    write_tsv(pd.concat([epochs_table.astype({"epoch": str}), pd.DataFrame([test_row])], ignore_index=True)
+              .rename(columns=lambda c: c.replace("dev_", "") if c != "train_loss" else c), out / "metrics.tsv")
+    with open((out / "test_predictions.tsv"), "w") as handle:
+        handle.write("id\tlabel\tpredicted\n")
+        for record, truth, predicted in zip(splits["test"].ids, splits["test"].labels, result.test_predictions):
+            if per_residue:
+                shown = [classes[int(v)] if classes and v == v else ("NA" if v != v else f"{v:.4g}") for v in predicted]
+                handle.write(f"{record}\t{' '.join(map(str, truth))}\t{' '.join(shown)}\n")
+            else:
+                handle.write(f"{record}\t{truth}\t{classes[int(predicted)] if classes else f'{predicted:.4g}'}\n")
+    learning_curve(result.epochs, out / "learning_curve.png", f"finetune {kind} ({task}): {Path(train).name}")
+    main = "mcc" if task == "classification" else "spearman"
+    log.info("best dev epoch %d; test %s", result.best_epoch, ", ".join(f"{k} {v:.3f}" for k, v in result.test.items()))
+    log.info("wrote %s (test %s %.3f)", out, main, result.test[main])
+
+
+TASK_HELP = "classification (MCC, F1, accuracy) or regression (Spearman, Pearson)."
+
+
+@app.command("classify")
+def classify(
+    train: Path = typer.Option(..., "--train", help="Training CSV with header: sequence,label (GUE layout)."),
+    dev: Path = typer.Option(..., "--dev", help="Dev CSV (selects the best epoch)."),
+    test: Path = typer.Option(..., "--test", help="Test CSV (scored once, with the best epoch)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Backbone model directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory: model/, metrics.tsv, test_predictions.tsv, learning_curve.png."),
+    task: str = typer.Option("classification", "--task", help=TASK_HELP),
+    molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
+    epochs: int = typer.Option(5, "--epochs"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    max_tokens: int = typer.Option(16384, "--max-tokens"),
+    lr_head: float = typer.Option(1e-2, "--lr-head"),
+    lr_embedding: float = typer.Option(1e-3, "--lr-embedding"),
+    lr_body: float = typer.Option(1e-4, "--lr-body", help="At width 1024; scaled by 1024/width."),
+    warmup: float = typer.Option(0.05, "--warmup"),
+    truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device"),
+    force: bool = typer.Option(False, "--force"),
+) -> None:
+    """Fine-tune a sequence classifier (or regressor) on GUE-style CSVs; keep the best dev epoch, score test.
+
+    Example: [bold]obte finetune classify --train train.csv --dev dev.csv --test test.csv --model backbone -o run/[/bold]
+    """
+    _run_task("classify", train, dev, test, model, out, task, molecule_type, epochs, batch_size, max_tokens,
+              lr_head, lr_embedding, lr_body, warmup, truncate, seed, device, force)
+
+
+@app.command("residue")
+def residue(
+    train: Path = typer.Option(..., "--train", help="Training TSV with header: id, sequence, labels (one per residue)."),
+    dev: Path = typer.Option(..., "--dev", help="Dev TSV (selects the best epoch)."),
+    test: Path = typer.Option(..., "--test", help="Test TSV (scored once, per residue)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Backbone model directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory: model/, metrics.tsv, test_predictions.tsv, learning_curve.png."),
+    task: str = typer.Option("classification", "--task", help=TASK_HELP),
+    molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
+    epochs: int = typer.Option(5, "--epochs"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    max_tokens: int = typer.Option(16384, "--max-tokens"),
+    lr_head: float = typer.Option(1e-2, "--lr-head"),
+    lr_embedding: float = typer.Option(1e-3, "--lr-embedding"),
+    lr_body: float = typer.Option(1e-4, "--lr-body", help="At width 1024; scaled by 1024/width."),
+    warmup: float = typer.Option(0.05, "--warmup"),
+    truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context (their tail is not scored)."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device"),
+    force: bool = typer.Option(False, "--force"),
+) -> None:
+    """Fine-tune a per-residue tagger (secondary structure, accessibility ...); metrics are per residue.
+
+    Example: [bold]obte finetune residue --train ss_train.tsv --dev ss_dev.tsv --test ss_test.tsv --model backbone -o ss/[/bold]
+    """
+    _run_task("residue", train, dev, test, model, out, task, molecule_type, epochs, batch_size, max_tokens,
+              lr_head, lr_embedding, lr_body, warmup, truncate, seed, device, force)

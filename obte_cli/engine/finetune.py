@@ -104,20 +104,52 @@ def first_token_outputs(
     return head(hidden[rows, offsets].float())
 
 
+def token_outputs(
+    model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int, device: torch.device
+) -> list[torch.Tensor]:
+    """Pack ``sequences``, run the encoder, and apply ``head`` to every token: one (n_tokens, n_outputs)
+    tensor per sequence (the per-residue tasks' forward)."""
+    batch = pack(sequences, context=max(len(s) for s in sequences), pad_id=pad_id)
+    ids, doc_ids = batch.ids.to(device), batch.doc_ids.to(device)
+    with _autocast(device):
+        hidden = model(ids, doc_ids).hidden
+    return [head(hidden[row, offset : offset + n].float()) for row, offset, n in batch.placements]
+
+
+def _sequence_loss(loss_name: str, targets) -> Callable:
+    target_tensor = torch.as_tensor(np.asarray(targets))
+
+    def loss(outputs: torch.Tensor, members: list[int]) -> torch.Tensor:
+        y = target_tensor[members].to(outputs.device)
+        if loss_name == "mse":
+            return F.mse_loss(outputs.squeeze(-1), y.float())
+        return F.cross_entropy(outputs, y.long())
+
+    return loss
+
+
 def train_sequence_task(
     model: ObteModel,
     head: nn.Module,
     sequences: Sequence[np.ndarray],
-    targets: np.ndarray,
+    targets,
     settings: FinetuneSettings,
     pad_id: int,
     device: torch.device | str = "cpu",
     loss_name: str = "mse",
     on_step: Callable[[dict], None] | None = None,
+    outputs_fn: Callable | None = None,
+    loss_fn: Callable | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> list[dict]:
     """Fine-tune ``model`` and ``head`` on (sequence, target) pairs; returns the per-step history.
 
-    ``targets``: (N,) floats for ``mse`` (standardise them first), (N,) class ids for ``cross_entropy``.
+    The one training loop of every task. By default the task is sequence-level: ``head`` reads the
+    first token (:func:`first_token_outputs`) and ``targets`` are (N,) floats for ``mse`` (standardise
+    them first) or (N,) class ids for ``cross_entropy``. Other tasks pass ``outputs_fn(model, head,
+    sequences, pad_id, device)`` and ``loss_fn(outputs, example_indices)`` (per-residue tasks:
+    :func:`token_outputs` and a loss over each example's tokens). ``on_epoch(epoch)`` runs after each
+    epoch (the model in train mode again afterwards), e.g. to evaluate on a dev set.
     """
     device = torch.device(device)
     if len(sequences) != len(targets):
@@ -141,7 +173,8 @@ def train_sequence_task(
         cycle_momentum=False,
     )
     trainable = [p for g in groups for p in g["params"]]
-    target_tensor = torch.as_tensor(np.asarray(targets))
+    outputs_fn = outputs_fn or first_token_outputs
+    loss_fn = loss_fn or _sequence_loss(loss_name, targets)
     lengths = [len(s) for s in sequences]
     history = []
     step = 0
@@ -153,12 +186,8 @@ def train_sequence_task(
             batch_loss = 0.0
             for group in microbatches([lengths[i] for i in batch], settings.max_tokens):
                 members = [batch[i] for i in group]
-                outputs = first_token_outputs(model, head, [sequences[i] for i in members], pad_id, device)
-                y = target_tensor[members].to(device)
-                if loss_name == "mse":
-                    loss = F.mse_loss(outputs.squeeze(-1), y.float())
-                else:
-                    loss = F.cross_entropy(outputs, y.long())
+                outputs = outputs_fn(model, head, [sequences[i] for i in members], pad_id, device)
+                loss = loss_fn(outputs, members)
                 weight = len(members) / len(batch)
                 (loss * weight).backward()
                 batch_loss += loss.item() * weight
@@ -172,6 +201,10 @@ def train_sequence_task(
             history.append(record)
             if on_step is not None:
                 on_step(record)
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
+            model.train()
+            head.train()
     model.eval()
     head.eval()
     return history

@@ -139,3 +139,24 @@ def similarity_boxplot(groups: list[tuple[str, np.ndarray, np.ndarray]], title: 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def learning_curve(epochs: list[dict], path: str | Path, title: str) -> Path:
+    """Training loss and the dev metrics per epoch (PNG)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=120)
+    xs = [e["epoch"] for e in epochs]
+    left.plot(xs, [e["train_loss"] for e in epochs], marker="o")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss")
+    for key in sorted({k for e in epochs for k in e if k.startswith("dev_")}):
+        right.plot(xs, [e[key] for e in epochs], marker="o", label=key.removeprefix("dev_"))
+    right.set_xlabel("epoch")
+    right.set_ylabel("dev")
+    right.legend(fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
