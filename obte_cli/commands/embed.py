@@ -55,7 +55,7 @@ def embed(
     from obte_cli.engine.embedding_io import EmbeddingWriter
     from obte_cli.engine.errors import InputError
     from obte_cli.engine.molecules import detect_molecule_type
-    from obte_cli.engine.molecules import molecule_type as lookup_type
+    from obte_cli.engine.molecules import molecule_type_option
     from obte_cli.engine.seqio import read_fasta
     from obte_cli.engine.tokenizers import Segment
 
@@ -63,12 +63,7 @@ def embed(
         raise InputError("use either --truncate or --window, not both")
     if window < 0 or stride < 0 or max_tokens < 1:
         raise InputError("--window, --stride must be ≥ 0 and --max-tokens ≥ 1")
-    fixed = None
-    if molecule_type != "auto":
-        try:
-            fixed = lookup_type(molecule_type)
-        except KeyError as exc:
-            raise InputError(f"--molecule-type: {exc.args[0]}") from None
+    fixed = molecule_type_option(molecule_type)
     settings = EmbeddingSettings(pool=pool, layers=_parse_layers(layers), max_tokens=max_tokens, truncate=truncate,
                                  window=window, stride=stride)
     torch_device = resolve_device(device)

@@ -147,17 +147,13 @@ def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: P
     from obte_cli.engine.checkpoint import load_model, save_model
     from obte_cli.engine.devices import resolve_device
     from obte_cli.engine.errors import InputError
-    from obte_cli.engine.molecules import molecule_type as lookup_type
+    from obte_cli.engine.molecules import molecule_type_option
     from obte_cli.engine.plots import learning_curve
     from obte_cli.engine.tasks import TASKS, class_index, encode_split, read_residue_split, read_sequence_split, train_task
 
     if task not in TASKS:
         raise InputError(f"--task must be one of {', '.join(TASKS)} (got {task!r})")
-    if molecule_type != "auto":
-        try:
-            lookup_type(molecule_type)
-        except KeyError as exc:
-            raise InputError(f"--molecule-type: {exc.args[0]}") from None
+    molecule_type_option(molecule_type)  # validate early: a bad name fails before any training
     if out.exists() and not force:
         raise InputError(f"{out}: already exists (use --force to replace it)")
     settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)

@@ -87,14 +87,10 @@ def prep(
     Example: [bold]obte prep gbvrl*.seq.gz uniref100.fasta.gz -o corpus/ --workers 8[/bold]
     """
     from obte_cli.engine.errors import InputError
-    from obte_cli.engine.molecules import molecule_type as lookup_type
+    from obte_cli.engine.molecules import molecule_type_option
     from obte_cli.engine.prep import PrepSettings, run_prep
 
-    if molecule_type != "auto":
-        try:
-            lookup_type(molecule_type)
-        except KeyError as exc:
-            raise InputError(f"--molecule-type: {exc.args[0]}") from None
+    molecule_type_option(molecule_type)  # validate before reading any input
     if min_length < 1 or max_length < 0 or (max_length and max_length < min_length):
         raise InputError("--min-length must be ≥ 1 and --max-length 0 or ≥ --min-length")
     if workers < 1:

@@ -41,18 +41,13 @@ def encode(
     """
     from obte_cli.engine.errors import InputError
     from obte_cli.engine.molecules import detect_molecule_type
-    from obte_cli.engine.molecules import molecule_type as lookup_type
+    from obte_cli.engine.molecules import molecule_type_option
     from obte_cli.engine.seqio import read_fasta
     from obte_cli.engine.tokenizers import ON_UNKNOWN_CHOICES, Segment, load_tokenizer
 
     if on_unknown not in ON_UNKNOWN_CHOICES:
         raise InputError(f"--on-unknown must be one of {', '.join(ON_UNKNOWN_CHOICES)}")
-    fixed_type = None
-    if molecule_type != "auto":
-        try:
-            fixed_type = lookup_type(molecule_type)
-        except KeyError as exc:
-            raise InputError(f"--molecule-type: {exc.args[0]}") from None
+    fixed_type = molecule_type_option(molecule_type)
     tok = load_tokenizer(tokenizer)
     columns = ENCODE_COLUMNS + (["token_spans"] if spans else []) + (["token_pieces"] if pieces else [])
     n_records = n_tokens = 0

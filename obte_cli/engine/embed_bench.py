@@ -10,22 +10,12 @@ of wall time, best of ``repeats``.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from obte_cli.engine.embedding import EmbeddingSettings, embed_segments
 from obte_cli.engine.model import ObteConfig, ObteModel
+from obte_cli.engine.prep_bench import best_of
 from obte_cli.engine.tokenizers import Segment, Tokenizer
-
-
-def _best(repeats: int, work) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bench_embed(config: ObteConfig, tokenizer: Tokenizer, segments: list[Segment], batch_size: int = 8,
@@ -34,7 +24,7 @@ def bench_embed(config: ObteConfig, tokenizer: Tokenizer, segments: list[Segment
     model = ObteModel(config).eval()
     settings = EmbeddingSettings(pool="mean", max_tokens=max_tokens)
     rows = []
-    obte_s = _best(repeats, lambda: list(embed_segments(model, tokenizer, segments, settings)))
+    obte_s = best_of(repeats, lambda: list(embed_segments(model, tokenizer, segments, settings)))
     rows.append({"implementation": "obte (packed)", "sequences": len(segments), "residues": residues, "seconds": obte_s})
     if include_hf:
         from transformers import EsmConfig, EsmModel
@@ -62,7 +52,7 @@ def bench_embed(config: ObteConfig, tokenizer: Tokenizer, segments: list[Segment
                 (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
 
         rows.append({"implementation": "hf EsmModel (padded)", "sequences": len(segments), "residues": residues,
-                     "seconds": _best(repeats, run_hf)})
+                     "seconds": best_of(repeats, run_hf)})
     for r in rows:
         r["residues_per_s"] = r["residues"] / r["seconds"]
     for r in rows:

@@ -87,6 +87,19 @@ def molecule_type(name: str) -> MoleculeType:
     raise KeyError(f"unknown molecule type {name!r} (known: {known})")
 
 
+def molecule_type_option(value: str) -> MoleculeType | None:
+    """A ``--molecule-type`` value: None for ``auto`` (detect per record), else the type; unknown names
+    are a user error (InputError) listing the known ones."""
+    from obte_cli.engine.errors import InputError
+
+    if value == "auto":
+        return None
+    try:
+        return molecule_type(value)
+    except KeyError as exc:
+        raise InputError(f"--molecule-type: {exc.args[0]}") from None
+
+
 def tag_chain(mol: MoleculeType) -> list[str]:
     """Tag names to try for ``mol``, most specific first (``ds-mRNA`` → mRNA → RNA)."""
     chain = [mol.name]

@@ -16,6 +16,14 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
 def prediction_scatter(measured: np.ndarray, predicted: np.ndarray, title: str, path: str | Path, unit: str = "kcal/mol") -> Path:
     """Predicted vs measured scatter with the y = x line; written to ``path`` (PNG)."""
     plt = _pyplot()
@@ -31,11 +39,7 @@ def prediction_scatter(measured: np.ndarray, predicted: np.ndarray, title: str, 
     ax.set_title(title, fontsize=9)
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def method_comparison(labels: list[str], panels: list[tuple[str, list[float], list[float]]], title: str, path: str | Path) -> Path:
@@ -51,11 +55,7 @@ def method_comparison(labels: list[str], panels: list[tuple[str, list[float], li
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def training_curves(records: list[dict], path: str | Path, title: str, baseline: float | None = None) -> Path:
@@ -73,11 +73,7 @@ def training_curves(records: list[dict], path: str | Path, title: str, baseline:
     right.set_xlabel("tokens")
     right.set_ylabel("masked-token accuracy")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def saturation_figure(ddg: np.ndarray, model_pfm: np.ndarray, reference_pfm: np.ndarray, consensus: str,
@@ -99,11 +95,7 @@ def saturation_figure(ddg: np.ndarray, model_pfm: np.ndarray, reference_pfm: np.
     axes[-1].set_xticks(range(length), list(consensus))
     axes[-1].set_xlabel("consensus position")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def histogram(values: list[float], xlabel: str, title: str, path: str | Path, bins: int = 20) -> Path:
@@ -115,11 +107,7 @@ def histogram(values: list[float], xlabel: str, title: str, path: str | Path, bi
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def similarity_boxplot(groups: list[tuple[str, np.ndarray, np.ndarray]], title: str, path: str | Path) -> Path:
@@ -134,11 +122,7 @@ def similarity_boxplot(groups: list[tuple[str, np.ndarray, np.ndarray]], title: 
     ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
     ax.set_ylabel("cosine similarity after the map")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def learning_curve(epochs: list[dict], path: str | Path, title: str) -> Path:
@@ -155,8 +139,4 @@ def learning_curve(epochs: list[dict], path: str | Path, title: str) -> Path:
     right.set_ylabel("dev")
     right.legend(fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

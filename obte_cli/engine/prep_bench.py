@@ -23,7 +23,8 @@ from obte_cli.engine.prep import PrepSettings, input_format, run_prep
 from obte_cli.engine.seqio import open_text
 
 
-def _best_of(repeats: int, work: Callable[[], None]) -> float:
+def best_of(repeats: int, work: Callable[[], None]) -> float:
+    """Shortest wall time of ``repeats`` runs of ``work`` (the run least disturbed by other processes)."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -53,7 +54,7 @@ def bench_prep(paths: list[Path], workers: int = 2, repeats: int = 3) -> list[di
         return {"method": method, "workers": n_workers, "megabytes": nbytes / 1e6, "seconds": seconds,
                 "mb_per_s": rate, "mb_per_s_per_worker": rate / n_workers}
 
-    rows.append(row("biopython SeqIO.parse", 1, size, _best_of(repeats, lambda: biopython_parse(paths))))
+    rows.append(row("biopython SeqIO.parse", 1, size, best_of(repeats, lambda: biopython_parse(paths))))
     with tempfile.TemporaryDirectory(prefix="obte-bench-prep-") as tmp:
         tmp = Path(tmp)
 
@@ -64,7 +65,7 @@ def bench_prep(paths: list[Path], workers: int = 2, repeats: int = 3) -> list[di
                 run_prep(inputs, out, PrepSettings(), workers=n_workers)
             return work
 
-        rows.append(row("obte prep", 1, size, _best_of(repeats, prep_into(paths, 1))))
+        rows.append(row("obte prep", 1, size, best_of(repeats, prep_into(paths, 1))))
         if workers > 1:
             copies = []
             for w in range(workers):
@@ -73,7 +74,7 @@ def bench_prep(paths: list[Path], workers: int = 2, repeats: int = 3) -> list[di
                 for p in paths:
                     copies.append(folder / p.name)
                     shutil.copyfile(p, copies[-1])
-            rows.append(row("obte prep", workers, size * workers, _best_of(repeats, prep_into(copies, workers))))
+            rows.append(row("obte prep", workers, size * workers, best_of(repeats, prep_into(copies, workers))))
     base = rows[0]["mb_per_s"]
     for r in rows:
         r["vs_biopython_per_worker"] = r["mb_per_s_per_worker"] / base
