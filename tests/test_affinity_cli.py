@@ -204,3 +204,51 @@ def test_bench_refuses_predictions_from_other_data(cv_run, pronab_path, tmp_path
     assert "measured ΔG differs from the data's" in result.stderr
     neither = obte("bench", "pronab", "--data", pronab_path, "--out", tmp_path / "b2")
     assert neither.exit_code == 1 and "either --model" in neither.stderr
+
+
+def test_bundled_default_model_runs_the_readme_example():
+    from obte_cli.engine.resources import default_affinity_model_dir, example_file
+
+    ensemble = load_affinity_model(default_affinity_model_dir())
+    assert len(ensemble.members) == 10 and ensemble.context == 1024
+    result = obte("affinity", example_file("dna_binding_proteins.fa"), example_file("dna.fa"))
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    assert rows[0] == ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"] and len(rows) == 1 + 4 * 5
+    dg = np.array([float(r[2]) for r in rows[1:]])
+    assert ((dg > -16) & (dg < -4)).all() and all(float(r[3]) > 0 for r in rows[1:])
+
+
+def test_bundled_model_scores_are_its_own_out_of_fold_predictions():
+    """The shipped metrics.tsv is recomputed from the shipped predictions.tsv (nothing typed in by hand)."""
+    from obte_cli.engine.affinity import regression_metrics
+    from obte_cli.engine.resources import default_affinity_model_dir
+
+    folder = default_affinity_model_dir()
+    predictions = pd.read_csv(folder / "predictions.tsv", sep="\t")
+    metrics = pd.read_csv(folder / "metrics.tsv", sep="\t", dtype={"fold": str}).set_index("fold")
+    for fold, rows in predictions.groupby("fold"):
+        m = regression_metrics(rows["dG_predicted"].to_numpy(), rows["dG_measured"].to_numpy())
+        assert math.isclose(float(metrics.loc[str(fold), "pcc"]), m["pcc"], abs_tol=2e-4)
+        assert math.isclose(float(metrics.loc[str(fold), "mae"]), m["mae"], abs_tol=2e-4)
+    folds = pd.read_csv(folder / "folds.tsv", sep="\t", dtype={"fold": str})
+    tested = set(folds.loc[folds["fold"] != "train-only", "protein_id"])
+    assert set(predictions["protein_id"]) <= tested  # no guarded protein was ever scored
+
+
+def test_bench_jaspar_uses_only_held_out_proteins(pronab_path, tmp_path):
+    from conftest import shared_file
+
+    jaspar = shared_file("jaspar2024")
+    result = obte("bench", "jaspar", "--jaspar", jaspar / "JASPAR2024_CORE.jaspar", "--accessions", jaspar / "matrices.tsv",
+                  "--data", pronab_path, "--mutants", "2", "--device", "cpu", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "bench-jaspar.tsv", sep="\t")
+    from obte_cli.engine.resources import default_affinity_model_dir
+
+    folds = pd.read_csv(default_affinity_model_dir() / "folds.tsv", sep="\t", dtype={"fold": str})
+    held_out = set(folds.loc[folds["fold"] != "train-only", "protein_id"])
+    assert len(rows) > 0 and set(rows["protein_id"]) <= held_out
+    summary = result.stdout.strip().splitlines()
+    assert summary[0].split("\t")[:3] == ["matrices", "mutants", "mean_ddG"]
+    assert (tmp_path / "bench-jaspar.png").is_file()

@@ -69,6 +69,11 @@ def write_cv_outputs(out: Path, table: pd.DataFrame, folds: FoldAssignment, resu
     write_tsv(predictions, out / "predictions.tsv")
     measured = table["dG"].to_numpy(dtype=np.float64)
     write_tsv(metrics_with_summary(result.fold_metrics, measured, result.predicted), out / "metrics.tsv")
-    prediction_scatter(
-        measured[tested], result.predicted[tested], f"{title}\n{summarise_folds(result.fold_metrics)}", out / "scatter.png"
-    )
+    prediction_scatter(measured[tested], result.predicted[tested], scatter_title(title, result.fold_metrics), out / "scatter.png")
+
+
+def scatter_title(title: str, fold_metrics: pd.DataFrame) -> str:
+    """Three short lines, so the title fits the figure: what, PCC and MAE, and how they were averaged."""
+    summary = summarise_folds(fold_metrics)
+    scores, averaging = summary.split(" (", 1)
+    return f"{title}\n{scores}\n({averaging}"
