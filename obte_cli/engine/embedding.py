@@ -106,11 +106,14 @@ def _autocast(device: torch.device):
 def _unit_states(model: ObteModel, units: list[_Unit], pad_id: int, settings: EmbeddingSettings,
                  device: torch.device) -> list[np.ndarray]:
     """Per unit: (n_tokens, n_layers, width) float32 states, packed by token budget."""
-    context = model.config.max_positions
     lengths = [len(u.encoding) for u in units]
     states: list[np.ndarray | None] = [None] * len(units)
     for group in microbatches(lengths, settings.max_tokens):
-        batch = pack([units[i].encoding.ids for i in group], context, pad_id)
+        # Rows as wide as the group's longest input (groups hold similar lengths: microbatches sorts
+        # them), not the model's whole context: attention costs row width² per row, so packing short
+        # sequences into 4,096-wide rows would spend more on masked-out attention than padding would.
+        width = max(lengths[i] for i in group)
+        batch = pack([units[i].encoding.ids for i in group], width, pad_id)
         with _autocast(device):
             output = model(batch.ids.to(device), batch.doc_ids.to(device), layers=settings.layers)
         stacked = torch.stack([output.layers[l % (model.config.n_layers + 1)] for l in settings.layers], dim=2).float().cpu()
@@ -143,10 +146,17 @@ def embed_chunk(model: ObteModel, tokenizer: Tokenizer, segments: list[Segment],
         enc = unit.encoding
         firsts[unit.record] += state[0]
         windows[unit.record] += 1
-        for t in np.flatnonzero(enc.is_residue):
-            start, end = int(enc.start[t]) + unit.residue_offset, int(enc.end[t]) + unit.residue_offset
-            sums[unit.record][start:end] += state[t]
-            counts[unit.record][start:end] += 1
+        # every residue gets the state of the token covering it (vectorised: one row per residue)
+        tokens = np.flatnonzero(enc.is_residue)
+        spans = (enc.end[tokens] - enc.start[tokens]).astype(np.int64)
+        first_of_token = np.cumsum(spans) - spans
+        residues = np.arange(spans.sum()) - np.repeat(first_of_token, spans) + np.repeat(enc.start[tokens] + unit.residue_offset, spans)
+        if windows[unit.record] == 1 and not settings.window:  # the only unit: each residue written once
+            sums[unit.record][residues] = state[np.repeat(tokens, spans)]
+            counts[unit.record][residues] = 1
+        else:  # overlapping windows accumulate
+            np.add.at(sums[unit.record], residues, state[np.repeat(tokens, spans)])
+            np.add.at(counts[unit.record], residues, 1)
     results = []
     for i, segment in enumerate(segments):
         covered = counts[i] > 0
