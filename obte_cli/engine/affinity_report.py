@@ -1,6 +1,7 @@
 """Tables and the figure a ΔG cross-validation run leaves in its output directory.
 
-* ``folds.tsv``        protein_id, fold (``train-only`` for homology-guarded proteins), rows
+* ``folds.tsv``        protein_id, fold (``train-only`` for homology-guarded proteins), rows — one row per
+  protein id (accessions with the same sequence are one group and share a fold)
 * ``predictions.tsv``  one row per tested complex: row, protein_id, fold, na_type, nucleic_acid,
   complement, dG_measured, dG_predicted (kcal/mol)
 * ``metrics.tsv``      fold, proteins, rows, pcc, mae, rmse — one row per fold, then ``mean`` and ``sem``
@@ -46,20 +47,20 @@ def write_tsv(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def folds_table(table: pd.DataFrame, fold_of_row: np.ndarray) -> pd.DataFrame:
+    """One row per protein id (accessions sharing a sequence are one CV group, so they share a fold)."""
+    per_row = pd.DataFrame({"protein_id": table["protein_id"].to_numpy(), "fold": fold_of_row})
+    grouped = per_row.groupby("protein_id", sort=False)["fold"].agg(["first", "size"]).reset_index()
+    return pd.DataFrame({
+        "protein_id": grouped["protein_id"],
+        "fold": [str(f + 1) if f >= 0 else "train-only" for f in grouped["first"]],
+        "rows": grouped["size"],
+    })
+
+
 def write_cv_outputs(out: Path, table: pd.DataFrame, folds: FoldAssignment, result: CrossValidationResult, title: str) -> None:
     out = Path(out)
-    protein_ids = table.groupby("protein", sort=False)["protein_id"].first()
-    rows_per_protein = table.groupby("protein", sort=False).size()
-    write_tsv(
-        pd.DataFrame(
-            {
-                "protein_id": [protein_ids[p] for p in folds.plan.proteins],
-                "fold": [str(f + 1) if f >= 0 else "train-only" for f in folds.plan.fold_of_protein],
-                "rows": [int(rows_per_protein[p]) for p in folds.plan.proteins],
-            }
-        ),
-        out / "folds.tsv",
-    )
+    write_tsv(folds_table(table, folds.fold_of_row), out / "folds.tsv")
     tested = np.flatnonzero(folds.fold_of_row >= 0)
     predictions = table.iloc[tested][["protein_id", "na_type", "nucleic_acid", "complement"]].copy()
     predictions.insert(0, "row", tested + 1)
