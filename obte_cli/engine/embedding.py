@@ -32,7 +32,7 @@ from obte_cli.engine.batching import pack
 from obte_cli.engine.errors import InputError
 from obte_cli.engine.finetune import microbatches
 from obte_cli.engine.model import ObteModel
-from obte_cli.engine.tokenizers import Encoding, Segment, Tokenizer
+from obte_cli.engine.tokenizers import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 POOLS = ("mean", "first", "max", "per-token")
 
@@ -62,17 +62,6 @@ class _Unit:
     residue_offset: int  # where this window starts in the record
 
 
-def _fit(tokenizer: Tokenizer, segment: Segment, context: int) -> Encoding:
-    """The longest prefix of ``segment`` whose encoding fits ``context`` tokens."""
-    keep = len(segment.sequence)
-    encoding = tokenizer.encode_one([segment])
-    while len(encoding) > context:
-        residues_per_token = keep / max(len(encoding) - 2, 1)
-        keep -= max(1, int(np.ceil((len(encoding) - context) * residues_per_token)))
-        encoding = tokenizer.encode_one([Segment(segment.sequence[:keep], segment.molecule, segment.name)])
-    return encoding
-
-
 def encode_units(tokenizer: Tokenizer, index: int, segment: Segment, context: int, settings: EmbeddingSettings) -> list[_Unit]:
     encoding = tokenizer.encode_one([segment])
     if len(encoding) <= context:
@@ -93,7 +82,7 @@ def encode_units(tokenizer: Tokenizer, index: int, segment: Segment, context: in
             units.append(_Unit(index, window_encoding, start))
         return units
     if settings.truncate:
-        return [_Unit(index, _fit(tokenizer, segment, context), 0)]
+        return [_Unit(index, encode_prefix_to_fit(tokenizer, segment, context), 0)]
     raise InputError(f"record '{segment.name}': {len(encoding)} tokens exceed the model's context of {context} "
                      "(use --truncate or --window)")
 

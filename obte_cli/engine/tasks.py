@@ -32,7 +32,7 @@ from obte_cli.engine.finetune import FinetuneSettings, predict_sequence_task, to
 from obte_cli.engine.heads import SequenceHead
 from obte_cli.engine.molecules import detect_molecule_type
 from obte_cli.engine.molecules import molecule_type as lookup_type
-from obte_cli.engine.tokenizers import Encoding, Segment, Tokenizer
+from obte_cli.engine.tokenizers import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 TASKS = ("classification", "regression")
 
@@ -116,17 +116,15 @@ def encode_split(tokenizer: Tokenizer, split: Split, molecule: str, context: int
     encodings = []
     for record, sequence in zip(split.ids, split.sequences):
         mol = fixed or detect_molecule_type(sequence)
+        segment = Segment(sequence, mol.name, record)
         try:
-            encoding = tokenizer.encode_one([Segment(sequence, mol.name, record)])
+            encoding = tokenizer.encode_one([segment])
+            if len(encoding) > context:
+                if not truncate:
+                    raise InputError(f"record '{record}': {len(encoding)} tokens exceed the model's context of {context} (use --truncate)")
+                encoding = encode_prefix_to_fit(tokenizer, segment, context)
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from None
-        if len(encoding) > context:
-            if not truncate:
-                raise InputError(f"{source}: record '{record}': {len(encoding)} tokens exceed the model's context of {context} (use --truncate)")
-            keep = len(sequence)
-            while len(encoding) > context:
-                keep -= max(1, math.ceil((len(encoding) - context) * keep / max(len(encoding) - 2, 1)))
-                encoding = tokenizer.encode_one([Segment(sequence[:keep], mol.name, record)])
         encodings.append(encoding)
     return encodings
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -579,6 +580,22 @@ class SentencePieceTokenizer(Tokenizer):
             names.append(comp.file)
         (directory / TOKENIZER_FILE).write_text(json.dumps(self.to_config(), indent=2) + "\n")
         return names
+
+
+def encode_prefix_to_fit(tokenizer: Tokenizer, segment: Segment, context: int) -> Encoding:
+    """Encode the longest prefix of ``segment`` whose encoding (tag and ``<EOS>`` included) fits in
+    ``context`` tokens — the ``--truncate`` behaviour (cuts at the C-/3'-terminal end). Each step cuts
+    as many residues as the excess tokens cover at the current residues-per-token rate, so BPE inputs
+    converge in a few encodes."""
+    encoding = tokenizer.encode_one([segment])
+    keep = len(segment.sequence)
+    while len(encoding) > context:
+        residues_per_token = keep / max(len(encoding) - 2, 1)
+        keep -= max(1, math.ceil((len(encoding) - context) * residues_per_token))
+        if keep < 1:
+            raise InputError(f"record '{segment.name}': a context of {context} tokens holds no residue")
+        encoding = tokenizer.encode_one([Segment(segment.sequence[:keep], segment.molecule, segment.name)])
+    return encoding
 
 
 # =============================================================================================
