@@ -12,6 +12,7 @@ from obte_cli import __version__
 from obte_cli.cli_common import new_app, setup_logging
 from obte_cli.commands import affinity as affinity_cmd
 from obte_cli.commands import bench as bench_cmd
+from obte_cli.commands import contacts as contacts_cmd
 from obte_cli.commands import convert as convert_cmd
 from obte_cli.commands import embed as embed_cmd
 from obte_cli.commands import finetune as finetune_cmd
@@ -35,6 +36,7 @@ app.command("pretrain")(pretrain_cmd.pretrain)
 app.command("scan-jaspar")(scan_jaspar_cmd.scan_jaspar)
 app.add_typer(embed_cmd.app, name="embed")
 app.command("convert")(convert_cmd.convert)
+app.add_typer(contacts_cmd.app, name="contacts")
 
 
 def _version(value: bool) -> None:
