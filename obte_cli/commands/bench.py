@@ -196,7 +196,7 @@ def jaspar(
     from obte_cli.engine.affinity_model import load_affinity_model
     from obte_cli.engine.devices import resolve_device
     from obte_cli.engine.errors import InputError
-    from obte_cli.engine.jaspar_scan import SCAN_COLUMNS, held_out_members, scan_matrix, summarise_scan
+    from obte_cli.engine.jaspar_scan import SCAN_COLUMNS, format_scan_row, held_out_members, scan_matrix, summarise_scan
     from obte_cli.engine.motifs import read_matrices
     from obte_cli.engine.plots import histogram
     from obte_cli.engine.resources import default_affinity_model_dir
@@ -223,7 +223,7 @@ def jaspar(
     with open_output(out / "bench-jaspar.tsv") as handle:
         handle.write("\t".join(SCAN_COLUMNS) + "\n")
         for r in rows:
-            handle.write("\t".join(f"{getattr(r, c):.4f}" if isinstance(getattr(r, c), float) else str(getattr(r, c)) for c in SCAN_COLUMNS) + "\n")
+            handle.write(format_scan_row(r) + "\n")
     summary = summarise_scan(rows)
     with open_output("-") as handle:
         handle.write("\t".join(summary) + "\n" + "\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in summary.values()) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
@@ -23,10 +22,6 @@ def read_accessions(path: Path) -> dict[str, list[str]]:
     if not {"matrix_id", "uniprot"} <= set(table.columns):
         raise InputError(f"{path}: needs matrix_id and uniprot columns")
     return {r.matrix_id: [a for a in r.uniprot.replace(";", ",").split(",") if a.strip()] for r in table.itertuples()}
-
-
-def _fmt(value: float) -> str:
-    return "NA" if isinstance(value, float) and math.isnan(value) else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def scan_jaspar(
@@ -54,7 +49,7 @@ def scan_jaspar(
     from obte_cli.engine.complex_inputs import read_proteins
     from obte_cli.engine.devices import resolve_device
     from obte_cli.engine.errors import InputError
-    from obte_cli.engine.jaspar_scan import SCAN_COLUMNS, match_proteins, scan_matrix, summarise_scan
+    from obte_cli.engine.jaspar_scan import SCAN_COLUMNS, format_scan_row, match_proteins, scan_matrix, summarise_scan
     from obte_cli.engine.motifs import read_matrices
     from obte_cli.engine.resources import default_affinity_model_dir
 
@@ -77,7 +72,7 @@ def scan_jaspar(
         for matrix in usable:
             for r in scan_matrix(ensemble, matrix, owner[matrix.matrix_id], mutants, rate, seed, torch_device, truncate):
                 rows.append(r)
-                handle.write("\t".join(_fmt(getattr(r, c)) for c in SCAN_COLUMNS) + "\n")
+                handle.write(format_scan_row(r) + "\n")
     summary = summarise_scan(rows)
     log.info("%d matrices (%d skipped without a protein), %d mutants: mean ΔΔG %.3f ± %.3f kcal/mol, %.0f%% of TFs > 0, "
              "Spearman ρ(ΔΔG, log-odds drop) = %.3f", summary["matrices"], len(missing), summary["mutants"],

@@ -14,13 +14,12 @@ Units: ΔG in kcal/mol; Kd in mol/L from ΔG = RT ln Kd at 298.15 K.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from obte_cli.engine.errors import InputError
-from obte_cli.engine.tokenizers import Encoding, Segment, Tokenizer
+from obte_cli.engine.tokenizers import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 GAS_CONSTANT_KCAL = 1.987204259e-3  # kcal / (mol·K)
 TEMPERATURE_K = 298.15
@@ -49,17 +48,11 @@ def encode_complex(tokenizer: Tokenizer, segments: list[Segment], context: int, 
         raise InputError(
             f"record '{name}': {len(encoding)} tokens exceed the model's context of {context} (use --truncate to cut the protein)"
         )
-    protein = segments[0].sequence
-    keep = len(protein)
-    while len(encoding) > context:
-        protein_tokens = int((encoding.segment == 0).sum()) - 2
-        excess = len(encoding) - context
-        residues_per_token = keep / max(protein_tokens, 1)
-        keep -= max(1, math.ceil(excess * residues_per_token))
-        if keep < 1:
-            raise InputError(f"record '{name}': the nucleic acids alone exceed the model's context of {context}")
-        encoding = tokenizer.encode_one([Segment(protein[:keep], "protein", segments[0].name), *segments[1:]])
-    return encoding, len(protein) - keep
+    encoding = encode_prefix_to_fit(
+        tokenizer, segments, context, f"record '{name}': the nucleic acids alone exceed the model's context of {context}"
+    )
+    kept = int(encoding.end[encoding.segment == 0].max())  # residues of the protein still encoded
+    return encoding, len(segments[0].sequence) - kept
 
 
 @dataclass

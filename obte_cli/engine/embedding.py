@@ -82,7 +82,7 @@ def encode_units(tokenizer: Tokenizer, index: int, segment: Segment, context: in
             units.append(_Unit(index, window_encoding, start))
         return units
     if settings.truncate:
-        return [_Unit(index, encode_prefix_to_fit(tokenizer, segment, context), 0)]
+        return [_Unit(index, encode_prefix_to_fit(tokenizer, [segment], context), 0)]
     raise InputError(f"record '{segment.name}': {len(encoding)} tokens exceed the model's context of {context} "
                      "(use --truncate or --window)")
 

@@ -98,6 +98,16 @@ def scan_matrix(ensemble: AffinityEnsemble, matrix: Matrix, protein: NamedSequen
     ]
 
 
+def format_scan_row(row: ScanRow) -> str:
+    """One TSV line (``SCAN_COLUMNS`` order): floats to 4 decimals, NaN as NA."""
+    def text(value) -> str:
+        if isinstance(value, float):
+            return "NA" if value != value else f"{value:.4f}"
+        return str(value)
+
+    return "\t".join(text(getattr(row, c)) for c in SCAN_COLUMNS)
+
+
 def summarise_scan(rows: list[ScanRow]) -> dict:
     """Mean ΔΔG over TFs ± SEM, the fraction of TFs with mean ΔΔG > 0, Spearman ρ(ΔΔG, log-odds drop)."""
     from scipy.stats import spearmanr

@@ -122,7 +122,7 @@ def encode_split(tokenizer: Tokenizer, split: Split, molecule: str, context: int
             if len(encoding) > context:
                 if not truncate:
                     raise InputError(f"record '{record}': {len(encoding)} tokens exceed the model's context of {context} (use --truncate)")
-                encoding = encode_prefix_to_fit(tokenizer, segment, context)
+                encoding = encode_prefix_to_fit(tokenizer, [segment], context)
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from None
         encodings.append(encoding)

@@ -582,19 +582,23 @@ class SentencePieceTokenizer(Tokenizer):
         return names
 
 
-def encode_prefix_to_fit(tokenizer: Tokenizer, segment: Segment, context: int) -> Encoding:
-    """Encode the longest prefix of ``segment`` whose encoding (tag and ``<EOS>`` included) fits in
-    ``context`` tokens — the ``--truncate`` behaviour (cuts at the C-/3'-terminal end). Each step cuts
-    as many residues as the excess tokens cover at the current residues-per-token rate, so BPE inputs
-    converge in a few encodes."""
-    encoding = tokenizer.encode_one([segment])
-    keep = len(segment.sequence)
+def encode_prefix_to_fit(tokenizer: Tokenizer, segments: Sequence[Segment], context: int,
+                         empty_message: str | None = None) -> Encoding:
+    """Encode ``segments`` with the *first* one cut to its longest prefix that lets the whole encoding
+    (tags and ``<EOS>`` included) fit in ``context`` tokens — the ``--truncate`` behaviour (cuts at the
+    C-/3'-terminal end; later segments, e.g. a complex's nucleic acids, stay whole). Each step cuts as
+    many residues as the excess tokens cover at the first segment's current residues-per-token rate,
+    so BPE inputs converge in a few encodes. ``empty_message`` is the error when no residue fits."""
+    first = segments[0]
+    encoding = tokenizer.encode_one(segments)
+    keep = len(first.sequence)
     while len(encoding) > context:
-        residues_per_token = keep / max(len(encoding) - 2, 1)
+        first_tokens = int((encoding.segment == 0).sum()) - 2  # without its tag and <EOS>
+        residues_per_token = keep / max(first_tokens, 1)
         keep -= max(1, math.ceil((len(encoding) - context) * residues_per_token))
         if keep < 1:
-            raise InputError(f"record '{segment.name}': a context of {context} tokens holds no residue")
-        encoding = tokenizer.encode_one([Segment(segment.sequence[:keep], segment.molecule, segment.name)])
+            raise InputError(empty_message or f"record '{first.name}': a context of {context} tokens holds no residue")
+        encoding = tokenizer.encode_one([Segment(first.sequence[:keep], first.molecule, first.name), *segments[1:]])
     return encoding
 
 
