@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from obte_cli.app import app
 from obte_cli.engine.distributed import DistributedContext
 from obte_cli.engine.model import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.pretrain import PretrainSettings, masked_accuracy_baseline, pretrain
+from obte_cli.engine.pretrain import PretrainSettings, masked_accuracy_baseline, pretrain, unigram_baselines
 from obte_cli.engine.pretrain_data import BatchSource, RowPlan, mask_row
 from obte_cli.engine.token_files import open_corpus
 
@@ -65,6 +65,23 @@ def test_rows_cover_every_token_once_per_epoch(tokens):
     assert protein_only.tokens_per_epoch < plan.tokens_per_epoch
 
 
+def _spans(plan):
+    return {(p.sequence, p.start, p.stop) for r in range(plan.rows_per_epoch()) for p in plan.row(r)}
+
+
+def test_holdout_chunks_are_never_trained_on(tokens):
+    corpus = open_corpus(tokens)
+    whole = RowPlan(corpus, context=128)
+    train = RowPlan(corpus, context=128, seed=3, holdout=0.1, part="train")
+    held = RowPlan(corpus, context=128, seed=3, holdout=0.1, part="holdout")
+    assert train.tokens_per_epoch + held.tokens_per_epoch == whole.tokens_per_epoch
+    assert 0.05 < held.tokens_per_epoch / whole.tokens_per_epoch < 0.15
+    # pieces are cut from chunks; no held-out token is inside any training piece
+    held_tokens = {(s, t) for s, a, b in _spans(held) for t in range(a, b)}
+    assert held_tokens and not any((s, t) in held_tokens for s, a, b in _spans(train) for t in range(a, b))
+    assert _spans(RowPlan(corpus, context=128, seed=3, holdout=0.1, part="holdout")) == _spans(held)  # seeded
+
+
 def test_masking_hits_only_residues_at_the_rate(tokens):
     corpus = open_corpus(tokens)
     tok = corpus.tokenizer
@@ -102,8 +119,41 @@ def test_pretraining_loss_falls_and_metrics_are_logged(tokens, tmp_path):
     losses = [r["loss"] for r in result.history]
     assert np.mean(losses[-5:]) < losses[0] - 1.0  # from ln(vocab) towards the residue entropy
     assert 0.0 < masked_accuracy_baseline(corpus) < 0.5
+    for record in result.history:
+        # tokens/s counts the real (unpadded) tokens of the step: at most a full batch
+        assert 0 < record["tokens_per_s"] * record["seconds"] <= settings.rows_per_step * settings.context + 1e-6
+        parts = [record[k] for k in ("protein_accuracy", "nucleic_accuracy") if record[k] is not None]
+        assert parts and all(0.0 <= v <= 1.0 for v in parts)
+        assert min(parts) - 1e-9 <= record["masked_accuracy"] <= max(parts) + 1e-9  # a mixture of the two
+    baselines = unigram_baselines(corpus)
+    assert baselines["all"] == masked_accuracy_baseline(corpus)
+    assert 0.05 < baselines["protein"] < 0.2 and 0.25 <= baselines["nucleic"] < 0.5  # real residue frequencies
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == list(range(1, settings.total_steps + 1))
+
+
+def test_held_out_rows_are_scored_at_checkpoints(tokens, tmp_path):
+    corpus = open_corpus(tokens)
+    settings = _settings(holdout=0.1, eval_rows=8)
+    result = pretrain(_model(corpus), corpus, settings, tmp_path, DistributedContext())
+    scored = [r for r in result.history if "heldout_loss" in r]
+    assert [r["step"] for r in scored] == [s for s in range(1, settings.total_steps + 1)
+                                          if s % settings.checkpoint_every == 0 or s == settings.total_steps]
+    for record in scored:
+        assert np.isfinite(record["heldout_loss"]) and 0 <= record["heldout_masked_accuracy"] <= 1
+    # the score is a function of the weights: rescoring the final model gives the same numbers
+    from obte_cli.engine.pretrain import MaskedLMObjective, _evaluate
+
+    tok = corpus.tokenizer
+    maskable = np.zeros(result.model.config.vocab_size, dtype=bool)
+    maskable[tok.residue_ids("protein")] = maskable[tok.residue_ids("nucleic")] = True
+    protein = np.zeros_like(maskable)
+    protein[tok.residue_ids("protein")] = True
+    held = RowPlan(corpus, settings.context, seed=settings.seed, holdout=0.1, part="holdout")
+    rows = min(held.rows_per_epoch(), 8)
+    source = BatchSource(held, rows, settings.micro_batch_rows, maskable, tok.mask_id, tok.pad_id, seed=settings.seed)
+    again = _evaluate(MaskedLMObjective(result.model, torch.from_numpy(protein)), source, protein, DistributedContext())
+    assert again["heldout_loss"] == pytest.approx(scored[-1]["heldout_loss"], rel=1e-5)
 
 
 def test_resume_after_interruption_reproduces_the_run_exactly(tokens, tmp_path):

@@ -74,3 +74,89 @@ def labels(
         if written == 0:
             raise InputError(f"no structure gave a protein–nucleic-acid site ({skipped} skipped; see the lines above)")
     log.info("%d protein chains labelled, %d structures skipped", written, skipped)
+
+
+@app.command("predict")
+def predict(
+    structure: Path = typer.Option(None, "--structure", "-s", help="PDB/mmCIF (plain or .gz): its chains are the input unless FASTA is given, and --cif-out annotates it."),
+    protein: str = typer.Option(None, "--protein", "-p", help="Protein FASTA (plain or .gz; '-' for stdin); each record is one site."),
+    nucleic_acid: str = typer.Option(None, "--na", "-n", help="DNA/RNA FASTA: the strand(s) bound by every protein (one or two records)."),
+    model: Path = typer.Option(None, "--model", "-m", help="Contact model from `obte finetune contacts` (default: the bundled model)."),
+    cif_out: Path = typer.Option(None, "--cif-out", help="Write the --structure as mmCIF with P(contact) × 100 as B-factors (other atoms 0)."),
+    bfactor_cutoff: float = typer.Option(0.0, "--bfactor-cutoff", help="Which cutoff's probability goes in the B-factors (default: the model's smallest)."),
+    na_type: str = typer.Option("auto", "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+) -> None:
+    """Predict which protein residues contact the nucleic acid: P(contact) per residue and cutoff.
+
+    Output TSV, one row per protein residue: site, residue (PDB number + insertion code from a
+    structure, 1-based position from FASTA), aa, p_4/p_6/p_8 (probabilities), call_4/call_6/call_8 (1 at
+    or above the model's F1-fitted threshold), and from a structure the observed contact_4/6/8. With
+    FASTA and --structure, each protein is aligned to its best-matching chain (column chain_residue).
+
+    Example: [bold]obte contacts predict --structure share/examples/1LCD.cif --cif-out 1LCD.contacts.cif[/bold]
+    """
+    from obte_cli.engine.complex_inputs import read_nucleic_acids, read_proteins
+    from obte_cli.engine.contacts_io import align_to_chain, sites_from_structure, write_bfactor_structure
+    from obte_cli.engine.contacts_task import ContactSite, load_contact_predictor
+    from obte_cli.engine.devices import resolve_device
+    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.resources import default_contacts_model_dir
+
+    if (protein is None) != (nucleic_acid is None):
+        raise InputError("give both --protein and --na, or neither (then --structure supplies the chains)")
+    if protein is None and structure is None:
+        raise InputError("nothing to predict: give --structure, or --protein and --na")
+    if cif_out is not None and structure is None:
+        raise InputError("--cif-out needs --structure (the coordinates to annotate)")
+    if protein == "-" and nucleic_acid == "-":
+        raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
+    predictor = load_contact_predictor(model or default_contacts_model_dir())
+    cutoffs = predictor.cutoffs
+    shown = bfactor_cutoff or cutoffs[0]
+    if shown not in cutoffs:
+        raise InputError(f"--bfactor-cutoff {bfactor_cutoff:g}: the model predicts {', '.join(f'{c:g}' for c in cutoffs)} Å")
+    chain_sites = sites_from_structure(structure, cutoffs) if structure is not None else []
+    if protein is not None:
+        acids = read_nucleic_acids(nucleic_acid, na_type)
+        if not 1 <= len(acids) <= 2:
+            raise InputError(f"{nucleic_acid}: {len(acids)} records; give the one or two strands bound by the protein")
+        sites = [ContactSite(p.id, p.sequence, [a.sequence for a in acids], [a.na_type for a in acids],
+                             [str(i + 1) for i in range(len(p.sequence))]) for p in read_proteins(protein)]
+    else:
+        sites = chain_sites
+    probabilities = predictor.predict(sites, device=resolve_device(device))
+    mappings = [align_to_chain(s.protein, chain_sites) for s in sites] if protein is not None and chain_sites else []
+    observed = protein is None
+    columns = ["site", "residue", "aa"] + (["chain_residue"] if mappings else [])
+    columns += [f"p_{c:g}" for c in cutoffs] + [f"call_{c:g}" for c in cutoffs]
+    columns += [f"contact_{c:g}" for c in cutoffs] if observed else []
+    bfactors: dict[str, dict[str, float]] = {}
+    column = cutoffs.index(shown)
+    with open_output(out) as handle:
+        handle.write("\t".join(columns) + "\n")
+        for i, (site, p) in enumerate(zip(sites, probabilities)):
+            chain_of = {}
+            if mappings:
+                mapping = mappings[i]
+                chain_site = next(s for s in chain_sites if s.name.rsplit(":", 1)[1] == mapping.chain)
+                chain_of = {int(f): chain_site.residue_ids[r] for r, f in enumerate(mapping.fasta_index) if f >= 0}
+                target = bfactors.setdefault(mapping.chain, {})
+                for f, residue in chain_of.items():
+                    target[residue] = 100 * p[f, column]
+                log.info("%s → chain %s (%.0f%% of its residues identical)", site.name, mapping.chain, 100 * mapping.identity)
+            elif observed:
+                target = bfactors.setdefault(site.name.rsplit(":", 1)[1], {})
+                for residue, value in zip(site.residue_ids, p[:, column]):
+                    target[residue] = 100 * value
+            for r, (residue, aa) in enumerate(zip(site.residue_ids, site.protein)):
+                row = [site.name, residue, aa] + ([chain_of.get(r, "NA")] if mappings else [])
+                row += ["NA" if math.isnan(v) else f"{v:.4f}" for v in p[r]]
+                row += ["NA" if math.isnan(v) else str(int(v >= t)) for v, t in zip(p[r], predictor.thresholds)]
+                row += [str(int(v)) for v in site.labels[r]] if observed else []
+                handle.write("\t".join(row) + "\n")
+    if cif_out is not None:
+        count = write_bfactor_structure(structure, bfactors, cif_out)
+        log.info("wrote %s: B-factor = 100 × P(contact within %g Å) on %d residues", cif_out, shown, count)
+    log.info("predicted %d residues of %d sites", sum(len(s.protein) for s in sites), len(sites))

@@ -256,3 +256,90 @@ def residue(
     """
     _run_task("residue", train, dev, test, model, out, task, molecule_type, epochs, batch_size, max_tokens,
               lr_head, lr_embedding, lr_body, warmup, truncate, seed, device, force)
+
+
+@app.command("contacts")
+def contacts(
+    labels: Path = typer.Option(..., "--labels", "-l", help="Per-residue labels from `obte contacts labels`."),
+    model: Path = typer.Option(..., "--model", "-m", help="Backbone model directory (pretrained, ΔG-tuned, or `obte model init`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory: model/ (for `obte contacts predict`) and, with --folds, the CV tables."),
+    probe: str = typer.Option("head", "--probe", help="head: fine-tune backbone + per-residue logistic head; attention: the paper's probe on the frozen model's attention maps."),
+    folds: int = typer.Option(5, "--folds", "-k", help="Cross-validation folds grouped by protein sequence before the final fit; 0: only the final fit."),
+    epochs: int = typer.Option(4, "--epochs", help="Passes over the training sites."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Sites per optimizer step (head)."),
+    max_tokens: int = typer.Option(16384, "--max-tokens", help="Tokens per micro-batch (memory bound; no effect on results)."),
+    lr_head: float = typer.Option(1e-2, "--lr-head", help="Peak LR of the contact head (or the probe's AdamW LR ÷ 10)."),
+    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", help="Peak LR of the token embeddings."),
+    lr_body: float = typer.Option(1e-4, "--lr-body", help="Peak LR of other weights at width 1024 (scaled by 1024/width)."),
+    warmup: float = typer.Option(0.05, "--warmup", help="Fraction of steps spent warming up (OneCycleLR)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for folds, shuffling and initialisation."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Train a per-residue contact predictor (P(residue within 4/6/8 Å of the nucleic acid)).
+
+    The input is the joint protein + nucleic-acid sequence; the loss is binary cross-entropy on protein
+    residues only, all cutoffs of the labels at once. With --folds K, sites are first cross-validated
+    (grouped by protein sequence: a homodimer's chains share a fold) and --out gets predictions.tsv
+    (out-of-fold), metrics.tsv (F1 / precision / recall per cutoff beside the random-guess F1) and
+    folds.tsv. model/ is then fitted on every site, with F1-maximising thresholds from its training sites.
+
+    Example: [bold]obte finetune contacts --labels labels.tsv --model backbone/ -o contacts-model/[/bold]
+    """
+    from obte_cli.engine.affinity_report import write_tsv
+    from obte_cli.engine.attention_probe import ProbeSettings
+    from obte_cli.engine.checkpoint import load_model
+    from obte_cli.engine.contacts_cv import contact_metrics, cross_validate_contacts, fold_table, prediction_table
+    from obte_cli.engine.contacts_task import encode_site, fit_contact_predictor, read_contact_labels
+    from obte_cli.engine.devices import resolve_device
+    from obte_cli.engine.errors import InputError
+
+    if probe not in ("head", "attention"):
+        raise InputError(f"--probe must be head or attention (got {probe!r})")
+    if folds == 1 or folds < 0:
+        raise InputError(f"--folds must be 0 (final fit only) or at least 2 (got {folds})")
+    if out.exists() and not force:
+        raise InputError(f"{out}: already exists (use --force to replace it)")
+    settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
+    probe_settings = ProbeSettings(epochs=epochs * 3, lr=lr_head / 10, seed=seed)
+    sites, cutoffs = read_contact_labels(labels)
+    n_proteins = len({s.protein for s in sites})
+    if folds and n_proteins < folds:
+        raise InputError(f"{labels}: {n_proteins} distinct protein sequences, fewer than --folds {folds}")
+    torch_device = resolve_device(device)
+    log.info("%s: %d sites (%d distinct proteins, %d residues), cutoffs %s Å", labels, len(sites), n_proteins,
+             sum(len(s.protein) for s in sites), "/".join(f"{c:g}" for c in cutoffs))
+
+    def backbone():
+        loaded = load_model(model)
+        return loaded.model, loaded.tokenizer
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    def steps(n_sites: int) -> int:  # optimizer steps of one fit on n_sites
+        return settings.epochs * math.ceil(n_sites / settings.batch_size) if probe == "head" else probe_settings.epochs * n_sites
+
+    steps_per_fit = steps(len(sites))
+    if folds:
+        with training_progress(folds * steps(len(sites) - len(sites) // folds), f"{folds}-fold CV") as on_step:
+            cv = cross_validate_contacts(backbone, sites, cutoffs, folds, settings, probe, torch_device,
+                                         on_fold=lambda f, n: log.info("fold %d/%d", f + 1, n), on_step=on_step,
+                                         probe_settings=probe_settings)
+        metrics = contact_metrics(cv, sites)
+        write_tsv(metrics, out / "metrics.tsv")
+        write_tsv(prediction_table(cv, sites), out / "predictions.tsv")
+        write_tsv(fold_table(sites, cv.fold_of_site), out / "folds.tsv")
+        for row in metrics.itertuples():
+            log.info("%g Å: F1 %.3f ± %.3f (random guess %.3f; positive rate %.3f), ROC AUC %.3f",
+                     row.cutoff, row.f1, row.f1_sem, row.random_f1, row.positive_rate, row.roc_auc)
+    bb, tokenizer = backbone()
+    encodings = [encode_site(tokenizer, s, bb.config.max_positions) for s in sites]
+    with training_progress(steps_per_fit, "final fit on all sites") as on_step:
+        predictor = fit_contact_predictor(bb, tokenizer, sites, encodings, cutoffs, probe, settings, probe_settings,
+                                          torch_device, on_step=on_step)
+    predictor.save(out / "model", metadata={"task": "contacts", "labels": str(labels), "backbone": str(model),
+                                            "sites": len(sites), "finetune": settings.to_dict(),
+                                            "probe": probe_settings.to_dict() if probe == "attention" else None})
+    log.info("wrote %s (use it as: obte contacts predict --model %s)", out, out / "model")
+

@@ -42,7 +42,9 @@ def pretrain(
     modality: str = typer.Option("omni", "--modality", help="omni (OmniBioTE), protein (ProtBioTE) or nucleic (NucBioTE) data."),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard parameters and optimizer state over processes (FSDP2)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out, exactly."),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints (and held-out scoring)."),
+    holdout: float = typer.Option(0.0, "--holdout", help="Fraction of the corpus (chunks of --context tokens) never trained on; scored at every checkpoint."),
+    eval_rows: int = typer.Option(64, "--eval-rows", help="Held-out rows scored at each checkpoint (at most)."),
     peak_tflops: float = typer.Option(0.0, "--peak-tflops", help="Peak TFLOP/s per process, to report MFU (0: do not report)."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and masking."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -50,9 +52,10 @@ def pretrain(
     """Pretrain an encoder with the masked-LM objective (μP, AdamW, OneCycleLR with token warm-up).
 
     Launch on several processes with [bold]torchrun --no-python --nproc-per-node N obte pretrain ...[/bold]
-    (gloo on CPU, nccl on GPU). Writes metrics.jsonl (step, tokens, loss, masked_accuracy, lr,
-    tokens_per_s[, mfu]), checkpoints/ every --checkpoint-every steps, and at the end model/ (a model
-    directory) and loss.png.
+    (gloo on CPU, nccl on GPU). Writes metrics.jsonl (step, tokens, loss, masked_accuracy and per
+    modality protein_accuracy / nucleic_accuracy, lr, tokens_per_s[, mfu]; with --holdout also
+    heldout_loss / heldout_accuracy ... at checkpoints), checkpoints/ every --checkpoint-every steps,
+    and at the end model/ (a model directory) and loss.png.
 
     Example: [bold]obte pretrain --tokens tokens/ --preset tiny --total-tokens 5M -o runs/tiny[/bold]
     """
@@ -63,11 +66,13 @@ def pretrain(
     from obte_cli.engine.distributed import init_distributed, shutdown
     from obte_cli.engine.errors import InputError
     from obte_cli.engine.model import PRESETS, ObteModel, padded_vocab_size, preset_config
-    from obte_cli.engine.pretrain import PretrainSettings, masked_accuracy_baseline
+    from obte_cli.engine.pretrain import PretrainSettings, unigram_baselines
     from obte_cli.engine.pretrain import pretrain as run_pretraining
     from obte_cli.engine.pretrain_data import MODALITIES
     from obte_cli.engine.token_files import open_corpus
 
+    if not 0.0 <= holdout < 0.5:
+        raise InputError(f"--holdout must be a fraction in [0, 0.5) (got {holdout})")
     if modality not in MODALITIES:
         raise InputError(f"--modality must be one of {', '.join(MODALITIES)} (got {modality!r})")
     if preset not in PRESETS and init is None:
@@ -93,7 +98,7 @@ def pretrain(
     settings = PretrainSettings(
         context=context, batch_tokens=parse_count(batch_tokens, "--batch-tokens"), micro_batch_rows=micro_batch_rows,
         total_tokens=total, warmup_tokens=warmup, lr=lr, modality=modality, seed=seed,
-        checkpoint_every=checkpoint_every, fsdp=fsdp,
+        checkpoint_every=checkpoint_every, fsdp=fsdp, holdout=holdout, eval_rows=eval_rows,
     )
     dist_context = init_distributed(resolve_device(device))
     if not dist_context.is_main:
@@ -108,18 +113,29 @@ def pretrain(
         final_state = _full_state_dict(result.model, settings.fsdp)
         if dist_context.is_main and result.history:
             last = result.history[-1]
-            baseline = masked_accuracy_baseline(corpus)
+            baselines = unigram_baselines(corpus)
+            if modality != "omni":  # the control trains on one modality: its baseline is that modality's
+                baselines = {modality: baselines[modality], "all": baselines[modality]}
+            summary = _final_accuracies(result.history)
             export = ObteModel(model.config) if settings.fsdp else result.model.to("cpu")
             export.load_state_dict(final_state)
             save_model(out / "model", export, tokenizer, overwrite=True, metadata={
                 "pretraining": {**settings.to_dict(), "tokens_seen": last["tokens"], "final_loss": last["loss"],
-                                "final_masked_accuracy": last["masked_accuracy"], "unigram_baseline": baseline,
+                                "final_masked_accuracy": summary, "unigram_baselines": baselines,
+                                "heldout": {k: v for k, v in last.items() if k.startswith("heldout_")},
                                 "processes": dist_context.world_size, "corpus": str(tokens)},
                 "preset": preset if init is None else None,
             })
-            _plot(out, baseline)
-            log.info("step %d: loss %.3f, masked accuracy %.3f (unigram baseline %.3f); wrote %s",
-                     last["step"], last["loss"], last["masked_accuracy"], baseline, out / "model")
+            _plot(out, baselines)
+            log.info("step %d: loss %.3f; masked accuracy over the last %d steps: %s; wrote %s",
+                     last["step"], last["loss"], summary["steps"],
+                     ", ".join(f"{name} {value:.3f} (unigram {baselines[name]:.3f})" for name, value in summary.items()
+                               if name != "steps" and value is not None and baselines.get(name) is not None),
+                     out / "model")
+            if "heldout_masked_accuracy" in last:
+                log.info("held-out rows: loss %.3f, masked accuracy %s", last["heldout_loss"], ", ".join(
+                    f"{name} {last[key]:.3f}" for name, key in (("all", "heldout_masked_accuracy"), ("protein", "heldout_protein_accuracy"),
+                                                                ("nucleic", "heldout_nucleic_accuracy")) if last.get(key) is not None))
     finally:
         shutdown(dist_context)
 
@@ -133,10 +149,22 @@ def _full_state_dict(model, fsdp: bool) -> dict:
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
-def _plot(out: Path, baseline: float) -> None:
+def _final_accuracies(history: list[dict]) -> dict:
+    """Masked accuracy over the last 5% of steps (at least 1): one step's masked tokens are too few to quote."""
+    tail = history[-max(1, len(history) // 20):]
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in tail if r.get(key) is not None]
+        return sum(values) / len(values) if values else None
+
+    return {"steps": len(tail), "all": mean("masked_accuracy"), "protein": mean("protein_accuracy"),
+            "nucleic": mean("nucleic_accuracy")}
+
+
+def _plot(out: Path, baselines: dict) -> None:
     import json
 
     from obte_cli.engine.plots import training_curves
 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    training_curves(records, out / "loss.png", title=f"obte pretrain: {out.name}", baseline=baseline)
+    training_curves(records, out / "loss.png", title=f"obte pretrain: {out.name}", baselines=baselines)

@@ -102,9 +102,13 @@ def gradient_sync(module: nn.Module, enabled: bool):
 
 
 def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """Sum of ``values`` over processes, returned on the device it came from (NCCL reduces only
+    GPU tensors, so CPU bookkeeping tensors travel through ``context.device``)."""
     if context.active:
-        values = values.clone()
+        home = values.device
+        values = values.to(context.device, copy=True)
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        values = values.to(home)
     return values
 
 

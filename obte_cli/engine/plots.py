@@ -58,18 +58,40 @@ def method_comparison(labels: list[str], panels: list[tuple[str, list[float], li
     return _save(fig, path)
 
 
-def training_curves(records: list[dict], path: str | Path, title: str, baseline: float | None = None) -> Path:
-    """Loss and masked-token accuracy against tokens seen (PNG), from ``metrics.jsonl`` records."""
+def training_curves(records: list[dict], path: str | Path, title: str,
+                    baselines: dict[str, float | None] | None = None) -> Path:
+    """Loss and masked-token accuracy against tokens seen (PNG), from ``metrics.jsonl`` records.
+
+    Accuracy is drawn per modality (a running mean over ~2% of the steps: one step's masked tokens of
+    a modality are few) with that modality's unigram baseline as a dashed line of the same colour.
+    """
     plt = _pyplot()
     tokens = [r["tokens"] for r in records]
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.4), dpi=120)
     left.plot(tokens, [r["loss"] for r in records], linewidth=1)
     left.set_xlabel("tokens")
     left.set_ylabel("masked-LM loss")
-    right.plot(tokens, [r["masked_accuracy"] for r in records], linewidth=1, label="model")
-    if baseline is not None:
-        right.axhline(baseline, color="grey", linestyle="--", linewidth=0.8, label="unigram baseline")
-        right.legend(fontsize=8, frameon=False)
+    window = max(1, len(records) // 50)
+    baselines = baselines or {}
+    drawn = 0
+    for key, name, label, colour in (("protein_accuracy", "protein", "protein", "C0"),
+                                     ("nucleic_accuracy", "nucleic", "nucleic acid", "C1"),
+                                     ("masked_accuracy", "all", "all", "C2")):
+        points = [(r["tokens"], r[key]) for r in records if r.get(key) is not None]
+        if not points or (name == "all" and drawn):
+            continue  # the per-modality curves say more than their mixture
+        drawn += 1
+        xs, ys = zip(*points)
+        smooth = np.convolve(ys, np.ones(min(window, len(ys))) / min(window, len(ys)), mode="valid")
+        right.plot(xs[len(xs) - len(smooth) :], smooth, linewidth=1, color=colour, label=label)
+        baseline = baselines.get(name)
+        if baseline is not None:
+            right.axhline(baseline, color=colour, linestyle="--", linewidth=0.8)
+        held = [(r["tokens"], r[f"heldout_{key}"]) for r in records if r.get(f"heldout_{key}") is not None]
+        if held:
+            right.plot(*zip(*held), "o", color=colour, markersize=3, label=f"{label}, held out")
+    right.plot([], [], color="grey", linestyle="--", linewidth=0.8, label="unigram baseline")
+    right.legend(fontsize=7, frameon=False)
     right.set_xlabel("tokens")
     right.set_ylabel("masked-token accuracy")
     fig.suptitle(title, fontsize=9)
@@ -139,4 +161,27 @@ def learning_curve(epochs: list[dict], path: str | Path, title: str) -> Path:
     right.set_ylabel("dev")
     right.legend(fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def contact_f1_figure(metrics, path: str | Path, title: str) -> Path:
+    """F1 per cutoff for each predictor (bars, SEM over folds) beside the random-guess F1 (black
+    dashes), from `obte bench contacts`' metrics table (columns predictor, cutoff, f1, f1_sem, random_f1)."""
+    plt = _pyplot()
+    predictors = list(dict.fromkeys(metrics["predictor"]))
+    cutoffs = sorted(set(metrics["cutoff"]))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(cutoffs) * max(len(predictors), 2) / 2, 3.6), dpi=120)
+    width = 0.8 / len(predictors)
+    for k, name in enumerate(predictors):
+        rows = metrics[metrics["predictor"] == name].set_index("cutoff").loc[cutoffs]
+        xs = np.arange(len(cutoffs)) + (k - (len(predictors) - 1) / 2) * width
+        ax.bar(xs, rows["f1"], width, yerr=rows["f1_sem"], capsize=3, label=name)
+    random = metrics.groupby("cutoff")["random_f1"].first().loc[cutoffs]
+    for x, value in enumerate(random):
+        ax.plot([x - 0.42, x + 0.42], [value, value], color="black", linestyle="--", linewidth=1,
+                label="random guess (all positive)" if x == 0 else None)
+    ax.set_xticks(range(len(cutoffs)), [f"{c:g} Å" for c in cutoffs])
+    ax.set_ylabel("F1 (out-of-fold)")
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)

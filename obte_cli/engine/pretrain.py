@@ -63,6 +63,8 @@ class PretrainSettings:
     seed: int = 0
     checkpoint_every: int = 100  # steps
     fsdp: bool = False
+    holdout: float = 0.0  # fraction of the corpus' chunks never trained on, scored at each checkpoint
+    eval_rows: int = 64  # held-out rows scored (at most)
 
     @property
     def rows_per_step(self) -> int:
@@ -79,13 +81,16 @@ class PretrainSettings:
 class MaskedLMObjective(nn.Module):
     """The model plus its loss, as one module so DDP/FSDP see the whole forward pass.
 
-    Returns the *sum* of masked-token losses, the number of masked tokens and how many were predicted
-    correctly, so the caller can normalise by the global count.
+    Returns the *sum* of masked-token losses and how many masked protein and nucleic-acid tokens were
+    predicted correctly, so the caller can normalise by the global counts.
+    ``protein_token`` flags the protein residue ids (the two modalities are scored apart: a protein
+    residue and a nucleotide have different unigram baselines).
     """
 
-    def __init__(self, model: ObteModel):
+    def __init__(self, model: ObteModel, protein_token: torch.Tensor):
         super().__init__()
         self.model = model
+        self.register_buffer("protein_token", protein_token, persistent=False)
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor, doc_ids: torch.Tensor):
         hidden = self.model(inputs, doc_ids).hidden
@@ -93,7 +98,9 @@ class MaskedLMObjective(nn.Module):
         logits = self.model.logits(hidden[selected]).float()
         labels = targets[selected]
         loss_sum = F.cross_entropy(logits, labels, reduction="sum")
-        correct = (logits.argmax(-1) == labels).sum()
+        right = logits.argmax(-1) == labels
+        protein = self.protein_token[labels]
+        correct = torch.stack([(right & protein).sum(), (right & ~protein).sum()])
         return loss_sum, correct
 
 
@@ -145,20 +152,31 @@ def pretrain(
     """
     out_dir = Path(out_dir)
     tokenizer = corpus.tokenizer
-    plan = RowPlan(corpus, settings.context, settings.modality, settings.seed)
+    plan = RowPlan(corpus, settings.context, settings.modality, settings.seed, settings.holdout, "train")
     maskable = np.zeros(max(model.config.vocab_size, tokenizer.vocab_size), dtype=bool)
     for modality in ("protein", "nucleic"):
         maskable[tokenizer.residue_ids(modality)] = True
+    protein_token = np.zeros_like(maskable)
+    protein_token[tokenizer.residue_ids("protein")] = True
     rows = settings.rows_per_step
     if rows % context.world_size:
         raise ObteError(f"a step of {rows} rows ({settings.batch_tokens} tokens / context {settings.context}) "
                         f"cannot be split over {context.world_size} processes: use a multiple of {context.world_size} rows")
     source = BatchSource(plan, rows, settings.micro_batch_rows, maskable, tokenizer.mask_id, tokenizer.pad_id,
                          settings.mask_rate, settings.seed, context.rank, context.world_size)
+    heldout = None
+    if settings.holdout > 0:
+        held_plan = RowPlan(corpus, settings.context, settings.modality, settings.seed, settings.holdout, "holdout")
+        # every rank scores the same number of rows (FSDP gathers parameters at each forward, in step)
+        eval_rows = min(held_plan.rows_per_epoch(), settings.eval_rows) // context.world_size * context.world_size
+        if eval_rows:
+            heldout = BatchSource(held_plan, eval_rows, settings.micro_batch_rows, maskable, tokenizer.mask_id,
+                                  tokenizer.pad_id, settings.mask_rate, settings.seed, context.rank, context.world_size)
 
     torch.manual_seed(settings.seed + context.rank)
     model.to(context.device).train()
-    objective = wrap(MaskedLMObjective(model), model.blocks, context, settings.fsdp)
+    objective = wrap(MaskedLMObjective(model, torch.from_numpy(protein_token).to(context.device)),
+                     model.blocks, context, settings.fsdp)
     groups = mup_param_groups(model, settings.lr, settings.weight_decay)
     optimizer = torch.optim.AdamW(groups, betas=settings.betas, eps=settings.eps)
     scheduler = make_scheduler(optimizer, settings)
@@ -187,13 +205,13 @@ def pretrain(
     for step in range(start_step, settings.total_steps):
         started = time.perf_counter()
         micro = list(source.step(step))
-        counts = torch.tensor([float((mb.targets != -100).sum()) for mb in micro] or [0.0]).sum()
+        masked = sum((_masked_counts(mb.targets, protein_token) for mb in micro), np.zeros(2))
         real = float(sum(mb.tokens for mb in micro))
-        totals = all_reduce_sum(torch.tensor([counts.item(), real]), context)
-        masked_global = max(totals[0].item(), 1.0)
+        totals = all_reduce_sum(torch.tensor([*masked, real], dtype=torch.float64), context)
+        masked_global = max(totals[0].item() + totals[1].item(), 1.0)
         optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=context.device)
-        correct = torch.zeros((), device=context.device)
+        correct = torch.zeros(2, device=context.device)
         for i, mb in enumerate(micro):
             with gradient_sync(objective, enabled=i == len(micro) - 1), _autocast(context.device):
                 part_loss, part_correct = objective(mb.inputs.to(context.device), mb.targets.to(context.device), mb.doc_ids.to(context.device))
@@ -202,7 +220,7 @@ def pretrain(
             loss_sum += part_loss.detach().float()
             correct += part_correct.detach().float()
         grad_norm = torch.nn.utils.clip_grad_norm_(objective.parameters(), settings.grad_clip)
-        reduced = all_reduce_sum(torch.stack([loss_sum, correct]).cpu(), context)
+        reduced = all_reduce_sum(torch.cat([loss_sum[None], correct]).cpu(), context)
         loss = reduced[0].item() / masked_global
         if not math.isfinite(loss) or not math.isfinite(float(grad_norm)):
             where = f"; the last good checkpoint is in {checkpoints} (step {last_good})" if last_good else ""
@@ -216,25 +234,60 @@ def pretrain(
             "step": step + 1,
             "tokens": tokens_seen,
             "loss": loss,
-            "masked_accuracy": reduced[1].item() / masked_global,
+            "masked_accuracy": (reduced[1].item() + reduced[2].item()) / masked_global,
+            # per modality; None when the step had no masked token of that kind
+            "protein_accuracy": reduced[1].item() / totals[0].item() if totals[0].item() else None,
+            "nucleic_accuracy": reduced[2].item() / totals[1].item() if totals[1].item() else None,
             "lr": lr_hidden,
             "grad_norm": float(grad_norm),
-            "tokens_per_s": totals[1].item() / elapsed,
+            "tokens_per_s": totals[2].item() / elapsed,
             "seconds": elapsed,
         }
         if peak_flops:
             record["mfu"] = record["tokens_per_s"] / context.world_size * flops_token / peak_flops
+        checkpoint_now = (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.total_steps
+        if heldout is not None and checkpoint_now:
+            record.update(_evaluate(objective, heldout, protein_token, context))
         history.append(record)
         if context.is_main:
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
         if on_step is not None:
             on_step(record)
-        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.total_steps:
+        if checkpoint_now:
             save_checkpoint(checkpoints, step + 1, objective, optimizer,
                             {"tokens": tokens_seen, "scheduler": scheduler.state_dict(), "settings": _comparable(settings)}, context)
             last_good = step + 1
     return PretrainResult(model, settings.total_steps - start_step, settings.total_steps, history)
+
+
+@torch.no_grad()
+def _evaluate(objective: nn.Module, source: BatchSource, protein_token: np.ndarray, context: DistributedContext) -> dict:
+    """Masked-LM loss and accuracy (overall and per modality) on the held-out rows."""
+    objective.eval()
+    sums = torch.zeros(5, dtype=torch.float64)  # loss, correct protein, correct nucleic, masked protein, masked nucleic
+    for mb in source.step(0):
+        with _autocast(context.device):
+            loss_sum, correct = objective(mb.inputs.to(context.device), mb.targets.to(context.device), mb.doc_ids.to(context.device))
+        sums[0] += float(loss_sum)
+        sums[1:3] += correct.double().cpu()
+        sums[3:] += torch.from_numpy(_masked_counts(mb.targets, protein_token))
+    objective.train()
+    loss, right_p, right_n, masked_p, masked_n = all_reduce_sum(sums, context).tolist()
+    masked = max(masked_p + masked_n, 1.0)
+    return {
+        "heldout_loss": loss / masked,
+        "heldout_masked_accuracy": (right_p + right_n) / masked,
+        "heldout_protein_accuracy": right_p / masked_p if masked_p else None,
+        "heldout_nucleic_accuracy": right_n / masked_n if masked_n else None,
+    }
+
+
+def _masked_counts(targets: torch.Tensor, protein_token: np.ndarray) -> np.ndarray:
+    """(masked protein tokens, masked nucleic-acid tokens) of one micro-batch."""
+    labels = targets[targets != -100].numpy()
+    protein = int(protein_token[labels].sum())
+    return np.array([protein, len(labels) - protein], dtype=np.float64)
 
 
 def _comparable(settings: PretrainSettings) -> dict:
@@ -253,16 +306,27 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def masked_accuracy_baseline(corpus: TokenCorpus) -> float:
-    """The unigram baseline: accuracy of predicting, at every masked residue, the most frequent residue
-    token of its modality (a model knows the modality from the sequence's tag)."""
+def unigram_baselines(corpus: TokenCorpus) -> dict[str, float | None]:
+    """The unigram baselines: accuracy of predicting, at every masked residue, the most frequent residue
+    token of its modality (a model knows the modality from the sequence's tag) — overall (``"all"``)
+    and per modality (``"protein"``, ``"nucleic"``; None when the corpus has none of it)."""
     tokenizer = corpus.tokenizer
     counts = np.zeros(tokenizer.vocab_size, dtype=np.int64)
     for shard in corpus.shards:
         counts += np.bincount(np.asarray(shard.ids), minlength=tokenizer.vocab_size)[: tokenizer.vocab_size]
+    baselines: dict[str, float | None] = {}
     best = total = 0
     for modality in ("protein", "nucleic"):
         ids = tokenizer.residue_ids(modality)
-        best += int(counts[ids].max()) if len(ids) else 0
-        total += int(counts[ids].sum())
-    return best / max(total, 1)
+        modality_total = int(counts[ids].sum()) if len(ids) else 0
+        modality_best = int(counts[ids].max()) if modality_total else 0
+        baselines[modality] = modality_best / modality_total if modality_total else None
+        best += modality_best
+        total += modality_total
+    baselines["all"] = best / max(total, 1)
+    return baselines
+
+
+def masked_accuracy_baseline(corpus: TokenCorpus) -> float:
+    """The overall unigram baseline (see :func:`unigram_baselines`)."""
+    return unigram_baselines(corpus)["all"]

@@ -6,6 +6,8 @@ Every global batch is a pure function of (corpus, seed, step), whatever the numb
    tokens, and each epoch visits the chunks in a permutation seeded by ``(seed, epoch)``. Shuffling
    chunks rather than whole sequences keeps a batch a mix of the corpus even when one record is a
    whole genome (150 kb of chloroplast DNA would otherwise fill hundreds of consecutive rows).
+   With a hold-out fraction, a seeded random set of chunks is never trained on and forms the
+   evaluation rows instead.
 2. **Rows**: the chunks are packed into rows of ``context`` tokens with the rule of
    :func:`obte_cli.engine.token_files.pack_stream` (a chunk is split only at a row's end; every piece
    is its own document). The row *layout* needs only the sequence lengths (the small offsets arrays),
@@ -41,7 +43,10 @@ class Piece:
 class RowPlan:
     """The layout of global rows, computed lazily epoch by epoch from sequence lengths only."""
 
-    def __init__(self, corpus: TokenCorpus, context: int, modality: str = "omni", seed: int = 0):
+    def __init__(self, corpus: TokenCorpus, context: int, modality: str = "omni", seed: int = 0,
+                 holdout: float = 0.0, part: str = "train"):
+        """``holdout``: the fraction of chunks set aside (drawn with ``seed``) for evaluation;
+        ``part`` is ``"train"`` (the others) or ``"holdout"`` (those)."""
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {', '.join(MODALITIES)}")
         self.corpus = corpus
@@ -61,12 +66,19 @@ class RowPlan:
         self.lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
         if self.lengths.sum() == 0:
             raise ValueError(f"the corpus has no {modality if modality != 'omni' else ''} sequences".replace("  ", " "))
-        self.tokens_per_epoch = int(self.lengths.sum())
         pieces_per_sequence = -(-self.lengths // context)
         self._chunk_sequence = np.repeat(np.arange(len(self.lengths)), pieces_per_sequence)
         first_chunk = np.cumsum(pieces_per_sequence) - pieces_per_sequence
         self._chunk_start = (np.arange(len(self._chunk_sequence)) - np.repeat(first_chunk, pieces_per_sequence)) * context
         self._chunk_stop = np.minimum(self._chunk_start + context, self.lengths[self._chunk_sequence])
+        if holdout > 0:
+            held = np.random.default_rng([seed, 104729]).random(len(self._chunk_sequence)) < holdout
+            keep = held if part == "holdout" else ~held
+            if not keep.any():
+                raise ValueError(f"the corpus is too small to set {holdout:.0%} of its chunks aside")
+            self._chunk_sequence, self._chunk_start, self._chunk_stop = (
+                self._chunk_sequence[keep], self._chunk_start[keep], self._chunk_stop[keep])
+        self.tokens_per_epoch = int((self._chunk_stop - self._chunk_start).sum())
         self._epoch_rows: dict[int, list[list[Piece]]] = {}
 
     def _layout(self, epoch: int) -> list[list[Piece]]:

@@ -39,3 +39,11 @@ DEFAULT_AFFINITY_MODEL = "affinity"
 def default_affinity_model_dir() -> Path:
     """The ΔG model ``obte affinity`` uses without ``--model`` (see ``share/models/affinity/README.md``)."""
     return share_dir() / "models" / DEFAULT_AFFINITY_MODEL
+
+
+DEFAULT_CONTACTS_MODEL = "contacts"
+
+
+def default_contacts_model_dir() -> Path:
+    """The model ``obte contacts predict`` uses without ``--model`` (see ``share/models/contacts/README.md``)."""
+    return share_dir() / "models" / DEFAULT_CONTACTS_MODEL

@@ -68,7 +68,7 @@ def _one_letter(residue, nucleic: bool) -> tuple[str, bool]:
     return ("N" if nucleic else "X"), True
 
 
-def read_structure(path: str | Path):
+def read_structure(path: str | Path, remove_hydrogens: bool = True):
     import gemmi
 
     path = Path(path)
@@ -83,7 +83,8 @@ def read_structure(path: str | Path):
     if len(structure) == 0:
         raise InputError(f"{path}: no models (not a structure?)")
     structure.setup_entities()
-    structure.remove_hydrogens()
+    if remove_hydrogens:
+        structure.remove_hydrogens()
     return structure
 
 

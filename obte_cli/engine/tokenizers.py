@@ -583,14 +583,14 @@ class SentencePieceTokenizer(Tokenizer):
 
 
 def encode_prefix_to_fit(tokenizer: Tokenizer, segments: Sequence[Segment], context: int,
-                         empty_message: str | None = None) -> Encoding:
+                         empty_message: str | None = None, on_unknown: str = "error") -> Encoding:
     """Encode ``segments`` with the *first* one cut to its longest prefix that lets the whole encoding
     (tags and ``<EOS>`` included) fit in ``context`` tokens — the ``--truncate`` behaviour (cuts at the
     C-/3'-terminal end; later segments, e.g. a complex's nucleic acids, stay whole). Each step cuts as
     many residues as the excess tokens cover at the first segment's current residues-per-token rate,
     so BPE inputs converge in a few encodes. ``empty_message`` is the error when no residue fits."""
     first = segments[0]
-    encoding = tokenizer.encode_one(segments)
+    encoding = tokenizer.encode_one(segments, on_unknown=on_unknown)
     keep = len(first.sequence)
     while len(encoding) > context:
         first_tokens = int((encoding.segment == 0).sum()) - 2  # without its tag and <EOS>
@@ -598,7 +598,8 @@ def encode_prefix_to_fit(tokenizer: Tokenizer, segments: Sequence[Segment], cont
         keep -= max(1, math.ceil((len(encoding) - context) * residues_per_token))
         if keep < 1:
             raise InputError(empty_message or f"record '{first.name}': a context of {context} tokens holds no residue")
-        encoding = tokenizer.encode_one([Segment(first.sequence[:keep], first.molecule, first.name), *segments[1:]])
+        encoding = tokenizer.encode_one([Segment(first.sequence[:keep], first.molecule, first.name), *segments[1:]],
+                                        on_unknown=on_unknown)
     return encoding
 
 
