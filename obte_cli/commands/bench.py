@@ -307,7 +307,7 @@ def contacts(
     from obte_cli.engine.attention_probe import ProbeSettings
     from obte_cli.engine.checkpoint import load_model
     from obte_cli.engine.contacts_cv import METHODS, contact_metrics, cross_validate_contacts, fold_table, site_folds
-    from obte_cli.engine.contacts_io import structure_files, labelled_sites
+    from obte_cli.engine.contacts_io import fitting_sites, labelled_sites, structure_files
     from obte_cli.engine.devices import resolve_device
     from obte_cli.engine.errors import InputError
     from obte_cli.engine.finetune import FinetuneSettings
@@ -318,10 +318,14 @@ def contacts(
         raise InputError(f"--methods: choose from {', '.join(METHODS)} (got {methods!r})")
     files = structure_files(structures)
     sites, skipped = labelled_sites(files, max_residues)
-    for name, reason in skipped:
-        log.warning("skipped %s: %s", name, reason)
+    first = load_model(model[0])
+    sites, too_long = fitting_sites(sites, first.tokenizer, first.model.config.max_positions)
+    skipped += too_long
+    del first
     if len({s.protein for s in sites}) < folds:
         raise InputError(f"{len({s.protein for s in sites})} distinct protein chains, fewer than --folds {folds}")
+    for name, reason in skipped:
+        log.warning("skipped %s: %s", name, reason)
     cutoffs = (4.0, 6.0, 8.0)
     log.info("%d sites (%d distinct proteins, %d residues) from %d structures, %d skipped", len(sites),
              len({s.protein for s in sites}), sum(len(s.protein) for s in sites), len(files), len(skipped))

@@ -37,7 +37,7 @@ class ProbeSettings:
         return asdict(self)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the maps are the probe's training inputs
 def attention_maps(model: ObteModel, ids: np.ndarray, device="cpu") -> torch.Tensor:
     """All heads' attention probabilities for one input: (n_layers · n_heads, T, T), rows = queries."""
     device = torch.device(device)

@@ -119,3 +119,19 @@ def labelled_sites(files: list[Path], max_residues: int = 0,
             else:
                 sites.append(site)
     return sites, skipped
+
+
+def fitting_sites(sites: list[ContactSite], tokenizer, context: int) -> tuple[list[ContactSite], list[tuple[str, str]]]:
+    """Sites that can be encoded in ``context`` tokens (a long protein is cut; nucleic acids that do
+    not fit on their own cannot be), and (site, reason) for the others."""
+    from obte_cli.engine.contacts_task import encode_site
+
+    kept, skipped = [], []
+    for site in sites:
+        try:
+            encode_site(tokenizer, site, context)
+        except InputError as exc:
+            skipped.append((site.name, str(exc).split(": ", 1)[-1]))
+            continue
+        kept.append(site)
+    return kept, skipped

@@ -1,0 +1,240 @@
+"""Contact prediction: targets, thresholds, the attention probe, CV folds, and the
+`finetune contacts` → `contacts predict` (TSV + mmCIF B-factors) → `bench contacts` path on real structures."""
+
+import gemmi
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from obte_cli.app import app
+from obte_cli.engine.attention_probe import AttentionProbe, attention_maps, probe_features
+from obte_cli.engine.contacts_cv import propensity_probabilities, site_folds
+from obte_cli.engine.contacts_task import (
+    ContactSite,
+    best_f1_threshold,
+    encode_site,
+    f1_scores,
+    protein_residue_values,
+    protein_token_targets,
+    random_guess_f1,
+    read_contact_labels,
+)
+from obte_cli.engine.model import ObteModel, padded_vocab_size, preset_config
+from obte_cli.engine.tokenizers import load_tokenizer
+
+runner = CliRunner()
+
+
+def obte(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _site(protein="MKRLA", na=("ACGT",), labels=None, name="x:A"):
+    labels = np.zeros((len(protein), 3), dtype=int) if labels is None else labels
+    return ContactSite(name, protein, list(na), ["DNA"] * len(na), [str(i + 1) for i in range(len(protein))], labels)
+
+
+def _micro(context=256):
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer("residue")
+    return ObteModel(preset_config("micro", padded_vocab_size(tokenizer.vocab_size), max_positions=context)).eval(), tokenizer
+
+
+# ------------------------------------------------------------------------------------------------ unit
+def test_targets_cover_protein_tokens_only_and_truncation_leaves_nan():
+    tokenizer = load_tokenizer("residue")
+    labels = np.array([[1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 0], [1, 1, 1]])
+    site = _site("MKXLA", ("ACNT", "AGGT"), labels)  # X and N (modified) become <unk>
+    encoding = encode_site(tokenizer, site, 64)
+    targets = protein_token_targets(encoding, labels)
+    protein_tokens = np.flatnonzero((encoding.segment == 0) & encoding.is_residue)
+    assert np.array_equal(targets[protein_tokens], labels.astype(np.float32))
+    assert np.isnan(np.delete(targets, protein_tokens, axis=0)).all()  # tags, <EOS>, nucleic acids
+    short = encode_site(tokenizer, site, 2 + 3 + 6 + 6)  # room for 3 protein residues and both strands
+    values = protein_residue_values(short, np.arange(len(short))[:, None].repeat(3, 1).astype(float), 5)
+    assert np.isnan(values[3:]).all() and not np.isnan(values[:3]).any()
+    with pytest.raises(Exception, match="nucleic acids alone exceed"):
+        encode_site(tokenizer, site, 12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_size=40))
+def test_best_threshold_is_the_best_of_all_thresholds(pairs):
+    p = np.array([a for a, _ in pairs])
+    y = np.array([b for _, b in pairs], dtype=int)
+    chosen = f1_scores(p, y, best_f1_threshold(p, y))["f1"]
+    assert chosen == pytest.approx(max(f1_scores(p, y, t)["f1"] for t in np.r_[p, 2.0]))
+
+
+def test_random_guess_f1_is_the_all_positive_guess():
+    y = (np.random.default_rng(0).random(10000) < 0.15).astype(int)
+    rate = y.mean()
+    assert f1_scores(np.ones(len(y)), y, 0.5)["f1"] == pytest.approx(random_guess_f1(rate))
+    guesses = [f1_scores(np.random.default_rng(s).random(len(y)), y, 1 - q)["f1"] for s, q in enumerate((0.1, 0.5, 0.9))]
+    assert max(guesses) <= random_guess_f1(rate) + 0.01
+    # the paper's random F1 at 8/6/4 Å (0.37/0.247/0.157) are this formula at positive rates 22.7/14.1/8.5%
+    assert [round(random_guess_f1(p), 3) for p in (0.227, 0.141, 0.085)] == [0.37, 0.247, 0.157]
+
+
+def test_propensity_counts_training_residues():
+    train = [_site("KKAA", labels=np.array([[1] * 3, [1] * 3, [0] * 3, [0] * 3]))]
+    k, a, w = propensity_probabilities(train, [_site("KAW")])[0][:, 0]
+    assert k > 0.6 and a < 0.4 and w == pytest.approx(0.5)  # unseen residue: the overall rate
+
+
+def test_attention_maps_reproduce_the_models_attention():
+    model, tokenizer = _micro()
+    encoding = encode_site(tokenizer, _site("MKRLAVW", ("ACGTAC",)), 64)
+    maps = attention_maps(model, encoding.ids)
+    config = model.config
+    assert maps.shape == (config.n_layers * config.n_heads, len(encoding), len(encoding))
+    assert torch.allclose(maps.sum(-1), torch.ones(maps.shape[:2]), atol=1e-5)
+    captured = []
+    handle = model.blocks[1].attn.register_forward_hook(lambda mod, args, out: captured.append((args[0], out)))
+    with torch.no_grad():
+        model(torch.as_tensor(encoding.ids)[None])
+        handle.remove()
+        x, out = captured[0]  # the second block's attention: its input and output
+        v = model.blocks[1].attn.qkv(x)[0, :, 2 * config.width :].view(-1, config.n_heads, config.head_dim).transpose(0, 1)
+        mixed = (maps[config.n_heads : 2 * config.n_heads] @ v).transpose(0, 1).reshape(-1, config.width)
+        assert torch.allclose(model.blocks[1].attn.proj(mixed), out[0], atol=1e-5)
+    stack, tokens = probe_features(model, encoding)
+    assert stack.shape == (2 * config.n_layers * config.n_heads, 7, 6) and len(tokens) == 7
+    assert AttentionProbe(stack.shape[0], 3)(stack).shape == (7, 3)
+
+
+def test_folds_keep_identical_chains_together():
+    sites = [_site(p, name=f"s{i}:A") for i, p in enumerate(["MKA", "MKA", "WWW", "RRR", "RRR", "LLL", "AAA"])]
+    folds = site_folds(sites, 3, seed=0)
+    assert folds[0] == folds[1] and folds[3] == folds[4] and set(folds) == {0, 1, 2}
+
+
+# ------------------------------------------------------------------------------------------------ CLI, real structures
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import shared_file
+
+    root = tmp_path_factory.mktemp("contacts")
+    structures = [shared_file("biopython-tests", "1LCD.cif")] + [shared_file("pdb-protein-dna", f"{p}.pdb.gz")
+                                                                 for p in ("1AZP", "1A74", "1CMA")]
+    assert obte("contacts", "labels", *structures, "--per-chain", "-o", root / "labels.tsv").exit_code == 0
+    assert obte("model", "init", "--preset", "micro", "--context", "512", "--seed", "0", "-o", root / "backbone").exit_code == 0
+    result = obte("finetune", "contacts", "--labels", root / "labels.tsv", "--model", root / "backbone",
+                  "-o", root / "run", "--folds", "2", "--epochs", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_finetune_contacts_writes_out_of_fold_tables_and_a_model(trained):
+    sites, cutoffs = read_contact_labels(trained / "labels.tsv")
+    predictions = pd.read_csv(trained / "run" / "predictions.tsv", sep="\t")
+    assert len(predictions) == sum(len(s.protein) for s in sites)
+    assert predictions[[f"p_{c:g}" for c in cutoffs]].notna().all().all()
+    folds = pd.read_csv(trained / "run" / "folds.tsv", sep="\t").set_index("site")["fold"]
+    by_sequence = {}
+    for site in sites:  # identical chains (the 1A74 dimer) share a fold
+        by_sequence.setdefault(site.protein, set()).add(folds[site.name])
+    assert all(len(f) == 1 for f in by_sequence.values())
+    metrics = pd.read_csv(trained / "run" / "metrics.tsv", sep="\t")
+    assert list(metrics["cutoff"]) == [4, 6, 8]
+    for row in metrics.itertuples():  # recomputed from the predictions table
+        labels = predictions[f"contact_{row.cutoff:g}"]
+        assert row.positive_rate == pytest.approx(labels.mean(), rel=1e-3)  # the table keeps 4 digits
+        assert row.random_f1 == pytest.approx(random_guess_f1(labels.mean()), rel=1e-3)
+    assert (trained / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_predict_writes_mmcif_whose_bfactors_are_the_probabilities(trained, tmp_path):
+    from conftest import shared_file
+
+    structure = shared_file("biopython-tests", "1LCD.cif")
+    result = obte("contacts", "predict", "--structure", structure, "-m", trained / "run" / "model",
+                  "-o", tmp_path / "pred.tsv", "--cif-out", tmp_path / "1LCD.contacts.cif", "--bfactor-cutoff", "6")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "pred.tsv", sep="\t", keep_default_na=False)
+    assert list(table.columns[:3]) == ["site", "residue", "aa"] and set(table["site"]) == {"1LCD:A"}
+    assert "".join(table["aa"]) == "MKPVTLYDVAEYAGVSYQTVSRVVNQASHVSAKTREKVEAAMAELNYIPNR"
+    assert table[["contact_4", "contact_6", "contact_8"]].isin([0, 1]).all().all()  # observed labels alongside
+    written = gemmi.read_structure(str(tmp_path / "1LCD.contacts.cif"))
+    expected = dict(zip(table["residue"].astype(str), 100 * table["p_6"].astype(float)))
+    assert len(written) == len(gemmi.read_structure(str(structure)))  # every NMR model kept
+    seen = 0
+    for model in written:
+        for chain in model:
+            for residue in chain:
+                for atom in residue:
+                    if chain.name == "A" and str(residue.seqid.num) in expected:
+                        assert atom.b_iso == pytest.approx(expected[str(residue.seqid.num)], abs=1e-2)
+                        seen += 1
+                    else:  # nucleic acids, waters, ligands
+                        assert atom.b_iso == 0.0
+    assert seen > 0
+
+
+def test_predict_from_fasta_maps_a_longer_construct_onto_the_chain(trained, tmp_path):
+    from conftest import shared_file
+
+    chain = "MKPVTLYDVAEYAGVSYQTVSRVVNQASHVSAKTREKVEAAMAELNYIPNR"
+    (tmp_path / "p.fa").write_text(f">lacI_construct\nGS{chain}VAQQ\n")
+    (tmp_path / "n.fa").write_text(">op1\nAATTGTGAGCG\n>op2\nCGCTCACAATT\n")
+    result = obte("contacts", "predict", "-p", tmp_path / "p.fa", "-n", tmp_path / "n.fa", "-m", trained / "run" / "model",
+                  "-s", shared_file("biopython-tests", "1LCD.cif"), "--cif-out", tmp_path / "out.cif", "-o", tmp_path / "pred.tsv")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "pred.tsv", sep="\t", keep_default_na=False)
+    assert len(table) == len(chain) + 6
+    mapped = table[table["chain_residue"] != "NA"]
+    assert list(mapped["residue"].astype(int)) == list(range(3, 3 + len(chain)))  # GS precede residue 1
+    assert list(mapped["chain_residue"].astype(int)) == list(range(1, len(chain) + 1))
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "nothing to predict"),
+    (["-p", "x.fa"], "give both --protein and --na"),
+    (["--cif-out", "o.cif", "-p", "a.fa", "-n", "b.fa"], "--cif-out needs --structure"),
+])
+def test_predict_input_errors_are_one_line(trained, args, message):
+    result = obte("contacts", "predict", "-m", trained / "run" / "model", *args)
+    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_model(trained, tmp_path):
+    from conftest import shared_file
+
+    lines = [line for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
+             if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")]
+    (tmp_path / "protein.pdb").write_text("\n".join(lines))
+    result = obte("contacts", "predict", "-s", tmp_path / "protein.pdb", "-m", trained / "run" / "model")
+    assert result.exit_code == 1 and "no nucleic-acid chain" in result.stderr.strip().splitlines()[-1]
+    wrong = obte("contacts", "predict", "-s", shared_file("biopython-tests", "1LCD.cif"), "-m", trained / "backbone")
+    assert wrong.exit_code == 1 and "not a contact model" in wrong.stderr
+
+
+def test_attention_probe_model_round_trips(trained, tmp_path):
+    from conftest import shared_file
+
+    result = obte("finetune", "contacts", "--labels", trained / "labels.tsv", "--model", trained / "backbone",
+                  "-o", tmp_path / "probe", "--folds", "0", "--epochs", "1", "--probe", "attention", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    predicted = obte("contacts", "predict", "-s", shared_file("biopython-tests", "1LCD.cif"), "-m", tmp_path / "probe" / "model")
+    assert predicted.exit_code == 0, predicted.output
+    table = pd.read_csv(pd.io.common.StringIO(predicted.stdout), sep="\t")
+    assert table[["p_4", "p_6", "p_8"]].apply(lambda c: c.between(0, 1)).all().all()
+
+
+def test_bench_contacts_reports_every_predictor_beside_the_random_guess(trained, tmp_path):
+    from conftest import shared_file
+
+    result = obte("bench", "contacts", shared_file("biopython-tests", "1LCD.cif"),
+                  *(shared_file("pdb-protein-dna", f"{p}.pdb.gz") for p in ("1AZP", "1A74", "1CMA")),
+                  "-m", trained / "backbone", "--methods", "head,propensity", "--folds", "2", "--epochs", "1",
+                  "-o", tmp_path / "bench", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_csv(tmp_path / "bench" / "metrics.tsv", sep="\t")
+    assert set(metrics["predictor"]) == {"propensity", "backbone head"}
+    assert len(metrics) == 6 and metrics["f1"].between(0, 1).all()
+    assert np.allclose(metrics["random_f1"], 2 * metrics["positive_rate"] / (1 + metrics["positive_rate"]), atol=1e-3)
+    assert (tmp_path / "bench" / "contacts_f1.png").stat().st_size > 1000
