@@ -95,7 +95,7 @@ def predict(
     or above the model's F1-fitted threshold), and from a structure the observed contact_4/6/8. With
     FASTA and --structure, each protein is aligned to its best-matching chain (column chain_residue).
 
-    Example: [bold]obte contacts predict --structure share/examples/1LCD.cif --cif-out 1LCD.contacts.cif[/bold]
+    Example: [bold]obte contacts predict --structure share/examples/1AZP.pdb.gz --cif-out 1AZP.contacts.cif[/bold]
     """
     from obte_cli.engine.complex_inputs import read_nucleic_acids, read_proteins
     from obte_cli.engine.contacts_io import align_to_chain, sites_from_structure, write_bfactor_structure

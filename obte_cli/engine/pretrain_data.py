@@ -8,8 +8,8 @@ Every global batch is a pure function of (corpus, seed, step), whatever the numb
    whole genome (150 kb of chloroplast DNA would otherwise fill hundreds of consecutive rows).
    With a hold-out fraction, a seeded random set of chunks is never trained on and forms the
    evaluation rows instead.
-2. **Rows**: the chunks are packed into rows of ``context`` tokens with the rule of
-   :func:`obte_cli.engine.token_files.pack_stream` (a chunk is split only at a row's end; every piece
+2. **Rows**: the chunks are packed into rows of ``context`` tokens by
+   :func:`obte_cli.engine.token_files.row_layouts` (a chunk is split only at a row's end; every piece
    is its own document). The row *layout* needs only the sequence lengths (the small offsets arrays),
    so every rank computes it and then reads from the memory-mapped token files only its own rows.
 3. **Batches**: step ``s`` trains on global rows ``[s·R, (s+1)·R)``; rank ``r`` of ``W`` takes rows
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from obte_cli.engine.molecules import MOLECULE_TYPES
-from obte_cli.engine.token_files import TokenCorpus
+from obte_cli.engine.token_files import TokenCorpus, row_layouts
 
 MODALITIES = ("omni", "protein", "nucleic")
 
@@ -84,22 +84,11 @@ class RowPlan:
     def _layout(self, epoch: int) -> list[list[Piece]]:
         if epoch not in self._epoch_rows:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(self._chunk_sequence))
-            rows: list[list[Piece]] = []
-            row: list[Piece] = []
-            fill = 0
-            for chunk in order.tolist():
-                seq = int(self._chunk_sequence[chunk])
-                start, length = int(self._chunk_start[chunk]), int(self._chunk_stop[chunk])
-                while start < length:
-                    take = min(self.context - fill, length - start)
-                    row.append(Piece(seq, start, start + take))
-                    fill += take
-                    start += take
-                    if fill == self.context:
-                        rows.append(row)
-                        row, fill = [], 0
-            if row:  # the epoch's last row is padded rather than mixed with the next epoch
-                rows.append(row)
+            starts, stops = self._chunk_start[order], self._chunk_stop[order]
+            sequences = self._chunk_sequence[order]
+            # the epoch's last row is padded rather than mixed with the next epoch
+            rows = [[Piece(int(sequences[k]), int(starts[k] + a), int(starts[k] + b)) for k, a, b in pieces]
+                    for pieces in row_layouts((stops - starts).tolist(), self.context)]
             self._epoch_rows = {epoch: rows}  # keep one epoch in memory
         return self._epoch_rows[epoch]
 

@@ -180,29 +180,47 @@ class PackedRow:
     doc_ids: np.ndarray  # (context,) int64: 0, 1, 2 ... per piece; -1 for padding at the stream's end
 
 
-def pack_stream(sequences: Iterable[np.ndarray], context: int, pad_id: int) -> Iterator[PackedRow]:
-    """Pack sequences into rows of ``context`` tokens, splitting at row ends (see module docstring)."""
+def row_layouts(lengths: Iterable[int], context: int) -> Iterator[list[tuple[int, int, int]]]:
+    """The packing rule, on lengths alone: items are laid into rows of ``context`` tokens in order and
+    split only where a row ends. Yields each row as its pieces ``(item, start, stop)``; the last row may
+    be short. Shared by :func:`pack_stream` and the pretraining row plan."""
     if context < 1:
         raise ValueError("context must be positive")
-    ids = np.full(context, pad_id, dtype=np.int64)
-    docs = np.full(context, -1, dtype=np.int64)
+    row: list[tuple[int, int, int]] = []
     fill = 0
-    doc = 0
-    for sequence in sequences:
+    for item, length in enumerate(lengths):
         start = 0
-        while start < len(sequence):
-            take = min(context - fill, len(sequence) - start)
-            ids[fill : fill + take] = sequence[start : start + take]
-            docs[fill : fill + take] = doc
+        while start < length:
+            take = min(context - fill, length - start)
+            row.append((item, start, start + take))
             fill += take
             start += take
-            doc += 1
             if fill == context:
-                yield PackedRow(ids.copy(), docs.copy())
-                ids.fill(pad_id)
-                docs.fill(-1)
-                fill = doc = 0
-    if fill:
+                yield row
+                row, fill = [], 0
+    if row:
+        yield row
+
+
+def pack_stream(sequences: Iterable[np.ndarray], context: int, pad_id: int) -> Iterator[PackedRow]:
+    """Pack sequences into rows of ``context`` tokens, splitting at row ends (see module docstring)."""
+    pending: dict[int, np.ndarray] = {}  # sequences read but not yet fully packed
+
+    def lengths() -> Iterator[int]:
+        for item, sequence in enumerate(sequences):
+            pending[item] = sequence
+            yield len(sequence)
+
+    for pieces in row_layouts(lengths(), context):
+        ids = np.full(context, pad_id, dtype=np.int64)
+        docs = np.full(context, -1, dtype=np.int64)
+        fill = 0
+        for doc, (item, start, stop) in enumerate(pieces):
+            ids[fill : fill + stop - start] = pending[item][start:stop]
+            docs[fill : fill + stop - start] = doc
+            fill += stop - start
+        for item in [k for k in pending if k < pieces[-1][0]]:
+            del pending[item]
         yield PackedRow(ids, docs)
 
 
