@@ -238,3 +238,18 @@ def test_bench_contacts_reports_every_predictor_beside_the_random_guess(trained,
     assert len(metrics) == 6 and metrics["f1"].between(0, 1).all()
     assert np.allclose(metrics["random_f1"], 2 * metrics["positive_rate"] / (1 + metrics["positive_rate"]), atol=1e-3)
     assert (tmp_path / "bench" / "contacts_f1.png").stat().st_size > 1000
+
+
+def test_the_bundled_model_predicts_the_bundled_example_and_its_card_matches_its_metrics(tmp_path):
+    from obte_cli.engine.resources import default_contacts_model_dir, example_file
+
+    result = obte("contacts", "predict", "--structure", example_file("1AZP.pdb.gz"), "--cif-out", tmp_path / "1AZP.cif")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(pd.io.common.StringIO(result.stdout), sep="\t")
+    assert len(table) == 66 and set(table["site"]) == {"1AZP:A"}
+    assert gemmi.read_structure(str(tmp_path / "1AZP.cif"))[0]["A"][0][0].b_iso == pytest.approx(100 * table["p_4"][0], abs=1e-2)
+    metrics = pd.read_csv(default_contacts_model_dir() / "metrics.tsv", sep="\t")
+    card = (default_contacts_model_dir() / "README.md").read_text()
+    for row in metrics.itertuples():
+        assert f"| {row.cutoff:g} Å | {row.f1:.3f} ± {row.f1_sem:.3f} | {row.roc_auc:.3f} |" in card
+        assert f"{row.random_f1:.3f} |" in card
