@@ -253,3 +253,19 @@ def test_the_bundled_model_predicts_the_bundled_example_and_its_card_matches_its
     for row in metrics.itertuples():
         assert f"| {row.cutoff:g} Å | {row.f1:.3f} ± {row.f1_sem:.3f} | {row.roc_auc:.3f} |" in card
         assert f"{row.random_f1:.3f} |" in card
+
+
+def test_bpe_tokens_are_trained_on_the_fraction_of_their_residues_and_expanded_back():
+    tokenizer = load_tokenizer("omnibiote-mixed")
+    protein = "MKPVTLYDVAEYAGVSYQTVSRVVNQASHVSAKTREKVEAAMAELNYIPNR"
+    labels = (np.arange(len(protein))[:, None] % np.array([[2, 3, 5]]) == 0).astype(int)
+    site = _site(protein, ("AATTGTGAGCG", "CGCTCACAATT"), labels)
+    encoding = encode_site(tokenizer, site, 512)
+    protein_tokens = np.flatnonzero((encoding.segment == 0) & encoding.is_residue)
+    assert len(protein_tokens) < len(protein)  # BPE: some tokens cover several residues
+    targets = protein_token_targets(encoding, labels)
+    for t in protein_tokens:
+        assert np.allclose(targets[t], labels[encoding.start[t] : encoding.end[t]].mean(axis=0))
+    expanded = protein_residue_values(encoding, targets, len(protein))
+    covering = encoding.residue_to_token(0)
+    assert np.allclose(expanded, targets[covering]) and len(covering) == len(protein)
