@@ -269,3 +269,18 @@ def test_bpe_tokens_are_trained_on_the_fraction_of_their_residues_and_expanded_b
     expanded = protein_residue_values(encoding, targets, len(protein))
     covering = encoding.residue_to_token(0)
     assert np.allclose(expanded, targets[covering]) and len(covering) == len(protein)
+
+
+def test_the_shipped_bench_agrees_with_the_model_card_and_the_models_own_cv():
+    from obte_cli.engine.resources import default_contacts_model_dir
+
+    root = default_contacts_model_dir()
+    bench = pd.read_csv(root / "bench" / "metrics.tsv", sep="\t")
+    own = pd.read_csv(root / "metrics.tsv", sep="\t")
+    # the bundled model is the bench's "base head" run: same sites, folds, seed, so the same numbers
+    base_head = bench[bench["predictor"] == "base head"].reset_index(drop=True)
+    assert np.allclose(base_head["f1"], own["f1"]) and np.allclose(base_head["roc_auc"], own["roc_auc"])
+    card = (root / "README.md").read_text()
+    for name, rows in bench.groupby("predictor", sort=False):
+        cells = " | ".join(f"{r.f1:.3f} ± {r.f1_sem:.3f}" for r in rows.sort_values("cutoff").itertuples())
+        assert cells in card, name
