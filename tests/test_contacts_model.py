@@ -284,3 +284,18 @@ def test_the_shipped_bench_agrees_with_the_model_card_and_the_models_own_cv():
     for name, rows in bench.groupby("predictor", sort=False):
         cells = " | ".join(f"{r.f1:.3f} ± {r.f1_sem:.3f}" for r in rows.sort_values("cutoff").itertuples())
         assert cells in card, name
+
+
+def test_structure_inputs_expand_directories_and_refuse_empty_or_missing_ones(tmp_path):
+    from obte_cli.engine.contacts_io import structure_files
+    from obte_cli.engine.errors import InputError
+
+    (tmp_path / "a.cif.gz").write_bytes(b"")
+    (tmp_path / "b.PDB").write_text("")
+    (tmp_path / "notes.txt").write_text("")
+    assert [p.name for p in structure_files([tmp_path])] == ["a.cif.gz", "b.PDB"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no structure files"):
+        structure_files([tmp_path / "empty"])
+    with pytest.raises(InputError, match="no such file"):
+        structure_files([tmp_path / "missing"])

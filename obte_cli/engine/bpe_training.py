@@ -22,6 +22,7 @@ from pathlib import Path
 from obte_cli.engine.errors import InputError
 from obte_cli.engine.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEIC, NUCLEOTIDES, PROTEIN, molecule_type
 from obte_cli.engine.prep import SHARD_SUFFIX, read_shard
+from obte_cli.engine.seqio import expand_inputs
 from obte_cli.engine.tokenizers import SentencePieceTokenizer
 
 MODEL_FILES = {NUCLEIC: "nucleic_bpe.model", PROTEIN: "protein_bpe.model"}
@@ -30,20 +31,12 @@ _REQUIRED = {NUCLEIC: NUCLEOTIDES, PROTEIN: AMINO_ACIDS}
 
 def shard_files(sources: Iterable[Path]) -> list[Path]:
     """Shard files from prep output directories (their ``shards/``) or shard files given directly."""
-    files: list[Path] = []
-    for source in sources:
-        source = Path(source)
-        if source.is_dir():
-            folder = source / "shards" if (source / "shards").is_dir() else source
-            found = sorted(folder.glob(f"*{SHARD_SUFFIX}"))
-            if not found:
-                raise InputError(f"{source}: no {SHARD_SUFFIX} shards (run `obte prep` first)")
-            files += found
-        elif source.is_file():
-            files.append(source)
-        else:
-            raise InputError(f"{source}: no such file or directory")
-    return files
+
+    def in_directory(source: Path) -> list[Path]:
+        folder = source / "shards" if (source / "shards").is_dir() else source
+        return list(folder.glob(f"*{SHARD_SUFFIX}"))
+
+    return expand_inputs(sources, in_directory, f"no {SHARD_SUFFIX} shards (run `obte prep` first)")
 
 
 def sample_chunks(shards: list[Path], max_residues: int, chunk_length: int, seed: int) -> dict[str, list[str]]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from obte_cli.engine.contacts_task import ContactSite
 from obte_cli.engine.errors import InputError
+from obte_cli.engine.seqio import expand_inputs
 from obte_cli.engine.structures import DEFAULT_CUTOFFS, contact_sites, read_structure
 
 
@@ -88,19 +89,9 @@ STRUCTURE_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
 
 def structure_files(paths: list[Path]) -> list[Path]:
     """Files given, and the structure files (.pdb/.cif/.ent, optionally .gz) inside directories given."""
-    files = []
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.name.lower().removesuffix(".gz").endswith(STRUCTURE_SUFFIXES))
-            if not found:
-                raise InputError(f"{path}: no structure files (.pdb, .cif, .ent, optionally .gz)")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"{path}: no such file or directory")
-    return files
+    return expand_inputs(
+        paths, lambda d: [p for p in d.iterdir() if p.name.lower().removesuffix(".gz").endswith(STRUCTURE_SUFFIXES)],
+        "no structure files (.pdb, .cif, .ent, optionally .gz)")
 
 
 def labelled_sites(files: list[Path], max_residues: int = 0,

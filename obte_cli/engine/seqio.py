@@ -111,3 +111,20 @@ def write_fasta(records: Iterator[tuple[str, str]], handle: io.TextIOBase, width
         else:
             for i in range(0, len(sequence), width):
                 handle.write(sequence[i : i + width] + "\n")
+
+
+def expand_inputs(paths, list_directory: Callable[[Path], list[Path]], none_found: str) -> list[Path]:
+    """Files given directly, plus the files ``list_directory`` finds in each directory given (sorted);
+    a directory with none is an error (``none_found`` says what was looked for), as is a missing path."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(list_directory(path))
+            if not found:
+                raise InputError(f"{path}: {none_found}")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{path}: no such file or directory")
+    return files
