@@ -98,7 +98,7 @@ def predict(
     Example: [bold]obte contacts predict --structure share/examples/1AZP.pdb.gz --cif-out 1AZP.contacts.cif[/bold]
     """
     from obte_cli.engine.complex_inputs import read_nucleic_acids, read_proteins
-    from obte_cli.engine.contacts_io import align_to_chain, sites_from_structure, write_bfactor_structure
+    from obte_cli.engine.contacts_io import bfactor_values, place_on_structure, sites_from_structure, write_bfactor_structure
     from obte_cli.engine.contacts_task import ContactSite, load_contact_predictor
     from obte_cli.engine.devices import resolve_device
     from obte_cli.engine.errors import InputError
@@ -127,36 +127,25 @@ def predict(
     else:
         sites = chain_sites
     probabilities = predictor.predict(sites, device=resolve_device(device))
-    mappings = [align_to_chain(s.protein, chain_sites) for s in sites] if protein is not None and chain_sites else []
-    observed = protein is None
-    columns = ["site", "residue", "aa"] + (["chain_residue"] if mappings else [])
+    observed = protein is None  # sites read from the structure carry their observed contacts
+    placements, mappings = place_on_structure(sites, chain_sites, observed)
+    for site, mapping in zip(sites, mappings):
+        if mapping is not None:
+            log.info("%s → chain %s (%.0f%% of its residues identical)", site.name, mapping.chain, 100 * mapping.identity)
+    show_chain_residue = protein is not None and bool(chain_sites)
+    columns = ["site", "residue", "aa"] + (["chain_residue"] if show_chain_residue else [])
     columns += [f"p_{c:g}" for c in cutoffs] + [f"call_{c:g}" for c in cutoffs]
     columns += [f"contact_{c:g}" for c in cutoffs] if observed else []
-    bfactors: dict[str, dict[str, float]] = {}
-    column = cutoffs.index(shown)
     with open_output(out) as handle:
         handle.write("\t".join(columns) + "\n")
-        for i, (site, p) in enumerate(zip(sites, probabilities)):
-            chain_of = {}
-            if mappings:
-                mapping = mappings[i]
-                chain_site = next(s for s in chain_sites if s.name.rsplit(":", 1)[1] == mapping.chain)
-                chain_of = {int(f): chain_site.residue_ids[r] for r, f in enumerate(mapping.fasta_index) if f >= 0}
-                target = bfactors.setdefault(mapping.chain, {})
-                for f, residue in chain_of.items():
-                    target[residue] = 100 * p[f, column]
-                log.info("%s → chain %s (%.0f%% of its residues identical)", site.name, mapping.chain, 100 * mapping.identity)
-            elif observed:
-                target = bfactors.setdefault(site.name.rsplit(":", 1)[1], {})
-                for residue, value in zip(site.residue_ids, p[:, column]):
-                    target[residue] = 100 * value
+        for site, p, placement in zip(sites, probabilities, placements):
             for r, (residue, aa) in enumerate(zip(site.residue_ids, site.protein)):
-                row = [site.name, residue, aa] + ([chain_of.get(r, "NA")] if mappings else [])
+                row = [site.name, residue, aa] + ([placement.get(r, ("", "NA"))[1]] if show_chain_residue else [])
                 row += ["NA" if math.isnan(v) else f"{v:.4f}" for v in p[r]]
                 row += ["NA" if math.isnan(v) else str(int(v >= t)) for v, t in zip(p[r], predictor.thresholds)]
                 row += [str(int(v)) for v in site.labels[r]] if observed else []
                 handle.write("\t".join(row) + "\n")
     if cif_out is not None:
-        count = write_bfactor_structure(structure, bfactors, cif_out)
+        count = write_bfactor_structure(structure, bfactor_values(placements, probabilities, cutoffs.index(shown)), cif_out)
         log.info("wrote %s: B-factor = 100 × P(contact within %g Å) on %d residues", cif_out, shown, count)
     log.info("predicted %d residues of %d sites", sum(len(s.protein) for s in sites), len(sites))

@@ -63,6 +63,37 @@ def align_to_chain(sequence: str, chain_sites: list[ContactSite]) -> ChainMappin
     return best
 
 
+Placement = dict[int, tuple[str, str]]  # residue index in a site → (structure chain, residue number + icode)
+
+
+def place_on_structure(sites: list[ContactSite], chain_sites: list[ContactSite], from_structure: bool
+                       ) -> tuple[list[Placement], list[ChainMapping | None]]:
+    """Where each site's residues sit in the structure: its own residues for sites read from it, the
+    aligned residues of the best-matching chain for FASTA sites, nothing without a structure."""
+    if from_structure:
+        return [{r: (site.name.rsplit(":", 1)[1], residue) for r, residue in enumerate(site.residue_ids)}
+                for site in sites], [None] * len(sites)
+    if not chain_sites:
+        return [{} for _ in sites], [None] * len(sites)
+    placements, mappings = [], []
+    for site in sites:
+        mapping = align_to_chain(site.protein, chain_sites)
+        chain_site = next(s for s in chain_sites if s.name.rsplit(":", 1)[1] == mapping.chain)
+        placements.append({int(f): (mapping.chain, chain_site.residue_ids[r])
+                           for r, f in enumerate(mapping.fasta_index) if f >= 0})
+        mappings.append(mapping)
+    return placements, mappings
+
+
+def bfactor_values(placements: list[Placement], probabilities: list[np.ndarray], column: int) -> dict[str, dict[str, float]]:
+    """{chain: {residue: 100 × P(contact)}} of the placed residues, for :func:`write_bfactor_structure`."""
+    values: dict[str, dict[str, float]] = {}
+    for placement, p in zip(placements, probabilities):
+        for r, (chain, residue) in placement.items():
+            values.setdefault(chain, {})[residue] = 100 * p[r, column]
+    return values
+
+
 def write_bfactor_structure(path: str | Path, values: dict[str, dict[str, float]], out: str | Path) -> int:
     """Write ``path`` as mmCIF with every atom's B-factor replaced: ``values[chain][resnum+icode]``
     for predicted residues, 0 for every other atom (so a colour ramp means the same on all chains).
