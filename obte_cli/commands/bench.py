@@ -331,7 +331,7 @@ def contacts(
              len({s.protein for s in sites}), sum(len(s.protein) for s in sites), len(files), len(skipped))
     out.mkdir(parents=True, exist_ok=True)
     settings = FinetuneSettings(epochs=epochs, batch_size=8, seed=seed)
-    probe_settings = ProbeSettings(epochs=3 * epochs, seed=seed)
+    probe_settings = ProbeSettings.alongside(settings)
     torch_device = resolve_device(device)
     tables = []
     runs = [(None, "propensity")] if "propensity" in wanted else []

@@ -301,7 +301,7 @@ def contacts(
     if out.exists() and not force:
         raise InputError(f"{out}: already exists (use --force to replace it)")
     settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
-    probe_settings = ProbeSettings(epochs=epochs * 3, lr=lr_head / 10, seed=seed)
+    probe_settings = ProbeSettings.alongside(settings)
     sites, cutoffs = read_contact_labels(labels)
     n_proteins = len({s.protein for s in sites})
     if folds and n_proteins < folds:

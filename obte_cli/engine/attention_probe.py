@@ -18,7 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from obte_cli.engine.contacts_task import ContactSite, protein_residue_values, protein_token_targets
+from obte_cli.engine.contacts_task import (
+    ContactSite,
+    protein_residue_values,
+    protein_token_targets,
+)
+from obte_cli.engine.finetune import FinetuneSettings
 from obte_cli.engine.model import ObteModel, apply_rotary, positions_from_doc_ids
 from obte_cli.engine.tokenizers import Encoding
 
@@ -35,6 +40,12 @@ class ProbeSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def alongside(cls, head: FinetuneSettings) -> ProbeSettings:
+        """The probe's settings for a run whose head would use ``head``: 3× its epochs (the probe
+        takes one site per step), a tenth of its head LR, the same seed."""
+        return cls(epochs=3 * head.epochs, lr=head.lr_head / 10, seed=head.seed)
 
 
 @torch.no_grad()  # not inference_mode: the maps are the probe's training inputs
