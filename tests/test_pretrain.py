@@ -142,7 +142,7 @@ def test_held_out_rows_are_scored_at_checkpoints(tokens, tmp_path):
     for record in scored:
         assert np.isfinite(record["heldout_loss"]) and 0 <= record["heldout_masked_accuracy"] <= 1
     # the score is a function of the weights: rescoring the final model gives the same numbers
-    from obte_cli.engine.pretrain import MaskedLMObjective, _evaluate
+    from obte_cli.engine.pretrain import MaskedLMObjective, _evaluate, residue_counts
 
     tok = corpus.tokenizer
     maskable = np.zeros(result.model.config.vocab_size, dtype=bool)
@@ -152,8 +152,22 @@ def test_held_out_rows_are_scored_at_checkpoints(tokens, tmp_path):
     held = RowPlan(corpus, settings.context, seed=settings.seed, holdout=0.1, part="holdout")
     rows = min(held.rows_per_epoch(), 8)
     source = BatchSource(held, rows, settings.micro_batch_rows, maskable, tok.mask_id, tok.pad_id, seed=settings.seed)
-    again = _evaluate(MaskedLMObjective(result.model, torch.from_numpy(protein)), source, protein, DistributedContext())
+    again = _evaluate(MaskedLMObjective(result.model, torch.from_numpy(protein)), source, protein, residue_counts(tok),
+                      DistributedContext())
     assert again["heldout_loss"] == pytest.approx(scored[-1]["heldout_loss"], rel=1e-5)
+    # one token per residue: the loss in bits is the masked-token-weighted mean of the two modalities' bits/residue
+    bits = [b for b in (again["heldout_protein_bits_per_residue"], again["heldout_nucleic_bits_per_residue"]) if b is not None]
+    assert bits and all(b > 0 for b in bits)
+    assert min(bits) - 1e-9 <= again["heldout_loss"] / np.log(2) <= max(bits) + 1e-9
+
+
+def test_eval_tokens_are_scored_at_checkpoints(tokens, tmp_path):
+    corpus = open_corpus(tokens)
+    settings = _settings(eval_rows=4, eval_tokens=str(tokens))
+    result = pretrain(_model(corpus), corpus, settings, tmp_path, DistributedContext(), eval_corpus=corpus)
+    scored = [r for r in result.history if "heldout_protein_bits_per_residue" in r]
+    assert scored and scored[-1]["step"] == settings.total_steps
+    assert all(np.isfinite(r["heldout_loss"]) for r in scored)
 
 
 def test_resume_after_interruption_reproduces_the_run_exactly(tokens, tmp_path):

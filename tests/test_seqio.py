@@ -68,3 +68,14 @@ def test_write_then_read_round_trip(tmp_path_factory, records, width):
     back = list(read_fasta(path))
     assert [(r.description, r.sequence) for r in back] == [(h.strip(), s) for h, s in records]
     assert [r.id for r in back] == [h.split()[0] for h, _ in records]
+
+
+def test_xz_is_read_and_a_truncated_xz_is_one_error(tmp_path, uniprot_fasta):
+    import lzma
+
+    path = tmp_path / "seqs.fna.xz"  # the suffix does not matter: the magic bytes do
+    path.write_bytes(lzma.compress(uniprot_fasta.read_bytes()))
+    assert [r.sequence for r in read_fasta(path)] == [r.sequence for r in read_fasta(uniprot_fasta)]
+    path.write_bytes(lzma.compress(uniprot_fasta.read_bytes())[:5000])
+    with pytest.raises(InputError, match="truncated xz"):
+        list(read_fasta(path))

@@ -175,3 +175,16 @@ def test_residue_vocabulary_is_validated():
 def test_unknown_tokenizer_source():
     with pytest.raises(InputError, match="no such tokenizer"):
         load_tokenizer("no-such-tokenizer")
+
+
+def test_residue_length_counts_the_residues_of_a_token(residue_tokenizer, mixed_tokenizer):
+    from obte_cli.engine.pretrain import residue_counts
+    from obte_cli.engine.tokenizers import Segment
+
+    counts = residue_counts(residue_tokenizer)
+    assert set(counts[residue_tokenizer.special_ids()]) == {0}
+    assert (counts[residue_tokenizer.residue_ids("protein")] == 1).all()
+    # BPE: the residues under a record's tokens add up to its length
+    for sequence, mol in (("MKTAYIAKQRQISFVKSHFSRQ", "protein"), ("ACGTTGCAAGGCTTAACGGA", "DNA")):
+        encoding = mixed_tokenizer.encode_one([Segment(sequence, mol, "x")])
+        assert sum(mixed_tokenizer.residue_length(int(i)) for i in encoding.ids) == len(sequence)

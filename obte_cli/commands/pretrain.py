@@ -45,6 +45,7 @@ def pretrain(
     checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints (and held-out scoring)."),
     holdout: float = typer.Option(0.0, "--holdout", help="Fraction of the corpus (chunks of --context tokens) never trained on; scored at every checkpoint."),
     eval_rows: int = typer.Option(64, "--eval-rows", help="Held-out rows scored at each checkpoint (at most)."),
+    eval_tokens: Path = typer.Option(None, "--eval-tokens", help="Held-out token directory (same tokenizer, never trained on), scored at each checkpoint instead of --holdout."),
     peak_tflops: float = typer.Option(0.0, "--peak-tflops", help="Peak TFLOP/s per process, to report MFU (0: do not report)."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and masking."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -81,6 +82,13 @@ def pretrain(
         raise InputError(f"{out}: holds a run already (use --resume to continue it, or another --out)")
     corpus = open_corpus(tokens)
     tokenizer = corpus.tokenizer
+    eval_corpus = None
+    if eval_tokens is not None:
+        if holdout:
+            raise InputError("--eval-tokens and --holdout are two ways to score held-out data: give one")
+        eval_corpus = open_corpus(eval_tokens)
+        if eval_corpus.tokenizer.to_config() != tokenizer.to_config():
+            raise InputError(f"{eval_tokens}: was tokenized with another tokenizer than {tokens}")
     if init is not None:
         loaded = load_model(init)
         if loaded.tokenizer.to_config() != tokenizer.to_config():
@@ -99,6 +107,7 @@ def pretrain(
         context=context, batch_tokens=parse_count(batch_tokens, "--batch-tokens"), micro_batch_rows=micro_batch_rows,
         total_tokens=total, warmup_tokens=warmup, lr=lr, modality=modality, seed=seed,
         checkpoint_every=checkpoint_every, fsdp=fsdp, holdout=holdout, eval_rows=eval_rows,
+        eval_tokens=str(eval_tokens) if eval_tokens is not None else "",
     )
     dist_context = init_distributed(resolve_device(device))
     if not dist_context.is_main:
@@ -109,7 +118,7 @@ def pretrain(
                  f"{corpus.manifest['tokens']:,}")
         with training_progress(settings.total_steps, "pretrain") as on_step:
             result = run_pretraining(model, corpus, settings, out, dist_context, resume,
-                                     peak_tflops * 1e12 if peak_tflops else None, on_step)
+                                     peak_tflops * 1e12 if peak_tflops else None, on_step, eval_corpus)
         final_state = _full_state_dict(result.model, settings.fsdp)
         if dist_context.is_main and result.history:
             last = result.history[-1]
@@ -136,6 +145,9 @@ def pretrain(
                 log.info("held-out rows: loss %.3f, masked accuracy %s", last["heldout_loss"], ", ".join(
                     f"{name} {last[key]:.3f}" for name, key in (("all", "heldout_masked_accuracy"), ("protein", "heldout_protein_accuracy"),
                                                                 ("nucleic", "heldout_nucleic_accuracy")) if last.get(key) is not None))
+                log.info("held-out bits per residue: %s", ", ".join(
+                    f"{name} {last[f'heldout_{name}_bits_per_residue']:.3f} (perplexity {2 ** last[f'heldout_{name}_bits_per_residue']:.2f})"
+                    for name in ("protein", "nucleic") if last.get(f"heldout_{name}_bits_per_residue") is not None))
     finally:
         shutdown(dist_context)
 

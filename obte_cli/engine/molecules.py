@@ -53,11 +53,19 @@ def _types() -> dict[str, MoleculeType]:
         MoleculeType("snRNA", NUCLEIC, is_rna=True, parent="RNA"),
         MoleculeType("snoRNA", NUCLEIC, is_rna=True, parent="RNA"),
         MoleculeType("scRNA", NUCLEIC, is_rna=True, parent="RNA"),
+        # Types added after the default residue layout was fixed (see RESIDUE_LAYOUT_TYPES): a tokenizer
+        # without their tag falls back to the parent's.
+        MoleculeType("ncRNA", NUCLEIC, is_rna=True, parent="RNA"),
+        MoleculeType("miRNA", NUCLEIC, is_rna=True, parent="ncRNA"),  # mature microRNA (miRBase mature.fa)
+        MoleculeType("pre-miRNA", NUCLEIC, is_rna=True, parent="ncRNA"),  # stem-loop precursor (hairpin.fa)
     ]
     return {m.name: m for m in rows}
 
 
 MOLECULE_TYPES: dict[str, MoleculeType] = _types()
+# The types that have a tag in the default per-residue vocabulary, in id order. Frozen: adding a type
+# here would shift every id after it and silently break residue models already on disk.
+RESIDUE_LAYOUT_TYPES: tuple[str, ...] = tuple(MOLECULE_TYPES)[: tuple(MOLECULE_TYPES).index("scRNA") + 1]
 _BY_LOWER = {name.lower(): mol for name, mol in MOLECULE_TYPES.items()}
 # GenBank /mol_type qualifier values (INSDC controlled vocabulary) that are not type names themselves.
 _ALIASES = {
@@ -69,6 +77,8 @@ _ALIASES = {
     "unassigned rna": "RNA",
     "transcribed rna": "RNA",
     "viral crna": "cRNA",
+    "pre_mirna": "pre-miRNA",
+    "precursor rna": "pre-miRNA",
     "aa": "protein",
     "prot": "protein",
     "peptide": "protein",

@@ -65,6 +65,7 @@ class PretrainSettings:
     fsdp: bool = False
     holdout: float = 0.0  # fraction of the corpus' chunks never trained on, scored at each checkpoint
     eval_rows: int = 64  # held-out rows scored (at most)
+    eval_tokens: str = ""  # a separate held-out token directory, scored at each checkpoint instead
 
     @property
     def rows_per_step(self) -> int:
@@ -81,8 +82,9 @@ class PretrainSettings:
 class MaskedLMObjective(nn.Module):
     """The model plus its loss, as one module so DDP/FSDP see the whole forward pass.
 
-    Returns the *sum* of masked-token losses and how many masked protein and nucleic-acid tokens were
-    predicted correctly, so the caller can normalise by the global counts.
+    Returns the *sum* of masked-token losses, how many masked protein and nucleic-acid tokens were
+    predicted correctly, and the loss sums of the protein and nucleic-acid tokens, so the caller can
+    normalise by the global counts.
     ``protein_token`` flags the protein residue ids (the two modalities are scored apart: a protein
     residue and a nucleotide have different unigram baselines).
     """
@@ -92,7 +94,8 @@ class MaskedLMObjective(nn.Module):
         self.model = model
         self.register_buffer("protein_token", protein_token, persistent=False)
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, doc_ids: torch.Tensor):
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, doc_ids: torch.Tensor,
+                with_modality_losses: bool = False):
         hidden = self.model(inputs, doc_ids).hidden
         selected = targets != -100
         logits = self.model.logits(hidden[selected]).float()
@@ -101,7 +104,10 @@ class MaskedLMObjective(nn.Module):
         right = logits.argmax(-1) == labels
         protein = self.protein_token[labels]
         correct = torch.stack([(right & protein).sum(), (right & ~protein).sum()])
-        return loss_sum, correct
+        if not with_modality_losses:
+            return loss_sum, correct
+        losses = F.cross_entropy(logits.detach(), labels, reduction="none")
+        return loss_sum, correct, torch.stack([losses[protein].sum(), losses[~protein].sum()])
 
 
 def one_cycle_factor(step: int, total_steps: int, warmup_steps: int, scale: float) -> float:
@@ -145,10 +151,12 @@ def pretrain(
     resume: bool = False,
     peak_flops: float | None = None,
     on_step: Callable[[dict], None] | None = None,
+    eval_corpus: TokenCorpus | None = None,
 ) -> PretrainResult:
     """Train ``model`` (in place) on ``corpus``; checkpoints and ``metrics.jsonl`` go to ``out_dir``.
 
     ``peak_flops`` (per process) turns throughput into model FLOPs utilisation (``mfu``).
+    ``eval_corpus`` (same tokenizer, never trained on) is scored at every checkpoint, like ``holdout``.
     """
     out_dir = Path(out_dir)
     tokenizer = corpus.tokenizer
@@ -165,8 +173,12 @@ def pretrain(
     source = BatchSource(plan, rows, settings.micro_batch_rows, maskable, tokenizer.mask_id, tokenizer.pad_id,
                          settings.mask_rate, settings.seed, context.rank, context.world_size)
     heldout = None
-    if settings.holdout > 0:
+    held_plan = None
+    if eval_corpus is not None:
+        held_plan = RowPlan(eval_corpus, settings.context, settings.modality, settings.seed, 0.0, "train")
+    elif settings.holdout > 0:
         held_plan = RowPlan(corpus, settings.context, settings.modality, settings.seed, settings.holdout, "holdout")
+    if held_plan is not None:
         # every rank scores the same number of rows (FSDP gathers parameters at each forward, in step)
         eval_rows = min(held_plan.rows_per_epoch(), settings.eval_rows) // context.world_size * context.world_size
         if eval_rows:
@@ -247,7 +259,7 @@ def pretrain(
             record["mfu"] = record["tokens_per_s"] / context.world_size * flops_token / peak_flops
         checkpoint_now = (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.total_steps
         if heldout is not None and checkpoint_now:
-            record.update(_evaluate(objective, heldout, protein_token, context))
+            record.update(_evaluate(objective, heldout, protein_token, residue_counts(tokenizer), context))
         history.append(record)
         if context.is_main:
             with metrics_path.open("a") as handle:
@@ -261,25 +273,45 @@ def pretrain(
     return PretrainResult(model, settings.total_steps - start_step, settings.total_steps, history)
 
 
+def residue_counts(tokenizer) -> np.ndarray:
+    """Residues each token id stands for (0 for tags, ``<EOS>`` and other specials): the denominator that
+    turns a loss per token into bits per residue, which is comparable across tokenizers."""
+    counts = np.zeros(tokenizer.vocab_size, dtype=np.int64)
+    for modality in ("protein", "nucleic"):
+        for token_id in tokenizer.residue_ids(modality):
+            counts[token_id] = tokenizer.residue_length(int(token_id))
+    return counts
+
+
 @torch.no_grad()
-def _evaluate(objective: nn.Module, source: BatchSource, protein_token: np.ndarray, context: DistributedContext) -> dict:
-    """Masked-LM loss and accuracy (overall and per modality) on the held-out rows."""
+def _evaluate(objective: nn.Module, source: BatchSource, protein_token: np.ndarray, residues: np.ndarray,
+              context: DistributedContext) -> dict:
+    """Masked-LM loss, accuracy and bits per residue (overall and per modality) on the held-out rows."""
     objective.eval()
-    sums = torch.zeros(5, dtype=torch.float64)  # loss, correct protein, correct nucleic, masked protein, masked nucleic
+    # loss, correct protein, correct nucleic, masked protein, masked nucleic, loss protein, loss nucleic,
+    # residues under the masked protein tokens, under the masked nucleic tokens
+    sums = torch.zeros(9, dtype=torch.float64)
     for mb in source.step(0):
         with _autocast(context.device):
-            loss_sum, correct = objective(mb.inputs.to(context.device), mb.targets.to(context.device), mb.doc_ids.to(context.device))
+            loss_sum, correct, losses = objective(mb.inputs.to(context.device), mb.targets.to(context.device),
+                                                  mb.doc_ids.to(context.device), with_modality_losses=True)
         sums[0] += float(loss_sum)
         sums[1:3] += correct.double().cpu()
-        sums[3:] += torch.from_numpy(_masked_counts(mb.targets, protein_token))
+        sums[3:5] += torch.from_numpy(_masked_counts(mb.targets, protein_token))
+        sums[5:7] += losses.double().cpu()
+        labels = mb.targets[mb.targets != -100].numpy()
+        protein = protein_token[labels]
+        sums[7:9] += torch.tensor([residues[labels[protein]].sum(), residues[labels[~protein]].sum()], dtype=torch.float64)
     objective.train()
-    loss, right_p, right_n, masked_p, masked_n = all_reduce_sum(sums, context).tolist()
+    loss, right_p, right_n, masked_p, masked_n, loss_p, loss_n, res_p, res_n = all_reduce_sum(sums, context).tolist()
     masked = max(masked_p + masked_n, 1.0)
     return {
         "heldout_loss": loss / masked,
         "heldout_masked_accuracy": (right_p + right_n) / masked,
         "heldout_protein_accuracy": right_p / masked_p if masked_p else None,
         "heldout_nucleic_accuracy": right_n / masked_n if masked_n else None,
+        "heldout_protein_bits_per_residue": loss_p / math.log(2) / res_p if res_p else None,
+        "heldout_nucleic_bits_per_residue": loss_n / math.log(2) / res_n if res_n else None,
     }
 
 

@@ -1,6 +1,6 @@
-"""Reading sequence files: FASTA, plain or gzip-compressed, or ``-`` for standard input.
+"""Reading sequence files: FASTA, plain, gzip- or xz-compressed, or ``-`` for standard input.
 
-The reader streams (constant memory in the number of records), detects gzip by its magic bytes rather
+The reader streams (constant memory in the number of records), detects gzip and xz by their magic bytes rather
 than the file name, and raises :class:`InputError` naming the file and record for malformed input:
 an empty file, text before the first ``>`` header, a record without sequence, a binary file or a
 truncated gzip stream.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import lzma
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from obte_cli.engine.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ def display_name(path: str | Path) -> str:
 
 
 def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a possibly gzip-compressed text file, or standard input for ``-``."""
+    """Open a possibly gzip- or xz-compressed text file, or standard input for ``-``."""
     name = display_name(path)
     if str(path) == "-":
         raw = sys.stdin.buffer
@@ -50,6 +52,8 @@ def open_text(path: str | Path) -> io.TextIOBase:
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         buffered = gzip.GzipFile(fileobj=buffered, mode="rb")
+    elif buffered.peek(6)[:6] == XZ_MAGIC:
+        buffered = lzma.LZMAFile(buffered, mode="rb")
     return io.TextIOWrapper(buffered, encoding="utf-8", errors="strict", newline=None)
 
 
@@ -62,8 +66,9 @@ def _lines(handle: io.TextIOBase, name: str, record_hint: Callable[[], str]) -> 
             yield line
     except UnicodeDecodeError:
         raise InputError(f"{name}: binary data near {record_hint()}, not a text sequence file") from None
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise InputError(f"{name}: corrupt or truncated gzip stream near {record_hint()} ({exc})") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as exc:
+        kind = "xz" if isinstance(getattr(handle, "buffer", None), lzma.LZMAFile) else "gzip"
+        raise InputError(f"{name}: corrupt or truncated {kind} stream near {record_hint()} ({exc})") from None
 
 
 def read_fasta(path: str | Path) -> Iterator[FastaRecord]:

@@ -46,6 +46,7 @@ from obte_cli.engine.molecules import (
     NUCLEIC,
     NUCLEOTIDES,
     PROTEIN,
+    RESIDUE_LAYOUT_TYPES,
     MoleculeType,
     molecule_type,
     tag_chain,
@@ -166,6 +167,19 @@ class Tokenizer(ABC):
     def residue_ids(self, modality: str) -> np.ndarray:
         """Ids that can stand for residues of ``modality`` (``protein`` or ``nucleic``)."""
 
+    def residue_length(self, token_id: int) -> int:
+        """How many residues a residue token stands for (1 for a per-residue tokenizer; a BPE piece's length)."""
+        for modality, mol in ((PROTEIN, MOLECULE_TYPES["protein"]), (NUCLEIC, MOLECULE_TYPES["DNA"])):
+            if token_id in self._residue_id_set(modality):
+                return len(self._residue_text(token_id, mol))
+        return 0
+
+    def _residue_id_set(self, modality: str) -> frozenset[int]:
+        cache = self.__dict__.setdefault("_residue_id_sets", {})
+        if modality not in cache:
+            cache[modality] = frozenset(int(i) for i in self.residue_ids(modality))
+        return cache[modality]
+
     @abstractmethod
     def token_text(self, token_id: int) -> str:
         """Human-readable text of one id (a piece, a letter or a special token)."""
@@ -264,7 +278,7 @@ def default_residue_vocabulary() -> dict:
     """The default per-residue layout: specials, one tag per molecule type, A C G T, 20 amino acids."""
     ids = iter(range(10_000))
     specials = {name: next(ids) for name in ("pad", "mask", "eos", "unk")}
-    tags = {name: next(ids) for name in MOLECULE_TYPES}
+    tags = {name: next(ids) for name in RESIDUE_LAYOUT_TYPES}
     nucleic = {letter: next(ids) for letter in NUCLEOTIDES}
     protein = {letter: next(ids) for letter in AMINO_ACIDS}
     return {"kind": "residue", "specials": specials, "tags": tags, "nucleic": nucleic, "protein": protein}
