@@ -20,6 +20,7 @@ from obte_cli.commands import model as model_cmd
 from obte_cli.commands import prep as prep_cmd
 from obte_cli.commands import pretrain as pretrain_cmd
 from obte_cli.commands import scan_jaspar as scan_jaspar_cmd
+from obte_cli.commands import score as score_cmd
 from obte_cli.commands import tokenize as tokenize_cmd
 
 app = new_app(
@@ -34,6 +35,7 @@ app.add_typer(bench_cmd.app, name="bench")
 app.command("prep")(prep_cmd.prep)
 app.command("pretrain")(pretrain_cmd.pretrain)
 app.command("scan-jaspar")(scan_jaspar_cmd.scan_jaspar)
+app.command("score")(score_cmd.score)
 app.add_typer(embed_cmd.app, name="embed")
 app.command("convert")(convert_cmd.convert)
 app.add_typer(contacts_cmd.app, name="contacts")
