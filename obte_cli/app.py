@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from obte_cli import __version__
-from obte_cli.cli_common import new_app, setup_logging
+from obte_cli.commands.common import new_app, setup_logging
 from obte_cli.commands import affinity as affinity_cmd
 from obte_cli.commands import bench as bench_cmd
 from obte_cli.commands import contacts as contacts_cmd

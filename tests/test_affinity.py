@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from obte_cli.engine.affinity import (
+from obte_cli.engine.affinity.complexes import (
     RT_KCAL,
     TargetScaler,
     complex_segments,
@@ -12,7 +12,7 @@ from obte_cli.engine.affinity import (
     mean_and_sem,
     regression_metrics,
 )
-from obte_cli.engine.errors import InputError
+from obte_cli.engine.core.errors import InputError
 
 
 def test_kd_from_dg_agrees_with_pronab_records(pronab):

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.affinity import RT_KCAL
-from obte_cli.engine.affinity_data import load_pronab_json
-from obte_cli.engine.affinity_model import load_affinity_model
+from obte_cli.engine.affinity.complexes import RT_KCAL
+from obte_cli.engine.affinity.data import load_pronab_json
+from obte_cli.engine.affinity.ensemble import load_affinity_model
 
 runner = CliRunner()
 
@@ -75,7 +75,7 @@ def test_each_fold_model_predicts_what_the_cv_recorded(cv_run, small_pairs):
     out, _ = cv_run
     predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
     table = small_pairs[1]
-    from obte_cli.engine.affinity_cv import encode_affinity_table
+    from obte_cli.engine.affinity.cv import encode_affinity_table
 
     member = load_affinity_model(out / "fold-02")
     rows = predictions[predictions["fold"] == 2]
@@ -207,7 +207,7 @@ def test_bench_refuses_predictions_from_other_data(cv_run, pronab_path, tmp_path
 
 
 def test_bundled_default_model_runs_the_readme_example():
-    from obte_cli.engine.resources import default_affinity_model_dir, example_file
+    from obte_cli.engine.core.resources import default_affinity_model_dir, example_file
 
     ensemble = load_affinity_model(default_affinity_model_dir())
     assert len(ensemble.members) == 10 and ensemble.context == 1024
@@ -221,8 +221,8 @@ def test_bundled_default_model_runs_the_readme_example():
 
 def test_bundled_model_scores_are_its_own_out_of_fold_predictions():
     """The shipped metrics.tsv is recomputed from the shipped predictions.tsv (nothing typed in by hand)."""
-    from obte_cli.engine.affinity import regression_metrics
-    from obte_cli.engine.resources import default_affinity_model_dir
+    from obte_cli.engine.affinity.complexes import regression_metrics
+    from obte_cli.engine.core.resources import default_affinity_model_dir
 
     folder = default_affinity_model_dir()
     predictions = pd.read_csv(folder / "predictions.tsv", sep="\t")
@@ -244,7 +244,7 @@ def test_bench_jaspar_uses_only_held_out_proteins(pronab_path, tmp_path):
                   "--data", pronab_path, "--mutants", "2", "--device", "cpu", "-o", tmp_path)
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(tmp_path / "bench-jaspar.tsv", sep="\t")
-    from obte_cli.engine.resources import default_affinity_model_dir
+    from obte_cli.engine.core.resources import default_affinity_model_dir
 
     folds = pd.read_csv(default_affinity_model_dir() / "folds.tsv", sep="\t", dtype={"fold": str})
     held_out = set(folds.loc[folds["fold"] != "train-only", "protein_id"])

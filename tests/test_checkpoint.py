@@ -4,10 +4,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from obte_cli.engine.checkpoint import WEIGHTS_FILE, load_model, save_model
-from obte_cli.engine.errors import ModelFormatError
-from obte_cli.engine.model import ObteConfig, ObteModel
-from obte_cli.engine.tokenizers import Segment
+from obte_cli.engine.model.directory import WEIGHTS_FILE, load_model, save_model
+from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.model.encoder import ObteConfig, ObteModel
+from obte_cli.engine.tokenizers.base import Segment
 
 
 @pytest.fixture

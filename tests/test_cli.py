@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.seqio import read_fasta
+from obte_cli.engine.bio.seqio import read_fasta
 
 runner = CliRunner()
 

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from obte_cli.engine.complex_inputs import (
+from obte_cli.engine.bio.complex_inputs import (
     complements_for,
     pair_complexes,
     read_nucleic_acids,
     read_proteins,
     reverse_complement,
 )
-from obte_cli.engine.errors import InputError
+from obte_cli.engine.core.errors import InputError
 
 dna = st.text(alphabet="ACGT", min_size=1, max_size=60)
 

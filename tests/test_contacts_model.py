@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.attention_probe import AttentionProbe, attention_maps, probe_features
-from obte_cli.engine.contacts_cv import propensity_probabilities, site_folds
-from obte_cli.engine.contacts_task import (
+from obte_cli.engine.contacts.probe import AttentionProbe, attention_maps, probe_features
+from obte_cli.engine.contacts.cv import propensity_probabilities, site_folds
+from obte_cli.engine.contacts.sites import (
     ContactSite,
     best_f1_threshold,
     encode_site,
@@ -23,8 +23,8 @@ from obte_cli.engine.contacts_task import (
     random_guess_f1,
     read_contact_labels,
 )
-from obte_cli.engine.model import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.tokenizers import load_tokenizer
+from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
+from obte_cli.engine.tokenizers.base import load_tokenizer
 
 runner = CliRunner()
 
@@ -241,7 +241,7 @@ def test_bench_contacts_reports_every_predictor_beside_the_random_guess(trained,
 
 
 def test_the_bundled_model_predicts_the_bundled_example_and_its_card_matches_its_metrics(tmp_path):
-    from obte_cli.engine.resources import default_contacts_model_dir, example_file
+    from obte_cli.engine.core.resources import default_contacts_model_dir, example_file
 
     result = obte("contacts", "predict", "--structure", example_file("1AZP.pdb.gz"), "--cif-out", tmp_path / "1AZP.cif")
     assert result.exit_code == 0, result.output
@@ -272,7 +272,7 @@ def test_bpe_tokens_are_trained_on_the_fraction_of_their_residues_and_expanded_b
 
 
 def test_the_shipped_bench_agrees_with_the_model_card_and_the_models_own_cv():
-    from obte_cli.engine.resources import default_contacts_model_dir
+    from obte_cli.engine.core.resources import default_contacts_model_dir
 
     root = default_contacts_model_dir()
     bench = pd.read_csv(root / "bench" / "metrics.tsv", sep="\t")
@@ -287,8 +287,8 @@ def test_the_shipped_bench_agrees_with_the_model_card_and_the_models_own_cv():
 
 
 def test_structure_inputs_expand_directories_and_refuse_empty_or_missing_ones(tmp_path):
-    from obte_cli.engine.contacts_io import structure_files
-    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.contacts.io import structure_files
+    from obte_cli.engine.core.errors import InputError
 
     (tmp_path / "a.cif.gz").write_bytes(b"")
     (tmp_path / "b.PDB").write_text("")

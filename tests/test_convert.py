@@ -19,10 +19,10 @@ from torch import nn
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.affinity_model import load_affinity_model
-from obte_cli.engine.checkpoint import load_model
-from obte_cli.engine.errors import ModelFormatError
-from obte_cli.engine.omnibiote_convert import extract, read_checkpoint
+from obte_cli.engine.affinity.ensemble import load_affinity_model
+from obte_cli.engine.model.directory import load_model
+from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.model.omnibiote_convert import extract, read_checkpoint
 
 runner = CliRunner()
 
@@ -207,7 +207,7 @@ def test_character_layout_tokenizes_like_the_reference(tmp_path):
     _save(module, tmp_path / "char.pt")
     assert obte("convert", tmp_path / "char.pt", "-o", tmp_path / "m").exit_code == 0
     tok = load_model(tmp_path / "m").tokenizer
-    from obte_cli.engine.tokenizers import Segment
+    from obte_cli.engine.tokenizers.base import Segment
 
     assert tok.encode_one([Segment("ATCG", "DNA")]).ids.tolist() == [9, 4, 5, 6, 7, 3]
     assert tok.encode_one([Segment("MA", "protein")]).ids.tolist() == [48, 23 + "ARNDCQEGHILKMFPSTWYV".index("M"), 23, 3]
@@ -217,8 +217,8 @@ def test_dg_model_converts_with_its_head_and_target_statistics(tmp_path):
     torch.manual_seed(0)
     c = GPTConfig(vocab_size=49, n_embd=64, n_layer=2, n_head=4, block_size=64)
     binder = OmniBindER(c, np.array([-9.8, 2.3])).eval()
-    from obte_cli.engine.tokenizers import ResidueTokenizer, Segment
-    from obte_cli.engine.omnibiote_convert import reference_char_vocabulary
+    from obte_cli.engine.tokenizers.base import ResidueTokenizer, Segment
+    from obte_cli.engine.model.omnibiote_convert import reference_char_vocabulary
 
     tok = ResidueTokenizer(reference_char_vocabulary())
     ids = torch.as_tensor(tok.encode_one([Segment("MKRLAVGG", "protein"), Segment("ACGTTA", "DNA")]).ids)[None]

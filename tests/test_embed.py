@@ -8,11 +8,11 @@ from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.checkpoint import load_model
-from obte_cli.engine.embedding import EmbeddingSettings, embed_segments
-from obte_cli.engine.embedding_io import read_embeddings
-from obte_cli.engine.seqio import read_fasta
-from obte_cli.engine.tokenizers import Segment
+from obte_cli.engine.model.directory import load_model
+from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
+from obte_cli.engine.embedding.io import read_embeddings
+from obte_cli.engine.bio.seqio import read_fasta
+from obte_cli.engine.tokenizers.base import Segment
 
 runner = CliRunner()
 
@@ -163,7 +163,7 @@ def test_bench_embed_reports_both_implementations(proteins, tmp_path):
 
 
 def test_clip_probe_recovers_a_linear_relation_and_not_noise():
-    from obte_cli.engine.joint_probe import clip_probe
+    from obte_cli.engine.embedding.joint_probe import clip_probe
 
     rng = np.random.default_rng(0)
     genes = rng.normal(size=(400, 32))
@@ -177,7 +177,7 @@ def test_clip_probe_recovers_a_linear_relation_and_not_noise():
 def test_probe_joint_on_real_genbank_pairs(models, tmp_path):
     from conftest import shared_file
 
-    from obte_cli.engine.joint_probe import pairs_from_genbank
+    from obte_cli.engine.embedding.joint_probe import pairs_from_genbank
 
     genbank = shared_file("biopython-tests", "NC_000932.gb")
     pairs = pairs_from_genbank(genbank)

@@ -2,16 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from obte_cli.engine.finetune import (
+from obte_cli.engine.finetuning.trainer import (
     FinetuneSettings,
     finetune_param_groups,
     microbatches,
     predict_sequence_task,
     train_sequence_task,
 )
-from obte_cli.engine.heads import SequenceHead
-from obte_cli.engine.model import ObteConfig, ObteModel
-from obte_cli.engine.tokenizers import Segment
+from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.model.encoder import ObteConfig, ObteModel
+from obte_cli.engine.tokenizers.base import Segment
 
 
 def small_model(seed=0):

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.errors import InputError
-from obte_cli.engine.motifs import mutate, read_matrices, single_substitutions
+from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.bio.motifs import mutate, read_matrices, single_substitutions
 
 DATA = Path(__file__).parent / "data" / "motifs"
 runner = CliRunner()

@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from obte_cli.engine.batching import pack, unpack
-from obte_cli.engine.model import (
+from obte_cli.engine.model.packing import pack, unpack
+from obte_cli.engine.model.encoder import (
     PRESETS,
     ObteConfig,
     ObteModel,
@@ -14,7 +14,7 @@ from obte_cli.engine.model import (
     positions_from_doc_ids,
     preset_config,
 )
-from obte_cli.engine.tokenizers import Segment
+from obte_cli.engine.tokenizers.base import Segment
 
 
 def trained_like(config: ObteConfig, seed: int = 0) -> ObteModel:

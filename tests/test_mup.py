@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from obte_cli.engine.model import ObteConfig, ObteModel
-from obte_cli.engine.mup import mup_param_groups, parameter_role
+from obte_cli.engine.model.encoder import ObteConfig, ObteModel
+from obte_cli.engine.model.mup import mup_param_groups, parameter_role
 
 
 def test_roles_from_names():

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.errors import InputError
-from obte_cli.engine.genbank import read_genbank
-from obte_cli.engine.prep import PrepSettings, clean_record, read_shard, select_inputs
+from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.bio.genbank import read_genbank
+from obte_cli.engine.pretraining.prep import PrepSettings, clean_record, read_shard, select_inputs
 
 DATA = Path(__file__).parent / "data"
 runner = CliRunner()

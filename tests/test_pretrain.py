@@ -14,11 +14,11 @@ import torch
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.distributed import DistributedContext
-from obte_cli.engine.model import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.pretrain import PretrainSettings, masked_accuracy_baseline, pretrain, unigram_baselines
-from obte_cli.engine.pretrain_data import BatchSource, RowPlan, mask_row
-from obte_cli.engine.token_files import open_corpus
+from obte_cli.engine.pretraining.distributed import DistributedContext
+from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
+from obte_cli.engine.pretraining.loop import PretrainSettings, masked_accuracy_baseline, pretrain, unigram_baselines
+from obte_cli.engine.pretraining.batches import BatchSource, RowPlan, mask_row
+from obte_cli.engine.pretraining.token_files import open_corpus
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def test_held_out_rows_are_scored_at_checkpoints(tokens, tmp_path):
     for record in scored:
         assert np.isfinite(record["heldout_loss"]) and 0 <= record["heldout_masked_accuracy"] <= 1
     # the score is a function of the weights: rescoring the final model gives the same numbers
-    from obte_cli.engine.pretrain import MaskedLMObjective, _evaluate, residue_counts
+    from obte_cli.engine.pretraining.loop import MaskedLMObjective, _evaluate, residue_counts
 
     tok = corpus.tokenizer
     maskable = np.zeros(result.model.config.vocab_size, dtype=bool)
@@ -158,7 +158,9 @@ def test_held_out_rows_are_scored_at_checkpoints(tokens, tmp_path):
     # one token per residue: the loss in bits is the masked-token-weighted mean of the two modalities' bits/residue
     bits = [b for b in (again["heldout_protein_bits_per_residue"], again["heldout_nucleic_bits_per_residue"]) if b is not None]
     assert bits and all(b > 0 for b in bits)
-    assert min(bits) - 1e-9 <= again["heldout_loss"] / np.log(2) <= max(bits) + 1e-9
+    # (the loss is summed in float32, the bits per residue in float64: equal to ~1e-7 relative when one modality)
+    loss_bits = again["heldout_loss"] / np.log(2)
+    assert min(bits) * (1 - 1e-6) <= loss_bits <= max(bits) * (1 + 1e-6)
 
 
 def test_eval_tokens_are_scored_at_checkpoints(tokens, tmp_path):
@@ -284,7 +286,7 @@ def test_bench_throughput_runs_both_implementations(tmp_path):
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tokens, tmp_path):
-    from obte_cli.engine.pretrain import TrainingDiverged
+    from obte_cli.engine.pretraining.loop import TrainingDiverged
 
     corpus = open_corpus(tokens)
     model = _model(corpus)

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.checkpoint import load_model
-from obte_cli.engine.tasks import expand_to_residues, token_targets
-from obte_cli.engine.tokenizers import Segment
+from obte_cli.engine.model.directory import load_model
+from obte_cli.engine.finetuning.tasks import expand_to_residues, token_targets
+from obte_cli.engine.tokenizers.base import Segment
 
 TASKS = Path(__file__).parent / "data" / "tasks"
 runner = CliRunner()

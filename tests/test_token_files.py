@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.prep import read_shard
-from obte_cli.engine.token_files import corpus_sequences, open_corpus, pack_stream
-from obte_cli.engine.tokenizers import Segment, load_tokenizer
+from obte_cli.engine.pretraining.prep import read_shard
+from obte_cli.engine.pretraining.token_files import corpus_sequences, open_corpus, pack_stream
+from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
 
 DATA = Path(__file__).parent / "data"
 runner = CliRunner()

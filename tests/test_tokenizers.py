@@ -6,9 +6,9 @@ import sentencepiece as spm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obte_cli.engine.errors import InputError, ModelFormatError, UnknownResidueError
-from obte_cli.engine.molecules import AMINO_ACIDS
-from obte_cli.engine.tokenizers import ResidueTokenizer, Segment, load_tokenizer
+from obte_cli.engine.core.errors import InputError, ModelFormatError, UnknownResidueError
+from obte_cli.engine.bio.molecules import AMINO_ACIDS
+from obte_cli.engine.tokenizers.base import ResidueTokenizer, Segment, load_tokenizer
 
 NA_TYPES = ["DNA", "RNA", "mRNA", "tRNA", "rRNA", "ss-DNA", "cRNA"]
 proteins = st.text(alphabet=AMINO_ACIDS + AMINO_ACIDS.lower(), min_size=1, max_size=300)
@@ -178,8 +178,8 @@ def test_unknown_tokenizer_source():
 
 
 def test_residue_length_counts_the_residues_of_a_token(residue_tokenizer, mixed_tokenizer):
-    from obte_cli.engine.pretrain import residue_counts
-    from obte_cli.engine.tokenizers import Segment
+    from obte_cli.engine.pretraining.loop import residue_counts
+    from obte_cli.engine.tokenizers.base import Segment
 
     counts = residue_counts(residue_tokenizer)
     assert set(counts[residue_tokenizer.special_ids()]) == {0}

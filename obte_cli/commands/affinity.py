@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, open_output
+from obte_cli.commands.common import log, open_output
 
 COLUMNS = ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"]
 
@@ -36,11 +36,11 @@ def affinity(
 
     Example: [bold]obte affinity proteins.fa dna.fa -o affinity.tsv[/bold]
     """
-    from obte_cli.engine.affinity_model import load_affinity_model, predict_affinities
-    from obte_cli.engine.complex_inputs import complements_for, pair_complexes, read_nucleic_acids, read_proteins
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.resources import default_affinity_model_dir
+    from obte_cli.engine.affinity.ensemble import load_affinity_model, predict_affinities
+    from obte_cli.engine.bio.complex_inputs import complements_for, pair_complexes, read_nucleic_acids, read_proteins
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.resources import default_affinity_model_dir
 
     if proteins == "-" and nucleic_acids == "-":
         raise InputError("only one of the two FASTA inputs can be '-' (stdin)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, new_app, open_output
+from obte_cli.commands.common import log, new_app, open_output
 from obte_cli.commands import finetune as finetune_cmd
 
 app = new_app("Benchmarks: accuracy suites, each run end to end and reported as TSV (stdout) and plots (--out).")
@@ -37,12 +37,12 @@ def pronab(
 
     Example: [bold]obte bench pronab --data pronab_dev.json --model backbone/ --out bench-pronab/[/bold]
     """
-    from obte_cli.engine.affinity_bench import comparison_table, folds_from_predictions
-    from obte_cli.engine.affinity_data import load_affinity_data
-    from obte_cli.engine.affinity_report import write_tsv
-    from obte_cli.engine.baseline import baseline_cross_validation
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.plots import method_comparison
+    from obte_cli.engine.bench.pronab import comparison_table, folds_from_predictions
+    from obte_cli.engine.affinity.data import load_affinity_data
+    from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.affinity.baseline import baseline_cross_validation
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.plots import method_comparison
 
     if (model is None) == (from_cv is None):
         raise InputError("give either --model (train and score) or --from-cv (score an existing run)")
@@ -92,10 +92,10 @@ def prep(
     """
     import pandas as pd
 
-    from obte_cli.engine.affinity_report import write_tsv
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.plots import method_comparison
-    from obte_cli.engine.prep_bench import bench_prep
+    from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.plots import method_comparison
+    from obte_cli.engine.bench.prep import bench_prep
 
     for path in inputs:
         if not path.is_file():
@@ -133,12 +133,12 @@ def throughput(
     """
     import pandas as pd
 
-    from obte_cli.engine.affinity_report import write_tsv
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.model import PRESETS, preset_config
-    from obte_cli.engine.plots import method_comparison
-    from obte_cli.engine.throughput import bench_throughput
+    from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.encoder import PRESETS, preset_config
+    from obte_cli.engine.core.plots import method_comparison
+    from obte_cli.engine.bench.throughput import bench_throughput
 
     shapes = []
     for name in (s.strip() for s in presets.split(",") if s.strip()):
@@ -192,14 +192,14 @@ def jaspar(
     import numpy as np
 
     from obte_cli.commands.scan_jaspar import read_accessions
-    from obte_cli.engine.affinity_data import load_affinity_data
-    from obte_cli.engine.affinity_model import load_affinity_model
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.jaspar_scan import SCAN_COLUMNS, format_scan_row, held_out_members, scan_matrix, summarise_scan
-    from obte_cli.engine.motifs import read_matrices
-    from obte_cli.engine.plots import histogram
-    from obte_cli.engine.resources import default_affinity_model_dir
+    from obte_cli.engine.affinity.data import load_affinity_data
+    from obte_cli.engine.affinity.ensemble import load_affinity_model
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.affinity.specificity import SCAN_COLUMNS, format_scan_row, held_out_members, scan_matrix, summarise_scan
+    from obte_cli.engine.bio.motifs import read_matrices
+    from obte_cli.engine.core.plots import histogram
+    from obte_cli.engine.core.resources import default_affinity_model_dir
 
     model_dir = model or default_affinity_model_dir()
     torch_device = resolve_device(device)
@@ -255,13 +255,13 @@ def embed(
     """
     import pandas as pd
 
-    from obte_cli.engine.affinity_report import write_tsv
-    from obte_cli.engine.embed_bench import bench_embed
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.model import PRESETS, padded_vocab_size, preset_config
-    from obte_cli.engine.molecules import detect_molecule_type
-    from obte_cli.engine.seqio import read_fasta
-    from obte_cli.engine.tokenizers import Segment, load_tokenizer
+    from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.bench.embed import bench_embed
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.encoder import PRESETS, padded_vocab_size, preset_config
+    from obte_cli.engine.bio.molecules import detect_molecule_type
+    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
 
     if preset not in PRESETS:
         raise InputError(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
@@ -303,15 +303,15 @@ def contacts(
     """
     import pandas as pd
 
-    from obte_cli.engine.affinity_report import write_tsv
-    from obte_cli.engine.attention_probe import ProbeSettings
-    from obte_cli.engine.checkpoint import load_model
-    from obte_cli.engine.contacts_cv import METHODS, contact_metrics, cross_validate_contacts, fold_table, site_folds
-    from obte_cli.engine.contacts_io import fitting_sites, labelled_sites, structure_files
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.finetune import FinetuneSettings
-    from obte_cli.engine.plots import contact_f1_figure
+    from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.contacts.probe import ProbeSettings
+    from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.contacts.cv import METHODS, contact_metrics, cross_validate_contacts, fold_table, site_folds
+    from obte_cli.engine.contacts.io import fitting_sites, labelled_sites, structure_files
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.finetuning.trainer import FinetuneSettings
+    from obte_cli.engine.core.plots import contact_f1_figure
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
     if not wanted or any(m not in METHODS for m in wanted):

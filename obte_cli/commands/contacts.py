@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, new_app, open_output
+from obte_cli.commands.common import log, new_app, open_output
 
 app = new_app("Protein–nucleic-acid contacts: per-residue labels from PDB/mmCIF structures.")
 
@@ -15,7 +15,7 @@ LABEL_COLUMNS = ["pdb_id", "chain", "resnum", "icode", "aa", "modified", "min_di
 
 
 def _parse_cutoffs(text: str) -> tuple[float, ...]:
-    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.core.errors import InputError
 
     try:
         cutoffs = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
@@ -45,8 +45,8 @@ def labels(
 
     Example: [bold]obte contacts labels pdb/*.cif.gz --per-chain -o labels.tsv[/bold]
     """
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.structures import contact_sites
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.bio.structures import contact_sites
 
     cutoffs = _parse_cutoffs(cutoff)
     columns = LABEL_COLUMNS + [_label(c) for c in cutoffs] + ["na_chains", "na_types", "na_sequences"]
@@ -97,12 +97,12 @@ def predict(
 
     Example: [bold]obte contacts predict --structure share/examples/1AZP.pdb.gz --cif-out 1AZP.contacts.cif[/bold]
     """
-    from obte_cli.engine.complex_inputs import read_nucleic_acids, read_proteins
-    from obte_cli.engine.contacts_io import bfactor_values, place_on_structure, sites_from_structure, write_bfactor_structure
-    from obte_cli.engine.contacts_task import ContactSite, load_contact_predictor
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.resources import default_contacts_model_dir
+    from obte_cli.engine.bio.complex_inputs import read_nucleic_acids, read_proteins
+    from obte_cli.engine.contacts.io import bfactor_values, place_on_structure, sites_from_structure, write_bfactor_structure
+    from obte_cli.engine.contacts.sites import ContactSite, load_contact_predictor
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.resources import default_contacts_model_dir
 
     if (protein is None) != (nucleic_acid is None):
         raise InputError("give both --protein and --na, or neither (then --structure supplies the chains)")

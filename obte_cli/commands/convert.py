@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log
+from obte_cli.commands.common import log
 
 
 def convert(
@@ -27,10 +27,10 @@ def convert(
 
     Example: [bold]obte convert omnibinder-XL.pt -o models/omnibinder-xl -t genbank-2k.model -t uniref-2k.model[/bold]
     """
-    from obte_cli.engine.checkpoint import save_model
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.omnibiote_convert import convert as convert_checkpoint
-    from obte_cli.engine.omnibiote_convert import extract, read_checkpoint
+    from obte_cli.engine.model.directory import save_model
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.omnibiote_convert import convert as convert_checkpoint
+    from obte_cli.engine.model.omnibiote_convert import extract, read_checkpoint
 
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no such file")

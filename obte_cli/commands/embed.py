@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import DefaultCommandGroup, log, new_app, open_output, stderr_console
+from obte_cli.commands.common import DefaultCommandGroup, log, new_app, open_output, stderr_console
 
 app = new_app(
     "Embed sequences (obte embed FASTA... -m MODEL -o OUT; see `obte embed sequences --help`), or run the "
@@ -17,7 +17,7 @@ app = new_app(
 
 
 def _parse_layers(text: str) -> tuple[int, ...]:
-    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.core.errors import InputError
 
     try:
         layers = tuple(int(part) for part in text.split(",") if part.strip())
@@ -48,16 +48,16 @@ def embed(
     """
     import sys
 
-    from obte_cli.engine.checkpoint import load_model
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.distributed import init_distributed, shutdown
-    from obte_cli.engine.embedding import EmbeddingSettings, embed_segments
-    from obte_cli.engine.embedding_io import EmbeddingWriter
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.molecules import detect_molecule_type
-    from obte_cli.engine.molecules import molecule_type_option
-    from obte_cli.engine.seqio import read_fasta
-    from obte_cli.engine.tokenizers import Segment
+    from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
+    from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
+    from obte_cli.engine.embedding.io import EmbeddingWriter
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.bio.molecules import detect_molecule_type
+    from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.tokenizers.base import Segment
 
     if truncate and window:
         raise InputError("use either --truncate or --window, not both")
@@ -114,8 +114,8 @@ def embed(
 
 def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, context) -> None:
     """Rank 0 interleaves every rank's part back into input order, then removes the parts."""
-    from obte_cli.engine.distributed import barrier
-    from obte_cli.engine.embedding_io import EmbeddingWriter, merge_interleaved_parts
+    from obte_cli.engine.pretraining.distributed import barrier
+    from obte_cli.engine.embedding.io import EmbeddingWriter, merge_interleaved_parts
 
     barrier(context)
     if context.is_main:
@@ -153,10 +153,10 @@ def probe_joint(
     """
     import torch
 
-    from obte_cli.engine.checkpoint import LoadedModel, load_model
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.joint_probe import clip_probe, embed_side, pairs_from_genbank, pairs_from_tsv
-    from obte_cli.engine.model import ObteModel
+    from obte_cli.engine.model.directory import LoadedModel, load_model
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.embedding.joint_probe import clip_probe, embed_side, pairs_from_genbank, pairs_from_tsv
+    from obte_cli.engine.model.encoder import ObteModel
 
     if (model is None) == (model_gene is None and model_protein is None) or (model is None and (model_gene is None or model_protein is None)):
         raise InputError("give --model, or both --model-gene and --model-protein")
@@ -200,7 +200,7 @@ def probe_joint(
         for r in rows:
             handle.write("\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in columns) + "\n")
     if out is not None:
-        from obte_cli.engine.plots import similarity_boxplot
+        from obte_cli.engine.core.plots import similarity_boxplot
 
         out.mkdir(parents=True, exist_ok=True)
         with open_output(out / "probe.tsv") as handle:

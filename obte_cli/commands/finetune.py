@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, new_app, training_progress
+from obte_cli.commands.common import log, new_app, training_progress
 
 app = new_app("Fine-tune an obte model on a downstream task.")
 
@@ -19,8 +19,8 @@ DATA_HELP = (
 
 
 def finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed):
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.finetune import FinetuneSettings
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.finetuning.trainer import FinetuneSettings
 
     for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--max-tokens", max_tokens)):
         if value < 1:
@@ -70,17 +70,17 @@ def affinity(
 
     Example: [bold]obte finetune affinity --data pronab.json --model backbone/ --out dg-model/[/bold]
     """
-    from obte_cli.engine.affinity_cv import (
+    from obte_cli.engine.affinity.cv import (
         assign_folds,
         cross_validate,
         encode_affinity_table,
         train_all_data,
     )
-    from obte_cli.engine.affinity_data import load_affinity_data
-    from obte_cli.engine.affinity_report import summarise_folds, write_cv_outputs
-    from obte_cli.engine.checkpoint import load_model
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.affinity.data import load_affinity_data
+    from obte_cli.engine.affinity.report import summarise_folds, write_cv_outputs
+    from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
 
     settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     if folds == 1 or folds < 0:
@@ -143,13 +143,13 @@ def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: P
               warmup: float, truncate: bool, seed: int, device: str, force: bool) -> None:
     import pandas as pd
 
-    from obte_cli.engine.affinity_report import write_tsv
-    from obte_cli.engine.checkpoint import load_model, save_model
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.molecules import molecule_type_option
-    from obte_cli.engine.plots import learning_curve
-    from obte_cli.engine.tasks import TASKS, class_index, encode_split, read_residue_split, read_sequence_split, train_task
+    from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.model.directory import load_model, save_model
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.core.plots import learning_curve
+    from obte_cli.engine.finetuning.tasks import TASKS, class_index, encode_split, read_residue_split, read_sequence_split, train_task
 
     if task not in TASKS:
         raise InputError(f"--task must be one of {', '.join(TASKS)} (got {task!r})")
@@ -286,13 +286,13 @@ def contacts(
 
     Example: [bold]obte finetune contacts --labels labels.tsv --model backbone/ -o contacts-model/[/bold]
     """
-    from obte_cli.engine.affinity_report import write_tsv
-    from obte_cli.engine.attention_probe import ProbeSettings
-    from obte_cli.engine.checkpoint import load_model
-    from obte_cli.engine.contacts_cv import contact_metrics, cross_validate_contacts, fold_table, prediction_table
-    from obte_cli.engine.contacts_task import encode_site, fit_contact_predictor, read_contact_labels
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.contacts.probe import ProbeSettings
+    from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.contacts.cv import contact_metrics, cross_validate_contacts, fold_table, prediction_table
+    from obte_cli.engine.contacts.sites import encode_site, fit_contact_predictor, read_contact_labels
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
 
     if probe not in ("head", "attention"):
         raise InputError(f"--probe must be head or attention (got {probe!r})")

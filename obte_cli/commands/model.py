@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, new_app, open_output
+from obte_cli.commands.common import log, new_app, open_output
 
 app = new_app("Create and inspect obte model directories (config.json + model.safetensors + tokenizer).")
 
@@ -33,15 +33,15 @@ def init(
     """
     import torch
 
-    from obte_cli.engine.checkpoint import save_model
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.model import (
+    from obte_cli.engine.model.directory import save_model
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.encoder import (
         PRESETS,
         ObteModel,
         padded_vocab_size,
         preset_config,
     )
-    from obte_cli.engine.tokenizers import load_tokenizer
+    from obte_cli.engine.tokenizers.base import load_tokenizer
 
     if preset not in PRESETS:
         raise InputError(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
@@ -76,7 +76,7 @@ def info(
 
     Example: [bold]obte model info models/tiny[/bold]
     """
-    from obte_cli.engine.checkpoint import load_model, read_config
+    from obte_cli.engine.model.directory import load_model, read_config
 
     loaded = load_model(model_dir)
     config = read_config(model_dir)
@@ -110,7 +110,7 @@ def presets(out: str = typer.Option("-", "--out", "-o", help="Output TSV (defaul
 
     Example: [bold]obte model presets[/bold]
     """
-    from obte_cli.engine.model import PRESETS, non_embedding_parameters, preset_config
+    from obte_cli.engine.model.encoder import PRESETS, non_embedding_parameters, preset_config
 
     with open_output(out) as handle:
         handle.write("preset\twidth\tn_layers\tn_heads\thead_dim\tnon_embedding_parameters\n")

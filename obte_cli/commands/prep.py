@@ -9,11 +9,11 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, open_output, stderr_console
+from obte_cli.commands.common import log, open_output, stderr_console
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
-    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.core.errors import InputError
 
     try:
         index, count = (int(part) for part in text.split("/"))
@@ -26,7 +26,7 @@ def _parse_shard(text: str) -> tuple[int, int]:
 def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
     """``on_file(stats, skipped)`` callback: a rich bar over input bytes (MB/s, records/s) on a terminal,
     one log line per file otherwise."""
-    from obte_cli.engine.prep import select_inputs
+    from obte_cli.engine.pretraining.prep import select_inputs
 
     selected = select_inputs([p for p in inputs if p.is_file()], shard_index, shard_count)
     total = sum(p.stat().st_size for p in selected)
@@ -86,9 +86,9 @@ def prep(
 
     Example: [bold]obte prep gbvrl*.seq.gz uniref100.fasta.gz -o corpus/ --workers 8[/bold]
     """
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.molecules import molecule_type_option
-    from obte_cli.engine.prep import PrepSettings, run_prep
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.pretraining.prep import PrepSettings, run_prep
 
     molecule_type_option(molecule_type)  # validate before reading any input
     if min_length < 1 or max_length < 0 or (max_length and max_length < min_length):

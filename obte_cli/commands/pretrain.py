@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, training_progress
+from obte_cli.commands.common import log, training_progress
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
 
 
 def parse_count(text: str, option: str) -> int:
     """``250M``, ``1.5B``, ``1e9`` or ``16384`` → an integer."""
-    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.core.errors import InputError
 
     cleaned = text.strip().lower().replace("_", "").replace(",", "")
     scale = 1.0
@@ -62,15 +62,15 @@ def pretrain(
     """
     import torch
 
-    from obte_cli.engine.checkpoint import load_model, save_model
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.distributed import init_distributed, shutdown
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.model import PRESETS, ObteModel, padded_vocab_size, preset_config
-    from obte_cli.engine.pretrain import PretrainSettings, unigram_baselines
-    from obte_cli.engine.pretrain import pretrain as run_pretraining
-    from obte_cli.engine.pretrain_data import MODALITIES
-    from obte_cli.engine.token_files import open_corpus
+    from obte_cli.engine.model.directory import load_model, save_model
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.encoder import PRESETS, ObteModel, padded_vocab_size, preset_config
+    from obte_cli.engine.pretraining.loop import PretrainSettings, unigram_baselines
+    from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
+    from obte_cli.engine.pretraining.batches import MODALITIES
+    from obte_cli.engine.pretraining.token_files import open_corpus
 
     if not 0.0 <= holdout < 0.5:
         raise InputError(f"--holdout must be a fraction in [0, 0.5) (got {holdout})")
@@ -176,7 +176,7 @@ def _final_accuracies(history: list[dict]) -> dict:
 def _plot(out: Path, baselines: dict) -> None:
     import json
 
-    from obte_cli.engine.plots import training_curves
+    from obte_cli.engine.core.plots import training_curves
 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     training_curves(records, out / "loss.png", title=f"obte pretrain: {out.name}", baselines=baselines)

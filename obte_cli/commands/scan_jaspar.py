@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, open_output
+from obte_cli.commands.common import log, open_output
 
 
 def read_accessions(path: Path) -> dict[str, list[str]]:
     """matrix_id → UniProt accessions from a JASPAR ``matrices.tsv`` (columns matrix_id, uniprot)."""
     import pandas as pd
 
-    from obte_cli.engine.errors import InputError
+    from obte_cli.engine.core.errors import InputError
 
     try:
         table = pd.read_csv(path, sep="\t", dtype=str).fillna("")
@@ -45,13 +45,13 @@ def scan_jaspar(
 
     Example: [bold]obte scan-jaspar MA0139.1.jaspar --protein ctcf.fa --saturation ctcf-sat/[/bold]
     """
-    from obte_cli.engine.affinity_model import load_affinity_model
-    from obte_cli.engine.complex_inputs import read_proteins
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.jaspar_scan import SCAN_COLUMNS, format_scan_row, match_proteins, scan_matrix, summarise_scan
-    from obte_cli.engine.motifs import read_matrices
-    from obte_cli.engine.resources import default_affinity_model_dir
+    from obte_cli.engine.affinity.ensemble import load_affinity_model
+    from obte_cli.engine.bio.complex_inputs import read_proteins
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.affinity.specificity import SCAN_COLUMNS, format_scan_row, match_proteins, scan_matrix, summarise_scan
+    from obte_cli.engine.bio.motifs import read_matrices
+    from obte_cli.engine.core.resources import default_affinity_model_dir
 
     if mutants < 1 or not 0 < rate <= 1:
         raise InputError("--mutants must be ≥ 1 and --rate in (0, 1]")
@@ -84,9 +84,9 @@ def scan_jaspar(
 def _write_saturation(directory: Path, matrices, owner, ensemble, device, truncate: bool) -> None:
     import numpy as np
 
-    from obte_cli.engine.jaspar_scan import saturation_scan
-    from obte_cli.engine.motifs import BASES
-    from obte_cli.engine.plots import saturation_figure
+    from obte_cli.engine.affinity.specificity import saturation_scan
+    from obte_cli.engine.bio.motifs import BASES
+    from obte_cli.engine.core.plots import saturation_figure
 
     directory.mkdir(parents=True, exist_ok=True)
     with open_output(directory / "saturation.tsv") as table:

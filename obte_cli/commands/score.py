@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.cli_common import log, open_output
+from obte_cli.commands.common import log, open_output
 
 
 def score(
@@ -31,13 +31,13 @@ def score(
 
     Example: [bold]obte score heldout.fa -m my-model -o scores.tsv[/bold]
     """
-    from obte_cli.engine.checkpoint import load_model
-    from obte_cli.engine.devices import resolve_device
-    from obte_cli.engine.errors import InputError
-    from obte_cli.engine.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.scoring import ScoreSettings, ScoreSummary, score_segments
-    from obte_cli.engine.seqio import read_fasta
-    from obte_cli.engine.tokenizers import ON_UNKNOWN_CHOICES, Segment
+    from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
+    from obte_cli.engine.embedding.scoring import ScoreSettings, ScoreSummary, score_segments
+    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.tokenizers.base import ON_UNKNOWN_CHOICES, Segment
 
     if on_unknown not in ON_UNKNOWN_CHOICES:
         raise typer.BadParameter(f"must be one of {', '.join(ON_UNKNOWN_CHOICES)}", param_hint="--on-unknown")
@@ -89,7 +89,7 @@ def _remember(segments, sequences: deque):
 
 def _write_residues(handle, result, sequence: str) -> None:
     """One row per residue: protein rows fill the amino-acid columns, nucleic rows the nucleotide ones."""
-    from obte_cli.engine.molecules import MOLECULE_TYPES
+    from obte_cli.engine.bio.molecules import MOLECULE_TYPES
 
     protein = MOLECULE_TYPES[result.molecule_type].modality == "protein"
     blank_aa, blank_nt = "\t".join(["NA"] * 20), "\t".join(["NA"] * 4)

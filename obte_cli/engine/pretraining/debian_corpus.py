@@ -32,8 +32,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from obte_cli.engine.molecules import AMINO_ACIDS, NUCLEIC, PROTEIN, molecule_type
-from obte_cli.engine.seqio import open_text, read_fasta
+from obte_cli.engine.bio.molecules import AMINO_ACIDS, NUCLEIC, PROTEIN, molecule_type
+from obte_cli.engine.bio.seqio import open_text, read_fasta
 
 MANIFEST_FORMAT = "obte-debian-corpus"
 FRAGMENT_LENGTH = 8192  # genomes are cut into pieces of at most this many nucleotides

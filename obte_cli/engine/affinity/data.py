@@ -1,0 +1,142 @@
+"""Binding-affinity data: ProNAB JSON (as curated by the OmniBioTE authors) or a generic pairs TSV.
+
+Both load into one table, one row per measurement:
+
+=============  ==================================================================
+protein_id     UniProt accession (JSON key) or the TSV's ``protein_id`` column
+protein        protein sequence (upper case)
+nucleic_acid   the nucleic-acid strand (upper case, U written as T)
+complement     the complementary strand for double-stranded complexes, else ""
+na_type        ``DNA`` or ``RNA``
+dG             binding free energy ΔG in kcal/mol
+=============  ==================================================================
+
+Filters (the paper's, §4.3.1), each counted in the returned report:
+
+* ``missing_value`` — ΔG or Kd recorded as 0 (ProNAB's missing values);
+* ``other_type`` — molecule type neither DNA nor RNA (ProNAB "Other");
+* ``empty_nucleic_acid``;
+* ``nonstandard_protein`` / ``nonstandard_nucleic_acid`` — letters outside the 20 amino acids or A/C/G/T/U;
+* ``duplicate`` — exact repeats of (protein, nucleic acid, complement, type, ΔG) are kept once: ProNAB
+  lists many measurements several times, and repeats would only re-weight the loss.
+
+Pairs TSV format (header required; ``protein_id``, ``complement`` and ``na_type`` optional)::
+
+    protein_id  protein  nucleic_acid  complement  na_type  dG
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES
+from obte_cli.engine.tokenizers.base import canonical_sequence
+
+COLUMNS = ["protein_id", "protein", "nucleic_acid", "complement", "na_type", "dG"]
+_PROTEIN = frozenset(AMINO_ACIDS)
+_NUCLEIC = frozenset(NUCLEOTIDES)
+_DNA = MOLECULE_TYPES["DNA"]  # canonical form of either strand type: upper case, U written as T
+
+
+def _clean_rows(raw: list[dict], source: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    dropped: Counter[str] = Counter()
+    kept = []
+    seen = set()
+    for row in raw:
+        na_type = row["na_type"]
+        protein = canonical_sequence(row["protein"], MOLECULE_TYPES["protein"])
+        na = canonical_sequence(row["nucleic_acid"], _DNA)
+        complement = canonical_sequence(row["complement"] or "", _DNA)
+        if row["dG"] == 0 or row.get("Kd", 1) == 0:
+            dropped["missing_value"] += 1
+        elif na_type not in ("DNA", "RNA"):
+            dropped["other_type"] += 1
+        elif not na:
+            dropped["empty_nucleic_acid"] += 1
+        elif not set(protein) <= _PROTEIN:
+            dropped["nonstandard_protein"] += 1
+        elif not set(na + complement) <= _NUCLEIC:
+            dropped["nonstandard_nucleic_acid"] += 1
+        else:
+            key = (protein, na, complement, na_type, row["dG"])
+            if key in seen:
+                dropped["duplicate"] += 1
+                continue
+            seen.add(key)
+            kept.append(
+                {"protein_id": row["protein_id"], "protein": protein, "nucleic_acid": na,
+                 "complement": complement, "na_type": na_type, "dG": float(row["dG"])}
+            )
+    if not kept:
+        raise InputError(f"{source}: no usable rows after filtering ({dict(dropped)})")
+    return pd.DataFrame(kept, columns=COLUMNS), dict(dropped)
+
+
+def load_pronab_json(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Read ProNAB as curated by the OmniBioTE authors (dict keyed by UniProt accession)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object keyed by protein accession")
+    raw = []
+    for accession, entry in data.items():
+        try:
+            sequence = entry["Sequence"]
+            rows = entry["binding data"]
+        except (KeyError, TypeError):
+            raise InputError(f"{path}: entry '{accession}' lacks 'Sequence' or 'binding data'") from None
+        for number, row in enumerate(rows, start=1):
+            try:
+                na, na_type, kd, dg, complement = row
+                raw.append({"protein_id": accession, "protein": sequence, "nucleic_acid": na or "",
+                            "complement": complement or "", "na_type": na_type, "Kd": float(kd), "dG": float(dg)})
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"{path}: entry '{accession}' row {number}: expected [nucleic_acid, type, Kd, dG, complement]"
+                ) from None
+    return _clean_rows(raw, str(path))
+
+
+def load_pairs_tsv(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Read a pairs TSV (see module docstring); ``na_type`` defaults to RNA if the strand has U, else DNA."""
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable TSV ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in ("protein", "nucleic_acid", "dG") if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (need protein, nucleic_acid, dG)")
+    raw = []
+    for number, row in enumerate(table.to_dict("records"), start=2):
+        try:
+            dg = float(row["dG"])
+        except ValueError:
+            raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a number") from None
+        na = row["nucleic_acid"]
+        na_type = (row.get("na_type") or ("RNA" if "U" in na.upper() else "DNA")).strip()
+        if na_type.upper() in ("DNA", "RNA"):
+            na_type = na_type.upper()
+        raw.append({"protein_id": row.get("protein_id") or f"protein{number}", "protein": row["protein"],
+                    "nucleic_acid": na, "complement": row.get("complement", ""), "na_type": na_type, "dG": dg})
+    return _clean_rows(raw, str(path))
+
+
+def load_affinity_data(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Dispatch on content: a JSON object is ProNAB, anything else a pairs TSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        first = handle.read(64).lstrip()
+    return load_pronab_json(path) if first.startswith(b"{") else load_pairs_tsv(path)

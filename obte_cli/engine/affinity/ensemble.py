@@ -1,0 +1,160 @@
+"""ΔG models on disk and their predictions: what `obte affinity` loads.
+
+An affinity model is either
+
+* one model directory whose ``config.json`` head is ``{"kind": "sequence", "task": "affinity", ...}``,
+  carrying the target scaling (``dg_mean``, ``dg_sd``) so its output is in kcal/mol; or
+* an *ensemble* directory — what `obte finetune affinity` writes — with ``ensemble.json`` naming its
+  member model directories (the cross-validation folds). The prediction is the members' mean, and
+  ``dG_sd`` their standard deviation: how much models trained on different proteins disagree.
+
+All members must share one tokenizer and context, so each complex is encoded once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from obte_cli.engine.affinity.complexes import (
+    TargetScaler,
+    complex_segments,
+    encode_complex,
+    kd_from_dg,
+)
+from obte_cli.engine.model.directory import CONFIG_FILE, LoadedModel, load_model
+from obte_cli.engine.bio.complex_inputs import Complex
+from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.finetuning.trainer import predict_sequence_task
+from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.core.jsonfiles import read_json_file
+from obte_cli.engine.tokenizers.base import Tokenizer
+
+ENSEMBLE_FILE = "ensemble.json"
+ENSEMBLE_FORMAT = "obte-ensemble"
+AFFINITY_TASK = "affinity"
+
+
+def affinity_head_description(head: SequenceHead, scaler: TargetScaler) -> dict:
+    return {**head.describe(), "task": AFFINITY_TASK, "target": "dG_kcal_mol", "dg_mean": scaler.mean, "dg_sd": scaler.sd}
+
+
+def write_ensemble_manifest(directory: Path, members: list[str], metadata: dict) -> Path:
+    path = Path(directory) / ENSEMBLE_FILE
+    manifest = {"format": ENSEMBLE_FORMAT, "task": AFFINITY_TASK, "members": members, "metadata": metadata}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class AffinityMember:
+    loaded: LoadedModel
+    head: SequenceHead
+    scaler: TargetScaler
+
+
+def _member(directory: Path, device: torch.device | str) -> AffinityMember:
+    loaded = load_model(directory, device)
+    head_info = loaded.head or {}
+    if head_info.get("task") != AFFINITY_TASK:
+        raise ModelFormatError(f"{directory}: not a ΔG model (no affinity head; train one with `obte finetune affinity`)")
+    try:
+        head = SequenceHead(loaded.model.config.width, int(head_info["n_outputs"]), int(head_info.get("base_width", 32)))
+        head.load_state_dict(loaded.head_state, strict=True)
+        scaler = TargetScaler(float(head_info["dg_mean"]), float(head_info["dg_sd"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFormatError(f"{directory / CONFIG_FILE}: bad affinity head ({str(exc).splitlines()[0]})") from None
+    return AffinityMember(loaded, head.to(device).eval(), scaler)
+
+
+@dataclass
+class AffinityEnsemble:
+    members: list[AffinityMember]
+    path: Path
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.members[0].loaded.tokenizer
+
+    @property
+    def context(self) -> int:
+        return self.members[0].loaded.model.config.max_positions
+
+    def predict(self, token_ids: list[np.ndarray], device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """ΔG (kcal/mol) per input: the members' mean and standard deviation (NaN for one member)."""
+        per_member = np.stack(
+            [
+                m.scaler.inverse(predict_sequence_task(m.loaded.model, m.head, token_ids, self.tokenizer.pad_id, device)[:, 0])
+                for m in self.members
+            ]
+        )
+        sd = per_member.std(axis=0, ddof=1) if len(self.members) > 1 else np.full(per_member.shape[1], np.nan)
+        return per_member.mean(axis=0), sd
+
+
+def load_affinity_model(directory: str | Path, device: torch.device | str = "cpu") -> AffinityEnsemble:
+    """Load a ΔG model directory or ensemble directory (see module docstring)."""
+    directory = Path(directory)
+    manifest_path = directory / ENSEMBLE_FILE
+    if not manifest_path.is_file():
+        member = _member(directory, device)
+        return AffinityEnsemble([member], directory, member.loaded.metadata)
+    manifest = read_json_file(manifest_path, f"{directory}: cannot read {ENSEMBLE_FILE}")
+    names = manifest.get("members")
+    if manifest.get("format") != ENSEMBLE_FORMAT or not isinstance(names, list) or not names:
+        raise ModelFormatError(f"{manifest_path}: not an obte ensemble manifest (needs format and members)")
+    members = []
+    for name in names:
+        if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ModelFormatError(f"{manifest_path}: member {name!r} must be a sub-directory name")
+        members.append(_member(directory / name, device))
+    first = members[0].loaded
+    for name, m in zip(names[1:], members[1:]):
+        if m.loaded.tokenizer.to_config() != first.tokenizer.to_config() or m.loaded.model.config.max_positions != first.model.config.max_positions:
+            raise ModelFormatError(f"{directory / name}: tokenizer or context differs from {names[0]}")
+    return AffinityEnsemble(members, directory, manifest.get("metadata", {}))
+
+
+@dataclass
+class AffinityPrediction:
+    complex: Complex
+    dg: float  # kcal/mol, the ensemble mean
+    dg_sd: float  # spread across ensemble members (NaN for a single model)
+    kd: float  # mol/L at 298.15 K
+    residues_cut: int  # protein residues removed by truncation
+
+
+def predict_affinities(
+    ensemble: AffinityEnsemble,
+    complexes: Iterable[Complex],
+    truncate: bool = False,
+    device: torch.device | str = "cpu",
+    chunk_size: int = 256,
+) -> Iterator[AffinityPrediction]:
+    """Stream predictions, encoding and predicting ``chunk_size`` complexes at a time (bounded memory)."""
+    chunk: list[tuple[Complex, np.ndarray, int]] = []
+
+    def flush() -> Iterator[AffinityPrediction]:
+        dg, sd = ensemble.predict([ids for _, ids, _ in chunk], device)
+        kd = kd_from_dg(dg)
+        for (item, _, cut), g, s, k in zip(chunk, dg, sd, kd):
+            yield AffinityPrediction(item, float(g), float(s), float(k), cut)
+        chunk.clear()
+
+    for item in complexes:
+        na = item.nucleic_acid
+        segments = complex_segments(item.protein.sequence, na.sequence, item.complement, na.na_type, f"{item.protein.id} + {na.id}")
+        encoding, cut = encode_complex(ensemble.tokenizer, segments, ensemble.context, truncate)
+        chunk.append((item, encoding.ids, cut))
+        if len(chunk) >= chunk_size:
+            yield from flush()
+    if chunk:
+        yield from flush()

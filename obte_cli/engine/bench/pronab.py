@@ -1,0 +1,61 @@
+"""`obte bench pronab`: the ΔG model and the composition baseline, scored on the same folds.
+
+The model's numbers come from a cross-validation run's ``predictions.tsv`` (written by
+`obte finetune affinity`, either just now or earlier with ``--from-cv``); the baseline
+(:mod:`obte_cli.engine.affinity.baseline`) is trained here on exactly those folds — the same test proteins,
+the same train-only (homology-guarded) rows — so the two columns differ only in the method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from obte_cli.engine.affinity.complexes import mean_and_sem, regression_metrics
+from obte_cli.engine.affinity.cv import fold_metrics_table
+from obte_cli.engine.core.errors import InputError
+
+BENCH_COLUMNS = [
+    "method", "folds", "test_rows", "pcc_mean", "pcc_sem", "mae_mean", "mae_sem", "rmse_mean", "rmse_sem", "pooled_pcc", "pooled_mae",
+]
+
+
+def folds_from_predictions(table: pd.DataFrame, predictions_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(fold of each row, -1 if never tested; the model's out-of-fold ΔG, NaN if never tested).
+
+    Checks that the predictions were made on this data: row numbers in range and measured ΔG equal.
+    """
+    try:
+        predictions = pd.read_csv(predictions_path, sep="\t")
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{predictions_path}: unreadable ({exc})") from None
+    needed = {"row", "fold", "dG_measured", "dG_predicted"}
+    if not needed <= set(predictions.columns):
+        raise InputError(f"{predictions_path}: needs columns {', '.join(sorted(needed))}")
+    rows = predictions["row"].to_numpy() - 1
+    if rows.min() < 0 or rows.max() >= len(table):
+        raise InputError(f"{predictions_path}: row numbers outside the {len(table)} rows of the data (another data file?)")
+    if not np.allclose(table["dG"].to_numpy()[rows], predictions["dG_measured"].to_numpy(), atol=1e-3):
+        raise InputError(f"{predictions_path}: measured ΔG differs from the data's (made on another data file?)")
+    fold_of_row = np.full(len(table), -1, dtype=np.int64)
+    fold_of_row[rows] = predictions["fold"].to_numpy() - 1
+    predicted = np.full(len(table), np.nan)
+    predicted[rows] = predictions["dG_predicted"].to_numpy()
+    return fold_of_row, predicted
+
+
+def method_summary(method: str, table: pd.DataFrame, fold_of_row: np.ndarray, predicted: np.ndarray) -> dict:
+    folds = fold_metrics_table(table, fold_of_row, predicted)
+    tested = fold_of_row >= 0
+    pooled = regression_metrics(predicted[tested], table["dG"].to_numpy()[tested])
+    row = {"method": method, "folds": len(folds), "test_rows": int(tested.sum())}
+    for metric in ("pcc", "mae", "rmse"):
+        row[f"{metric}_mean"], row[f"{metric}_sem"] = mean_and_sem(folds[metric].tolist())
+    row["pooled_pcc"], row["pooled_mae"] = pooled["pcc"], pooled["mae"]
+    return row
+
+
+def comparison_table(table: pd.DataFrame, fold_of_row: np.ndarray, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
+    return pd.DataFrame([method_summary(m, table, fold_of_row, p) for m, p in predictions.items()], columns=BENCH_COLUMNS)

@@ -1,0 +1,136 @@
+"""`obte bench throughput`: training tokens/s of our encoder against Hugging Face ``EsmForMaskedLM``.
+
+Both models get the same shape — width, depth, heads, vocabulary, GELU MLP of 4·width, rotary
+positions, SDPA attention, no dropout — the same batch (rows × context tokens of real-vocabulary ids,
+15% masked) and the same optimizer (AdamW), in one process, in fp32 on CPU (bf16 autocast on CUDA).
+A step is forward, masked-LM loss, backward and ``optimizer.step()``; we report the median of the
+timed steps after warm-up steps.
+
+MFU is model FLOPs per second (6N + 12·L·d·T per token, :func:`obte_cli.engine.model.encoder.flops_per_token`,
+the same count for both) over a *measured* peak: the best rate of a large fp32 (or bf16 on CUDA) matrix
+multiplication on this machine, so the ratio says how close training gets to what the hardware does.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from obte_cli.engine.model.encoder import ObteConfig, ObteModel, flops_per_token
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """Best observed FLOP/s of a ``size``³ matrix multiplication (fp32 on CPU, bf16 on CUDA)."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def _time_steps(step: Callable[[], None], device: torch.device, warmup: int, steps: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _batch(vocab: int, rows: int, context: int, mask_id: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, vocab, (rows, context), generator=generator)
+    chosen = torch.rand(rows, context, generator=generator) < 0.15
+    inputs = torch.where(chosen, torch.full_like(ids, mask_id), ids)
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    return inputs, labels
+
+
+def obte_step(config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Callable[[], None]:
+    model = ObteModel(config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    inputs, labels = inputs.to(device), labels.to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss, _ = model.mlm_loss(inputs, labels)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def hf_esm_step(config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Callable[[], None]:
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    hf_config = EsmConfig(
+        vocab_size=config.vocab_size, hidden_size=config.width, num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads, intermediate_size=config.mlp_ratio * config.width,
+        max_position_embeddings=inputs.shape[1] + 2, position_embedding_type="rotary",
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, token_dropout=False,
+        pad_token_id=0, mask_token_id=1, attn_implementation="sdpa",
+    )
+    model = EsmForMaskedLM(hf_config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    inputs, labels = inputs.to(device), labels.to(device)
+    mask = torch.ones_like(inputs)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            logits = model(input_ids=inputs, attention_mask=mask).logits
+            loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1))
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def bench_throughput(configs: list[tuple[str, ObteConfig]], rows: int, context: int, device: torch.device,
+                     steps: int = 10, warmup: int = 3, include_hf: bool = True, seed: int = 0) -> list[dict]:
+    """One row per (shape, implementation): tokens/s, ms/step, MFU, and obte's speed-up over HF."""
+    peak = matmul_peak_flops(device)
+    results = []
+    for label, config in configs:
+        inputs, labels = _batch(config.vocab_size, rows, context, mask_id=1, seed=seed)
+        flops = flops_per_token(config, context)
+        implementations = [("obte", obte_step)] + ([("hf EsmForMaskedLM", hf_esm_step)] if include_hf else [])
+        measured = {}
+        for name, build in implementations:
+            torch.manual_seed(seed)
+            seconds = _time_steps(build(config, inputs, labels, device), device, warmup, steps)
+            tokens_per_s = rows * context / seconds
+            measured[name] = tokens_per_s
+            results.append({
+                "shape": label, "implementation": name, "width": config.width, "layers": config.n_layers,
+                "heads": config.n_heads, "vocab": config.vocab_size, "rows": rows, "context": context,
+                "ms_per_step": seconds * 1e3, "tokens_per_s": tokens_per_s, "mfu": tokens_per_s * flops / peak,
+                "peak_gflops": peak / 1e9,
+            })
+        for r in results[-len(implementations):]:
+            r["speedup_vs_hf"] = r["tokens_per_s"] / measured["hf EsmForMaskedLM"] if include_hf else float("nan")
+    return results

@@ -1,0 +1,3 @@
+"""Biological files and alphabets, without torch: molecule types, FASTA / GenBank / structure / motif
+readers, complex inputs and protein homology.
+"""

@@ -1,0 +1,176 @@
+"""Embeddings of FASTA records: the engine of `obte embed`, built for throughput.
+
+Records are read in chunks (constant memory on million-sequence files). Within a chunk the inputs are
+sorted by length, grouped by a token budget (``max_tokens``) and *packed* several to a context row with
+block-diagonal attention (:mod:`obte_cli.engine.model.packing`), so no compute is spent on padding; the
+model runs under ``torch.inference_mode`` (bf16 autocast on CUDA). Results are emitted in input order.
+
+Per record the encoder's states are taken at the requested ``layers`` and turned into
+
+* ``per-token`` — one vector per *residue*: a BPE token's vector is given to every residue it covers,
+  so the output always has one row per residue whatever the tokenizer;
+* ``mean`` / ``max`` — mean / max over those residue vectors; ``first`` — the first token (the molecule
+  tag, which the fine-tuning heads read).
+
+A record longer than the context is an error, or cut (``truncate``) to its first residues, or split
+into windows of ``window`` residues every ``stride`` residues, each embedded on its own; a residue's
+vector is then the mean over the windows that contain it, and ``first`` the mean of the windows' tags.
+Embedding a sequence alone or packed with others gives the same numbers (to float rounding): packed
+sequences cannot see each other and their positions restart at 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from obte_cli.engine.model.packing import pack
+from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.finetuning.trainer import microbatches
+from obte_cli.engine.model.encoder import ObteModel
+from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+
+POOLS = ("mean", "first", "max", "per-token")
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    pool: str = "mean"
+    layers: tuple[int, ...] = (-1,)
+    max_tokens: int = 16384
+    truncate: bool = False
+    window: int = 0  # residues per window (0: no windows)
+    stride: int = 0  # residues between window starts (0: window // 2)
+    chunk_records: int = 1024
+
+
+@dataclass
+class RecordEmbedding:
+    id: str
+    n_residues: int
+    vectors: np.ndarray  # pooled: (n_layers, width); per-token: (n_residues, n_layers, width)
+
+
+@dataclass
+class _Unit:
+    record: int  # index within the chunk
+    encoding: Encoding
+    residue_offset: int  # where this window starts in the record
+
+
+def encode_units(tokenizer: Tokenizer, index: int, segment: Segment, context: int, settings: EmbeddingSettings) -> list[_Unit]:
+    encoding = tokenizer.encode_one([segment])
+    if len(encoding) <= context:
+        return [_Unit(index, encoding, 0)]
+    if settings.window:
+        stride = settings.stride or max(1, settings.window // 2)
+        units = []
+        length = len(segment.sequence)
+        starts = list(range(0, max(length - settings.window, 0) + 1, stride))
+        if starts[-1] + settings.window < length:
+            starts.append(length - settings.window)
+        for start in starts:
+            piece = Segment(segment.sequence[start : start + settings.window], segment.molecule, segment.name)
+            window_encoding = tokenizer.encode_one([piece])
+            if len(window_encoding) > context:
+                raise InputError(f"record '{segment.name}': a window of {settings.window} residues is {len(window_encoding)} tokens, "
+                                 f"over the context of {context} (use a smaller --window)")
+            units.append(_Unit(index, window_encoding, start))
+        return units
+    if settings.truncate:
+        return [_Unit(index, encode_prefix_to_fit(tokenizer, [segment], context), 0)]
+    raise InputError(f"record '{segment.name}': {len(encoding)} tokens exceed the model's context of {context} "
+                     "(use --truncate or --window)")
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+@torch.inference_mode()
+def _unit_states(model: ObteModel, units: list[_Unit], pad_id: int, settings: EmbeddingSettings,
+                 device: torch.device) -> list[np.ndarray]:
+    """Per unit: (n_tokens, n_layers, width) float32 states, packed by token budget."""
+    lengths = [len(u.encoding) for u in units]
+    states: list[np.ndarray | None] = [None] * len(units)
+    for group in microbatches(lengths, settings.max_tokens):
+        # Rows as wide as the group's longest input (groups hold similar lengths: microbatches sorts
+        # them), not the model's whole context: attention costs row width² per row, so packing short
+        # sequences into 4,096-wide rows would spend more on masked-out attention than padding would.
+        width = max(lengths[i] for i in group)
+        batch = pack([units[i].encoding.ids for i in group], width, pad_id)
+        with _autocast(device):
+            output = model(batch.ids.to(device), batch.doc_ids.to(device), layers=settings.layers)
+        stacked = torch.stack([output.layers[l % (model.config.n_layers + 1)] for l in settings.layers], dim=2).float().cpu()
+        for i, (row, offset, n) in zip(group, batch.placements):
+            states[i] = stacked[row, offset : offset + n].numpy()
+    return states
+
+
+def _pool(per_residue: np.ndarray, first: np.ndarray, pool: str) -> np.ndarray:
+    if pool == "mean":
+        return per_residue.mean(axis=0)
+    if pool == "max":
+        return per_residue.max(axis=0)
+    if pool == "first":
+        return first
+    return per_residue
+
+
+def embed_chunk(model: ObteModel, tokenizer: Tokenizer, segments: list[Segment], settings: EmbeddingSettings,
+                device: torch.device) -> list[RecordEmbedding]:
+    context = model.config.max_positions
+    units = [u for i, s in enumerate(segments) for u in encode_units(tokenizer, i, s, context, settings)]
+    states = _unit_states(model, units, tokenizer.pad_id, settings, device)
+    n_layers, width = len(settings.layers), model.config.width
+    sums = [np.zeros((len(s.sequence), n_layers, width), dtype=np.float64) for s in segments]
+    counts = [np.zeros(len(s.sequence), dtype=np.int64) for s in segments]
+    firsts = [np.zeros((n_layers, width), dtype=np.float64) for _ in segments]
+    windows = np.zeros(len(segments), dtype=np.int64)
+    for unit, state in zip(units, states):
+        enc = unit.encoding
+        firsts[unit.record] += state[0]
+        windows[unit.record] += 1
+        # every residue gets the state of the token covering it (vectorised: one row per residue)
+        tokens = np.flatnonzero(enc.is_residue)
+        spans = (enc.end[tokens] - enc.start[tokens]).astype(np.int64)
+        first_of_token = np.cumsum(spans) - spans
+        residues = np.arange(spans.sum()) - np.repeat(first_of_token, spans) + np.repeat(enc.start[tokens] + unit.residue_offset, spans)
+        if windows[unit.record] == 1 and not settings.window:  # the only unit: each residue written once
+            sums[unit.record][residues] = state[np.repeat(tokens, spans)]
+            counts[unit.record][residues] = 1
+        else:  # overlapping windows accumulate
+            np.add.at(sums[unit.record], residues, state[np.repeat(tokens, spans)])
+            np.add.at(counts[unit.record], residues, 1)
+    results = []
+    for i, segment in enumerate(segments):
+        covered = counts[i] > 0
+        per_residue = (sums[i][covered] / counts[i][covered, None, None]).astype(np.float32)
+        first = (firsts[i] / windows[i]).astype(np.float32)
+        results.append(RecordEmbedding(segment.name, int(covered.sum()), _pool(per_residue, first, settings.pool)))
+    return results
+
+
+def embed_segments(model: ObteModel, tokenizer: Tokenizer, segments: Iterable[Segment], settings: EmbeddingSettings,
+                   device: torch.device | str = "cpu") -> Iterator[RecordEmbedding]:
+    """Stream embeddings of ``segments`` (one per record, ``name`` = record id) in input order."""
+    if settings.pool not in POOLS:
+        raise InputError(f"--pool must be one of {', '.join(POOLS)} (got {settings.pool!r})")
+    n = model.config.n_layers
+    for layer in settings.layers:
+        if not -(n + 1) <= layer <= n:
+            raise InputError(f"--layers: {layer} is not a layer of this model (0..{n}, or negative from the end)")
+    device = torch.device(device)
+    model.to(device).eval()
+    chunk: list[Segment] = []
+    for segment in segments:
+        chunk.append(segment)
+        if len(chunk) >= settings.chunk_records:
+            yield from embed_chunk(model, tokenizer, chunk, settings, device)
+            chunk = []
+    if chunk:
+        yield from embed_chunk(model, tokenizer, chunk, settings, device)

@@ -1,0 +1,179 @@
+"""Embedding files, written as the embeddings stream in (memory stays flat), readable without obte.
+
+* ``.safetensors`` — one tensor ``embeddings``: pooled (N, [layers,] width), or per-token
+  (total residues, [layers,] width) plus ``offsets`` (N + 1, int64: record i is rows
+  offsets[i]:offsets[i+1]); the record ids, in input order, are in the header metadata (``ids``, a JSON
+  list), with ``pool``, ``layers`` and ``model``. Load with ``safetensors.numpy.load_file`` or
+  :func:`read_embeddings`.
+* ``.npy`` — pooled only: the (N, [layers,] width) array; the ids go to ``<name>.ids.txt``, one per line.
+* ``.tsv`` — pooled only: ``id`` then one column per value (``l{layer}_{k}`` with several layers).
+
+The layer axis is dropped when one layer is asked for. Data are written to a temporary file and the
+final file is assembled (header first) when the stream ends, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from obte_cli.engine.embedding.embed import RecordEmbedding
+from obte_cli.engine.core.errors import InputError
+
+FORMATS = (".safetensors", ".npy", ".tsv")
+
+
+def output_format(path: str, pool: str) -> str:
+    suffix = Path(path).suffix.lower() if path != "-" else ".tsv"
+    if suffix not in FORMATS:
+        raise InputError(f"{path}: output must end in {', '.join(FORMATS)} (or be '-' for TSV on stdout)")
+    if pool == "per-token" and suffix != ".safetensors":
+        raise InputError(f"{path}: per-token embeddings have one row per residue; write them to a .safetensors file")
+    return suffix
+
+
+class EmbeddingWriter:
+    """Append :class:`RecordEmbedding`s; :meth:`close` assembles the final file."""
+
+    def __init__(self, path: str | Path, pool: str, layers: tuple[int, ...], metadata: dict, stdout=None):
+        self.path = str(path)
+        self.format = output_format(self.path, pool)
+        self.pool = pool
+        self.layers = layers
+        self.metadata = metadata
+        self.ids: list[str] = []
+        self.offsets = [0]
+        self.shape_tail: tuple[int, ...] | None = None
+        self._stdout = stdout
+        target_dir = Path(self.path).parent if self.path != "-" else Path(tempfile.gettempdir())
+        fd, self._tmp = tempfile.mkstemp(prefix=".obte-embed-", suffix=".tmp", dir=target_dir)
+        self._data = os.fdopen(fd, "w" if self.format == ".tsv" else "wb")
+        if self.format == ".tsv":
+            self._header_written = False
+
+    def _squeeze(self, vectors: np.ndarray) -> np.ndarray:
+        # pooled (layers, width) → (width,) for one layer; per-token (n, layers, width) → (n, width)
+        if len(self.layers) == 1:
+            return vectors[..., 0, :]
+        return vectors
+
+    def add(self, item: RecordEmbedding) -> None:
+        values = np.ascontiguousarray(self._squeeze(item.vectors), dtype="<f4")
+        tail = values.shape[1:] if self.pool == "per-token" else values.shape
+        if self.shape_tail is None:
+            self.shape_tail = tail
+        self.ids.append(item.id)
+        if self.format == ".tsv":
+            if not self._header_written:
+                width = values.shape[-1]
+                names = [f"e{k}" for k in range(width)] if len(self.layers) == 1 else [
+                    f"l{layer}_{k}" for layer in self.layers for k in range(width)]
+                self._data.write("id\t" + "\t".join(names) + "\n")
+                self._header_written = True
+            self._data.write(item.id + "\t" + "\t".join(f"{v:.6g}" for v in values.ravel()) + "\n")
+        else:
+            self._data.write(values.tobytes())
+        self.offsets.append(self.offsets[-1] + (len(values) if self.pool == "per-token" else 1))
+
+    def close(self) -> None:
+        self._data.close()
+        try:
+            if self.format == ".tsv":
+                if self.path == "-":
+                    with open(self._tmp) as handle:
+                        shutil.copyfileobj(handle, self._stdout)
+                    return
+                final_tmp = self._tmp
+            elif self.format == ".npy":
+                final_tmp = self._assemble_npy()
+                ids_path = Path(self.path).with_suffix(".ids.txt")
+                ids_path.write_text("".join(i + "\n" for i in self.ids))
+            else:
+                final_tmp = self._assemble_safetensors()
+            os.replace(final_tmp, self.path)
+        finally:
+            Path(self._tmp).unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        self._data.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def _rows(self) -> int:
+        return self.offsets[-1]
+
+    def _assemble_npy(self) -> str:
+        shape = (self._rows(), *(self.shape_tail or (0,)))
+        out = self._tmp + ".npy"
+        with open(out, "wb") as handle:
+            np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False, "shape": shape})
+            with open(self._tmp, "rb") as data:
+                shutil.copyfileobj(data, handle)
+        return out
+
+    def _assemble_safetensors(self) -> str:
+        rows = self._rows()
+        shape = [rows, *(self.shape_tail or (0,))]
+        nbytes = Path(self._tmp).stat().st_size
+        header = {"embeddings": {"dtype": "F32", "shape": shape, "data_offsets": [0, nbytes]}}
+        offsets = np.asarray(self.offsets, dtype="<i8")
+        if self.pool == "per-token":
+            header["offsets"] = {"dtype": "I64", "shape": [len(offsets)], "data_offsets": [nbytes, nbytes + offsets.nbytes]}
+        header["__metadata__"] = {"ids": json.dumps(self.ids), **{k: str(v) for k, v in self.metadata.items()}}
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        encoded += b" " * (-len(encoded) % 8)
+        out = self._tmp + ".safetensors"
+        with open(out, "wb") as handle:
+            handle.write(struct.pack("<Q", len(encoded)))
+            handle.write(encoded)
+            with open(self._tmp, "rb") as data:
+                shutil.copyfileobj(data, handle)
+            if self.pool == "per-token":
+                handle.write(offsets.tobytes())
+        return out
+
+
+def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """(ids, embeddings, offsets or None) from a file written by :class:`EmbeddingWriter`."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as handle:
+            ids = json.loads(handle.metadata()["ids"])
+            offsets = handle.get_tensor("offsets") if "offsets" in handle.keys() else None
+            return ids, handle.get_tensor("embeddings"), offsets
+    if path.suffix == ".npy":
+        ids = path.with_suffix(".ids.txt").read_text().splitlines()
+        return ids, np.load(path, allow_pickle=False), None
+    rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()[1:]]
+    return [r[0] for r in rows], np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float32), None
+
+
+def merge_interleaved_parts(parts: list[Path], writer: EmbeddingWriter, n_layers: int) -> None:
+    """Merge the part files of a ``torchrun`` embedding run into ``writer`` in input order.
+
+    Part r holds records r, r + W, r + 2W, ... (W = number of parts), as pooled or per-token
+    ``.safetensors`` files from :class:`EmbeddingWriter`; rows are read lazily, one record at a time.
+    """
+    from safetensors import safe_open
+
+    handles = [safe_open(str(p), framework="numpy") for p in parts]
+    ids = [json.loads(h.metadata()["ids"]) for h in handles]
+    offsets = [h.get_tensor("offsets") if "offsets" in h.keys() else None for h in handles]
+    slices = [h.get_slice("embeddings") for h in handles]
+    total = sum(len(i) for i in ids)
+    for k in range(total):
+        part, index = k % len(parts), k // len(parts)
+        if offsets[part] is None:
+            vectors = slices[part][index : index + 1][0]
+        else:
+            vectors = slices[part][int(offsets[part][index]) : int(offsets[part][index + 1])]
+        if n_layers == 1:  # parts dropped the layer axis; put it back for the writer
+            vectors = vectors[..., None, :]
+        writer.add(RecordEmbedding(ids[part][index], len(vectors) if offsets[part] is not None else 0, vectors))

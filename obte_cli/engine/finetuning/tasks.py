@@ -1,0 +1,292 @@
+"""Sequence classification / regression (GUE, TAPE style) and per-residue tasks on the one trainer.
+
+Both use :func:`obte_cli.engine.finetuning.trainer.train_sequence_task` (no second training loop) with the
+paper's parameter groups, and keep the epoch whose dev score is best (MCC for classes, Spearman ρ for
+values), then score it on the test split.
+
+* **Sequence tasks** read GUE's CSV layout — a header with ``sequence`` and ``label`` (other columns
+  ignored). Classes are the training labels (sorted); a dev/test label never seen in training is an
+  error. The head reads the first token (the molecule tag) as for ΔG.
+* **Per-residue tasks** read a TSV with ``id``, ``sequence``, ``labels``: one label per residue, either
+  one character each (``HHHEEC...``, secondary structure style) or whitespace-separated (values, or
+  multi-character classes). With a BPE tokenizer a token covering several residues is trained on their
+  most common class (or mean value); predictions are expanded back from tokens to residues, so every
+  metric is per residue and every output has exactly one prediction per residue.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.finetuning.trainer import FinetuneSettings, predict_sequence_task, token_outputs, train_sequence_task
+from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.bio.molecules import detect_molecule_type
+from obte_cli.engine.bio.molecules import molecule_type as lookup_type
+from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+
+TASKS = ("classification", "regression")
+
+
+# ------------------------------------------------------------------------------------------------ data
+@dataclass
+class Split:
+    name: str
+    ids: list[str]
+    sequences: list[str]
+    labels: list  # sequence tasks: str/float per example; residue tasks: list per example
+
+
+def read_sequence_split(path: str | Path, name: str, task: str) -> Split:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})") from None
+    if not {"sequence", "label"} <= set(table.columns):
+        raise InputError(f"{path}: header must have 'sequence' and 'label' columns (got {', '.join(table.columns)[:80]})")
+    if table.empty:
+        raise InputError(f"{path}: the {name} split is empty")
+    labels: list = table["label"].tolist()
+    if task == "regression":
+        try:
+            labels = [float(v) for v in labels]
+        except ValueError:
+            bad = next(v for v in labels if not _is_float(v))
+            raise InputError(f"{path}: label {bad!r} is not a number (--task regression)") from None
+    ids = table["id"].tolist() if "id" in table.columns else [f"{name}{i + 1}" for i in range(len(table))]
+    return Split(name, ids, table["sequence"].str.strip().tolist(), labels)
+
+
+def read_residue_split(path: str | Path, name: str, task: str) -> Split:
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: unreadable TSV ({str(exc).splitlines()[0]})") from None
+    if not {"id", "sequence", "labels"} <= set(table.columns):
+        raise InputError(f"{path}: header must have 'id', 'sequence' and 'labels' columns (got {', '.join(table.columns)[:80]})")
+    if table.empty:
+        raise InputError(f"{path}: the {name} split is empty")
+    labels = []
+    for row in table.itertuples():
+        values = row.labels.split() if any(c.isspace() for c in row.labels.strip()) or task == "regression" else list(row.labels.strip())
+        if len(values) != len(row.sequence.strip()):
+            raise InputError(f"{path}: record '{row.id}' has {len(values)} labels for {len(row.sequence.strip())} residues")
+        if task == "regression":
+            try:
+                values = [float(v) for v in values]
+            except ValueError:
+                raise InputError(f"{path}: record '{row.id}': labels must be numbers (--task regression)") from None
+        labels.append(values)
+    return Split(name, table["id"].tolist(), table["sequence"].str.strip().tolist(), labels)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def class_index(train: Split, others: list[Split], per_residue: bool, source: dict[str, str]) -> list[str]:
+    """Sorted training classes; a dev/test label outside them is an error naming file and record."""
+    seen = sorted({v for labels in train.labels for v in labels} if per_residue else set(train.labels))
+    known = set(seen)
+    for split in others:
+        for record, labels in zip(split.ids, split.labels):
+            for value in labels if per_residue else [labels]:
+                if value not in known:
+                    raise InputError(f"{source[split.name]}: record '{record}': label {value!r} does not occur in the training split")
+    if len(seen) < 2:
+        raise InputError(f"{source['train']}: only one class ({seen[0]!r}); classification needs at least two")
+    return seen
+
+
+def encode_split(tokenizer: Tokenizer, split: Split, molecule: str, context: int, truncate: bool, source: str) -> list[Encoding]:
+    fixed = None if molecule == "auto" else lookup_type(molecule)
+    encodings = []
+    for record, sequence in zip(split.ids, split.sequences):
+        mol = fixed or detect_molecule_type(sequence)
+        segment = Segment(sequence, mol.name, record)
+        try:
+            encoding = tokenizer.encode_one([segment])
+            if len(encoding) > context:
+                if not truncate:
+                    raise InputError(f"record '{record}': {len(encoding)} tokens exceed the model's context of {context} (use --truncate)")
+                encoding = encode_prefix_to_fit(tokenizer, [segment], context)
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from None
+        encodings.append(encoding)
+    return encodings
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def classification_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    return {"mcc": float(matthews_corrcoef(true, predicted)), "f1_macro": float(f1_score(true, predicted, average="macro")),
+            "accuracy": float((true == predicted).mean())}
+
+
+def regression_scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    from scipy.stats import pearsonr, spearmanr
+
+    if np.std(predicted) == 0 or np.std(true) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan"), "mae": float(np.abs(true - predicted).mean())}
+    return {"spearman": float(spearmanr(true, predicted).statistic), "pearson": float(pearsonr(true, predicted).statistic),
+            "mae": float(np.abs(true - predicted).mean())}
+
+
+def selection_score(metrics: dict[str, float], task: str) -> float:
+    value = metrics["mcc"] if task == "classification" else metrics["spearman"]
+    return -math.inf if math.isnan(value) else value
+
+
+# ------------------------------------------------------------------------------------------------ residue targets
+def token_targets(encoding: Encoding, labels: list, task: str, classes: dict | None) -> np.ndarray:
+    """One target per token: mode (classes) or mean (values) of the residues it covers; -100 / NaN for
+    tags, ``<EOS>`` and tokens whose residues were truncated away."""
+    out = np.full(len(encoding), -100 if task == "classification" else np.nan, dtype=np.float64)
+    for t in np.flatnonzero(encoding.is_residue):
+        covered = labels[int(encoding.start[t]) : int(encoding.end[t])]
+        if not covered:
+            continue
+        if task == "classification":
+            out[t] = classes[Counter(covered).most_common(1)[0][0]]
+        else:
+            out[t] = float(np.mean(covered))
+    return out
+
+
+def expand_to_residues(encoding: Encoding, token_values: np.ndarray, n_residues: int) -> np.ndarray:
+    """Per-token predictions → one per residue (each residue gets its token's); residues cut by
+    truncation get NaN."""
+    out = np.full((n_residues, *token_values.shape[1:]), np.nan)
+    for t in np.flatnonzero(encoding.is_residue):
+        out[int(encoding.start[t]) : int(encoding.end[t])] = token_values[t]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ training
+@dataclass
+class TaskResult:
+    head: SequenceHead
+    epochs: list[dict] = field(default_factory=list)  # per epoch: train loss, dev metrics
+    best_epoch: int = 0
+    test: dict[str, float] = field(default_factory=dict)
+    test_predictions: list = field(default_factory=list)
+    target_mean: float = 0.0
+    target_sd: float = 1.0
+
+
+def _predict_sequences(model, head, encodings, pad_id, device, task, mean, sd):
+    out = predict_sequence_task(model, head, [e.ids for e in encodings], pad_id, device)
+    return out.argmax(1) if task == "classification" else out[:, 0] * sd + mean
+
+
+@torch.inference_mode()
+def _predict_residues(model, head, encodings, lengths, pad_id, device, task, mean, sd) -> list[np.ndarray]:
+    model.eval()
+    head.eval()
+    results = []
+    for start in range(0, len(encodings), 16):
+        chunk = encodings[start : start + 16]
+        outputs = token_outputs(model, head, [e.ids for e in chunk], pad_id, torch.device(device))
+        for enc, out, n in zip(chunk, outputs, lengths[start : start + 16]):
+            values = out.float().cpu().numpy()
+            token_values = values.argmax(1).astype(float) if task == "classification" else values[:, 0] * sd + mean
+            results.append(expand_to_residues(enc, token_values, n))
+    return results
+
+
+def train_task(model, tokenizer, splits: dict[str, Split], encodings: dict[str, list[Encoding]], task: str, per_residue: bool,
+               classes: list[str] | None, settings: FinetuneSettings, device="cpu", on_step=None) -> TaskResult:
+    """Fine-tune on ``splits['train']``, keep the best epoch on dev, score it on test (see module docstring)."""
+    device = torch.device(device)
+    class_of = {c: i for i, c in enumerate(classes or [])}
+    n_outputs = len(classes) if task == "classification" else 1
+    torch.manual_seed(settings.seed)
+    head = SequenceHead(model.config.width, n_outputs)
+    train_ids = [e.ids for e in encodings["train"]]
+    mean, sd = 0.0, 1.0
+    if per_residue:
+        targets = [token_targets(e, labels, task, class_of) for e, labels in zip(encodings["train"], splits["train"].labels)]
+        if task == "regression":
+            values = np.concatenate([t[~np.isnan(t)] for t in targets])
+            mean, sd = float(values.mean()), float(values.std() or 1.0)
+            targets = [(t - mean) / sd for t in targets]
+
+        def loss_fn(outputs, members):
+            pieces = []
+            for out, i in zip(outputs, members):
+                y = torch.as_tensor(targets[i], device=out.device)
+                if task == "classification":
+                    keep = y >= 0
+                    pieces.append(F.cross_entropy(out[keep], y[keep].long(), reduction="sum") if keep.any() else out.sum() * 0)
+                else:
+                    keep = ~torch.isnan(y)
+                    pieces.append(F.mse_loss(out[keep, 0], y[keep].float(), reduction="sum") if keep.any() else out.sum() * 0)
+            count = sum(int((torch.as_tensor(targets[i]) >= 0).sum()) if task == "classification"
+                        else int((~np.isnan(targets[i])).sum()) for i in members)
+            return torch.stack(pieces).sum() / max(count, 1)
+
+        extra = {"outputs_fn": token_outputs, "loss_fn": loss_fn}
+        train_targets = np.zeros(len(train_ids))
+    else:
+        if task == "classification":
+            train_targets = np.array([class_of[v] for v in splits["train"].labels])
+        else:
+            values = np.array(splits["train"].labels, dtype=np.float64)
+            mean, sd = float(values.mean()), float(values.std() or 1.0)
+            train_targets = ((values - mean) / sd).astype(np.float32)
+        extra = {}
+
+    result = TaskResult(head, target_mean=mean, target_sd=sd)
+    best = {"score": -math.inf, "state": None}
+
+    def evaluate(split: str) -> tuple[dict, list]:
+        if per_residue:
+            lengths = [len(s) for s in splits[split].sequences]
+            predicted = _predict_residues(model, head, encodings[split], lengths, tokenizer.pad_id, device, task, mean, sd)
+            truth = [np.array([class_of[v] for v in labels] if task == "classification" else labels, dtype=float)
+                     for labels in splits[split].labels]
+            p, y = np.concatenate(predicted), np.concatenate(truth)
+            keep = ~np.isnan(p)
+            metrics = classification_metrics(y[keep].astype(int), p[keep].astype(int)) if task == "classification" else regression_scores(y[keep], p[keep])
+            return metrics, predicted
+        predicted = _predict_sequences(model, head, encodings[split], tokenizer.pad_id, device, task, mean, sd)
+        truth = np.array([class_of[v] for v in splits[split].labels]) if task == "classification" else np.array(splits[split].labels)
+        metrics = classification_metrics(truth, predicted) if task == "classification" else regression_scores(truth, predicted)
+        return metrics, list(predicted)
+
+    history: list[dict] = []
+
+    def on_epoch(epoch: int) -> None:
+        metrics, _ = evaluate("dev")
+        losses = [h["loss"] for h in history if h["epoch"] == epoch]
+        result.epochs.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"), **{f"dev_{k}": v for k, v in metrics.items()}})
+        score = selection_score(metrics, task)
+        if score > best["score"] or best["state"] is None:
+            best.update(score=score, epoch=epoch, state=(copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict())))
+
+    def record_step(record: dict) -> None:
+        history.append(record)
+        if on_step is not None:
+            on_step(record)
+
+    train_sequence_task(model, head, train_ids, train_targets, settings, tokenizer.pad_id, device,
+                        "cross_entropy" if task == "classification" else "mse", record_step, on_epoch=on_epoch, **extra)
+    model.load_state_dict(best["state"][0])
+    head.load_state_dict(best["state"][1])
+    result.best_epoch = best["epoch"]
+    result.test, result.test_predictions = evaluate("test")
+    return result

@@ -1,0 +1,365 @@
+"""The obte encoder: a non-causal pre-LayerNorm transformer over protein and nucleic-acid tokens.
+
+Read top to bottom: :class:`ObteConfig`, rotary embeddings, attention, MLP, block, :class:`ObteModel`.
+
+Architecture (OmniBioTE, v1 layout): token embedding → ``n_layers`` × [x + Attn(LN(x)); x + MLP(LN(x))]
+→ final LN → untied linear readout. No biases anywhere, LayerNorm without bias, GELU MLP of 4×width,
+rotary position embeddings (θ = 10000, interleaved pairs as in the reference) on queries and keys,
+full (bidirectional) attention through ``F.scaled_dot_product_attention``.
+
+Packing: several sequences may share one context row. ``doc_ids`` (B, T) numbers the sequence each
+token belongs to (``-1`` for padding); attention is block-diagonal — a token sees only tokens of its own
+sequence — and rotary positions restart at 0 for every sequence, so a sequence's output is the same
+alone or packed with others. Padding is never attended by real tokens.
+
+μP (maximal update parametrisation, Yang et al. 2021; done natively from config values, no tensor
+attributes, so it survives FSDP, ``torch.compile`` and safetensors):
+
+* attention logits are scaled by ``attn_mult / width`` (1/d rather than 1/√d_head; with the default
+  ``attn_mult = 8`` and 8 heads this equals the usual 1/d_head at base shape, as in the reference);
+* the readout is multiplied by ``readout_mult · base_width / width`` and initialised at zero;
+* hidden matrices are initialised with std 1/√fan_in (output projections additionally ÷√(2·n_layers)),
+  the query projection at zero, embeddings with std 1;
+* learning rates: embeddings, readout and norms keep the base LR; hidden matrices get
+  ``LR · base_width / width`` (see :mod:`obte_cli.engine.model.mup`).
+
+``base_width = 32`` reproduces the paper's rule (hidden LR × 32/width, logits × 32/width).
+
+Presets (:data:`PRESETS`; ``micro`` (0.2M) is for CPU fine-tuning from scratch and tests; aspect ratio width/n_layers = 128 above ``tiny``, heads of 128 dims above
+``small``, as the released OmniBioTE models). Non-embedding parameters with our GELU ×4 MLP are
+12·L·d²: tiny 3.1M, small 101M, medium 805M, large 1.57B, xl 2.72B. The paper's 88M/675M/1.3B/2.3B were
+counted for its released v2 models, whose SwiGLU MLP has hidden size 2d (10·L·d² non-embedding, plus
+the 4,096-token embeddings for the 88M): same shapes, ~20% more MLP weights here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+MLP_KINDS = ("gelu", "swiglu")
+NORM_KINDS = ("layernorm", "omnibiote")
+ROPE_KINDS = ("rotary", "cosine", "cosine-bf16")
+
+
+@dataclass
+class ObteConfig:
+    vocab_size: int
+    width: int = 256
+    n_layers: int = 4
+    n_heads: int = 8
+    mlp_ratio: int = 4
+    max_positions: int = 2048  # longest packed context the model is meant for (checked at encode time)
+    rope_theta: float = 10000.0
+    attn_mult: float = 8.0  # attention scale = attn_mult / width
+    base_width: int = 32  # μP base width
+    readout_mult: float = 1.0
+    dropout: float = 0.0
+    norm_eps: float = 1e-5
+    # Variants, for the released OmniBioTE weights (`obte convert`); obte's own models use the defaults.
+    mlp: str = "gelu"  # "gelu": proj(gelu(fc x)); "swiglu": fc → (h | gate), proj(h · silu(gate)), hidden mlp_ratio·width/2
+    norm: str = "layernorm"  # "layernorm": weight-only LayerNorm; "omnibiote": w·(x−mean)/(unbiased std + eps) + b
+    rope: str = "rotary"  # "rotary"; "cosine": pairs scaled by cos(mθ), not rotated (what a bf16 cast of the
+    # reference's complex buffer computes); "cosine-bf16": the same with cos rounded to bf16 as stored
+
+    def __post_init__(self):
+        for name, allowed in (("mlp", MLP_KINDS), ("norm", NORM_KINDS), ("rope", ROPE_KINDS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
+        if self.width % self.n_heads:
+            raise ValueError(f"width {self.width} is not divisible by n_heads {self.n_heads}")
+        if (self.width // self.n_heads) % 2:
+            raise ValueError("head size must be even for rotary embeddings")
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.n_heads
+
+    @property
+    def attn_scale(self) -> float:
+        return self.attn_mult / self.width
+
+    @property
+    def readout_scale(self) -> float:
+        return self.readout_mult * self.base_width / self.width
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ObteConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown architecture field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+PRESETS: dict[str, dict] = {
+    "micro": dict(width=64, n_layers=4, n_heads=4),
+    "tiny": dict(width=256, n_layers=4, n_heads=8),
+    "small": dict(width=1024, n_layers=8, n_heads=8),
+    "medium": dict(width=2048, n_layers=16, n_heads=16),
+    "large": dict(width=2560, n_layers=20, n_heads=20),
+    "xl": dict(width=3072, n_layers=24, n_heads=24),
+}
+
+
+def preset_config(name: str, vocab_size: int, **overrides) -> ObteConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return ObteConfig(vocab_size=vocab_size, **{**PRESETS[name], **overrides})
+
+
+def padded_vocab_size(tokenizer_vocab: int, multiple: int = 64) -> int:
+    """Round the embedding table up so matrix shapes stay friendly to fast kernels."""
+    return -(-tokenizer_vocab // multiple) * multiple
+
+
+# ------------------------------------------------------------------------------------------------
+# Packing helpers
+# ------------------------------------------------------------------------------------------------
+def positions_from_doc_ids(doc_ids: torch.Tensor) -> torch.Tensor:
+    """Position of each token within its own sequence: 0, 1, 2, ... restarting at each new doc id."""
+    B, T = doc_ids.shape
+    idx = torch.arange(T, device=doc_ids.device).expand(B, T)
+    is_start = torch.ones_like(doc_ids, dtype=torch.bool)
+    is_start[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+    seq_start = torch.where(is_start, idx, torch.zeros_like(idx)).cummax(dim=1).values
+    return idx - seq_start  # (B, T)
+
+
+def block_diagonal_mask(doc_ids: torch.Tensor) -> torch.Tensor | None:
+    """(B, 1, T, T) boolean mask, True where query and key belong to the same sequence.
+
+    Padding (-1) attends only to padding, so no row is empty (an empty row would give NaN). Returns
+    None when every row holds one unpadded sequence, letting SDPA pick its fastest (flash) kernel.
+    """
+    if bool((doc_ids == doc_ids[:, :1]).all()) and bool((doc_ids >= 0).all()):
+        return None
+    return (doc_ids[:, :, None] == doc_ids[:, None, :]).unsqueeze(1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rotary embeddings (interleaved pairs (2j, 2j+1), as the reference's complex formulation)
+# ------------------------------------------------------------------------------------------------
+class Rotary(nn.Module):
+    """cos/sin of m·θ_j for the positions of a batch. Frequencies are recomputed per call (hd/2
+    numbers) instead of kept in a buffer, so a model built on the meta device needs no fix-up."""
+
+    def __init__(self, head_dim: int, theta: float):
+        super().__init__()
+        self.head_dim = head_dim
+        self.theta = theta
+
+    def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        exponents = torch.arange(0, self.head_dim, 2, device=positions.device, dtype=torch.float64) / self.head_dim
+        inv_freq = (self.theta**-exponents).float()  # (hd/2,)
+        angles = positions.float()[..., None] * inv_freq  # (B, T, hd/2)
+        return angles.cos()[:, None], angles.sin()[:, None]  # (B, 1, T, hd/2) each
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kind: str = "rotary") -> torch.Tensor:
+    """Rotate each interleaved pair (x[2j], x[2j+1]) of ``x`` (B, H, T, hd) by angle m·θ_j.
+
+    ``kind="cosine"`` multiplies both members of a pair by cos(m·θ_j) instead: the released OmniBioTE
+    models computed this, because casting their complex ``freqs_cis`` buffer to bf16 kept its real part
+    only; ``"cosine-bf16"`` also rounds cos to bf16, as that buffer stored it."""
+    x_pairs = x.float().unflatten(-1, (-1, 2))  # (B, H, T, hd/2, 2)
+    x0, x1 = x_pairs[..., 0], x_pairs[..., 1]
+    if kind == "rotary":
+        rotated = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    else:
+        c = cos.to(torch.bfloat16).float() if kind == "cosine-bf16" else cos
+        rotated = torch.stack((x0 * c, x1 * c), dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+# ------------------------------------------------------------------------------------------------
+# Transformer block
+# ------------------------------------------------------------------------------------------------
+class SelfAttention(nn.Module):
+    def __init__(self, config: ObteConfig):
+        super().__init__()
+        self.config = config
+        self.qkv = nn.Linear(config.width, 3 * config.width, bias=False)  # rows: q | k | v
+        self.proj = nn.Linear(config.width, config.width, bias=False)
+
+    def forward(self, x, cos, sin, mask):
+        B, T, D = x.shape
+        H, hd = self.config.n_heads, self.config.head_dim
+        q, k, v = self.qkv(x).split(D, dim=-1)
+        q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        q, k = apply_rotary(q, cos, sin, self.config.rope), apply_rotary(k, cos, sin, self.config.rope)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.config.dropout if self.training else 0.0,
+            scale=self.config.attn_scale,
+        )  # (B, H, T, hd)
+        return self.proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+class MLP(nn.Module):
+    """GELU MLP of ``mlp_ratio``·width, or (``mlp="swiglu"``) SwiGLU whose ``fc`` rows are h | gate."""
+
+    def __init__(self, config: ObteConfig):
+        super().__init__()
+        self.swiglu = config.mlp == "swiglu"
+        hidden = config.mlp_ratio * config.width
+        self.fc = nn.Linear(config.width, hidden, bias=False)
+        self.proj = nn.Linear(hidden // 2 if self.swiglu else hidden, config.width, bias=False)
+
+    def forward(self, x):
+        if self.swiglu:
+            h, gate = self.fc(x).chunk(2, dim=-1)
+            return self.proj(h * F.silu(gate))
+        return self.proj(F.gelu(self.fc(x)))
+
+
+class OmniBioTENorm(nn.Module):
+    """The released OmniBioTE (v2) LayerNorm: weight·(x − mean)/(unbiased std + eps) + bias."""
+
+    def __init__(self, width: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        std = x.std(-1, keepdim=True)  # unbiased, eps outside the square root, as the reference
+        return self.weight * (x - mean) / (std + self.eps) + self.bias
+
+
+def make_norm(config: ObteConfig) -> nn.Module:
+    if config.norm == "omnibiote":
+        return OmniBioTENorm(config.width, config.norm_eps)
+    return nn.LayerNorm(config.width, eps=config.norm_eps, bias=False)
+
+
+class Block(nn.Module):
+    def __init__(self, config: ObteConfig):
+        super().__init__()
+        self.ln_1 = make_norm(config)
+        self.attn = SelfAttention(config)
+        self.ln_2 = make_norm(config)
+        self.mlp = MLP(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, cos, sin, mask):
+        x = x + self.dropout(self.attn(self.ln_1(x), cos, sin, mask))
+        return x + self.dropout(self.mlp(self.ln_2(x)))
+
+
+@dataclass
+class EncoderOutput:
+    hidden: torch.Tensor  # (B, T, width) after the final LayerNorm
+    layers: dict[int, torch.Tensor] = field(default_factory=dict)  # requested layers, 0 = embeddings
+
+
+class ObteModel(nn.Module):
+    def __init__(self, config: ObteConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.width)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_f = make_norm(config)
+        self.readout = nn.Linear(config.width, config.vocab_size, bias=False)
+        self.rotary = Rotary(config.head_dim, config.rope_theta)
+        self.reset_parameters()
+
+    # -- μP initialisation (see module docstring) --
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        c = self.config
+        nn.init.normal_(self.embed.weight, std=1.0)
+        hidden_std = c.width**-0.5
+        out_std = hidden_std / math.sqrt(2 * c.n_layers)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.qkv.weight, std=hidden_std)
+            block.attn.qkv.weight[: c.width].zero_()  # queries start at zero: uniform attention
+            nn.init.normal_(block.attn.proj.weight, std=out_std)
+            nn.init.normal_(block.mlp.fc.weight, std=hidden_std)
+            nn.init.normal_(block.mlp.proj.weight, std=block.mlp.proj.in_features**-0.5 / math.sqrt(2 * c.n_layers))
+        for norm in [self.ln_f, *(m for block in self.blocks for m in (block.ln_1, block.ln_2))]:
+            norm.weight.fill_(1.0)
+            if getattr(norm, "bias", None) is not None:
+                norm.bias.zero_()
+        self.readout.weight.zero_()
+
+    def num_parameters(self, non_embedding: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.embed.weight.numel() + self.readout.weight.numel()
+        return n
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        doc_ids: torch.Tensor | None = None,
+        layers: tuple[int, ...] | list[int] = (),
+    ) -> EncoderOutput:
+        """Encode ``ids`` (B, T). ``doc_ids`` (B, T) marks packed sequences (-1 = padding); ``layers``
+        asks for intermediate outputs: 0 is the embedding output, i the output of block i, and
+        ``n_layers`` the final (normalised) output; negative numbers count from the end."""
+        B, T = ids.shape
+        if doc_ids is None:
+            doc_ids = torch.zeros_like(ids)
+        wanted = {l % (self.config.n_layers + 1) for l in layers}
+        mask = block_diagonal_mask(doc_ids)
+        cos, sin = self.rotary(positions_from_doc_ids(doc_ids))
+        x = self.embed(ids)  # (B, T, D)
+        out: dict[int, torch.Tensor] = {}
+        if 0 in wanted:
+            out[0] = x
+        for i, block in enumerate(self.blocks, start=1):
+            x = block(x, cos, sin, mask)
+            if i in wanted and i != self.config.n_layers:
+                out[i] = x
+        x = self.ln_f(x)
+        if self.config.n_layers in wanted:
+            out[self.config.n_layers] = x
+        return EncoderOutput(hidden=x, layers=out)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Readout with the μP output multiplier: (..., width) → (..., vocab_size)."""
+        return self.readout(hidden) * self.config.readout_scale
+
+    def mlm_loss(
+        self, ids: torch.Tensor, targets: torch.Tensor, doc_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked-LM cross-entropy. ``targets`` (B, T) holds the original id at masked positions and
+        -100 elsewhere; the readout is computed at masked positions only (N ≪ B·T rows, not B·T·V).
+        Returns (mean loss, number of masked tokens)."""
+        hidden = self(ids, doc_ids).hidden
+        selected = targets != -100
+        logits = self.logits(hidden[selected])  # (N, V)
+        labels = targets[selected]
+        n = labels.numel()
+        if n == 0:
+            return hidden.sum() * 0.0, torch.tensor(0, device=ids.device)
+        return F.cross_entropy(logits.float(), labels), torch.tensor(n, device=ids.device)
+
+
+def non_embedding_parameters(config: ObteConfig) -> int:
+    """Parameters outside the embedding and readout tables, without building the model."""
+    d, L = config.width, config.n_layers
+    mlp = config.mlp_ratio * d * d * (1.5 if config.mlp == "swiglu" else 2)  # fc + proj
+    norm = 2 * d if config.norm == "omnibiote" else d  # weight (and bias)
+    per_block = 4 * d * d + int(mlp) + 2 * norm  # qkv+proj, MLP, two norms
+    return L * per_block + norm  # + final norm
+
+
+def flops_per_token(config: ObteConfig, context: int, training: bool = True) -> float:
+    """Model FLOPs per token (PaLM/nanoGPT accounting): 6N + 12·L·d·T to train, 2N + 4·L·d·T forward."""
+    n = non_embedding_parameters(config)
+    attention = config.n_layers * config.width * context
+    return 6 * n + 12 * attention if training else 2 * n + 4 * attention

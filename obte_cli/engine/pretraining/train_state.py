@@ -1,0 +1,99 @@
+"""Pretraining checkpoints: everything needed to continue a run exactly.
+
+A checkpoint is a directory ``checkpoints/step-NNNNNNN/`` holding
+
+* the model and optimizer state, written by ``torch.distributed.checkpoint`` (DCP): each rank writes
+  its own shards in parallel (FSDP2) or rank 0 writes all (DDP); loading re-shards as needed. DCP
+  stores tensors in its own format — nothing is unpickled from an untrusted source;
+* ``trainer.json``: step, tokens seen, the LR scheduler's state and the run's settings — the data
+  position *is* the step (:mod:`obte_cli.engine.pretraining.batches` makes batches a function of the step);
+* ``rng-rank-R.json``: each rank's torch RNG state (only dropout draws from it).
+
+Writes go to a temporary directory that rank 0 renames into place after every rank has finished, then
+``checkpoints/latest`` is replaced atomically: a crash at any moment leaves the previous checkpoint
+intact and ``latest`` pointing at a complete one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+import shutil
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+from obte_cli.engine.pretraining.distributed import DistributedContext, barrier
+
+LATEST = "latest"
+
+
+@contextlib.contextmanager
+def _single_process_quiet():
+    """DCP warns that it 'assumes a single process' when no process group exists: that is intended."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
+        yield
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:07d}"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def save_checkpoint(root: Path, step: int, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    trainer_state: dict, context: DistributedContext, keep: int = 2) -> Path:
+    root = Path(root)
+    final = root / checkpoint_name(step)
+    staging = root / f".{checkpoint_name(step)}.partial"
+    if context.is_main:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    barrier(context)
+    model_state, optim_state = get_state_dict(module, optimizer)
+    with _single_process_quiet():
+        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(staging), no_dist=not dist.is_initialized())
+    _write_json(staging / f"rng-rank-{context.rank}.json", {"torch": torch.get_rng_state().tolist()})
+    barrier(context)
+    if context.is_main:
+        _write_json(staging / "trainer.json", {**trainer_state, "step": step, "world_size": context.world_size})
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
+        (root / f".{LATEST}.tmp").write_text(final.name + "\n")
+        os.replace(root / f".{LATEST}.tmp", root / LATEST)
+        for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier(context)
+    return final
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    pointer = Path(root) / LATEST
+    if not pointer.is_file():
+        return None
+    path = Path(root) / pointer.read_text().strip()
+    return path if (path / "trainer.json").is_file() else None
+
+
+def load_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, context: DistributedContext) -> dict:
+    """Restore model, optimizer and this rank's RNG in place; returns ``trainer.json``."""
+    path = Path(path)
+    model_state, optim_state = get_state_dict(module, optimizer)
+    state = {"model": model_state, "optim": optim_state}
+    with _single_process_quiet():
+        dcp.load(state, checkpoint_id=str(path), no_dist=not dist.is_initialized())
+    set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    rng_file = path / f"rng-rank-{context.rank}.json"
+    if rng_file.is_file():
+        torch.set_rng_state(torch.tensor(json.loads(rng_file.read_text())["torch"], dtype=torch.uint8))
+    return json.loads((path / "trainer.json").read_text())
