@@ -9,7 +9,6 @@ from __future__ import annotations
 import typer
 
 from obte_cli import __version__
-from obte_cli.commands.common import new_app, setup_logging
 from obte_cli.commands import affinity as affinity_cmd
 from obte_cli.commands import bench as bench_cmd
 from obte_cli.commands import contacts as contacts_cmd
@@ -22,6 +21,7 @@ from obte_cli.commands import pretrain as pretrain_cmd
 from obte_cli.commands import scan_jaspar as scan_jaspar_cmd
 from obte_cli.commands import score as score_cmd
 from obte_cli.commands import tokenize as tokenize_cmd
+from obte_cli.commands.common import new_app, setup_logging
 
 app = new_app(
     "obte: multi-omic biosequence transformers — one encoder for protein and nucleic-acid sequences.\n\n"

@@ -6,9 +6,22 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"  # small fixtures that ship with the repository
 SHARED_DATA = REPO.parent / "shared" / "data"
+_runner = CliRunner()
+
+
+def obte(*args, input=None):
+    """Run ``obte ARGS...`` in-process (Typer's CliRunner); arguments may be paths or numbers.
+
+    A plain function rather than a fixture, because module- and session-scoped fixtures build their
+    models and corpora with it too."""
+    from obte_cli.app import app
+
+    return _runner.invoke(app, [str(a) for a in args], input=input)
 
 
 def shared_file(*parts: str) -> Path:

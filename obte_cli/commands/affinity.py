@@ -36,8 +36,16 @@ def affinity(
 
     Example: [bold]obte affinity proteins.fa dna.fa -o affinity.tsv[/bold]
     """
-    from obte_cli.engine.affinity.ensemble import load_affinity_model, predict_affinities
-    from obte_cli.engine.bio.complex_inputs import complements_for, pair_complexes, read_nucleic_acids, read_proteins
+    from obte_cli.engine.affinity.ensemble import (
+        load_affinity_model,
+        predict_affinities,
+    )
+    from obte_cli.engine.bio.complex_inputs import (
+        complements_for,
+        pair_complexes,
+        read_nucleic_acids,
+        read_proteins,
+    )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.resources import default_affinity_model_dir

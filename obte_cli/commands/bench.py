@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.commands.common import log, new_app, open_output
 from obte_cli.commands import finetune as finetune_cmd
+from obte_cli.commands.common import log, new_app, open_output
 
 app = new_app("Benchmarks: accuracy suites, each run end to end and reported as TSV (stdout) and plots (--out).")
 
@@ -37,10 +37,10 @@ def pronab(
 
     Example: [bold]obte bench pronab --data pronab_dev.json --model backbone/ --out bench-pronab/[/bold]
     """
-    from obte_cli.engine.bench.pronab import comparison_table, folds_from_predictions
+    from obte_cli.engine.affinity.baseline import baseline_cross_validation
     from obte_cli.engine.affinity.data import load_affinity_data
     from obte_cli.engine.affinity.report import write_tsv
-    from obte_cli.engine.affinity.baseline import baseline_cross_validation
+    from obte_cli.engine.bench.pronab import comparison_table, folds_from_predictions
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import method_comparison
 
@@ -93,9 +93,9 @@ def prep(
     import pandas as pd
 
     from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.bench.prep import bench_prep
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import method_comparison
-    from obte_cli.engine.bench.prep import bench_prep
 
     for path in inputs:
         if not path.is_file():
@@ -134,11 +134,11 @@ def throughput(
     import pandas as pd
 
     from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.bench.throughput import bench_throughput
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.model.encoder import PRESETS, preset_config
     from obte_cli.engine.core.plots import method_comparison
-    from obte_cli.engine.bench.throughput import bench_throughput
+    from obte_cli.engine.model.encoder import PRESETS, preset_config
 
     shapes = []
     for name in (s.strip() for s in presets.split(",") if s.strip()):
@@ -194,10 +194,16 @@ def jaspar(
     from obte_cli.commands.scan_jaspar import read_accessions
     from obte_cli.engine.affinity.data import load_affinity_data
     from obte_cli.engine.affinity.ensemble import load_affinity_model
+    from obte_cli.engine.affinity.specificity import (
+        SCAN_COLUMNS,
+        format_scan_row,
+        held_out_members,
+        scan_matrix,
+        summarise_scan,
+    )
+    from obte_cli.engine.bio.motifs import read_matrices
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.affinity.specificity import SCAN_COLUMNS, format_scan_row, held_out_members, scan_matrix, summarise_scan
-    from obte_cli.engine.bio.motifs import read_matrices
     from obte_cli.engine.core.plots import histogram
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
@@ -257,10 +263,10 @@ def embed(
 
     from obte_cli.engine.affinity.report import write_tsv
     from obte_cli.engine.bench.embed import bench_embed
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.model.encoder import PRESETS, padded_vocab_size, preset_config
     from obte_cli.engine.bio.molecules import detect_molecule_type
     from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.encoder import PRESETS, padded_vocab_size, preset_config
     from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
 
     if preset not in PRESETS:
@@ -304,14 +310,24 @@ def contacts(
     import pandas as pd
 
     from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.contacts.cv import (
+        METHODS,
+        contact_metrics,
+        cross_validate_contacts,
+        fold_table,
+        site_folds,
+    )
+    from obte_cli.engine.contacts.io import (
+        fitting_sites,
+        labelled_sites,
+        structure_files,
+    )
     from obte_cli.engine.contacts.probe import ProbeSettings
-    from obte_cli.engine.model.directory import load_model
-    from obte_cli.engine.contacts.cv import METHODS, contact_metrics, cross_validate_contacts, fold_table, site_folds
-    from obte_cli.engine.contacts.io import fitting_sites, labelled_sites, structure_files
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.finetuning.trainer import FinetuneSettings
     from obte_cli.engine.core.plots import contact_f1_figure
+    from obte_cli.engine.finetuning.trainer import FinetuneSettings
+    from obte_cli.engine.model.directory import load_model
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
     if not wanted or any(m not in METHODS for m in wanted):

@@ -45,8 +45,8 @@ def labels(
 
     Example: [bold]obte contacts labels pdb/*.cif.gz --per-chain -o labels.tsv[/bold]
     """
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.bio.structures import contact_sites
+    from obte_cli.engine.core.errors import InputError
 
     cutoffs = _parse_cutoffs(cutoff)
     columns = LABEL_COLUMNS + [_label(c) for c in cutoffs] + ["na_chains", "na_types", "na_sequences"]
@@ -98,7 +98,12 @@ def predict(
     Example: [bold]obte contacts predict --structure share/examples/1AZP.pdb.gz --cif-out 1AZP.contacts.cif[/bold]
     """
     from obte_cli.engine.bio.complex_inputs import read_nucleic_acids, read_proteins
-    from obte_cli.engine.contacts.io import bfactor_values, place_on_structure, sites_from_structure, write_bfactor_structure
+    from obte_cli.engine.contacts.io import (
+        bfactor_values,
+        place_on_structure,
+        sites_from_structure,
+        write_bfactor_structure,
+    )
     from obte_cli.engine.contacts.sites import ContactSite, load_contact_predictor
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError

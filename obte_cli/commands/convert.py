@@ -27,8 +27,8 @@ def convert(
 
     Example: [bold]obte convert omnibinder-XL.pt -o models/omnibinder-xl -t genbank-2k.model -t uniref-2k.model[/bold]
     """
-    from obte_cli.engine.model.directory import save_model
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.directory import save_model
     from obte_cli.engine.model.omnibiote_convert import convert as convert_checkpoint
     from obte_cli.engine.model.omnibiote_convert import extract, read_checkpoint
 

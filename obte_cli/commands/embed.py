@@ -7,7 +7,13 @@ from pathlib import Path
 
 import typer
 
-from obte_cli.commands.common import DefaultCommandGroup, log, new_app, open_output, stderr_console
+from obte_cli.commands.common import (
+    DefaultCommandGroup,
+    log,
+    new_app,
+    open_output,
+    stderr_console,
+)
 
 app = new_app(
     "Embed sequences (obte embed FASTA... -m MODEL -o OUT; see `obte embed sequences --help`), or run the "
@@ -48,15 +54,14 @@ def embed(
     """
     import sys
 
-    from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
+    from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
+    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
     from obte_cli.engine.embedding.io import EmbeddingWriter
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.bio.molecules import detect_molecule_type
-    from obte_cli.engine.bio.molecules import molecule_type_option
-    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
     from obte_cli.engine.tokenizers.base import Segment
 
     if truncate and window:
@@ -114,8 +119,8 @@ def embed(
 
 def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, context) -> None:
     """Rank 0 interleaves every rank's part back into input order, then removes the parts."""
-    from obte_cli.engine.pretraining.distributed import barrier
     from obte_cli.engine.embedding.io import EmbeddingWriter, merge_interleaved_parts
+    from obte_cli.engine.pretraining.distributed import barrier
 
     barrier(context)
     if context.is_main:
@@ -153,9 +158,14 @@ def probe_joint(
     """
     import torch
 
-    from obte_cli.engine.model.directory import LoadedModel, load_model
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.embedding.joint_probe import clip_probe, embed_side, pairs_from_genbank, pairs_from_tsv
+    from obte_cli.engine.embedding.joint_probe import (
+        clip_probe,
+        embed_side,
+        pairs_from_genbank,
+        pairs_from_tsv,
+    )
+    from obte_cli.engine.model.directory import LoadedModel, load_model
     from obte_cli.engine.model.encoder import ObteModel
 
     if (model is None) == (model_gene is None and model_protein is None) or (model is None and (model_gene is None or model_protein is None)):

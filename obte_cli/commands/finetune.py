@@ -78,9 +78,9 @@ def affinity(
     )
     from obte_cli.engine.affinity.data import load_affinity_data
     from obte_cli.engine.affinity.report import summarise_folds, write_cv_outputs
-    from obte_cli.engine.model.directory import load_model
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.directory import load_model
 
     settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     if folds == 1 or folds < 0:
@@ -144,12 +144,19 @@ def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: P
     import pandas as pd
 
     from obte_cli.engine.affinity.report import write_tsv
-    from obte_cli.engine.model.directory import load_model, save_model
+    from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.core.plots import learning_curve
-    from obte_cli.engine.finetuning.tasks import TASKS, class_index, encode_split, read_residue_split, read_sequence_split, train_task
+    from obte_cli.engine.finetuning.tasks import (
+        TASKS,
+        class_index,
+        encode_split,
+        read_residue_split,
+        read_sequence_split,
+        train_task,
+    )
+    from obte_cli.engine.model.directory import load_model, save_model
 
     if task not in TASKS:
         raise InputError(f"--task must be one of {', '.join(TASKS)} (got {task!r})")
@@ -287,12 +294,21 @@ def contacts(
     Example: [bold]obte finetune contacts --labels labels.tsv --model backbone/ -o contacts-model/[/bold]
     """
     from obte_cli.engine.affinity.report import write_tsv
+    from obte_cli.engine.contacts.cv import (
+        contact_metrics,
+        cross_validate_contacts,
+        fold_table,
+        prediction_table,
+    )
     from obte_cli.engine.contacts.probe import ProbeSettings
-    from obte_cli.engine.model.directory import load_model
-    from obte_cli.engine.contacts.cv import contact_metrics, cross_validate_contacts, fold_table, prediction_table
-    from obte_cli.engine.contacts.sites import encode_site, fit_contact_predictor, read_contact_labels
+    from obte_cli.engine.contacts.sites import (
+        encode_site,
+        fit_contact_predictor,
+        read_contact_labels,
+    )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.directory import load_model
 
     if probe not in ("head", "attention"):
         raise InputError(f"--probe must be head or attention (got {probe!r})")

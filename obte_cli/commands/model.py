@@ -33,8 +33,8 @@ def init(
     """
     import torch
 
-    from obte_cli.engine.model.directory import save_model
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.model.directory import save_model
     from obte_cli.engine.model.encoder import (
         PRESETS,
         ObteModel,
@@ -110,7 +110,11 @@ def presets(out: str = typer.Option("-", "--out", "-o", help="Output TSV (defaul
 
     Example: [bold]obte model presets[/bold]
     """
-    from obte_cli.engine.model.encoder import PRESETS, non_embedding_parameters, preset_config
+    from obte_cli.engine.model.encoder import (
+        PRESETS,
+        non_embedding_parameters,
+        preset_config,
+    )
 
     with open_output(out) as handle:
         handle.write("preset\twidth\tn_layers\tn_heads\thead_dim\tnon_embedding_parameters\n")

@@ -48,7 +48,14 @@ def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
 
         yield on_file
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     columns = (TextColumn("prep"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TextColumn("{task.fields[rate]} records/s"), TimeRemainingColumn())
@@ -86,8 +93,8 @@ def prep(
 
     Example: [bold]obte prep gbvrl*.seq.gz uniref100.fasta.gz -o corpus/ --workers 8[/bold]
     """
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.pretraining.prep import PrepSettings, run_prep
 
     molecule_type_option(molecule_type)  # validate before reading any input

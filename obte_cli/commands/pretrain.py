@@ -62,14 +62,19 @@ def pretrain(
     """
     import torch
 
-    from obte_cli.engine.model.directory import load_model, save_model
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.model.encoder import PRESETS, ObteModel, padded_vocab_size, preset_config
+    from obte_cli.engine.model.directory import load_model, save_model
+    from obte_cli.engine.model.encoder import (
+        PRESETS,
+        ObteModel,
+        padded_vocab_size,
+        preset_config,
+    )
+    from obte_cli.engine.pretraining.batches import MODALITIES
+    from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
     from obte_cli.engine.pretraining.loop import PretrainSettings, unigram_baselines
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
-    from obte_cli.engine.pretraining.batches import MODALITIES
     from obte_cli.engine.pretraining.token_files import open_corpus
 
     if not 0.0 <= holdout < 0.5:
@@ -156,7 +161,10 @@ def _full_state_dict(model, fsdp: bool) -> dict:
     """The unsharded model weights (every rank must call this under FSDP: it gathers)."""
     if not fsdp:
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+    )
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 

@@ -46,11 +46,17 @@ def scan_jaspar(
     Example: [bold]obte scan-jaspar MA0139.1.jaspar --protein ctcf.fa --saturation ctcf-sat/[/bold]
     """
     from obte_cli.engine.affinity.ensemble import load_affinity_model
+    from obte_cli.engine.affinity.specificity import (
+        SCAN_COLUMNS,
+        format_scan_row,
+        match_proteins,
+        scan_matrix,
+        summarise_scan,
+    )
     from obte_cli.engine.bio.complex_inputs import read_proteins
+    from obte_cli.engine.bio.motifs import read_matrices
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.affinity.specificity import SCAN_COLUMNS, format_scan_row, match_proteins, scan_matrix, summarise_scan
-    from obte_cli.engine.bio.motifs import read_matrices
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
     if mutants < 1 or not 0 < rate <= 1:

@@ -31,12 +31,16 @@ def score(
 
     Example: [bold]obte score heldout.fa -m my-model -o scores.tsv[/bold]
     """
-    from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
+    from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.embedding.scoring import ScoreSettings, ScoreSummary, score_segments
-    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.embedding.scoring import (
+        ScoreSettings,
+        ScoreSummary,
+        score_segments,
+    )
+    from obte_cli.engine.model.directory import load_model
     from obte_cli.engine.tokenizers.base import ON_UNKNOWN_CHOICES, Segment
 
     if on_unknown not in ON_UNKNOWN_CHOICES:

@@ -39,11 +39,14 @@ def encode(
 
     Example: [bold]obte tokenize encode proteins.fa -t omnibiote-mixed --spans -o tokens.tsv[/bold]
     """
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.bio.molecules import detect_molecule_type
-    from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
     from obte_cli.engine.bio.seqio import read_fasta
-    from obte_cli.engine.tokenizers.base import ON_UNKNOWN_CHOICES, Segment, load_tokenizer
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.tokenizers.base import (
+        ON_UNKNOWN_CHOICES,
+        Segment,
+        load_tokenizer,
+    )
 
     if on_unknown not in ON_UNKNOWN_CHOICES:
         raise InputError(f"--on-unknown must be one of {', '.join(ON_UNKNOWN_CHOICES)}")
@@ -82,8 +85,8 @@ def decode(
 
     Example: [bold]obte tokenize encode seqs.fa | obte tokenize decode -[/bold]
     """
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.bio.seqio import display_name, open_text, write_fasta
+    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.tokenizers.base import load_tokenizer
 
     tok = load_tokenizer(tokenizer)
@@ -133,8 +136,8 @@ def train(
     """
     import shutil
 
-    from obte_cli.engine.pretraining.train_tokenizer import train_tokenizer
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.pretraining.train_tokenizer import train_tokenizer
 
     if out.exists() and not force:
         raise InputError(f"{out}: already exists (use --force to replace it)")
@@ -162,9 +165,9 @@ def corpus(
     """
     import shutil
 
-    from obte_cli.engine.pretraining.train_tokenizer import shard_files
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.pretraining.token_files import encode_corpus
+    from obte_cli.engine.pretraining.train_tokenizer import shard_files
     from obte_cli.engine.tokenizers.base import load_tokenizer
 
     if out.exists() and not force:

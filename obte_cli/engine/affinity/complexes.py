@@ -19,7 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+from obte_cli.engine.tokenizers.base import (
+    Encoding,
+    Segment,
+    Tokenizer,
+    encode_prefix_to_fit,
+)
 
 GAS_CONSTANT_KCAL = 1.987204259e-3  # kcal / (mol·K)
 TEMPERATURE_K = 298.15
@@ -76,22 +81,3 @@ class TargetScaler:
 
     def to_dict(self) -> dict:
         return {"mean": self.mean, "sd": self.sd}
-
-
-def regression_metrics(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    """Pearson correlation, mean absolute error and RMSE (kcal/mol)."""
-    predicted = np.asarray(predicted, dtype=np.float64)
-    measured = np.asarray(measured, dtype=np.float64)
-    if len(predicted) < 2 or predicted.std() == 0 or measured.std() == 0:
-        pcc = float("nan")
-    else:
-        pcc = float(np.corrcoef(predicted, measured)[0, 1])
-    error = predicted - measured
-    return {"n": int(len(measured)), "pcc": pcc, "mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}
-
-
-def mean_and_sem(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean over folds."""
-    array = np.asarray(values, dtype=np.float64)
-    sem = float(array.std(ddof=1) / np.sqrt(len(array))) if len(array) > 1 else float("nan")
-    return float(array.mean()), sem

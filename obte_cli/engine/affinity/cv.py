@@ -28,22 +28,22 @@ from obte_cli.engine.affinity.complexes import (
     TargetScaler,
     complex_segments,
     encode_complex,
-    regression_metrics,
 )
 from obte_cli.engine.affinity.ensemble import (
     ENSEMBLE_FILE,
     affinity_head_description,
     write_ensemble_manifest,
 )
-from obte_cli.engine.model.directory import load_model, save_model
+from obte_cli.engine.bio.homology import homology_matrix
+from obte_cli.engine.core.metrics import regression_metrics
 from obte_cli.engine.finetuning.folds import FoldPlan, plan_folds
 from obte_cli.engine.finetuning.trainer import (
     FinetuneSettings,
     predict_sequence_task,
     train_sequence_task,
 )
+from obte_cli.engine.model.directory import load_model, save_model
 from obte_cli.engine.model.heads import SequenceHead
-from obte_cli.engine.bio.homology import homology_matrix
 from obte_cli.engine.tokenizers.base import Tokenizer
 
 
@@ -155,7 +155,7 @@ def fold_metrics_table(table: pd.DataFrame, fold_of_row: np.ndarray, predicted: 
     records = []
     for fold in sorted(set(fold_of_row.tolist()) - {-1}):
         rows = fold_of_row == fold
-        metrics = regression_metrics(predicted[rows], table["dG"].to_numpy()[rows])
+        metrics = regression_metrics(table["dG"].to_numpy()[rows], predicted[rows])
         records.append({"fold": fold + 1, "proteins": int(table["protein"][rows].nunique()), "rows": metrics.pop("n"), **metrics})
     return pd.DataFrame.from_records(records, columns=["fold", "proteins", "rows", "pcc", "mae", "rmse"])
 
@@ -194,7 +194,7 @@ def cross_validate(
             backbone_dir, [encoded.token_ids[i] for i in train], dg[train], settings, device, on_step
         )
         predicted[test] = trained.predict([encoded.token_ids[i] for i in test], device)
-        metrics = regression_metrics(predicted[test], dg[test])
+        metrics = regression_metrics(dg[test], predicted[test])
         if on_fold_done is not None:
             on_fold_done(fold, metrics)
         name = fold_directory_name(fold)

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES
+from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.tokenizers.base import canonical_sequence
 
 COLUMNS = ["protein_id", "protein", "nucleic_acid", "complement", "na_type", "dG"]

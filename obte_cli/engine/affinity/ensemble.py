@@ -27,12 +27,12 @@ from obte_cli.engine.affinity.complexes import (
     encode_complex,
     kd_from_dg,
 )
-from obte_cli.engine.model.directory import CONFIG_FILE, LoadedModel, load_model
 from obte_cli.engine.bio.complex_inputs import Complex
 from obte_cli.engine.core.errors import ModelFormatError
-from obte_cli.engine.finetuning.trainer import predict_sequence_task
-from obte_cli.engine.model.heads import SequenceHead
 from obte_cli.engine.core.jsonfiles import read_json_file
+from obte_cli.engine.finetuning.trainer import predict_sequence_task
+from obte_cli.engine.model.directory import CONFIG_FILE, LoadedModel, load_model
+from obte_cli.engine.model.heads import SequenceHead
 from obte_cli.engine.tokenizers.base import Tokenizer
 
 ENSEMBLE_FILE = "ensemble.json"

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from obte_cli.engine.affinity.complexes import mean_and_sem, regression_metrics
 from obte_cli.engine.affinity.cv import CrossValidationResult, FoldAssignment
+from obte_cli.engine.core.metrics import mean_and_sem, regression_metrics
 from obte_cli.engine.core.plots import prediction_scatter
 
 METRICS = ("pcc", "mae", "rmse")
@@ -37,7 +37,7 @@ def metrics_with_summary(fold_metrics: pd.DataFrame, measured: np.ndarray, predi
     for metric in METRICS:
         mean[metric], sem[metric] = mean_and_sem(fold_metrics[metric].tolist())
     tested = ~np.isnan(predicted)
-    pooled = regression_metrics(predicted[tested], measured[tested])
+    pooled = regression_metrics(measured[tested], predicted[tested])
     pooled_row = {"fold": "pooled", "proteins": int(fold_metrics["proteins"].sum()), "rows": pooled.pop("n"), **pooled}
     return pd.concat([table, pd.DataFrame([mean, sem, pooled_row])], ignore_index=True)
 

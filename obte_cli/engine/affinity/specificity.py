@@ -21,10 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from obte_cli.engine.affinity.complexes import RT_KCAL, mean_and_sem
+from obte_cli.engine.affinity.complexes import RT_KCAL
 from obte_cli.engine.affinity.ensemble import AffinityEnsemble, predict_affinities
-from obte_cli.engine.bio.complex_inputs import Complex, NamedSequence, reverse_complement
+from obte_cli.engine.bio.complex_inputs import (
+    Complex,
+    NamedSequence,
+    reverse_complement,
+)
 from obte_cli.engine.bio.motifs import BASES, Matrix, mutate, single_substitutions
+from obte_cli.engine.core.metrics import mean_and_sem
 
 SCAN_COLUMNS = ["matrix_id", "tf_name", "protein_id", "consensus", "mutant", "n_subs",
                 "dG_consensus", "dG_mutant", "ddG", "log_odds_change"]

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from obte_cli.engine.pretraining.prep import PrepSettings, input_format, run_prep
 from obte_cli.engine.bio.seqio import open_text
+from obte_cli.engine.pretraining.prep import PrepSettings, input_format, run_prep
 
 
 def best_of(repeats: int, work: Callable[[], None]) -> float:

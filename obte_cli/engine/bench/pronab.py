@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from obte_cli.engine.affinity.complexes import mean_and_sem, regression_metrics
 from obte_cli.engine.affinity.cv import fold_metrics_table
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.metrics import mean_and_sem, regression_metrics
 
 BENCH_COLUMNS = [
     "method", "folds", "test_rows", "pcc_mean", "pcc_sem", "mae_mean", "mae_sem", "rmse_mean", "rmse_sem", "pooled_pcc", "pooled_mae",
@@ -49,7 +49,7 @@ def folds_from_predictions(table: pd.DataFrame, predictions_path: Path) -> tuple
 def method_summary(method: str, table: pd.DataFrame, fold_of_row: np.ndarray, predicted: np.ndarray) -> dict:
     folds = fold_metrics_table(table, fold_of_row, predicted)
     tested = fold_of_row >= 0
-    pooled = regression_metrics(predicted[tested], table["dG"].to_numpy()[tested])
+    pooled = regression_metrics(table["dG"].to_numpy()[tested], predicted[tested])
     row = {"method": method, "folds": len(folds), "test_rows": int(tested.sum())}
     for metric in ("pcc", "mae", "rmse"):
         row[f"{metric}_mean"], row[f"{metric}_sem"] = mean_and_sem(folds[metric].tolist())

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.bio.molecules import AMINO_ACIDS, detect_molecule_type
 from obte_cli.engine.bio.seqio import display_name, read_fasta
+from obte_cli.engine.core.errors import InputError
 
 PAIRING_CHOICES = ("all", "zip")
 _AMINO = frozenset(AMINO_ACIDS)

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.bio.molecules import molecule_type
 from obte_cli.engine.bio.seqio import _lines, display_name, open_text
+from obte_cli.engine.core.errors import InputError
 
 _STRIP_ORIGIN = str.maketrans("", "", "0123456789 \t\r\n")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.bio.seqio import display_name, open_text
+from obte_cli.engine.core.errors import InputError
 
 BASES = "ACGT"
 PSEUDOCOUNT = 0.25

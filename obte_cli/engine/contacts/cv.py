@@ -22,16 +22,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from obte_cli.engine.affinity.complexes import mean_and_sem
 from obte_cli.engine.contacts.sites import (
     ContactSite,
     encode_site,
-    f1_scores,
     fit_contact_predictor,
     fit_thresholds,
     random_guess_f1,
     roc_auc,
 )
+from obte_cli.engine.core.metrics import f1_scores, mean_and_sem
 from obte_cli.engine.finetuning.folds import plan_folds
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
 
@@ -122,7 +121,7 @@ def contact_metrics(cv: ContactCV, sites: list[ContactSite]) -> pd.DataFrame:
             p = np.concatenate([cv.probabilities[i][:, c] for i in members])
             y = np.concatenate([sites[i].labels[:, c] for i in members])
             keep = ~np.isnan(p)
-            per_fold.append(f1_scores(p[keep], y[keep], thresholds[c]))
+            per_fold.append(f1_scores(y[keep], p[keep], thresholds[c]))
             pooled_p.append(p[keep])
             pooled_y.append(y[keep])
             pooled_call.append(p[keep] >= thresholds[c])
@@ -134,7 +133,7 @@ def contact_metrics(cv: ContactCV, sites: list[ContactSite]) -> pd.DataFrame:
         for key in ("f1", "precision", "recall"):
             mean, sem = mean_and_sem([f[key] for f in per_fold])
             row[key], row[f"{key}_sem"] = mean, sem
-        row["pooled_f1"] = f1_scores(calls, y, 0.5)["f1"]
+        row["pooled_f1"] = f1_scores(y, calls, 0.5)["f1"]
         row["roc_auc"] = roc_auc(p, y)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -15,10 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from obte_cli.engine.bio.seqio import expand_inputs
+from obte_cli.engine.bio.structures import (
+    DEFAULT_CUTOFFS,
+    contact_sites,
+    read_structure,
+)
 from obte_cli.engine.contacts.sites import ContactSite
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.bio.seqio import expand_inputs
-from obte_cli.engine.bio.structures import DEFAULT_CUTOFFS, contact_sites, read_structure
 
 
 def sites_from_structure(path: str | Path, cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS) -> list[ContactSite]:

@@ -24,7 +24,11 @@ from obte_cli.engine.contacts.sites import (
     protein_token_targets,
 )
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
-from obte_cli.engine.model.encoder import ObteModel, apply_rotary, positions_from_doc_ids
+from obte_cli.engine.model.encoder import (
+    ObteModel,
+    apply_rotary,
+    positions_from_doc_ids,
+)
 from obte_cli.engine.tokenizers.base import Encoding
 
 PROBE_KIND = "attention-probe"

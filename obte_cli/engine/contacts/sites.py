@@ -26,9 +26,19 @@ import torch
 import torch.nn.functional as F
 
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.finetuning.trainer import FinetuneSettings, microbatches, token_outputs, train_sequence_task
+from obte_cli.engine.finetuning.trainer import (
+    FinetuneSettings,
+    token_outputs,
+    train_sequence_task,
+)
 from obte_cli.engine.model.heads import SequenceHead
-from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+from obte_cli.engine.model.packing import microbatches
+from obte_cli.engine.tokenizers.base import (
+    Encoding,
+    Segment,
+    Tokenizer,
+    encode_prefix_to_fit,
+)
 
 HEAD_KIND = "contacts"
 REQUIRED_COLUMNS = ("pdb_id", "chain", "resnum", "aa", "na_types", "na_sequences")
@@ -125,16 +135,6 @@ def protein_residue_values(encoding: Encoding, token_values: np.ndarray, n_resid
 
 
 # ------------------------------------------------------------------------------------------------ metrics
-def f1_scores(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
-    called = probabilities >= threshold
-    truth = labels.astype(bool)
-    tp = float((called & truth).sum())
-    precision = tp / called.sum() if called.sum() else 0.0
-    recall = tp / truth.sum() if truth.sum() else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"f1": f1, "precision": precision, "recall": recall}
-
-
 def best_f1_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The threshold that maximises F1 on (probabilities, labels): every distinct score is tried."""
     order = np.argsort(-probabilities, kind="stable")

@@ -22,17 +22,21 @@ sequences cannot see each other and their positions restart at 0.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from obte_cli.engine.model.packing import pack
+from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.finetuning.trainer import microbatches
 from obte_cli.engine.model.encoder import ObteModel
-from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+from obte_cli.engine.model.packing import microbatches, pack
+from obte_cli.engine.tokenizers.base import (
+    Encoding,
+    Segment,
+    Tokenizer,
+    encode_prefix_to_fit,
+)
 
 POOLS = ("mean", "first", "max", "per-token")
 
@@ -86,11 +90,6 @@ def encode_units(tokenizer: Tokenizer, index: int, segment: Segment, context: in
     raise InputError(f"record '{segment.name}': {len(encoding)} tokens exceed the model's context of {context} "
                      "(use --truncate or --window)")
 
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
 @torch.inference_mode()
 def _unit_states(model: ObteModel, units: list[_Unit], pad_id: int, settings: EmbeddingSettings,
                  device: torch.device) -> list[np.ndarray]:
@@ -103,7 +102,7 @@ def _unit_states(model: ObteModel, units: list[_Unit], pad_id: int, settings: Em
         # sequences into 4,096-wide rows would spend more on masked-out attention than padding would.
         width = max(lengths[i] for i in group)
         batch = pack([units[i].encoding.ids for i in group], width, pad_id)
-        with _autocast(device):
+        with autocast(device):
             output = model(batch.ids.to(device), batch.doc_ids.to(device), layers=settings.layers)
         stacked = torch.stack([output.layers[l % (model.config.n_layers + 1)] for l in settings.layers], dim=2).float().cpu()
         for i, (row, offset, n) in zip(group, batch.placements):

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from obte_cli.engine.embedding.embed import RecordEmbedding
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.embedding.embed import RecordEmbedding
 
 FORMATS = (".safetensors", ".npy", ".tsv")
 

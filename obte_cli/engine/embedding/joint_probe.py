@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.tokenizers.base import Segment
 
 _PROTEIN = frozenset("ACDEFGHIKLMNPQRSTVWY")

@@ -24,18 +24,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from obte_cli.engine.model.packing import pack
+from obte_cli.engine.bio.molecules import (
+    AMINO_ACIDS,
+    MOLECULE_TYPES,
+    NUCLEOTIDES,
+    PROTEIN,
+    molecule_type,
+)
+from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.finetuning.trainer import microbatches
 from obte_cli.engine.model.encoder import ObteModel
-from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES, PROTEIN, molecule_type
-from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+from obte_cli.engine.model.packing import microbatches, pack
+from obte_cli.engine.tokenizers.base import (
+    Encoding,
+    Segment,
+    Tokenizer,
+    encode_prefix_to_fit,
+)
 
 
 @dataclass(frozen=True)
@@ -104,9 +114,6 @@ def _windows(tokenizer: Tokenizer, index: int, segment: Segment, context: int, o
     return windows
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
 
 def score_segments(
     model: ObteModel, tokenizer: Tokenizer, segments: Iterable[Segment], settings: ScoreSettings,
@@ -161,7 +168,7 @@ def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unkn
     for group in microbatches([len(c) for c in copies], settings.max_tokens):
         width = max(len(copies[j]) for j in group)
         batch = pack([copies[j] for j in group], width, tokenizer.pad_id)
-        with _autocast(device):
+        with autocast(device):
             hidden = model(batch.ids.to(device), batch.doc_ids.to(device)).hidden
         for j, (row, offset, _) in zip(group, batch.placements):
             record, masked, first_residue, truth = owners[j]

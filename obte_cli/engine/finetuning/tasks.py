@@ -27,12 +27,23 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.finetuning.trainer import FinetuneSettings, predict_sequence_task, token_outputs, train_sequence_task
-from obte_cli.engine.model.heads import SequenceHead
 from obte_cli.engine.bio.molecules import detect_molecule_type
 from obte_cli.engine.bio.molecules import molecule_type as lookup_type
-from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.metrics import classification_metrics, rank_regression_metrics
+from obte_cli.engine.finetuning.trainer import (
+    FinetuneSettings,
+    predict_sequence_task,
+    token_outputs,
+    train_sequence_task,
+)
+from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.tokenizers.base import (
+    Encoding,
+    Segment,
+    Tokenizer,
+    encode_prefix_to_fit,
+)
 
 TASKS = ("classification", "regression")
 
@@ -130,22 +141,6 @@ def encode_split(tokenizer: Tokenizer, split: Split, molecule: str, context: int
 
 
 # ------------------------------------------------------------------------------------------------ metrics
-def classification_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import f1_score, matthews_corrcoef
-
-    return {"mcc": float(matthews_corrcoef(true, predicted)), "f1_macro": float(f1_score(true, predicted, average="macro")),
-            "accuracy": float((true == predicted).mean())}
-
-
-def regression_scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    from scipy.stats import pearsonr, spearmanr
-
-    if np.std(predicted) == 0 or np.std(true) == 0:
-        return {"spearman": float("nan"), "pearson": float("nan"), "mae": float(np.abs(true - predicted).mean())}
-    return {"spearman": float(spearmanr(true, predicted).statistic), "pearson": float(pearsonr(true, predicted).statistic),
-            "mae": float(np.abs(true - predicted).mean())}
-
-
 def selection_score(metrics: dict[str, float], task: str) -> float:
     value = metrics["mcc"] if task == "classification" else metrics["spearman"]
     return -math.inf if math.isnan(value) else value
@@ -261,11 +256,11 @@ def train_task(model, tokenizer, splits: dict[str, Split], encodings: dict[str, 
                      for labels in splits[split].labels]
             p, y = np.concatenate(predicted), np.concatenate(truth)
             keep = ~np.isnan(p)
-            metrics = classification_metrics(y[keep].astype(int), p[keep].astype(int)) if task == "classification" else regression_scores(y[keep], p[keep])
+            metrics = classification_metrics(y[keep].astype(int), p[keep].astype(int)) if task == "classification" else rank_regression_metrics(y[keep], p[keep])
             return metrics, predicted
         predicted = _predict_sequences(model, head, encodings[split], tokenizer.pad_id, device, task, mean, sd)
         truth = np.array([class_of[v] for v in splits[split].labels]) if task == "classification" else np.array(splits[split].labels)
-        metrics = classification_metrics(truth, predicted) if task == "classification" else regression_scores(truth, predicted)
+        metrics = classification_metrics(truth, predicted) if task == "classification" else rank_regression_metrics(truth, predicted)
         return metrics, list(predicted)
 
     history: list[dict] = []

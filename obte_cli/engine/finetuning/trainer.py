@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -25,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from obte_cli.engine.model.packing import pack
+from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.mup import parameter_role
+from obte_cli.engine.model.packing import microbatches, pack
 
 REFERENCE_WIDTH = 1024  # the paper's body LR 1e-4 is for width 1024; μP scales it by 1024/width
 
@@ -69,35 +69,13 @@ def finetune_param_groups(model: ObteModel, head: nn.Module, settings: FinetuneS
     return [{"role": role, **group} for role, group in groups.items() if group["params"]]
 
 
-def microbatches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Split example indices (sorted by length) into groups of at most ``max_tokens`` tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    groups: list[list[int]] = []
-    current: list[int] = []
-    tokens = 0
-    for i in order:
-        if current and tokens + lengths[i] > max_tokens:
-            groups.append(current)
-            current, tokens = [], 0
-        current.append(i)
-        tokens += lengths[i]
-    if current:
-        groups.append(current)
-    return groups
-
-
-def _autocast(device: torch.device):
-    # bf16 autocast on CUDA; fp32 on CPU, where bf16 matmul is hundreds of times slower.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
 def first_token_outputs(
     model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int, device: torch.device
 ) -> torch.Tensor:
     """Pack ``sequences``, run the encoder, and apply ``head`` to each sequence's first-token state."""
     batch = pack(sequences, context=max(len(s) for s in sequences), pad_id=pad_id)
     ids, doc_ids = batch.ids.to(device), batch.doc_ids.to(device)
-    with _autocast(device):
+    with autocast(device):
         hidden = model(ids, doc_ids).hidden
     rows = torch.tensor([r for r, _, _ in batch.placements], device=device)
     offsets = torch.tensor([o for _, o, _ in batch.placements], device=device)
@@ -111,7 +89,7 @@ def token_outputs(
     tensor per sequence (the per-residue tasks' forward)."""
     batch = pack(sequences, context=max(len(s) for s in sequences), pad_id=pad_id)
     ids, doc_ids = batch.ids.to(device), batch.doc_ids.to(device)
-    with _autocast(device):
+    with autocast(device):
         hidden = model(ids, doc_ids).hidden
     return [head(hidden[row, offset : offset + n].float()) for row, offset, n in batch.placements]
 

@@ -41,7 +41,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 MLP_KINDS = ("gelu", "swiglu")
 NORM_KINDS = ("layernorm", "omnibiote")
 ROPE_KINDS = ("rotary", "cosine", "cosine-bf16")

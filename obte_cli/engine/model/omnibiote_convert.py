@@ -249,7 +249,11 @@ class ConvertedModel:
 def convert(extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source: str, n_heads: int | None = None) -> ConvertedModel:
     """Build the obte model equivalent to a reference checkpoint (see module docstring)."""
     from obte_cli.engine.model.encoder import ObteConfig, ObteModel
-    from obte_cli.engine.tokenizers.base import ResidueTokenizer, SentencePieceTokenizer, load_tokenizer
+    from obte_cli.engine.tokenizers.base import (
+        ResidueTokenizer,
+        SentencePieceTokenizer,
+        load_tokenizer,
+    )
 
     t = dict(extracted.tensors)
     head_state = {}

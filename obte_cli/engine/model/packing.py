@@ -65,3 +65,20 @@ def pack(sequences: Sequence[np.ndarray], context: int, pad_id: int, width: int 
 def unpack(values: torch.Tensor, batch: PackedBatch) -> list[torch.Tensor]:
     """Cut per-sequence slices (length, ...) out of a (B, T, ...) tensor, in input order."""
     return [values[row, offset : offset + n] for row, offset, n in batch.placements]
+
+
+def microbatches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Split example indices (sorted by length) into groups of at most ``max_tokens`` tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for i in order:
+        if current and tokens + lengths[i] > max_tokens:
+            groups.append(current)
+            current, tokens = [], 0
+        current.append(i)
+        tokens += lengths[i]
+    if current:
+        groups.append(current)
+    return groups

@@ -23,7 +23,6 @@ import json
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,13 +31,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from obte_cli.engine.pretraining.distributed import DistributedContext, all_reduce_sum, gradient_sync, wrap
+from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import ObteError
 from obte_cli.engine.model.encoder import ObteModel, flops_per_token
 from obte_cli.engine.model.mup import mup_param_groups
 from obte_cli.engine.pretraining.batches import BatchSource, RowPlan
+from obte_cli.engine.pretraining.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    gradient_sync,
+    wrap,
+)
 from obte_cli.engine.pretraining.token_files import TokenCorpus
-from obte_cli.engine.pretraining.train_state import latest_checkpoint, load_checkpoint, save_checkpoint
+from obte_cli.engine.pretraining.train_state import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 class TrainingDiverged(ObteError):
@@ -129,9 +138,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: PretrainSettings)
         optimizer, lambda step: one_cycle_factor(step, settings.total_steps, warmup_steps, settings.start_end_scale)
     )
 
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 @dataclass
@@ -225,7 +231,7 @@ def pretrain(
         loss_sum = torch.zeros((), device=context.device)
         correct = torch.zeros(2, device=context.device)
         for i, mb in enumerate(micro):
-            with gradient_sync(objective, enabled=i == len(micro) - 1), _autocast(context.device):
+            with gradient_sync(objective, enabled=i == len(micro) - 1), autocast(context.device):
                 part_loss, part_correct = objective(mb.inputs.to(context.device), mb.targets.to(context.device), mb.doc_ids.to(context.device))
                 # DDP and FSDP average gradients over processes; × world_size makes it a global-token mean.
                 (part_loss * (context.world_size / masked_global)).backward()
@@ -292,7 +298,7 @@ def _evaluate(objective: nn.Module, source: BatchSource, protein_token: np.ndarr
     # residues under the masked protein tokens, under the masked nucleic tokens
     sums = torch.zeros(9, dtype=torch.float64)
     for mb in source.step(0):
-        with _autocast(context.device):
+        with autocast(context.device):
             loss_sum, correct, losses = objective(mb.inputs.to(context.device), mb.targets.to(context.device),
                                                   mb.doc_ids.to(context.device), with_modality_losses=True)
         sums[0] += float(loss_sum)

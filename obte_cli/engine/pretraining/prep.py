@@ -32,10 +32,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from obte_cli import __version__
-from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.bio.genbank import read_genbank
-from obte_cli.engine.bio.molecules import AMINO_ACIDS, NUCLEIC, detect_molecule_type, molecule_type
+from obte_cli.engine.bio.molecules import (
+    AMINO_ACIDS,
+    NUCLEIC,
+    detect_molecule_type,
+    molecule_type,
+)
 from obte_cli.engine.bio.seqio import open_text, read_fasta
+from obte_cli.engine.core.errors import InputError
 
 GENBANK_SUFFIXES = (".gb", ".gbk", ".gbff", ".seq", ".genbank")
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".faa", ".ffn", ".fas")

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from obte_cli import __version__
-from obte_cli.engine.core.errors import InputError, ModelFormatError
 from obte_cli.engine.bio.molecules import MOLECULE_TYPES
+from obte_cli.engine.core.errors import InputError, ModelFormatError
 from obte_cli.engine.pretraining.prep import SHARD_SUFFIX, read_shard
 from obte_cli.engine.tokenizers.base import Segment, Tokenizer, load_tokenizer
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import warnings
 import shutil
+import warnings
 from pathlib import Path
 
 import torch

@@ -19,10 +19,17 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEIC, NUCLEOTIDES, PROTEIN, molecule_type
-from obte_cli.engine.pretraining.prep import SHARD_SUFFIX, read_shard
+from obte_cli.engine.bio.molecules import (
+    AMINO_ACIDS,
+    MOLECULE_TYPES,
+    NUCLEIC,
+    NUCLEOTIDES,
+    PROTEIN,
+    molecule_type,
+)
 from obte_cli.engine.bio.seqio import expand_inputs
+from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.pretraining.prep import SHARD_SUFFIX, read_shard
 from obte_cli.engine.tokenizers.base import SentencePieceTokenizer
 
 MODEL_FILES = {NUCLEIC: "nucleic_bpe.model", PROTEIN: "protein_bpe.model"}

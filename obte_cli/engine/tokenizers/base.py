@@ -38,8 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-from obte_cli.engine.core.errors import InputError, ModelFormatError, UnknownResidueError
-from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.bio.molecules import (
     AMINO_ACIDS,
     MOLECULE_TYPES,
@@ -51,6 +49,12 @@ from obte_cli.engine.bio.molecules import (
     molecule_type,
     tag_chain,
 )
+from obte_cli.engine.core.errors import (
+    InputError,
+    ModelFormatError,
+    UnknownResidueError,
+)
+from obte_cli.engine.core.jsonfiles import read_json_file
 
 TOKENIZER_FILE = "tokenizer.json"
 ON_UNKNOWN_CHOICES = ("error", "unk")

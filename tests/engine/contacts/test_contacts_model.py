@@ -6,31 +6,28 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import obte, shared_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from obte_cli.app import app
-from obte_cli.engine.contacts.probe import AttentionProbe, attention_maps, probe_features
 from obte_cli.engine.contacts.cv import propensity_probabilities, site_folds
+from obte_cli.engine.contacts.probe import (
+    AttentionProbe,
+    attention_maps,
+    probe_features,
+)
 from obte_cli.engine.contacts.sites import (
     ContactSite,
     best_f1_threshold,
     encode_site,
-    f1_scores,
     protein_residue_values,
     protein_token_targets,
     random_guess_f1,
     read_contact_labels,
 )
+from obte_cli.engine.core.metrics import f1_scores
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
 from obte_cli.engine.tokenizers.base import load_tokenizer
-
-runner = CliRunner()
-
-
-def obte(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def _site(protein="MKRLA", na=("ACGT",), labels=None, name="x:A"):
@@ -66,15 +63,15 @@ def test_targets_cover_protein_tokens_only_and_truncation_leaves_nan():
 def test_best_threshold_is_the_best_of_all_thresholds(pairs):
     p = np.array([a for a, _ in pairs])
     y = np.array([b for _, b in pairs], dtype=int)
-    chosen = f1_scores(p, y, best_f1_threshold(p, y))["f1"]
-    assert chosen == pytest.approx(max(f1_scores(p, y, t)["f1"] for t in np.r_[p, 2.0]))
+    chosen = f1_scores(y, p, best_f1_threshold(p, y))["f1"]
+    assert chosen == pytest.approx(max(f1_scores(y, p, t)["f1"] for t in np.r_[p, 2.0]))
 
 
 def test_random_guess_f1_is_the_all_positive_guess():
     y = (np.random.default_rng(0).random(10000) < 0.15).astype(int)
     rate = y.mean()
-    assert f1_scores(np.ones(len(y)), y, 0.5)["f1"] == pytest.approx(random_guess_f1(rate))
-    guesses = [f1_scores(np.random.default_rng(s).random(len(y)), y, 1 - q)["f1"] for s, q in enumerate((0.1, 0.5, 0.9))]
+    assert f1_scores(y, np.ones(len(y)), 0.5)["f1"] == pytest.approx(random_guess_f1(rate))
+    guesses = [f1_scores(y, np.random.default_rng(s).random(len(y)), 1 - q)["f1"] for s, q in enumerate((0.1, 0.5, 0.9))]
     assert max(guesses) <= random_guess_f1(rate) + 0.01
     # the paper's random F1 at 8/6/4 Å (0.37/0.247/0.157) are this formula at positive rates 22.7/14.1/8.5%
     assert [round(random_guess_f1(p), 3) for p in (0.227, 0.141, 0.085)] == [0.37, 0.247, 0.157]
@@ -116,7 +113,6 @@ def test_folds_keep_identical_chains_together():
 # ------------------------------------------------------------------------------------------------ CLI, real structures
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from conftest import shared_file
 
     root = tmp_path_factory.mktemp("contacts")
     structures = [shared_file("biopython-tests", "1LCD.cif")] + [shared_file("pdb-protein-dna", f"{p}.pdb.gz")
@@ -149,7 +145,6 @@ def test_finetune_contacts_writes_out_of_fold_tables_and_a_model(trained):
 
 
 def test_predict_writes_mmcif_whose_bfactors_are_the_probabilities(trained, tmp_path):
-    from conftest import shared_file
 
     structure = shared_file("biopython-tests", "1LCD.cif")
     result = obte("contacts", "predict", "--structure", structure, "-m", trained / "run" / "model",
@@ -176,7 +171,6 @@ def test_predict_writes_mmcif_whose_bfactors_are_the_probabilities(trained, tmp_
 
 
 def test_predict_from_fasta_maps_a_longer_construct_onto_the_chain(trained, tmp_path):
-    from conftest import shared_file
 
     chain = "MKPVTLYDVAEYAGVSYQTVSRVVNQASHVSAKTREKVEAAMAELNYIPNR"
     (tmp_path / "p.fa").write_text(f">lacI_construct\nGS{chain}VAQQ\n")
@@ -202,7 +196,6 @@ def test_predict_input_errors_are_one_line(trained, args, message):
 
 
 def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_model(trained, tmp_path):
-    from conftest import shared_file
 
     lines = [line for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
              if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")]
@@ -214,7 +207,6 @@ def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_mode
 
 
 def test_attention_probe_model_round_trips(trained, tmp_path):
-    from conftest import shared_file
 
     result = obte("finetune", "contacts", "--labels", trained / "labels.tsv", "--model", trained / "backbone",
                   "-o", tmp_path / "probe", "--folds", "0", "--epochs", "1", "--probe", "attention", "--device", "cpu")
@@ -226,7 +218,6 @@ def test_attention_probe_model_round_trips(trained, tmp_path):
 
 
 def test_bench_contacts_reports_every_predictor_beside_the_random_guess(trained, tmp_path):
-    from conftest import shared_file
 
     result = obte("bench", "contacts", shared_file("biopython-tests", "1LCD.cif"),
                   *(shared_file("pdb-protein-dna", f"{p}.pdb.gz") for p in ("1AZP", "1A74", "1CMA")),

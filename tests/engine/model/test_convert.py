@@ -15,21 +15,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import obte
 from torch import nn
-from typer.testing import CliRunner
 
-from obte_cli.app import app
 from obte_cli.engine.affinity.ensemble import load_affinity_model
-from obte_cli.engine.model.directory import load_model
 from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.model.directory import load_model
 from obte_cli.engine.model.omnibiote_convert import extract, read_checkpoint
-
-runner = CliRunner()
-
-
-def obte(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
 
 # ---- the reference classes, pickled under the module name "model" as the released files are ----
 reference = types.ModuleType("model")
@@ -217,8 +209,8 @@ def test_dg_model_converts_with_its_head_and_target_statistics(tmp_path):
     torch.manual_seed(0)
     c = GPTConfig(vocab_size=49, n_embd=64, n_layer=2, n_head=4, block_size=64)
     binder = OmniBindER(c, np.array([-9.8, 2.3])).eval()
-    from obte_cli.engine.tokenizers.base import ResidueTokenizer, Segment
     from obte_cli.engine.model.omnibiote_convert import reference_char_vocabulary
+    from obte_cli.engine.tokenizers.base import ResidueTokenizer, Segment
 
     tok = ResidueTokenizer(reference_char_vocabulary())
     ids = torch.as_tensor(tok.encode_one([Segment("MKRLAVGG", "protein"), Segment("ACGTTA", "DNA")]).ids)[None]

@@ -5,18 +5,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from conftest import obte, shared_file
 
-from obte_cli.app import app
 from obte_cli.engine.affinity.complexes import RT_KCAL
 from obte_cli.engine.affinity.data import load_pronab_json
 from obte_cli.engine.affinity.ensemble import load_affinity_model
-
-runner = CliRunner()
-
-
-def obte(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
 
 
 @pytest.fixture(scope="module")
@@ -221,14 +214,14 @@ def test_bundled_default_model_runs_the_readme_example():
 
 def test_bundled_model_scores_are_its_own_out_of_fold_predictions():
     """The shipped metrics.tsv is recomputed from the shipped predictions.tsv (nothing typed in by hand)."""
-    from obte_cli.engine.affinity.complexes import regression_metrics
+    from obte_cli.engine.core.metrics import regression_metrics
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
     folder = default_affinity_model_dir()
     predictions = pd.read_csv(folder / "predictions.tsv", sep="\t")
     metrics = pd.read_csv(folder / "metrics.tsv", sep="\t", dtype={"fold": str}).set_index("fold")
     for fold, rows in predictions.groupby("fold"):
-        m = regression_metrics(rows["dG_predicted"].to_numpy(), rows["dG_measured"].to_numpy())
+        m = regression_metrics(rows["dG_measured"].to_numpy(), rows["dG_predicted"].to_numpy())
         assert math.isclose(float(metrics.loc[str(fold), "pcc"]), m["pcc"], abs_tol=2e-4)
         assert math.isclose(float(metrics.loc[str(fold), "mae"]), m["mae"], abs_tol=2e-4)
     folds = pd.read_csv(folder / "folds.tsv", sep="\t", dtype={"fold": str})
@@ -237,7 +230,6 @@ def test_bundled_model_scores_are_its_own_out_of_fold_predictions():
 
 
 def test_bench_jaspar_uses_only_held_out_proteins(pronab_path, tmp_path):
-    from conftest import shared_file
 
     jaspar = shared_file("jaspar2024")
     result = obte("bench", "jaspar", "--jaspar", jaspar / "JASPAR2024_CORE.jaspar", "--accessions", jaspar / "matrices.tsv",

@@ -1,28 +1,19 @@
 """`obte scan-jaspar` and the matrix readers, on real JASPAR 2024 matrices."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import DATA, obte, shared_file
 
-from obte_cli.app import app
-from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.bio.motifs import mutate, read_matrices, single_substitutions
+from obte_cli.engine.core.errors import InputError
 
-DATA = Path(__file__).parent / "data" / "motifs"
-runner = CliRunner()
+MOTIFS = DATA / "motifs"
 CTCF_CONSENSUS = "TGGCCACCAGGGGGCGCTA"
-
-
-def obte(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
 def jaspar_dir():
-    from conftest import shared_file
-
     return shared_file("jaspar2024")
 
 
@@ -35,11 +26,11 @@ def ctcf_fasta(pronab, tmp_path_factory):
 
 def test_all_four_formats_read_the_same_real_matrices(jaspar_dir):
     [jaspar] = read_matrices(jaspar_dir / "MA0139.1.jaspar")
-    [pfm] = read_matrices(DATA / "MA0139.1.pfm")
+    [pfm] = read_matrices(MOTIFS / "MA0139.1.pfm")
     assert (jaspar.matrix_id, jaspar.name, pfm.matrix_id) == ("MA0139.1", "CTCF", "MA0139.1")
     assert np.array_equal(jaspar.counts, pfm.counts) and jaspar.consensus() == CTCF_CONSENSUS
-    [transfac] = read_matrices(DATA / "MA0002.3.transfac")
-    meme = read_matrices(DATA / "two.meme")
+    [transfac] = read_matrices(MOTIFS / "MA0002.3.transfac")
+    meme = read_matrices(MOTIFS / "two.meme")
     assert (transfac.matrix_id, transfac.name) == ("MA0002.3", "Runx1")
     assert [(m.matrix_id, m.name) for m in meme] == [("MA0002.3", "Runx1"), ("MA0139.2", "CTCF")]
     core = {m.matrix_id: m for m in read_matrices(jaspar_dir / "JASPAR2024_CORE.jaspar")}
@@ -76,7 +67,7 @@ def test_mutation_rate_statistics():
 
 
 def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
-    args = [jaspar_dir / "MA0139.1.jaspar", DATA / "two.meme", "--protein", ctcf_fasta, "--truncate"]
+    args = [jaspar_dir / "MA0139.1.jaspar", MOTIFS / "two.meme", "--protein", ctcf_fasta, "--truncate"]
     first = obte("scan-jaspar", *args, "--seed", "3")
     assert first.exit_code == 0, first.output
     rows = [line.split("\t") for line in first.stdout.strip().splitlines()]
@@ -86,7 +77,7 @@ def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
     assert all(abs(float(r[8]) - (float(r[7]) - float(r[6]))) < 2e-4 for r in rows[1:])
     assert obte("scan-jaspar", *args, "--seed", "3").stdout == first.stdout
     assert obte("scan-jaspar", *args, "--seed", "4").stdout != first.stdout
-    reordered = obte("scan-jaspar", DATA / "two.meme", jaspar_dir / "MA0139.1.jaspar", "--protein", ctcf_fasta, "--truncate", "--seed", "3")
+    reordered = obte("scan-jaspar", MOTIFS / "two.meme", jaspar_dir / "MA0139.1.jaspar", "--protein", ctcf_fasta, "--truncate", "--seed", "3")
     assert sorted(reordered.stdout.splitlines()) == sorted(first.stdout.splitlines())
     assert "mean ΔΔG" in first.stderr and "Spearman" in first.stderr
 
@@ -94,13 +85,13 @@ def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
 def test_matrix_without_protein_is_reported_and_skipped(jaspar_dir, pronab, tmp_path):
     proteins = tmp_path / "tfs.fa"
     proteins.write_text(f">P49711\n{pronab['P49711']['Sequence']}\n>Q99999\nMKVLAAGIVG\n")
-    result = obte("scan-jaspar", DATA / "two.meme", "--protein", proteins, "--accessions", jaspar_dir / "matrices.tsv", "--truncate")
+    result = obte("scan-jaspar", MOTIFS / "two.meme", "--protein", proteins, "--accessions", jaspar_dir / "matrices.tsv", "--truncate")
     assert result.exit_code == 0, result.output
     assert "MA0002.3 (Runx1): no matching protein" in result.stderr
     assert {line.split("\t")[0] for line in result.stdout.strip().splitlines()[1:]} == {"MA0139.2"}
     nobody = tmp_path / "nobody.fa"
     nobody.write_text(">A1\nMKV\n>A2\nMRW\n")
-    none = obte("scan-jaspar", DATA / "two.meme", "--protein", nobody)
+    none = obte("scan-jaspar", MOTIFS / "two.meme", "--protein", nobody)
     assert none.exit_code == 1 and "no protein matches any matrix" in none.stderr
 
 

@@ -3,7 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from obte_cli.engine.affinity.baseline import baseline_cross_validation, composition_features, feature_names
+from obte_cli.engine.affinity.baseline import (
+    baseline_cross_validation,
+    composition_features,
+    feature_names,
+)
 
 
 def _table(rng, n):

@@ -4,21 +4,14 @@ import gzip
 
 import numpy as np
 import pytest
+from conftest import REPO, obte, shared_file
 from safetensors.numpy import load_file
-from typer.testing import CliRunner
 
-from obte_cli.app import app
-from obte_cli.engine.model.directory import load_model
+from obte_cli.engine.bio.seqio import read_fasta
 from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.embedding.io import read_embeddings
-from obte_cli.engine.bio.seqio import read_fasta
+from obte_cli.engine.model.directory import load_model
 from obte_cli.engine.tokenizers.base import Segment
-
-runner = CliRunner()
-
-
-def obte(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +127,6 @@ def test_torchrun_ranks_merge_in_input_order(models, proteins, tmp_path, pool):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     path, records = proteins
     single = obte("embed", path, "-m", models["residue"], "--pool", pool, "-o", tmp_path / "one.safetensors")
@@ -143,7 +135,7 @@ def test_torchrun_ranks_merge_in_input_order(models, proteins, tmp_path, pool):
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "obte_cli",
                           "embed", str(path), "-m", str(models["residue"]), "--pool", pool, "--device", "cpu",
                           "-o", str(tmp_path / "two.safetensors")],
-                         capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+                         capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = read_embeddings(tmp_path / "one.safetensors"), read_embeddings(tmp_path / "two.safetensors")
     assert a[0] == b[0] == [r.id for r in records]
@@ -175,7 +167,6 @@ def test_clip_probe_recovers_a_linear_relation_and_not_noise():
 
 
 def test_probe_joint_on_real_genbank_pairs(models, tmp_path):
-    from conftest import shared_file
 
     from obte_cli.engine.embedding.joint_probe import pairs_from_genbank
 

@@ -3,30 +3,26 @@
 import gzip
 import json
 import shutil
-from pathlib import Path
 
 import pytest
+from conftest import DATA, SHARED_DATA, obte
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from obte_cli.app import app
-from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.bio.genbank import read_genbank
-from obte_cli.engine.pretraining.prep import PrepSettings, clean_record, read_shard, select_inputs
-
-DATA = Path(__file__).parent / "data"
-runner = CliRunner()
-
-
-def obte(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.pretraining.prep import (
+    PrepSettings,
+    clean_record,
+    read_shard,
+    select_inputs,
+)
 
 
 def test_reader_agrees_with_biopython_on_real_genbank_files():
     from Bio import SeqIO
 
-    folder = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "biopython-tests"
+    folder = SHARED_DATA / "biopython-tests"
     if not folder.is_dir():
         pytest.skip("shared Biopython test files are not available")
     files = [folder / n for n in ("NC_000932.gb", "NC_005816.gb", "arab1.gb", "cor6_6.gb", "gbvrl1_start.seq")]

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.bio.seqio import read_fasta, write_fasta
+from obte_cli.engine.core.errors import InputError
 
 
 def test_reads_real_uniprot_file(uniprot_fasta):

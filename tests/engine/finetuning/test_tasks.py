@@ -1,23 +1,16 @@
 """`obte finetune classify` / `obte finetune residue` on real-sequence fixtures (tests/data/tasks)."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from conftest import DATA, obte
 
-from obte_cli.app import app
-from obte_cli.engine.model.directory import load_model
 from obte_cli.engine.finetuning.tasks import expand_to_residues, token_targets
+from obte_cli.engine.model.directory import load_model
 from obte_cli.engine.tokenizers.base import Segment
 
-TASKS = Path(__file__).parent / "data" / "tasks"
-runner = CliRunner()
-
-
-def obte(*args):
-    return runner.invoke(app, [str(a) for a in args])
+TASKS = DATA / "tasks"
 
 
 @pytest.fixture(scope="module")

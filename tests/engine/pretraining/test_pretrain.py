@@ -6,27 +6,23 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import DATA, REPO, obte
 
-from obte_cli.app import app
-from obte_cli.engine.pretraining.distributed import DistributedContext
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.pretraining.loop import PretrainSettings, masked_accuracy_baseline, pretrain, unigram_baselines
 from obte_cli.engine.pretraining.batches import BatchSource, RowPlan, mask_row
+from obte_cli.engine.pretraining.distributed import DistributedContext
+from obte_cli.engine.pretraining.loop import (
+    PretrainSettings,
+    masked_accuracy_baseline,
+    pretrain,
+    unigram_baselines,
+)
 from obte_cli.engine.pretraining.token_files import open_corpus
 
-DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).resolve().parent.parent
-runner = CliRunner()
-
-
-def obte(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +138,11 @@ def test_held_out_rows_are_scored_at_checkpoints(tokens, tmp_path):
     for record in scored:
         assert np.isfinite(record["heldout_loss"]) and 0 <= record["heldout_masked_accuracy"] <= 1
     # the score is a function of the weights: rescoring the final model gives the same numbers
-    from obte_cli.engine.pretraining.loop import MaskedLMObjective, _evaluate, residue_counts
+    from obte_cli.engine.pretraining.loop import (
+        MaskedLMObjective,
+        _evaluate,
+        residue_counts,
+    )
 
     tok = corpus.tokenizer
     maskable = np.zeros(result.model.config.vocab_size, dtype=bool)

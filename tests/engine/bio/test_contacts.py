@@ -5,15 +5,7 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
-from obte_cli.app import app
-
-runner = CliRunner()
-
-
-def obte(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from conftest import obte, shared_file
 
 
 def _atoms_from_pdb(path):
@@ -29,7 +21,6 @@ def _atoms_from_pdb(path):
 
 
 def test_1lcd_labels_match_a_brute_force_distance_computation(tmp_path):
-    from conftest import shared_file
 
     cif = shared_file("biopython-tests", "1LCD.cif")
     pdb = shared_file("biopython-tests", "1LCD.pdb")
@@ -57,7 +48,6 @@ def test_1lcd_labels_match_a_brute_force_distance_computation(tmp_path):
 
 
 def test_selection_rule_per_chain_and_skips(tmp_path):
-    from conftest import shared_file
 
     dimer = shared_file("pdb-protein-dna", "1A74.pdb.gz")
     single = shared_file("pdb-protein-dna", "1AZP.pdb.gz")
@@ -75,7 +65,6 @@ def test_selection_rule_per_chain_and_skips(tmp_path):
     (b"hello, this is not a structure\n", "skipped"),
 ])
 def test_bad_structures_are_skipped_with_a_reason_and_nothing_left_is_an_error(tmp_path, content, reason):
-    from conftest import shared_file
 
     bad = tmp_path / "bad.pdb"
     bad.write_bytes(content)
@@ -87,7 +76,6 @@ def test_bad_structures_are_skipped_with_a_reason_and_nothing_left_is_an_error(t
 
 
 def test_protein_only_structure_is_skipped(tmp_path):
-    from conftest import shared_file
 
     lines = [line for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
              if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")]

@@ -5,12 +5,12 @@ import torch
 from obte_cli.engine.finetuning.trainer import (
     FinetuneSettings,
     finetune_param_groups,
-    microbatches,
     predict_sequence_task,
     train_sequence_task,
 )
-from obte_cli.engine.model.heads import SequenceHead
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
+from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.model.packing import microbatches
 from obte_cli.engine.tokenizers.base import Segment
 
 

@@ -9,10 +9,9 @@ from obte_cli.engine.affinity.complexes import (
     complex_segments,
     encode_complex,
     kd_from_dg,
-    mean_and_sem,
-    regression_metrics,
 )
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.metrics import mean_and_sem, regression_metrics
 
 
 def test_kd_from_dg_agrees_with_pronab_records(pronab):

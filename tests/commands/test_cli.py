@@ -5,16 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from conftest import REPO, obte
 
 from obte_cli.app import app
 from obte_cli.engine.bio.seqio import read_fasta
-
-runner = CliRunner()
-
-
-def obte(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +151,7 @@ def test_usage_errors_exit_2():
 
 
 def test_readme_test_command_is_what_ci_runs():
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     ci_command = [line for line in (repo / ".ci" / "run").read_text().splitlines() if "pytest" in line][0].strip()
     assert f"\n{ci_command}\n" in (repo / "README.md").read_text()

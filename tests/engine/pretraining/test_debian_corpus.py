@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obte_cli.engine.pretraining import debian_corpus as dc
 
-REPO = Path(__file__).resolve().parent.parent
 SOURCES = {s.name: s for s in dc.SOURCES}
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from obte_cli.engine.model.directory import WEIGHTS_FILE, load_model, save_model
 from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.model.directory import WEIGHTS_FILE, load_model, save_model
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
 from obte_cli.engine.tokenizers.base import Segment
 

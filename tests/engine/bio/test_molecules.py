@@ -1,6 +1,11 @@
 import pytest
 
-from obte_cli.engine.bio.molecules import MOLECULE_TYPES, detect_molecule_type, molecule_type, tag_chain
+from obte_cli.engine.bio.molecules import (
+    MOLECULE_TYPES,
+    detect_molecule_type,
+    molecule_type,
+    tag_chain,
+)
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,19 @@
 """`obte tokenize train` / `obte tokenize corpus`, token files and context packing, on real sequences."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA, obte
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from obte_cli.app import app
 from obte_cli.engine.pretraining.prep import read_shard
-from obte_cli.engine.pretraining.token_files import corpus_sequences, open_corpus, pack_stream
+from obte_cli.engine.pretraining.token_files import (
+    corpus_sequences,
+    open_corpus,
+    pack_stream,
+)
 from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
-
-DATA = Path(__file__).parent / "data"
-runner = CliRunner()
-
-
-def obte(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

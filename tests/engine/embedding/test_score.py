@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from obte_cli.app import app
+from obte_cli.engine.embedding.scoring import ScoreSettings, mask_groups, score_segments
 from obte_cli.engine.model.directory import load_model, save_model
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.embedding.scoring import ScoreSettings, mask_groups, score_segments
 from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
 
 runner = CliRunner()

@@ -6,8 +6,12 @@ import sentencepiece as spm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obte_cli.engine.core.errors import InputError, ModelFormatError, UnknownResidueError
 from obte_cli.engine.bio.molecules import AMINO_ACIDS
+from obte_cli.engine.core.errors import (
+    InputError,
+    ModelFormatError,
+    UnknownResidueError,
+)
 from obte_cli.engine.tokenizers.base import ResidueTokenizer, Segment, load_tokenizer
 
 NA_TYPES = ["DNA", "RNA", "mRNA", "tRNA", "rRNA", "ss-DNA", "cRNA"]

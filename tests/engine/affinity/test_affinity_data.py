@@ -1,10 +1,19 @@
 import numpy as np
 import pytest
 
-from obte_cli.engine.affinity.data import load_affinity_data, load_pairs_tsv, load_pronab_json
-from obte_cli.engine.finetuning.folds import homology_guard, plan_folds
+from obte_cli.engine.affinity.data import (
+    load_affinity_data,
+    load_pairs_tsv,
+    load_pronab_json,
+)
+from obte_cli.engine.bio.homology import (
+    alignment_score,
+    homology_matrix,
+    normalise,
+    raw_score_matrix,
+)
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.bio.homology import alignment_score, homology_matrix, normalise, raw_score_matrix
+from obte_cli.engine.finetuning.folds import homology_guard, plan_folds
 
 
 @pytest.fixture(scope="module")

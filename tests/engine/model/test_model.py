@@ -3,7 +3,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from obte_cli.engine.model.packing import pack, unpack
 from obte_cli.engine.model.encoder import (
     PRESETS,
     ObteConfig,
@@ -14,6 +13,7 @@ from obte_cli.engine.model.encoder import (
     positions_from_doc_ids,
     preset_config,
 )
+from obte_cli.engine.model.packing import pack, unpack
 from obte_cli.engine.tokenizers.base import Segment
 
 

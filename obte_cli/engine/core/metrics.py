@@ -1,0 +1,56 @@
+"""Every score obte reports, in one place. All take ``(true, predicted)`` in that order, as scikit-learn does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """n, Pearson correlation, mean absolute error and RMSE (in the units of the values)."""
+    true = np.asarray(true, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    if len(predicted) < 2 or predicted.std() == 0 or true.std() == 0:
+        pcc = float("nan")
+    else:
+        pcc = float(np.corrcoef(predicted, true)[0, 1])
+    error = predicted - true
+    return {"n": int(len(true)), "pcc": pcc, "mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}
+
+
+def rank_regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Spearman and Pearson correlations and MAE (NaN correlations when either side is constant)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    true = np.asarray(true, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    mae = float(np.abs(true - predicted).mean())
+    if np.std(predicted) == 0 or np.std(true) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan"), "mae": mae}
+    return {"spearman": float(spearmanr(true, predicted).statistic), "pearson": float(pearsonr(true, predicted).statistic),
+            "mae": mae}
+
+
+def classification_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Matthews correlation, macro F1 and accuracy of predicted class labels."""
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    return {"mcc": float(matthews_corrcoef(true, predicted)), "f1_macro": float(f1_score(true, predicted, average="macro")),
+            "accuracy": float((true == predicted).mean())}
+
+
+def f1_scores(true: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """F1, precision and recall of calling ``probabilities >= threshold`` positive."""
+    called = probabilities >= threshold
+    truth = np.asarray(true).astype(bool)
+    tp = float((called & truth).sum())
+    precision = tp / called.sum() if called.sum() else 0.0
+    recall = tp / truth.sum() if truth.sum() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"f1": f1, "precision": precision, "recall": recall}
+
+
+def mean_and_sem(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (over folds, seeds, ...)."""
+    array = np.asarray(values, dtype=np.float64)
+    sem = float(array.std(ddof=1) / np.sqrt(len(array))) if len(array) > 1 else float("nan")
+    return float(array.mean()), sem
