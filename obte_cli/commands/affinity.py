@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, open_output
+from obte_cli.commands.options import (
+    Device,
+    DeviceOption,
+    NaType,
+    Pairing,
+    TsvOutOption,
+    model_option,
+)
 
 COLUMNS = ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"]
 
@@ -19,15 +28,15 @@ def _format(value: float, spec: str) -> str:
 def affinity(
     proteins: str = typer.Argument(..., help="Protein FASTA (plain or .gz; '-' for stdin)."),
     nucleic_acids: str = typer.Argument(..., help="DNA/RNA FASTA (plain or .gz; '-' for stdin)."),
-    model: Path = typer.Option(None, "--model", "-m", help="ΔG model or ensemble directory (default: the bundled model)."),
-    pairs: str = typer.Option("all", "--pairs", help="'all': every protein with every nucleic acid; 'zip': i-th with i-th."),
+    model: Annotated[Path | None, model_option("ΔG model or ensemble directory (default: the bundled model).")] = None,
+    pairs: Pairing = typer.Option(Pairing.all, "--pairs", help="'all': every protein with every nucleic acid; 'zip': i-th with i-th."),
     complement: str = typer.Option(
         "auto", "--complement", help="'auto': reverse complement for DNA, none for RNA; 'none'; or a FASTA of complements (same order)."
     ),
-    na_type: str = typer.Option("auto", "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
+    na_type: NaType = typer.Option(NaType.auto, "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut long proteins at the C-terminus to fit the model's context."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+    device: DeviceOption = Device.auto,
+    out: TsvOutOption = "-",
 ) -> None:
     """Predict the binding free energy ΔG (kcal/mol) and Kd of protein–nucleic-acid pairs.
 
@@ -54,9 +63,9 @@ def affinity(
         raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
     torch_device = resolve_device(device)
     protein_records = read_proteins(proteins)
-    acid_records = read_nucleic_acids(nucleic_acids, na_type)
+    acid_records = read_nucleic_acids(nucleic_acids, na_type.value)
     complements = complements_for(acid_records, complement)
-    complexes = pair_complexes(protein_records, acid_records, complements, pairs)
+    complexes = pair_complexes(protein_records, acid_records, complements, pairs.value)
     ensemble = load_affinity_model(model or default_affinity_model_dir(), torch_device)
     log.info("model %s: %d member(s), context %d", ensemble.path, len(ensemble.members), ensemble.context)
     n = truncated = 0

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from obte_cli.commands import finetune as finetune_cmd
 from obte_cli.commands.common import log, new_app, open_output
+from obte_cli.commands.finetune import (
+    affinity_cv_report,
+    finetune_settings,
+    homology_cache,
+)
+from obte_cli.commands.options import (
+    Device,
+    DeviceOption,
+    ForceOption,
+    Preset,
+    device_option,
+    guard_new_output,
+    model_option,
+    number_in,
+    out_option,
+    seed_option,
+)
+from obte_cli.commands.scan_jaspar import RATE, read_accessions
 
 app = new_app("Benchmarks: accuracy suites, each run end to end and reported as TSV (stdout) and plots (--out).")
 
@@ -15,20 +33,20 @@ app = new_app("Benchmarks: accuracy suites, each run end to end and reported as 
 @app.command("pronab")
 def pronab(
     data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON (e.g. pronab_dev.json) or a pairs TSV."),
-    model: Path = typer.Option(None, "--model", "-m", help="Backbone to fine-tune with the full CV protocol."),
+    model: Annotated[Path | None, model_option("Backbone to fine-tune with the full CV protocol.")] = None,
     from_cv: Path = typer.Option(
         None, "--from-cv", help="Score an existing `obte finetune affinity` output directory instead of training."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for bench.tsv, bench.png (and the CV run, if trained here)."),
-    folds: int = typer.Option(10, "--folds", "-k", help="Cross-validation folds grouped by protein."),
-    homology_threshold: float = typer.Option(0.3, "--homology-threshold", help="Homology guard threshold (see finetune affinity)."),
+    out: Annotated[Path, out_option("Directory for bench.tsv, bench.png (and the CV run, if trained here).")] = ...,
+    folds: int = typer.Option(10, "--folds", "-k", min=2, help="Cross-validation folds grouped by protein."),
+    homology_threshold: float = typer.Option(0.3, "--homology-threshold", callback=number_in(), help="Homology guard threshold (see finetune affinity)."),
     no_homology_guard: bool = typer.Option(False, "--no-homology-guard", help="Test every protein (the paper's protocol)."),
-    epochs: int = typer.Option(3, "--epochs", help="Fine-tuning epochs."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Complexes per optimizer step."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Fine-tuning epochs."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Complexes per optimizer step."),
     truncate: bool = typer.Option(True, "--truncate/--no-truncate", help="Cut proteins to the backbone's context."),
-    seed: int = typer.Option(0, "--seed", help="Seed for folds, training and the baseline."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    seed: Annotated[int, seed_option("Seed for folds, training and the baseline.")] = 0,
+    device: DeviceOption = Device.auto,
+    force: ForceOption = False,
 ) -> None:
     """ΔG on ProNAB: the obte model vs composition features + gradient boosting, on the same folds.
 
@@ -37,43 +55,28 @@ def pronab(
 
     Example: [bold]obte bench pronab --data pronab_dev.json --model backbone/ --out bench-pronab/[/bold]
     """
-    from obte_cli.engine.affinity.baseline import baseline_cross_validation
-    from obte_cli.engine.affinity.data import load_affinity_data
-    from obte_cli.engine.affinity.report import write_tsv
-    from obte_cli.engine.bench.pronab import comparison_table, folds_from_predictions
+    from obte_cli.engine.bench.pronab import AffinityCV, run_pronab_bench
+    from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.core.plots import method_comparison
 
     if (model is None) == (from_cv is None):
         raise InputError("give either --model (train and score) or --from-cv (score an existing run)")
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists (use --force to replace it)")
+    guard_new_output(out, force)
+    threshold = None if no_homology_guard else homology_threshold
+    train = None
     if model is not None:
-        from_cv = out / "obte-cv"
-        finetune_cmd.affinity(
-            data=data, model=model, out=from_cv, folds=folds, homology_threshold=homology_threshold,
-            no_homology_guard=no_homology_guard, epochs=epochs, batch_size=batch_size, max_tokens=16384,
-            lr_head=1e-2, lr_embedding=1e-3, lr_body=1e-4, warmup=0.05, truncate=truncate, seed=seed,
-            device=device, workers=0, force=True,
+        train = AffinityCV(
+            backbone=model,
+            settings=finetune_settings(epochs, batch_size, max_tokens=16384, lr_head=1e-2, lr_embedding=1e-3, lr_body=1e-4,
+                                       warmup=0.05, seed=seed),
+            folds=folds, homology_threshold=threshold, truncate=truncate, device=resolve_device(device), workers=None,
+            homology_cache=homology_cache(),
         )
-    out.mkdir(parents=True, exist_ok=True)
-    table, _ = load_affinity_data(data)
-    fold_of_row, obte_predicted = folds_from_predictions(table, from_cv / "predictions.tsv")
-    log.info("baseline: composition features + gradient boosting on the same %d folds", len(set(fold_of_row) - {-1}))
-    baseline_predicted = baseline_cross_validation(table, fold_of_row, seed)
-    results = comparison_table(table, fold_of_row, {"obte": obte_predicted, "composition+GBM": baseline_predicted})
-    write_tsv(results, out / "bench.tsv")
+    report = affinity_cv_report(data, folds, threshold)
+    report.baseline = lambda n: log.info("baseline: composition features + gradient boosting on the same %d folds", n)
+    results = run_pronab_bench(data, out, seed, from_cv=from_cv, train=train, report=report)
     with open_output("-") as handle:
         results.to_csv(handle, sep="\t", index=False, float_format="%.4f", na_rep="NA", lineterminator="\n")
-    method_comparison(
-        results["method"].tolist(),
-        [
-            ("PCC (mean ± SEM over folds)", results["pcc_mean"].tolist(), results["pcc_sem"].tolist()),
-            ("MAE, kcal/mol (mean ± SEM over folds)", results["mae_mean"].tolist(), results["mae_sem"].tolist()),
-        ],
-        f"ProNAB ΔG, {results['folds'][0]}-fold CV grouped by protein ({results['test_rows'][0]} test rows)",
-        out / "bench.png",
-    )
     for r in results.itertuples():
         log.info("%-16s PCC %.3f ± %.3f   MAE %.3f ± %.3f kcal/mol", r.method, r.pcc_mean, r.pcc_sem, r.mae_mean, r.mae_sem)
     log.info("wrote %s", out)
@@ -82,9 +85,9 @@ def pronab(
 @app.command("prep")
 def prep(
     inputs: list[Path] = typer.Argument(..., help="GenBank or FASTA files (optionally .gz), e.g. a GenBank division file."),
-    workers: int = typer.Option(2, "--workers", "-j", help="Workers for the scaling row (each gets its own copy of the input)."),
-    repeats: int = typer.Option(3, "--repeats", help="Runs per timing; the best is reported."),
-    out: Path = typer.Option(None, "--out", "-o", help="Directory for bench-prep.tsv and bench-prep.png."),
+    workers: int = typer.Option(2, "--workers", "-j", min=1, help="Workers for the scaling row (each gets its own copy of the input)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per timing; the best is reported."),
+    out: Annotated[Path | None, out_option("Directory for bench-prep.tsv and bench-prep.png.")] = None,
 ) -> None:
     """Prep throughput (MB/s of input) vs Biopython SeqIO.parse alone, same files, same run.
 
@@ -100,8 +103,6 @@ def prep(
     for path in inputs:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-    if workers < 1 or repeats < 1:
-        raise InputError("--workers and --repeats must be at least 1")
     results = pd.DataFrame(bench_prep(inputs, workers, repeats))
     with open_output("-") as handle:
         results.to_csv(handle, sep="\t", index=False, float_format="%.4g", lineterminator="\n")
@@ -119,13 +120,13 @@ def prep(
 @app.command("throughput")
 def throughput(
     presets: str = typer.Option("tiny,w512", "--shapes", help="Comma-separated presets, or wWIDTH for a 4-layer model of that width (heads of 64)."),
-    vocab: int = typer.Option(4096, "--vocab", help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."),
-    rows: int = typer.Option(8, "--rows", help="Sequences per step."),
-    context: int = typer.Option(512, "--context", help="Tokens per sequence."),
-    steps: int = typer.Option(10, "--steps", help="Timed steps (median reported), after 3 warm-up steps."),
+    vocab: int = typer.Option(4096, "--vocab", min=1, help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."),
+    rows: int = typer.Option(8, "--rows", min=1, help="Sequences per step."),
+    context: int = typer.Option(512, "--context", min=1, help="Tokens per sequence."),
+    steps: int = typer.Option(10, "--steps", min=1, help="Timed steps (median reported), after 3 warm-up steps."),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face EsmForMaskedLM comparison."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (fp32 on CPU, bf16 autocast on CUDA)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Directory for bench-throughput.tsv and .png."),
+    device: Annotated[Device, device_option("auto, cpu or cuda (fp32 on CPU, bf16 autocast on CUDA).")] = Device.cpu,
+    out: Annotated[Path | None, out_option("Directory for bench-throughput.tsv and .png.")] = None,
 ) -> None:
     """Training throughput (tokens/s) and MFU of obte vs Hugging Face EsmForMaskedLM of the same shape.
 
@@ -149,8 +150,6 @@ def throughput(
             shapes.append((name, preset_config("tiny", vocab, width=width, n_heads=width // 64, max_positions=context)))
         else:
             raise InputError(f"--shapes: {name!r} is neither a preset ({', '.join(PRESETS)}) nor wWIDTH with WIDTH a multiple of 64")
-    if min(rows, context, steps, vocab) < 1:
-        raise InputError("--rows, --context, --steps and --vocab must be positive")
     if not no_hf:
         try:
             import transformers  # noqa: F401
@@ -175,12 +174,12 @@ def jaspar(
     matrices: Path = typer.Option(..., "--jaspar", help="JASPAR file with many matrices (e.g. JASPAR2024_CORE.jaspar)."),
     accessions: Path = typer.Option(..., "--accessions", help="matrices.tsv: matrix_id → UniProt accession(s)."),
     data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON: the protein sequences, keyed by accession."),
-    model: Path = typer.Option(None, "--model", "-m", help="Cross-validation ensemble (default: the bundled model)."),
-    mutants: int = typer.Option(8, "--mutants", help="Mutated consensus sites per matrix."),
-    rate: float = typer.Option(0.05, "--rate", help="Per-base substitution probability."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the mutants."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for bench-jaspar.tsv (per mutant) and bench-jaspar.png."),
+    model: Annotated[Path | None, model_option("Cross-validation ensemble (default: the bundled model).")] = None,
+    mutants: int = typer.Option(8, "--mutants", min=1, help="Mutated consensus sites per matrix."),
+    rate: float = typer.Option(0.05, "--rate", callback=RATE, help="Per-base substitution probability."),
+    seed: Annotated[int, seed_option("Seed of the mutants.")] = 0,
+    device: DeviceOption = Device.auto,
+    out: Annotated[Path, out_option("Directory for bench-jaspar.tsv (per mutant) and bench-jaspar.png.")] = ...,
 ) -> None:
     """Specificity on JASPAR: each TF scored by the fold model that never saw its protein.
 
@@ -191,7 +190,6 @@ def jaspar(
     """
     import numpy as np
 
-    from obte_cli.commands.scan_jaspar import read_accessions
     from obte_cli.engine.affinity.data import load_affinity_data
     from obte_cli.engine.affinity.ensemble import load_affinity_model
     from obte_cli.engine.affinity.specificity import (
@@ -247,13 +245,13 @@ def jaspar(
 @app.command("embed")
 def embed(
     fasta: Path = typer.Argument(..., help="FASTA of real sequences (mixed lengths), e.g. ProNAB proteins."),
-    preset: str = typer.Option("tiny", "--preset", help="Model shape for both implementations."),
+    preset: Preset = typer.Option(Preset.tiny, "--preset", help="Model shape for both implementations."),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help="Tokenizer (bundled name or directory)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Records per padded Hugging Face batch."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", help="obte's token budget per forward pass."),
-    repeats: int = typer.Option(2, "--repeats", help="Runs per implementation; the best is reported."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Records per padded Hugging Face batch."),
+    max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="obte's token budget per forward pass."),
+    repeats: int = typer.Option(2, "--repeats", min=1, help="Runs per implementation; the best is reported."),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face comparison."),
-    out: Path = typer.Option(None, "--out", "-o", help="Directory for bench-embed.tsv."),
+    out: Annotated[Path | None, out_option("Directory for bench-embed.tsv.")] = None,
 ) -> None:
     """Embedding throughput (residues/s, mean pooling) of obte vs Hugging Face EsmModel, same shape and threads.
 
@@ -266,11 +264,10 @@ def embed(
     from obte_cli.engine.bio.molecules import detect_molecule_type
     from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.model.encoder import PRESETS, padded_vocab_size, preset_config
+    from obte_cli.engine.model.encoder import padded_vocab_size, preset_config
     from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
 
-    if preset not in PRESETS:
-        raise InputError(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    preset = preset.value
     tok = load_tokenizer(tokenizer)
     segments = [Segment(r.sequence, detect_molecule_type(r.sequence).name, r.id) for r in read_fasta(fasta)]
     longest = max(len(tok.encode_one([s])) for s in segments)
@@ -288,14 +285,14 @@ def embed(
 @app.command("contacts")
 def contacts(
     structures: list[Path] = typer.Argument(..., help="PDB/mmCIF files or directories of them (e.g. ../shared/data/pdb-protein-dna)."),
-    model: list[Path] = typer.Option(..., "--model", "-m", help="Backbone(s) to compare (repeat the option), e.g. a base and a ΔG-tuned model."),
+    model: Annotated[list[Path], model_option("Backbone(s) to compare (repeat the option), e.g. a base and a ΔG-tuned model.")] = ...,
     methods: str = typer.Option("head,attention,propensity", "--methods", help="Comma-separated: head (fine-tuned), attention (probe on frozen maps), propensity (per-amino-acid rates, no model)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.tsv, labels.tsv, folds.tsv and contacts_f1.png."),
-    folds: int = typer.Option(5, "--folds", "-k", help="Cross-validation folds grouped by protein sequence."),
-    epochs: int = typer.Option(4, "--epochs", help="Epochs of the head (the probe trains 3× as many over single sites)."),
-    max_residues: int = typer.Option(0, "--max-residues", help="Skip protein chains longer than this (0: keep all; long chains are cut to the context)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for folds and training."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out: Annotated[Path, out_option("Directory for metrics.tsv, labels.tsv, folds.tsv and contacts_f1.png.")] = ...,
+    folds: int = typer.Option(5, "--folds", "-k", min=2, help="Cross-validation folds grouped by protein sequence."),
+    epochs: int = typer.Option(4, "--epochs", min=1, help="Epochs of the head (the probe trains 3× as many over single sites)."),
+    max_residues: int = typer.Option(0, "--max-residues", min=0, help="Skip protein chains longer than this (0: keep all; long chains are cut to the context)."),
+    seed: Annotated[int, seed_option("Seed for folds and training.")] = 0,
+    device: DeviceOption = Device.auto,
 ) -> None:
     """Contact prediction F1 at each cutoff vs the random-guess F1, out-of-fold on real structures.
 

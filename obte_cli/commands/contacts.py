@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, new_app, open_output
+from obte_cli.commands.options import (
+    Device,
+    DeviceOption,
+    NaType,
+    TsvOutOption,
+    model_option,
+    number_in,
+)
 
 app = new_app("Protein–nucleic-acid contacts: per-residue labels from PDB/mmCIF structures.")
 
@@ -35,7 +44,7 @@ def labels(
     structures: list[Path] = typer.Argument(..., help="PDB or mmCIF files (plain or .gz)."),
     cutoff: str = typer.Option("4,6,8", "--cutoff", help="Contact distances in Å (any heavy atom to any nucleotide heavy atom)."),
     per_chain: bool = typer.Option(False, "--per-chain", help="Take every protein chain with the nucleic-acid chains (default: only complexes of 1 protein + 1–2 nucleic-acid chains)."),
-    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+    out: TsvOutOption = "-",
 ) -> None:
     """Per-residue contact labels: one row per protein residue, with the nucleic-acid sequences.
 
@@ -81,12 +90,12 @@ def predict(
     structure: Path = typer.Option(None, "--structure", "-s", help="PDB/mmCIF (plain or .gz): its chains are the input unless FASTA is given, and --cif-out annotates it."),
     protein: str = typer.Option(None, "--protein", "-p", help="Protein FASTA (plain or .gz; '-' for stdin); each record is one site."),
     nucleic_acid: str = typer.Option(None, "--na", "-n", help="DNA/RNA FASTA: the strand(s) bound by every protein (one or two records)."),
-    model: Path = typer.Option(None, "--model", "-m", help="Contact model from `obte finetune contacts` (default: the bundled model)."),
+    model: Annotated[Path | None, model_option("Contact model from `obte finetune contacts` (default: the bundled model).")] = None,
     cif_out: Path = typer.Option(None, "--cif-out", help="Write the --structure as mmCIF with P(contact) × 100 as B-factors (other atoms 0)."),
-    bfactor_cutoff: float = typer.Option(0.0, "--bfactor-cutoff", help="Which cutoff's probability goes in the B-factors (default: the model's smallest)."),
-    na_type: str = typer.Option("auto", "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+    bfactor_cutoff: float = typer.Option(0.0, "--bfactor-cutoff", callback=number_in(0), help="Which cutoff's probability goes in the B-factors (default: the model's smallest)."),
+    na_type: NaType = typer.Option(NaType.auto, "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
+    device: DeviceOption = Device.auto,
+    out: TsvOutOption = "-",
 ) -> None:
     """Predict which protein residues contact the nucleic acid: P(contact) per residue and cutoff.
 
@@ -124,7 +133,7 @@ def predict(
         raise InputError(f"--bfactor-cutoff {bfactor_cutoff:g}: the model predicts {', '.join(f'{c:g}' for c in cutoffs)} Å")
     chain_sites = sites_from_structure(structure, cutoffs) if structure is not None else []
     if protein is not None:
-        acids = read_nucleic_acids(nucleic_acid, na_type)
+        acids = read_nucleic_acids(nucleic_acid, na_type.value)
         if not 1 <= len(acids) <= 2:
             raise InputError(f"{nucleic_acid}: {len(acids)} records; give the one or two strands bound by the protein")
         sites = [ContactSite(p.id, p.sequence, [a.sequence for a in acids], [a.na_type for a in acids],

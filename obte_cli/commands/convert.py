@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log
+from obte_cli.commands.options import ForceOption, guard_new_output, out_option
 
 
 def convert(
     checkpoint: Path = typer.Argument(..., help="OmniBioTE .pt file (a pickled OmniBioTA / OmniBindER module, or a state dict)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    out: Annotated[Path, out_option("Model directory to write.")] = ...,
     tokenizer: list[Path] = typer.Option(
         None, "--tokenizer", "-t",
         help="Tokenizer: for 4,096-id (v2 BPE) models the nucleic then the protein sentencepiece model "
              "(genbank-2k, uniref-2k); default: the bundled mixed BPE for 65,536 ids, the reference characters for 49.",
     ),
-    n_heads: int = typer.Option(0, "--n-heads", help="Attention heads, when the file has neither a config nor freqs_cis."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    n_heads: int = typer.Option(0, "--n-heads", min=0, help="Attention heads, when the file has neither a config nor freqs_cis."),
+    force: ForceOption = False,
 ) -> None:
     """Convert a released OmniBioTE checkpoint, reading it with a restricted unpickler (nothing in it runs).
 
@@ -34,8 +36,7 @@ def convert(
 
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no such file")
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists (use --force to replace it)")
+    guard_new_output(out, force)
     if tokenizer and len(tokenizer) > 2:
         raise InputError("--tokenizer takes one file, or two (nucleic then protein)")
     converted = convert_checkpoint(extract(read_checkpoint(checkpoint)), list(tokenizer or []), str(checkpoint), n_heads or None)

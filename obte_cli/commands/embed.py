@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,6 +14,15 @@ from obte_cli.commands.common import (
     new_app,
     open_output,
     stderr_console,
+)
+from obte_cli.commands.options import (
+    Device,
+    DeviceOption,
+    Pool,
+    model_option,
+    number_in,
+    out_option,
+    seed_option,
 )
 
 app = new_app(
@@ -37,16 +47,16 @@ def _parse_layers(text: str) -> tuple[int, ...]:
 @app.command("sequences")
 def embed(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model directory (a pretrained backbone, or any obte model)."),
-    pool: str = typer.Option("mean", "--pool", help="mean, max, first (the molecule tag token) or per-token (one vector per residue)."),
+    model: Annotated[Path, model_option("Model directory (a pretrained backbone, or any obte model).")] = ...,
+    pool: Pool = typer.Option(Pool.mean, "--pool", help="mean, max, first (the molecule tag token) or per-token (one vector per residue)."),
     layers: str = typer.Option("-1", "--layers", help="Layers to return: 0 = embeddings, n = final; negative from the end; e.g. 0,2,-1."),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", help="Tokens per forward pass (memory bound; no effect on the numbers)."),
+    max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="Tokens per forward pass (memory bound; no effect on the numbers)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut records longer than the context to their first residues."),
-    window: int = typer.Option(0, "--window", help="Embed long records in windows of this many residues (averaged where they overlap)."),
-    stride: int = typer.Option(0, "--stride", help="Residues between window starts (default: half a window)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    out: str = typer.Option(..., "--out", "-o", help="Output: .safetensors (ids in its metadata), .npy (+ .ids.txt), .tsv, or '-' (TSV on stdout)."),
+    window: int = typer.Option(0, "--window", min=0, help="Embed long records in windows of this many residues (averaged where they overlap)."),
+    stride: int = typer.Option(0, "--stride", min=0, help="Residues between window starts (default: half a window)."),
+    device: DeviceOption = Device.auto,
+    out: Annotated[str, out_option("Output: .safetensors (ids in its metadata), .npy (+ .ids.txt), .tsv, or '-' (TSV on stdout).")] = ...,
 ) -> None:
     """Embed sequences with an obte model; records keep their input order.
 
@@ -66,8 +76,7 @@ def embed(
 
     if truncate and window:
         raise InputError("use either --truncate or --window, not both")
-    if window < 0 or stride < 0 or max_tokens < 1:
-        raise InputError("--window, --stride must be ≥ 0 and --max-tokens ≥ 1")
+    pool = pool.value
     fixed = molecule_type_option(molecule_type)
     settings = EmbeddingSettings(pool=pool, layers=_parse_layers(layers), max_tokens=max_tokens, truncate=truncate,
                                  window=window, stride=stride)
@@ -140,16 +149,16 @@ def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, c
 @app.command("probe-joint")
 def probe_joint(
     pairs: Path = typer.Option(..., "--pairs", help="GenBank file (CDS with /translation) or TSV with id, gene_seq, protein_seq."),
-    model: Path = typer.Option(None, "--model", "-m", help="One model that embeds genes and proteins."),
+    model: Annotated[Path | None, model_option("One model that embeds genes and proteins.")] = None,
     model_gene: Path = typer.Option(None, "--model-gene", help="Single-omic control: the model for genes..."),
     model_protein: Path = typer.Option(None, "--model-protein", help="...and the model for proteins (two separate maps)."),
-    rank: int = typer.Option(16, "--rank", help="Rank of the learned linear map."),
-    train_frac: float = typer.Option(0.05, "--train-frac", help="Fraction of pairs the map is trained on; the rest is evaluated."),
-    steps: int = typer.Option(10_000, "--steps", help="CLIP training steps (AdamW, lr 0.01 decaying linearly)."),
-    window: int = typer.Option(0, "--window", help="Long genes/proteins are embedded in windows of this many residues (0: the context − 2)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, the map and the random-init control."),
+    rank: int = typer.Option(16, "--rank", min=1, help="Rank of the learned linear map."),
+    train_frac: float = typer.Option(0.05, "--train-frac", callback=number_in(0, 1, low_open=True, high_open=True), help="Fraction of pairs the map is trained on; the rest is evaluated."),
+    steps: int = typer.Option(10_000, "--steps", min=1, help="CLIP training steps (AdamW, lr 0.01 decaying linearly)."),
+    window: int = typer.Option(0, "--window", min=0, help="Long genes/proteins are embedded in windows of this many residues (0: the context − 2)."),
+    seed: Annotated[int, seed_option("Seed of the split, the map and the random-init control.")] = 0,
     no_control: bool = typer.Option(False, "--no-control", help="Skip the random-initialised model of the same shape."),
-    out: Path = typer.Option(None, "--out", "-o", help="Directory for probe.tsv and probe.png (box plot)."),
+    out: Annotated[Path | None, out_option("Directory for probe.tsv and probe.png (box plot).")] = None,
 ) -> None:
     """Gene↔protein probe (paper §4.5.2): learn a rank-k map with the CLIP loss on 5% of pairs and
     measure, on the other 95%, matched vs unmatched cosine similarity and top-1/top-10 retrieval.
@@ -170,8 +179,6 @@ def probe_joint(
 
     if (model is None) == (model_gene is None and model_protein is None) or (model is None and (model_gene is None or model_protein is None)):
         raise InputError("give --model, or both --model-gene and --model-protein")
-    if not 0 < train_frac < 1 or rank < 1 or steps < 1:
-        raise InputError("--train-frac must be in (0, 1), --rank and --steps ≥ 1")
     is_tsv = pairs.suffix.lower() in (".tsv", ".txt")
     gene_pairs = pairs_from_tsv(pairs) if is_tsv else pairs_from_genbank(pairs)
     if len(gene_pairs) < 12:

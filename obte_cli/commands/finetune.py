@@ -5,10 +5,24 @@ from __future__ import annotations
 import math
 import shutil
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, new_app, training_progress
+from obte_cli.commands.options import (
+    Device,
+    DeviceOption,
+    ForceOption,
+    Probe,
+    Task,
+    folds_check,
+    guard_new_output,
+    model_option,
+    number_in,
+    out_option,
+    seed_option,
+)
 
 app = new_app("Fine-tune an obte model on a downstream task.")
 
@@ -16,17 +30,16 @@ DATA_HELP = (
     "ProNAB JSON (the OmniBioTE curation) or a pairs TSV with columns "
     "protein_id (optional), protein, nucleic_acid, complement (optional), na_type (optional, DNA), dG (kcal/mol)."
 )
+BACKBONE_HELP = "Backbone model directory."
+TASK_OUT_HELP = "Output directory: model/, metrics.tsv, test_predictions.tsv, learning_curve.png."
+LEARNING_RATE = number_in(0)  # 0 freezes that group; a negative rate is never meant
+WARMUP = number_in(0, 1, high_open=True)
 
 
-def finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed):
-    from obte_cli.engine.core.errors import InputError
+def finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed):
+    """The options every finetune command shares, as engine settings (their ranges are checked by the options)."""
     from obte_cli.engine.finetuning.trainer import FinetuneSettings
 
-    for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--max-tokens", max_tokens)):
-        if value < 1:
-            raise InputError(f"{name} must be at least 1 (got {value})")
-    if not 0 <= warmup < 1:
-        raise InputError(f"--warmup must be in [0, 1) (got {warmup})")
     return FinetuneSettings(
         epochs=epochs,
         batch_size=batch_size,
@@ -39,28 +52,58 @@ def finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_emb
     )
 
 
+def affinity_cv_report(data: Path, folds: int, homology_threshold: float | None):
+    """Log lines and progress bars of a ΔG cross-validation run (`finetune affinity`, `bench pronab`)."""
+    from obte_cli.engine.bench.pronab import CVReport
+
+    def encoded(encoded_table, context: int) -> None:
+        cut = encoded_table.residues_cut
+        if cut.any():
+            log.info("cut the protein of %d complexes to fit the context of %d", int((cut > 0).sum()), context)
+
+    def assigned(assignment, table) -> None:
+        if homology_threshold is not None:
+            log.info(
+                "homology guard (BLOSUM62 score / smaller self-score ≥ %.2f): %d of %d proteins, %d of %d rows kept out of test folds",
+                homology_threshold, assignment.guarded_proteins, len(assignment.plan.proteins),
+                assignment.guarded_rows, len(table),
+            )
+
+    return CVReport(
+        loaded=lambda table, dropped: log.info("%s: %d complexes of %d proteins (dropped: %s)", data, len(table),
+                                               table["protein"].nunique(), _counts(dropped)),
+        encoded=encoded,
+        assigned=assigned,
+        progress=training_progress,
+        fold_started=lambda f, n_train, n_test: log.info("fold %d/%d: training on %d rows, testing %d", f + 1, folds, n_train, n_test),
+        fold_done=lambda f, m: log.info("fold %d/%d: PCC %.3f, MAE %.3f kcal/mol on %d rows", f + 1, folds, m["pcc"], m["mae"], m["n"]),
+    )
+
+
 @app.command("affinity")
 def affinity(
     data: Path = typer.Option(..., "--data", "-d", help=DATA_HELP),
-    model: Path = typer.Option(..., "--model", "-m", help="Backbone model directory (`obte model init` makes a fresh one)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (fold models, ensemble.json, tables, plot)."),
-    folds: int = typer.Option(10, "--folds", "-k", help="Cross-validation folds grouped by protein; 0 trains one model on all rows."),
+    model: Annotated[Path, model_option("Backbone model directory (`obte model init` makes a fresh one).")] = ...,
+    out: Annotated[Path, out_option("Output directory (fold models, ensemble.json, tables, plot).")] = ...,
+    folds: int = typer.Option(10, "--folds", "-k", min=0, callback=folds_check,
+                              help="Cross-validation folds grouped by protein; 0 trains one model on all rows."),
     homology_threshold: float = typer.Option(
-        0.3, "--homology-threshold", help="Proteins whose BLOSUM62 homology to another protein reaches this are train-only."
+        0.3, "--homology-threshold", callback=number_in(),
+        help="Proteins whose BLOSUM62 homology to another protein reaches this are train-only.",
     ),
     no_homology_guard: bool = typer.Option(False, "--no-homology-guard", help="Test every protein (the paper's protocol; leaks homologs)."),
-    epochs: int = typer.Option(3, "--epochs", help="Passes over the training rows (paper: 64)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Complexes per optimizer step (paper: 256)."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", help="Tokens per micro-batch (memory bound; no effect on results)."),
-    lr_head: float = typer.Option(1e-2, "--lr-head", help="Peak LR of the ΔG head."),
-    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", help="Peak LR of the token embeddings."),
-    lr_body: float = typer.Option(1e-4, "--lr-body", help="Peak LR of other weights at width 1024 (scaled by 1024/width)."),
-    warmup: float = typer.Option(0.05, "--warmup", help="Fraction of steps spent warming up (OneCycleLR)."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the training rows (paper: 64)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Complexes per optimizer step (paper: 256)."),
+    max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="Tokens per micro-batch (memory bound; no effect on results)."),
+    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the ΔG head."),
+    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE, help="Peak LR of the token embeddings."),
+    lr_body: float = typer.Option(1e-4, "--lr-body", callback=LEARNING_RATE, help="Peak LR of other weights at width 1024 (scaled by 1024/width)."),
+    warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut proteins at the C-terminus to fit the context instead of failing."),
-    seed: int = typer.Option(0, "--seed", help="Seed for folds, shuffling and initialisation of the head."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    workers: int = typer.Option(0, "--workers", help="Processes for the homology alignments (0: all cores)."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation of the head.")] = 0,
+    device: DeviceOption = Device.auto,
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes for the homology alignments (0: all cores)."),
+    force: ForceOption = False,
 ) -> None:
     """Fine-tune a ΔG (kcal/mol) regressor with cross-validation grouped by protein.
 
@@ -70,61 +113,20 @@ def affinity(
 
     Example: [bold]obte finetune affinity --data pronab.json --model backbone/ --out dg-model/[/bold]
     """
-    from obte_cli.engine.affinity.cv import (
-        assign_folds,
-        cross_validate,
-        encode_affinity_table,
-        train_all_data,
-    )
-    from obte_cli.engine.affinity.data import load_affinity_data
-    from obte_cli.engine.affinity.report import summarise_folds, write_cv_outputs
+    from obte_cli.engine.affinity.report import summarise_folds
+    from obte_cli.engine.bench.pronab import AffinityCV, train_affinity_cv
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.model.directory import load_model
 
-    settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
-    if folds == 1 or folds < 0:
-        raise InputError(f"--folds must be 0 (all data) or at least 2 (got {folds})")
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists (use --force to replace it)")
-    torch_device = resolve_device(device)
-    table, dropped = load_affinity_data(data)
-    log.info("%s: %d complexes of %d proteins (dropped: %s)", data, len(table), table["protein"].nunique(), _counts(dropped))
-    backbone = load_model(model)
-    encoded = encode_affinity_table(backbone.tokenizer, table, backbone.model.config.max_positions, truncate)
-    if encoded.residues_cut.any():
-        log.info("cut the protein of %d complexes to fit the context of %d", int((encoded.residues_cut > 0).sum()), backbone.model.config.max_positions)
-    provenance = {"task": "affinity", "data": Path(data).name, "backbone": str(model), "seed": seed}
-    del backbone
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    if folds == 0:
-        with training_progress(settings.epochs * math.ceil(len(table) / settings.batch_size), "all data") as on_step:
-            train_all_data(model, table, encoded, settings, out, torch_device, provenance, on_step)
+    settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
+    guard_new_output(out, force)
+    threshold = None if no_homology_guard else homology_threshold
+    cv = AffinityCV(backbone=model, settings=settings, folds=folds, homology_threshold=threshold, truncate=truncate,
+                    device=resolve_device(device), workers=workers or None, homology_cache=homology_cache())
+    run = train_affinity_cv(data, out, cv, affinity_cv_report(data, folds, threshold))
+    if run.result is None:
         log.info("wrote %s", out / "all-data")
         return
-    assignment = assign_folds(
-        table, folds, seed, None if no_homology_guard else homology_threshold, workers or None, _homology_cache()
-    )
-    if not no_homology_guard:
-        log.info(
-            "homology guard (BLOSUM62 score / smaller self-score ≥ %.2f): %d of %d proteins, %d of %d rows kept out of test folds",
-            homology_threshold, assignment.guarded_proteins, len(assignment.plan.proteins), assignment.guarded_rows, len(table),
-        )
-    provenance["homology_threshold"] = None if no_homology_guard else homology_threshold
-    total_steps = sum(
-        settings.epochs * math.ceil(int((assignment.fold_of_row != f).sum()) / settings.batch_size) for f in range(folds)
-    )
-    with training_progress(total_steps, f"{folds}-fold CV") as on_step:
-        result = cross_validate(
-            model, table, encoded, assignment, settings, out, torch_device, provenance,
-            on_fold=lambda f, n_train, n_test: log.info("fold %d/%d: training on %d rows, testing %d", f + 1, folds, n_train, n_test),
-            on_step=on_step,
-            on_fold_done=lambda f, m: log.info("fold %d/%d: PCC %.3f, MAE %.3f kcal/mol on %d rows", f + 1, folds, m["pcc"], m["mae"], m["n"]),
-        )
-    write_cv_outputs(out, table, assignment, result, title=f"obte ΔG, {folds}-fold CV by protein")
-    log.info("%s", summarise_folds(result.fold_metrics))
+    log.info("%s", summarise_folds(run.result.fold_metrics))
     log.info("wrote %s (use it as: obte affinity --model %s)", out, out)
 
 
@@ -132,7 +134,7 @@ def _counts(dropped: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none"
 
 
-def _homology_cache() -> Path:
+def homology_cache() -> Path:
     import os
 
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "obte" / "homology"
@@ -140,16 +142,14 @@ def _homology_cache() -> Path:
 
 def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: Path, task: str, molecule_type: str,
               epochs: int, batch_size: int, max_tokens: int, lr_head: float, lr_embedding: float, lr_body: float,
-              warmup: float, truncate: bool, seed: int, device: str, force: bool) -> None:
+              warmup: float, truncate: bool, seed: int, device: Device, force: bool) -> None:
     import pandas as pd
 
     from obte_cli.engine.affinity.report import write_tsv
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import learning_curve
     from obte_cli.engine.finetuning.tasks import (
-        TASKS,
         class_index,
         encode_split,
         read_residue_split,
@@ -158,12 +158,9 @@ def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: P
     )
     from obte_cli.engine.model.directory import load_model, save_model
 
-    if task not in TASKS:
-        raise InputError(f"--task must be one of {', '.join(TASKS)} (got {task!r})")
     molecule_type_option(molecule_type)  # validate early: a bad name fails before any training
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists (use --force to replace it)")
-    settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
+    guard_new_output(out, force)
+    settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     per_residue = kind == "residue"
     reader = read_residue_split if per_residue else read_sequence_split
     sources = {"train": str(train), "dev": str(dev), "test": str(test)}
@@ -212,27 +209,27 @@ def classify(
     train: Path = typer.Option(..., "--train", help="Training CSV with header: sequence,label (GUE layout)."),
     dev: Path = typer.Option(..., "--dev", help="Dev CSV (selects the best epoch)."),
     test: Path = typer.Option(..., "--test", help="Test CSV (scored once, with the best epoch)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Backbone model directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory: model/, metrics.tsv, test_predictions.tsv, learning_curve.png."),
-    task: str = typer.Option("classification", "--task", help=TASK_HELP),
+    model: Annotated[Path, model_option(BACKBONE_HELP)] = ...,
+    out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
+    task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
-    epochs: int = typer.Option(5, "--epochs"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    max_tokens: int = typer.Option(16384, "--max-tokens"),
-    lr_head: float = typer.Option(1e-2, "--lr-head"),
-    lr_embedding: float = typer.Option(1e-3, "--lr-embedding"),
-    lr_body: float = typer.Option(1e-4, "--lr-body", help="At width 1024; scaled by 1024/width."),
-    warmup: float = typer.Option(0.05, "--warmup"),
+    epochs: int = typer.Option(5, "--epochs", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    max_tokens: int = typer.Option(16384, "--max-tokens", min=1),
+    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE),
+    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE),
+    lr_body: float = typer.Option(1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."),
+    warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
     truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device"),
-    force: bool = typer.Option(False, "--force"),
+    seed: Annotated[int, seed_option("Seed for shuffling and initialisation of the head.")] = 0,
+    device: DeviceOption = Device.auto,
+    force: ForceOption = False,
 ) -> None:
     """Fine-tune a sequence classifier (or regressor) on GUE-style CSVs; keep the best dev epoch, score test.
 
     Example: [bold]obte finetune classify --train train.csv --dev dev.csv --test test.csv --model backbone -o run/[/bold]
     """
-    _run_task("classify", train, dev, test, model, out, task, molecule_type, epochs, batch_size, max_tokens,
+    _run_task("classify", train, dev, test, model, out, task.value, molecule_type, epochs, batch_size, max_tokens,
               lr_head, lr_embedding, lr_body, warmup, truncate, seed, device, force)
 
 
@@ -241,47 +238,48 @@ def residue(
     train: Path = typer.Option(..., "--train", help="Training TSV with header: id, sequence, labels (one per residue)."),
     dev: Path = typer.Option(..., "--dev", help="Dev TSV (selects the best epoch)."),
     test: Path = typer.Option(..., "--test", help="Test TSV (scored once, per residue)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Backbone model directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory: model/, metrics.tsv, test_predictions.tsv, learning_curve.png."),
-    task: str = typer.Option("classification", "--task", help=TASK_HELP),
+    model: Annotated[Path, model_option(BACKBONE_HELP)] = ...,
+    out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
+    task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
-    epochs: int = typer.Option(5, "--epochs"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    max_tokens: int = typer.Option(16384, "--max-tokens"),
-    lr_head: float = typer.Option(1e-2, "--lr-head"),
-    lr_embedding: float = typer.Option(1e-3, "--lr-embedding"),
-    lr_body: float = typer.Option(1e-4, "--lr-body", help="At width 1024; scaled by 1024/width."),
-    warmup: float = typer.Option(0.05, "--warmup"),
+    epochs: int = typer.Option(5, "--epochs", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    max_tokens: int = typer.Option(16384, "--max-tokens", min=1),
+    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE),
+    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE),
+    lr_body: float = typer.Option(1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."),
+    warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
     truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context (their tail is not scored)."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device"),
-    force: bool = typer.Option(False, "--force"),
+    seed: Annotated[int, seed_option("Seed for shuffling and initialisation of the head.")] = 0,
+    device: DeviceOption = Device.auto,
+    force: ForceOption = False,
 ) -> None:
     """Fine-tune a per-residue tagger (secondary structure, accessibility ...); metrics are per residue.
 
     Example: [bold]obte finetune residue --train ss_train.tsv --dev ss_dev.tsv --test ss_test.tsv --model backbone -o ss/[/bold]
     """
-    _run_task("residue", train, dev, test, model, out, task, molecule_type, epochs, batch_size, max_tokens,
+    _run_task("residue", train, dev, test, model, out, task.value, molecule_type, epochs, batch_size, max_tokens,
               lr_head, lr_embedding, lr_body, warmup, truncate, seed, device, force)
 
 
 @app.command("contacts")
 def contacts(
     labels: Path = typer.Option(..., "--labels", "-l", help="Per-residue labels from `obte contacts labels`."),
-    model: Path = typer.Option(..., "--model", "-m", help="Backbone model directory (pretrained, ΔG-tuned, or `obte model init`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory: model/ (for `obte contacts predict`) and, with --folds, the CV tables."),
-    probe: str = typer.Option("head", "--probe", help="head: fine-tune backbone + per-residue logistic head; attention: the paper's probe on the frozen model's attention maps."),
-    folds: int = typer.Option(5, "--folds", "-k", help="Cross-validation folds grouped by protein sequence before the final fit; 0: only the final fit."),
-    epochs: int = typer.Option(4, "--epochs", help="Passes over the training sites."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Sites per optimizer step (head)."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", help="Tokens per micro-batch (memory bound; no effect on results)."),
-    lr_head: float = typer.Option(1e-2, "--lr-head", help="Peak LR of the contact head (or the probe's AdamW LR ÷ 10)."),
-    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", help="Peak LR of the token embeddings."),
-    lr_body: float = typer.Option(1e-4, "--lr-body", help="Peak LR of other weights at width 1024 (scaled by 1024/width)."),
-    warmup: float = typer.Option(0.05, "--warmup", help="Fraction of steps spent warming up (OneCycleLR)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for folds, shuffling and initialisation."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    model: Annotated[Path, model_option("Backbone model directory (pretrained, ΔG-tuned, or `obte model init`).")] = ...,
+    out: Annotated[Path, out_option("Output directory: model/ (for `obte contacts predict`) and, with --folds, the CV tables.")] = ...,
+    probe: Probe = typer.Option(Probe.head, "--probe", help="head: fine-tune backbone + per-residue logistic head; attention: the paper's probe on the frozen model's attention maps."),
+    folds: int = typer.Option(5, "--folds", "-k", min=0, callback=folds_check,
+                              help="Cross-validation folds grouped by protein sequence before the final fit; 0: only the final fit."),
+    epochs: int = typer.Option(4, "--epochs", min=1, help="Passes over the training sites."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sites per optimizer step (head)."),
+    max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="Tokens per micro-batch (memory bound; no effect on results)."),
+    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the contact head (or the probe's AdamW LR ÷ 10)."),
+    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE, help="Peak LR of the token embeddings."),
+    lr_body: float = typer.Option(1e-4, "--lr-body", callback=LEARNING_RATE, help="Peak LR of other weights at width 1024 (scaled by 1024/width)."),
+    warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."),
+    seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation.")] = 0,
+    device: DeviceOption = Device.auto,
+    force: ForceOption = False,
 ) -> None:
     """Train a per-residue contact predictor (P(residue within 4/6/8 Å of the nucleic acid)).
 
@@ -310,13 +308,9 @@ def contacts(
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.model.directory import load_model
 
-    if probe not in ("head", "attention"):
-        raise InputError(f"--probe must be head or attention (got {probe!r})")
-    if folds == 1 or folds < 0:
-        raise InputError(f"--folds must be 0 (final fit only) or at least 2 (got {folds})")
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists (use --force to replace it)")
-    settings = finetune_options_to_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
+    probe = probe.value
+    guard_new_output(out, force)
+    settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     probe_settings = ProbeSettings.alongside(settings)
     sites, cutoffs = read_contact_labels(labels)
     n_proteins = len({s.protein for s in sites})

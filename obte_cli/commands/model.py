@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, new_app, open_output
+from obte_cli.commands.options import (
+    ForceOption,
+    Preset,
+    TsvOutOption,
+    guard_new_output,
+    out_option,
+    seed_option,
+)
 
 app = new_app("Create and inspect obte model directories (config.json + model.safetensors + tokenizer).")
 
@@ -15,17 +24,17 @@ PRESET_HELP = "Architecture preset: tiny (CPU), small, medium, large, xl (see `o
 
 @app.command("init")
 def init(
-    out: Path = typer.Option(..., "--out", "-o", help="Model directory to create."),
-    preset: str = typer.Option("tiny", "--preset", "-p", help=PRESET_HELP),
+    out: Annotated[Path, out_option("Model directory to create.")] = ...,
+    preset: Preset = typer.Option(Preset.tiny, "--preset", "-p", help=PRESET_HELP),
     tokenizer: str = typer.Option(
         "residue",
         "--tokenizer",
         "-t",
         help="Bundled tokenizer name (residue, omnibiote-mixed), a tokenizer/model directory, or a sentencepiece .model file.",
     ),
-    context: int = typer.Option(0, "--context", help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the μP initialisation."),
-    force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
+    context: int = typer.Option(0, "--context", min=0, help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers)."),
+    seed: Annotated[int, seed_option("Random seed of the μP initialisation.")] = 0,
+    force: ForceOption = False,
 ) -> None:
     """Create a freshly initialised (untrained) model directory from a preset.
 
@@ -36,17 +45,14 @@ def init(
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.model.directory import save_model
     from obte_cli.engine.model.encoder import (
-        PRESETS,
         ObteModel,
         padded_vocab_size,
         preset_config,
     )
     from obte_cli.engine.tokenizers.base import load_tokenizer
 
-    if preset not in PRESETS:
-        raise InputError(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists (use --force to replace it)")
+    preset = preset.value
+    guard_new_output(out, force)
     tok = load_tokenizer(tokenizer)
     context = context or (2048 if tok.kind == "residue" else 1024)
     if context < 8:
@@ -70,7 +76,7 @@ def init(
 @app.command("info")
 def info(
     model_dir: Path = typer.Argument(..., help="Model directory."),
-    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+    out: TsvOutOption = "-",
 ) -> None:
     """Validate a model directory and print its description as a two-column TSV (key, value).
 
@@ -105,7 +111,7 @@ def info(
 
 
 @app.command("presets")
-def presets(out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout).")) -> None:
+def presets(out: TsvOutOption = "-") -> None:
     """List the architecture presets with their shapes and parameter counts.
 
     Example: [bold]obte model presets[/bold]

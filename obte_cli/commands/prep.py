@@ -6,10 +6,12 @@ import contextlib
 import logging
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, open_output, stderr_console
+from obte_cli.commands.options import out_option
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
@@ -74,15 +76,15 @@ def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
 
 def prep(
     inputs: list[Path] = typer.Argument(..., help="GenBank (.gb/.gbff/.seq) or FASTA (.fa/.fasta/.fna/.faa) files, optionally .gz."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory: shards/ and manifest.json."),
+    out: Annotated[Path, out_option("Output directory: shards/ and manifest.json.")] = ...,
     molecule_type: str = typer.Option(
         "auto", "--molecule-type", "-m",
         help="Type of FASTA records (protein, DNA, RNA, mRNA, ...); 'auto': nucleic if only A/C/G/T/U/N, else protein.",
     ),
-    min_length: int = typer.Option(1, "--min-length", help="Drop sequences shorter than this."),
-    max_length: int = typer.Option(0, "--max-length", help="Drop sequences longer than this (0: no limit)."),
+    min_length: int = typer.Option(1, "--min-length", min=1, help="Drop sequences shorter than this."),
+    max_length: int = typer.Option(0, "--max-length", min=0, help="Drop sequences longer than this (0: no limit)."),
     dedup: bool = typer.Option(False, "--dedup", help="Drop exact repeats (same type and sequence) within each file."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Processes, one input file each at a time."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes, one input file each at a time."),
     shard: str = typer.Option("0/1", "--shard", help="Take the I-th of every N input files (sorted): split an archive over N machines."),
 ) -> None:
     """Filter sequence archives into training shards, with counts of everything kept and dropped.
@@ -98,10 +100,8 @@ def prep(
     from obte_cli.engine.pretraining.prep import PrepSettings, run_prep
 
     molecule_type_option(molecule_type)  # validate before reading any input
-    if min_length < 1 or max_length < 0 or (max_length and max_length < min_length):
+    if max_length and max_length < min_length:
         raise InputError("--min-length must be ≥ 1 and --max-length 0 or ≥ --min-length")
-    if workers < 1:
-        raise InputError("--workers must be at least 1")
     settings = PrepSettings(molecule_type=molecule_type, min_length=min_length, max_length=max_length, dedup=dedup)
     shard_index, shard_count = _parse_shard(shard)
     with prep_progress(inputs, shard_index, shard_count) as on_file:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, training_progress
+from obte_cli.commands.options import (
+    Device,
+    DeviceOption,
+    Modality,
+    Preset,
+    number_in,
+    out_option,
+    seed_option,
+)
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
 
@@ -30,25 +40,25 @@ def parse_count(text: str, option: str) -> int:
 
 def pretrain(
     tokens: Path = typer.Option(..., "--tokens", help="Token directory from `obte tokenize corpus`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory: checkpoints/, metrics.jsonl, loss.png, model/."),
-    preset: str = typer.Option("tiny", "--preset", "-p", help="Architecture preset for a fresh model (see `obte model presets`)."),
+    out: Annotated[Path, out_option("Run directory: checkpoints/, metrics.jsonl, loss.png, model/.")] = ...,
+    preset: Preset = typer.Option(Preset.tiny, "--preset", "-p", help="Architecture preset for a fresh model (see `obte model presets`)."),
     init: Path = typer.Option(None, "--init", help="Start from this model directory instead of a fresh preset."),
-    context: int = typer.Option(0, "--context", help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."),
+    context: int = typer.Option(0, "--context", min=0, help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."),
     batch_tokens: str = typer.Option("16384", "--batch-tokens", help="Tokens per optimizer step over all processes (paper: ~1M)."),
-    micro_batch_rows: int = typer.Option(4, "--micro-batch-rows", help="Rows per forward/backward per process (memory)."),
+    micro_batch_rows: int = typer.Option(4, "--micro-batch-rows", min=1, help="Rows per forward/backward per process (memory)."),
     total_tokens: str = typer.Option("2M", "--total-tokens", help="Token budget, e.g. 2M, 250B."),
     warmup_tokens: str = typer.Option("0", "--warmup-tokens", help="Warm-up in tokens (0: 5% of the budget; paper: 1B)."),
-    lr: float = typer.Option(0.01, "--lr", help="Base LR: embeddings, norms, readout; hidden matrices get LR·32/width."),
-    modality: str = typer.Option("omni", "--modality", help="omni (OmniBioTE), protein (ProtBioTE) or nucleic (NucBioTE) data."),
+    lr: float = typer.Option(0.01, "--lr", callback=number_in(0), help="Base LR: embeddings, norms, readout; hidden matrices get LR·32/width."),
+    modality: Modality = typer.Option(Modality.omni, "--modality", help="omni (OmniBioTE), protein (ProtBioTE) or nucleic (NucBioTE) data."),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard parameters and optimizer state over processes (FSDP2)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out, exactly."),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints (and held-out scoring)."),
-    holdout: float = typer.Option(0.0, "--holdout", help="Fraction of the corpus (chunks of --context tokens) never trained on; scored at every checkpoint."),
-    eval_rows: int = typer.Option(64, "--eval-rows", help="Held-out rows scored at each checkpoint (at most)."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=1, help="Steps between checkpoints (and held-out scoring)."),
+    holdout: float = typer.Option(0.0, "--holdout", callback=number_in(0, 0.5, high_open=True), help="Fraction of the corpus (chunks of --context tokens) never trained on; scored at every checkpoint."),
+    eval_rows: int = typer.Option(64, "--eval-rows", min=0, help="Held-out rows scored at each checkpoint (at most)."),
     eval_tokens: Path = typer.Option(None, "--eval-tokens", help="Held-out token directory (same tokenizer, never trained on), scored at each checkpoint instead of --holdout."),
-    peak_tflops: float = typer.Option(0.0, "--peak-tflops", help="Peak TFLOP/s per process, to report MFU (0: do not report)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and masking."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    peak_tflops: float = typer.Option(0.0, "--peak-tflops", callback=number_in(0), help="Peak TFLOP/s per process, to report MFU (0: do not report)."),
+    seed: Annotated[int, seed_option("Seed of initialisation, data order and masking.")] = 0,
+    device: DeviceOption = Device.auto,
 ) -> None:
     """Pretrain an encoder with the masked-LM objective (μP, AdamW, OneCycleLR with token warm-up).
 
@@ -66,23 +76,16 @@ def pretrain(
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.model.directory import load_model, save_model
     from obte_cli.engine.model.encoder import (
-        PRESETS,
         ObteModel,
         padded_vocab_size,
         preset_config,
     )
-    from obte_cli.engine.pretraining.batches import MODALITIES
     from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
     from obte_cli.engine.pretraining.loop import PretrainSettings, unigram_baselines
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
     from obte_cli.engine.pretraining.token_files import open_corpus
 
-    if not 0.0 <= holdout < 0.5:
-        raise InputError(f"--holdout must be a fraction in [0, 0.5) (got {holdout})")
-    if modality not in MODALITIES:
-        raise InputError(f"--modality must be one of {', '.join(MODALITIES)} (got {modality!r})")
-    if preset not in PRESETS and init is None:
-        raise InputError(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    preset, modality = preset.value, modality.value
     if out.exists() and not resume and (out / "checkpoints").exists():
         raise InputError(f"{out}: holds a run already (use --resume to continue it, or another --out)")
     corpus = open_corpus(tokens)

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, open_output
+from obte_cli.commands.options import (
+    Device,
+    DeviceOption,
+    TsvOutOption,
+    model_option,
+    number_in,
+    seed_option,
+)
+
+RATE = number_in(0, 1, low_open=True)
 
 
 def read_accessions(path: Path) -> dict[str, list[str]]:
@@ -27,15 +38,15 @@ def read_accessions(path: Path) -> dict[str, list[str]]:
 def scan_jaspar(
     matrices: list[Path] = typer.Argument(..., help="JASPAR (.jaspar, one or many matrices), .pfm, MEME (.meme) or TRANSFAC files."),
     protein: str = typer.Option(..., "--protein", "-p", help="Protein FASTA: one protein for every matrix, or records named by matrix id, TF name or UniProt accession."),
-    model: Path = typer.Option(None, "--model", "-m", help="ΔG model or ensemble directory (default: the bundled model)."),
-    mutants: int = typer.Option(8, "--mutants", help="Mutated consensus sites per matrix."),
-    rate: float = typer.Option(0.05, "--rate", help="Per-base substitution probability (at least one substitution per mutant)."),
+    model: Annotated[Path | None, model_option("ΔG model or ensemble directory (default: the bundled model).")] = None,
+    mutants: int = typer.Option(8, "--mutants", min=1, help="Mutated consensus sites per matrix."),
+    rate: float = typer.Option(0.05, "--rate", callback=RATE, help="Per-base substitution probability (at least one substitution per mutant)."),
     accessions: Path = typer.Option(None, "--accessions", help="JASPAR matrices.tsv (matrix_id, uniprot) to match proteins by accession."),
     saturation: Path = typer.Option(None, "--saturation", help="Also score every single substitution; write heatmaps and model PFMs to this directory."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the mutants (per matrix, independent of file order)."),
+    seed: Annotated[int, seed_option("Seed of the mutants (per matrix, independent of file order).")] = 0,
     truncate: bool = typer.Option(False, "--truncate", help="Cut long proteins to fit the model's context."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+    device: DeviceOption = Device.auto,
+    out: TsvOutOption = "-",
 ) -> None:
     """ΔΔG = ΔG(mutated site) − ΔG(consensus site) for each matrix's TF, with the PFM's own log-odds.
 
@@ -59,8 +70,6 @@ def scan_jaspar(
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
-    if mutants < 1 or not 0 < rate <= 1:
-        raise InputError("--mutants must be ≥ 1 and --rate in (0, 1]")
     torch_device = resolve_device(device)
     all_matrices = [m for path in matrices for m in read_matrices(path)]
     proteins = read_proteins(protein)

@@ -5,23 +5,32 @@ from __future__ import annotations
 from collections import deque
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, open_output
+from obte_cli.commands.options import (
+    Device,
+    DeviceOption,
+    OnUnknown,
+    TsvOutOption,
+    model_option,
+    seed_option,
+)
 
 
 def score(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or compressed; '-' reads stdin."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model directory (a pretrained backbone)."),
+    model: Annotated[Path, model_option("Model directory (a pretrained backbone).")] = ...,
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."),
     mask_fraction: float = typer.Option(0.15, "--mask-fraction", min=0.01, max=0.5, help="Size of each masked group: every residue is masked once, in round(1/fraction) groups."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the grouping (the scores are deterministic given it)."),
+    seed: Annotated[int, seed_option("Seed of the grouping (the scores are deterministic given it).")] = 0,
     per_residue: Path = typer.Option(None, "--per-residue", help="Also write, per residue, the masked log-probability (natural log) of every letter (one-token-per-residue models)."),
     max_tokens: int = typer.Option(16384, "--max-tokens", min=64, help="Tokens per forward pass (memory bound; no effect on the numbers)."),
-    on_unknown: str = typer.Option("error", "--on-unknown", help="Letters outside the standard alphabet: 'error', or 'unk' to score them as <unk>."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+    on_unknown: OnUnknown = typer.Option(OnUnknown.error, "--on-unknown", help="Letters outside the standard alphabet: 'error', or 'unk' to score them as <unk>."),
+    device: DeviceOption = Device.auto,
+    out: TsvOutOption = "-",
 ) -> None:
     """Score sequences with a masked-LM: per record bits per residue, perplexity per residue and masked accuracy.
 
@@ -41,10 +50,9 @@ def score(
         score_segments,
     )
     from obte_cli.engine.model.directory import load_model
-    from obte_cli.engine.tokenizers.base import ON_UNKNOWN_CHOICES, Segment
+    from obte_cli.engine.tokenizers.base import Segment
 
-    if on_unknown not in ON_UNKNOWN_CHOICES:
-        raise typer.BadParameter(f"must be one of {', '.join(ON_UNKNOWN_CHOICES)}", param_hint="--on-unknown")
+    on_unknown = on_unknown.value
     fixed = molecule_type_option(molecule_type)
     torch_device = resolve_device(device)
     loaded = load_model(model, torch_device)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from obte_cli.commands.common import log, new_app, open_output
+from obte_cli.commands.options import (
+    ForceOption,
+    OnUnknown,
+    TsvOutOption,
+    guard_new_output,
+    out_option,
+    seed_option,
+)
 
 app = new_app("Tokenize sequences with a bundled tokenizer, a tokenizer directory or a model directory.")
 
@@ -26,12 +35,12 @@ def encode(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-m", help=MOLECULE_HELP),
-    on_unknown: str = typer.Option(
-        "error", "--on-unknown", help="Non-standard letters: 'error' (name record and position) or 'unk' (<unk> token)."
+    on_unknown: OnUnknown = typer.Option(
+        OnUnknown.error, "--on-unknown", help="Non-standard letters: 'error' (name record and position) or 'unk' (<unk> token)."
     ),
     spans: bool = typer.Option(False, "--spans", help="Add a token_spans column: residues start:end covered by each token ('-' for tags and <EOS>)."),
     pieces: bool = typer.Option(False, "--pieces", help="Add a token_pieces column with each token's text."),
-    out: str = typer.Option("-", "--out", "-o", help="Output TSV (default: stdout)."),
+    out: TsvOutOption = "-",
 ) -> None:
     """Encode FASTA records to token ids, one TSV row per record.
 
@@ -42,14 +51,9 @@ def encode(
     from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
     from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.tokenizers.base import (
-        ON_UNKNOWN_CHOICES,
-        Segment,
-        load_tokenizer,
-    )
+    from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
 
-    if on_unknown not in ON_UNKNOWN_CHOICES:
-        raise InputError(f"--on-unknown must be one of {', '.join(ON_UNKNOWN_CHOICES)}")
+    on_unknown = on_unknown.value
     fixed_type = molecule_type_option(molecule_type)
     tok = load_tokenizer(tokenizer)
     columns = ENCODE_COLUMNS + (["token_spans"] if spans else []) + (["token_pieces"] if pieces else [])
@@ -78,7 +82,7 @@ def encode(
 def decode(
     tokens: str = typer.Argument(..., help="TSV from `obte tokenize encode` (needs record_id and token_ids columns); '-' reads stdin."),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
-    out: str = typer.Option("-", "--out", "-o", help="Output FASTA (default: stdout)."),
+    out: Annotated[str, out_option("Output FASTA (default: stdout).")] = "-",
 ) -> None:
     """Decode token ids back to FASTA (RNA is written with U). A row holding several sequences is
     written as ID_1, ID_2, ...
@@ -122,13 +126,13 @@ def decode(
 @app.command("train")
 def train(
     sources: list[Path] = typer.Argument(..., help="`obte prep` output directories or shard files (.tsv.gz)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Tokenizer directory to write (usable as -t / in `obte model init`)."),
-    vocab_size: int = typer.Option(2048, "--vocab-size", help="Pieces per modality (the paper: 2^11 nucleic + 2^11 protein)."),
-    sample_residues: int = typer.Option(20_000_000, "--sample-residues", help="Residues sampled per modality for training."),
-    chunk_length: int = typer.Option(2048, "--chunk-length", help="Long sequences are cut into chunks of this many residues."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sample."),
-    threads: int = typer.Option(1, "--threads", help="sentencepiece training threads."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    out: Annotated[Path, out_option("Tokenizer directory to write (usable as -t / in `obte model init`).")] = ...,
+    vocab_size: int = typer.Option(2048, "--vocab-size", min=64, help="Pieces per modality (the paper: 2^11 nucleic + 2^11 protein)."),
+    sample_residues: int = typer.Option(20_000_000, "--sample-residues", min=1, help="Residues sampled per modality for training."),
+    chunk_length: int = typer.Option(2048, "--chunk-length", min=16, help="Long sequences are cut into chunks of this many residues."),
+    seed: Annotated[int, seed_option("Seed of the sample.")] = 0,
+    threads: int = typer.Option(1, "--threads", min=1, help="sentencepiece training threads."),
+    force: ForceOption = False,
 ) -> None:
     """Train the two-model BPE tokenizer (nucleic ids first, protein ids after them) on prepared shards.
 
@@ -136,13 +140,9 @@ def train(
     """
     import shutil
 
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.pretraining.train_tokenizer import train_tokenizer
 
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists (use --force to replace it)")
-    if vocab_size < 64 or sample_residues < 1 or chunk_length < 16:
-        raise InputError("--vocab-size must be ≥ 64, --sample-residues ≥ 1 and --chunk-length ≥ 16")
+    guard_new_output(out, force)
     if out.exists():
         shutil.rmtree(out)
     tok, chunks = train_tokenizer(sources, out, vocab_size, sample_residues, chunk_length, seed, threads)
@@ -154,8 +154,8 @@ def train(
 def corpus(
     sources: list[Path] = typer.Argument(..., help="`obte prep` output directories or shard files (.tsv.gz)."),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Token directory to write (memory-mappable arrays + tokens.json)."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    out: Annotated[Path, out_option("Token directory to write (memory-mappable arrays + tokens.json).")] = ...,
+    force: ForceOption = False,
 ) -> None:
     """Tokenize prepared shards into flat token files for pretraining.
 
@@ -165,13 +165,11 @@ def corpus(
     """
     import shutil
 
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.pretraining.token_files import encode_corpus
     from obte_cli.engine.pretraining.train_tokenizer import shard_files
     from obte_cli.engine.tokenizers.base import load_tokenizer
 
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists (use --force to replace it)")
+    guard_new_output(out, force)
     tok = load_tokenizer(tokenizer)
     shards = shard_files(sources)
     if out.exists():

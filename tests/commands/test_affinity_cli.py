@@ -131,7 +131,6 @@ def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
         (">d1\nACGTTGCA\n", ">d1\nACGT\n", [], "every record looks like a nucleic acid, not a protein (arguments swapped?)"),
         (">p1\nMKRIAVLG\n", ">d1\nACGT\n>d2\nAC\n", ["--pairs", "zip"], "--pairs zip needs as many proteins as nucleic acids (1 vs 2)"),
         (">p1\n" + "M" * 400 + "\n", ">d1\nACGT\n", [], "record 'p1 + d1': 414 tokens exceed the model's context of 384"),
-        (">p1\nMKRIAVLG\n", ">d1\nACGT\n", ["--device", "tpu"], "--device must be one of auto, cpu, cuda"),
     ],
 )
 def test_affinity_input_errors_are_one_line(cv_run, tmp_path, protein_text, acid_text, extra, message):
@@ -144,6 +143,14 @@ def test_affinity_input_errors_are_one_line(cv_run, tmp_path, protein_text, acid
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_device_is_a_usage_error(tmp_path):
+    (tmp_path / "p.fa").write_text(">p1\nMKRIAVLG\n")
+    (tmp_path / "na.fa").write_text(">d1\nACGT\n")
+    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--device", "tpu")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert all(f"'{name}'" in result.stderr for name in ("tpu", "auto", "cpu", "cuda")), result.stderr
 
 
 def test_truncate_cuts_the_protein_and_warns(cv_run, tmp_path):
@@ -188,6 +195,21 @@ def test_bench_pronab_scores_a_cv_run_and_the_baseline_on_its_folds(cv_run, smal
     assert math.isclose(bench.loc["obte", "mae_mean"], metrics.loc["mean", "mae"], abs_tol=1e-3)
     assert bench.loc["composition+GBM", "test_rows"] == bench.loc["obte", "test_rows"] == len(small_pairs[1])
     assert (tmp_path / "bench" / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_pronab_trains_its_own_cv_run(small_pairs, backbone, tmp_path):
+    out = tmp_path / "bench"
+    result = obte("bench", "pronab", "--data", small_pairs[0], "--model", backbone, "--out", out, "--folds", "2",
+                  "--epochs", "1", "--batch-size", "16", "--seed", "1", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert [line.split("\t")[0] for line in result.stdout.strip().splitlines()[1:]] == ["obte", "composition+GBM"]
+    assert "homology guard" in result.stderr and "fold 2/2" in result.stderr and "baseline:" in result.stderr
+    assert {"ensemble.json", "fold-01", "fold-02", "predictions.tsv"} <= {p.name for p in (out / "obte-cv").iterdir()}
+    assert load_affinity_model(out / "obte-cv").metadata["task"] == "affinity"
+    bench = pd.read_csv(out / "bench.tsv", sep="\t").set_index("method")
+    assert bench.loc["obte", "folds"] == 2 and bench.loc["obte", "test_rows"] == len(small_pairs[1])
+    again = obte("bench", "pronab", "--data", small_pairs[0], "--model", backbone, "--out", out)
+    assert again.exit_code == 1 and "already exists (use --force" in again.stderr
 
 
 def test_bench_refuses_predictions_from_other_data(cv_run, pronab_path, tmp_path):

@@ -115,7 +115,6 @@ def test_gzip_input(tmp_path, uniprot_fasta):
         ((), b"", "no FASTA records"),
         ((), b">p1\nMKVLA\n>p2\nMKBZL\n", "record 'p2': non-standard protein letter 'B' at position 3"),
         (("-m", "plasmid"), b">p1\nACGT\n", "unknown molecule type 'plasmid'"),
-        (("--on-unknown", "drop"), b">p1\nACGT\n", "--on-unknown must be one of"),
         (("-t", "nope"), b">p1\nACGT\n", "no such tokenizer"),
     ],
 )
@@ -145,9 +144,14 @@ def test_decode_rejects_malformed_tsv():
     assert result.exit_code == 1 and "line 2 ('x'): token_ids must be integers" in result.stderr
 
 
-def test_usage_errors_exit_2():
+def test_usage_errors_exit_2(tmp_path):
     assert obte("model", "init").exit_code == 2  # missing --out
     assert obte("no-such-command").exit_code == 2
+    path = tmp_path / "in.fa"
+    path.write_text(">p1\nACGT\n")
+    result = obte("tokenize", "encode", path, "--on-unknown", "drop", "-o", tmp_path / "out.tsv")
+    assert result.exit_code == 2 and "'error'" in result.stderr and "'unk'" in result.stderr
+    assert not (tmp_path / "out.tsv").exists()
 
 
 def test_readme_test_command_is_what_ci_runs():

@@ -1,0 +1,166 @@
+"""One vocabulary of options: the flags several commands share, declared once.
+
+A shared option is ``Annotated[type, typer.Option(...)]``; the command gives only the default::
+
+    device: DeviceOption = Device.auto
+
+Where the help must say what this command wants (which model, which output), a function takes the help
+and returns the ``typer.Option``: ``model: Annotated[Path, model_option("Backbone model directory.")]``.
+
+Fixed choices are ``str`` Enums, so a bad value is a usage error (exit 2) that lists the valid ones.
+Integer options carry their range (``min=``/``max=``); float options get :func:`number_in`, which also
+refuses nan and inf. Both are usage errors too.
+
+Nothing heavy is imported here (``obte --help`` stays fast), so the choices are spelled out rather than
+taken from the engine's constants; tests/commands/test_options.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from obte_cli.engine.core.errors import InputError
+
+
+class StrChoice(str, Enum):
+    """A fixed choice whose ``str()`` and f-string form is its value (not ``Class.member``), so it can go
+    wherever the engine expects the plain string."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Device(StrChoice):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Pool(StrChoice):
+    mean = "mean"
+    first = "first"
+    max = "max"
+    per_token = "per-token"
+
+
+class OnUnknown(StrChoice):
+    error = "error"
+    unk = "unk"
+
+
+class Modality(StrChoice):
+    omni = "omni"
+    protein = "protein"
+    nucleic = "nucleic"
+
+
+class Preset(StrChoice):
+    micro = "micro"
+    tiny = "tiny"
+    small = "small"
+    medium = "medium"
+    large = "large"
+    xl = "xl"
+
+
+class Task(StrChoice):
+    classification = "classification"
+    regression = "regression"
+
+
+class Probe(StrChoice):
+    head = "head"
+    attention = "attention"
+
+
+class Pairing(StrChoice):
+    all = "all"
+    zip = "zip"
+
+
+class NaType(StrChoice):
+    auto = "auto"
+    DNA = "DNA"
+    RNA = "RNA"
+
+
+# ---- numbers ---------------------------------------------------------------------------------------
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '≥'} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '≤'} {high:g}"
+    return "a finite number"
+
+
+def number_in(low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False):
+    """Option callback for a float: finite (no nan, no inf) and within the bounds, else a usage error,
+    e.g. ``Invalid value for '--rate': must be in (0, 1] (got 0)``."""
+    wanted = _interval(low, high, low_open, high_open)
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return value
+        outside = (
+            not math.isfinite(value)
+            or (low is not None and (value <= low if low_open else value < low))
+            or (high is not None and (value >= high if high_open else value > high))
+        )
+        if outside:
+            raise typer.BadParameter(f"must be {wanted} (got {value:g})")
+        return value
+
+    return check
+
+
+def folds_check(value: int) -> int:
+    """``--folds``: 0 (no cross-validation) or at least 2; one fold cannot both train and test."""
+    if value == 1:
+        raise typer.BadParameter("must be 0 (no cross-validation) or at least 2 (got 1)")
+    return value
+
+
+# ---- shared options --------------------------------------------------------------------------------
+
+DEVICE_HELP = "auto, cpu or cuda."
+
+
+def device_option(help: str = DEVICE_HELP) -> Any:
+    return typer.Option("--device", case_sensitive=False, help=help)
+
+
+def seed_option(help: str = "Random seed.") -> Any:
+    return typer.Option("--seed", min=0, help=help)
+
+
+def model_option(help: str) -> Any:
+    """``--model/-m``: a model directory (what kind, the help says)."""
+    return typer.Option("--model", "-m", help=help)
+
+
+def out_option(help: str) -> Any:
+    """``--out/-o``: an output file or directory (which, the help says)."""
+    return typer.Option("--out", "-o", help=help)
+
+
+DeviceOption = Annotated[Device, device_option()]
+SeedOption = Annotated[int, seed_option()]
+ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Replace --out if it exists.")]
+TsvOutOption = Annotated[str, out_option("Output TSV (default: stdout).")]
+
+
+def guard_new_output(path: Path, force: bool) -> None:
+    """The rule for ``--out`` directories: an existing one is replaced only with ``--force``."""
+    if Path(path).exists() and not force:
+        raise InputError(f"{path}: already exists (use --force to replace it)")

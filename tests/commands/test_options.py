@@ -1,0 +1,177 @@
+"""The shared option vocabulary (obte_cli/commands/options.py): a bad choice or an impossible number is a
+usage error (exit 2) that names what is allowed; an existing --out needs --force (exit 1)."""
+
+import re
+
+import pytest
+import typer
+from conftest import obte
+
+from obte_cli.app import app
+from obte_cli.commands import options
+from obte_cli.engine.core.errors import InputError
+
+
+def usage_error(result) -> str:
+    """The message of a usage error, without the box drawing and line wrapping around it."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
+
+
+def _commands_with(option: str, group=None, path=()):
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands_with(option, command, (*path, name))
+        elif any(option in param.opts for param in command.params):
+            yield (*path, name)
+
+
+DEVICE_COMMANDS = list(_commands_with("--device"))
+
+
+def test_every_device_option_is_found():
+    assert len(DEVICE_COMMANDS) >= 14 and ("affinity",) in DEVICE_COMMANDS and ("bench", "throughput") in DEVICE_COMMANDS
+
+
+@pytest.mark.parametrize("command", DEVICE_COMMANDS, ids=" ".join)
+def test_a_bad_device_is_a_usage_error_naming_the_devices(command):
+    message = usage_error(obte(*command, "--device", "tpu"))
+    assert "--device" in message and "'tpu'" in message
+    assert all(f"'{name}'" in message for name in ("auto", "cpu", "cuda")), message
+
+
+@pytest.mark.parametrize("command", list(_commands_with("--seed")), ids=" ".join)
+def test_a_negative_seed_is_a_usage_error(command):
+    assert "--seed" in usage_error(obte(*command, "--seed", "-1"))
+
+
+def test_device_names_ignore_case_as_before():
+    # `--device CPU` gets through parsing; the run then stops at the bad --shapes (exit 1, not 2)
+    result = obte("bench", "throughput", "--device", "CPU", "--shapes", "nope")
+    assert result.exit_code == 1 and "--shapes" in result.stderr
+
+
+@pytest.mark.parametrize("args, choices", [
+    (["tokenize", "encode", "-", "--on-unknown", "drop"], ["error", "unk"]),
+    (["score", "-", "-m", "m", "--on-unknown", "drop"], ["error", "unk"]),
+    (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--pool", "sum"], ["mean", "first", "max", "per-token"]),
+    (["pretrain", "--tokens", "t", "-o", "o", "--modality", "rna"], ["omni", "protein", "nucleic"]),
+    (["model", "init", "-o", "m", "--preset", "huge"], ["micro", "tiny", "small", "medium", "large", "xl"]),
+    (["bench", "embed", "x.fa", "--preset", "huge"], ["micro", "tiny", "xl"]),
+    (["finetune", "classify", "--task", "ranking"], ["classification", "regression"]),
+    (["finetune", "residue", "--task", "ranking"], ["classification", "regression"]),
+    (["finetune", "contacts", "--probe", "mlp"], ["head", "attention"]),
+    (["affinity", "p.fa", "na.fa", "--pairs", "cross"], ["all", "zip"]),
+    (["affinity", "p.fa", "na.fa", "--na-type", "dna"], ["auto", "DNA", "RNA"]),
+    (["contacts", "predict", "--na-type", "XNA"], ["auto", "DNA", "RNA"]),
+])
+def test_a_bad_choice_is_a_usage_error_listing_the_choices(args, choices):
+    option, value = args[-2:]
+    message = usage_error(obte(*args))
+    assert option in message and f"'{value}'" in message
+    assert all(f"'{choice}'" in message for choice in choices), message
+
+
+@pytest.mark.parametrize("args, wanted", [
+    (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--rate", "0"], "must be in (0, 1] (got 0)"),
+    (["bench", "jaspar", "--rate", "1.5"], "must be in (0, 1] (got 1.5)"),
+    (["embed", "probe-joint", "--pairs", "x.tsv", "--train-frac", "nan"], "must be in (0, 1) (got nan)"),
+    (["finetune", "affinity", "--warmup", "inf"], "must be in [0, 1) (got inf)"),
+    (["finetune", "classify", "--lr-head", "-0.1"], "must be ≥ 0 (got -0.1)"),
+    (["finetune", "affinity", "--homology-threshold", "nan"], "must be a finite number (got nan)"),
+    (["pretrain", "--holdout", "0.5"], "must be in [0, 0.5) (got 0.5)"),
+    (["contacts", "predict", "--bfactor-cutoff", "-4"], "must be ≥ 0 (got -4)"),
+    (["finetune", "affinity", "--folds", "1"], "0 (no cross-validation) or at least 2"),
+    (["finetune", "contacts", "--folds", "1"], "0 (no cross-validation) or at least 2"),
+])
+def test_an_impossible_float_is_a_usage_error_naming_the_range(args, wanted):
+    message = usage_error(obte(*args))
+    assert args[-2] in message and wanted in message, message
+
+
+@pytest.mark.parametrize("args, bound", [
+    (["bench", "prep", "x.gb", "--workers", "0"], 1),
+    (["prep", "x.gb", "-o", "o", "--min-length", "0"], 1),
+    (["tokenize", "train", "s", "-o", "o", "--vocab-size", "10"], 64),
+    (["tokenize", "train", "s", "-o", "o", "--chunk-length", "8"], 16),
+    (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--max-tokens", "0"], 1),
+    (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--window", "-5"], 0),
+    (["finetune", "affinity", "--epochs", "0"], 1),
+    (["bench", "contacts", "s", "--folds", "1"], 2),
+    (["bench", "throughput", "--context", "0"], 1),
+    (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--mutants", "0"], 1),
+    (["score", "-", "-m", "m", "--max-tokens", "8"], 64),
+])
+def test_an_out_of_range_count_is_a_usage_error_naming_the_bound(args, bound):
+    message = usage_error(obte(*args))
+    option = args[-2]
+    assert option in message, message
+    # the wording is the option parser's: "greater than or equal to N" or "x>=N"
+    assert re.search(rf"(greater than or equal to|>=) ?{bound}\b", message), message
+
+
+def _guarded_commands(tmp_path):
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"")
+    return [
+        ["model", "init"],
+        ["convert", checkpoint],
+        ["tokenize", "train", tmp_path / "shards"],
+        ["tokenize", "corpus", tmp_path / "shards"],
+        ["finetune", "affinity", "-d", tmp_path / "data.json", "-m", tmp_path / "backbone"],
+        ["finetune", "classify", "--train", "a.csv", "--dev", "b.csv", "--test", "c.csv", "-m", tmp_path / "backbone"],
+        ["finetune", "residue", "--train", "a.tsv", "--dev", "b.tsv", "--test", "c.tsv", "-m", tmp_path / "backbone"],
+        ["finetune", "contacts", "-l", "labels.tsv", "-m", tmp_path / "backbone"],
+        ["bench", "pronab", "-d", tmp_path / "data.json", "--from-cv", tmp_path / "cv"],
+    ]
+
+
+def test_an_existing_out_needs_force_with_one_message_everywhere(tmp_path):
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "keep.txt").write_text("untouched")
+    for command in _guarded_commands(tmp_path):
+        result = obte(*command, "-o", out)
+        assert result.exit_code == 1, (command, result.output)
+        assert result.stderr.strip().splitlines()[-1] == f"error: {out}: already exists (use --force to replace it)", command
+    assert (out / "keep.txt").read_text() == "untouched"
+
+
+def test_guard_new_output(tmp_path):
+    options.guard_new_output(tmp_path / "new", force=False)
+    options.guard_new_output(tmp_path, force=True)
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path}: already exists (use --force to replace it)")):
+        options.guard_new_output(tmp_path, force=False)
+
+
+def test_choices_agree_with_the_engine():
+    from obte_cli.engine.bio.complex_inputs import PAIRING_CHOICES
+    from obte_cli.engine.core.devices import DEVICE_CHOICES
+    from obte_cli.engine.embedding.embed import POOLS
+    from obte_cli.engine.finetuning.tasks import TASKS
+    from obte_cli.engine.model.encoder import PRESETS
+    from obte_cli.engine.pretraining.batches import MODALITIES
+    from obte_cli.engine.tokenizers.base import ON_UNKNOWN_CHOICES
+
+    for choice, engine in [(options.Device, DEVICE_CHOICES), (options.Pool, POOLS), (options.Task, TASKS),
+                           (options.Preset, PRESETS), (options.Modality, MODALITIES),
+                           (options.OnUnknown, ON_UNKNOWN_CHOICES), (options.Pairing, PAIRING_CHOICES)]:
+        assert [c.value for c in choice] == list(engine), choice
+
+
+def test_a_choice_reads_as_its_value():
+    assert str(options.Pool.per_token) == f"{options.Pool.per_token}" == "per-token"
+    assert options.Device.cuda == "cuda" and isinstance(options.Device.cuda, str)
+
+
+def test_number_in():
+    check = options.number_in(0, 1, low_open=True)
+    assert check(1.0) == 1.0 and check(None) is None
+    for bad in (0.0, 1.5, float("nan"), float("inf")):
+        with pytest.raises(typer.BadParameter, match=re.escape("must be in (0, 1]")):
+            check(bad)
+    assert options.number_in()(-3.0) == -3.0
+    with pytest.raises(typer.BadParameter, match="finite"):
+        options.number_in()(float("-inf"))
