@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from obte_cli.engine.bio.molecules import MOLECULE_TYPES
+from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.pretraining.token_files import TokenCorpus, row_layouts
 
 MODALITIES = ("omni", "protein", "nucleic")
@@ -65,7 +66,8 @@ class RowPlan:
             lengths.append(np.diff(shard.offsets)[keep])
         self.lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
         if self.lengths.sum() == 0:
-            raise ValueError(f"the corpus has no {modality if modality != 'omni' else ''} sequences".replace("  ", " "))
+            what = "sequences" if modality == "omni" else f"{modality} sequences (--modality {modality})"
+            raise InputError(f"{corpus.path}: the corpus has no {what}")
         pieces_per_sequence = -(-self.lengths // context)
         self._chunk_sequence = np.repeat(np.arange(len(self.lengths)), pieces_per_sequence)
         first_chunk = np.cumsum(pieces_per_sequence) - pieces_per_sequence

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from obte_cli.engine.core.errors import InputError
 from torch import nn
 
 
@@ -70,7 +72,7 @@ def wrap(module: nn.Module, blocks: nn.ModuleList, context: DistributedContext, 
         from torch.distributed.fsdp import fully_shard
 
         if not context.active:
-            raise ValueError("--fsdp needs several processes (launch with torchrun)")
+            raise InputError("--fsdp shards over several processes: launch with torchrun --nproc-per-node N (or drop --fsdp)")
         for block in blocks:
             fully_shard(block)
         return fully_shard(module)

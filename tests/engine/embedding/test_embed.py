@@ -105,7 +105,6 @@ def test_long_records_error_truncate_or_window(models, proteins, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--pool", "sum"], "--pool must be one of"),
     (["--layers", "9"], "--layers: 9 is not a layer"),
     (["--layers", "x"], "--layers must be comma-separated integers"),
     (["--pool", "per-token", "-o", "out.npy"], "write them to a .safetensors file"),
@@ -118,6 +117,13 @@ def test_bad_options_are_one_line_errors(models, proteins, tmp_path, args, messa
         args = [*args, "-o", tmp_path / "e.npy"]
     result = obte(*base, *args)
     assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_pool_is_a_usage_error(models, proteins, tmp_path):
+    path, _ = proteins
+    result = obte("embed", path, "-m", models["residue"], "--pool", "sum", "-o", tmp_path / "e.npy")
+    assert result.exit_code == 2
+    assert all(f"'{pool}'" in result.stderr for pool in ("mean", "first", "max", "per-token")), result.stderr
 
 
 @pytest.mark.distributed

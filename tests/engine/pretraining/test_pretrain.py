@@ -270,6 +270,19 @@ def test_cli_refuses_to_overwrite_a_run_and_bad_options(tokens, tmp_path):
     assert (tmp_path / "r" / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_user_mistakes_in_pretrain_are_one_line_errors(tmp_path):
+    """A modality the corpus does not hold, and --fsdp in one process: exit 1 and one line, no traceback."""
+    fasta = tmp_path / "dna.fa"
+    fasta.write_text(">a\nACGTACGTAAGGCTTAGC\n>b\nACGGGTTTACCAGGTA\n")
+    assert obte("prep", fasta, "-m", "DNA", "-o", tmp_path / "prep").exit_code == 0
+    assert obte("tokenize", "corpus", tmp_path / "prep", "-o", tmp_path / "tokens").exit_code == 0
+    for extra, message in ((["--modality", "protein"], "no protein sequences"), (["--fsdp"], "torchrun")):
+        result = obte(*_cli_args(tmp_path / "tokens", tmp_path / f"run{len(extra)}", *extra))
+        assert result.exit_code == 1 and message in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in result.stderr and not isinstance(result.exception, ValueError)
+
+
 def test_bench_throughput_runs_both_implementations(tmp_path):
     pytest.importorskip("transformers")
     result = obte("bench", "throughput", "--shapes", "micro", "--vocab", "256", "--rows", "2", "--context", "64",
