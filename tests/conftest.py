@@ -53,14 +53,14 @@ def mixed_model_file() -> Path:
 
 @pytest.fixture(scope="session")
 def residue_tokenizer():
-    from obte_cli.engine.tokenizers.base import load_tokenizer
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     return load_tokenizer("residue")
 
 
 @pytest.fixture(scope="session")
 def mixed_tokenizer():
-    from obte_cli.engine.tokenizers.base import load_tokenizer
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     return load_tokenizer("omnibiote-mixed")
 
@@ -68,7 +68,7 @@ def mixed_tokenizer():
 @pytest.fixture(scope="session")
 def paired_tokenizer():
     """Two reference models, one per modality: nucleic ids [0, 65536), protein ids offset after them."""
-    from obte_cli.engine.tokenizers.base import SentencePieceTokenizer
+    from obte_cli.engine.tokenizers.sentencepiece import SentencePieceTokenizer
 
     nucleotide = shared_file("omnibiote-ref", "nucleotide_bpe.model")
     peptide = shared_file("omnibiote-ref", "peptide_bpe.model")

@@ -14,10 +14,12 @@ from obte_cli.commands.finetune import (
     homology_cache,
 )
 from obte_cli.commands.options import (
+    BACKBONE_DEFAULT_HELP,
     Device,
     DeviceOption,
     ForceOption,
     Preset,
+    backbone_or_default,
     device_option,
     guard_new_output,
     model_option,
@@ -33,7 +35,7 @@ app = new_app("Benchmarks: accuracy suites, each run end to end and reported as 
 @app.command("pronab")
 def pronab(
     data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON (e.g. pronab_dev.json) or a pairs TSV."),
-    model: Annotated[Path | None, model_option("Backbone to fine-tune with the full CV protocol.")] = None,
+    model: Annotated[Path | None, model_option(f"Backbone to fine-tune with the full CV protocol {BACKBONE_DEFAULT_HELP}.")] = None,
     from_cv: Path = typer.Option(
         None, "--from-cv", help="Score an existing `obte finetune affinity` output directory instead of training."
     ),
@@ -59,8 +61,10 @@ def pronab(
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
 
-    if (model is None) == (from_cv is None):
-        raise InputError("give either --model (train and score) or --from-cv (score an existing run)")
+    if model is not None and from_cv is not None:
+        raise InputError("give either --model (train and score) or --from-cv (score an existing run), not both")
+    if from_cv is None:
+        model = backbone_or_default(model)
     guard_new_output(out, force)
     threshold = None if no_homology_guard else homology_threshold
     train = None
@@ -265,7 +269,8 @@ def embed(
     from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.model.encoder import padded_vocab_size, preset_config
-    from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
+    from obte_cli.engine.tokenizers.base import Segment
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     preset = preset.value
     tok = load_tokenizer(tokenizer)
@@ -285,7 +290,7 @@ def embed(
 @app.command("contacts")
 def contacts(
     structures: list[Path] = typer.Argument(..., help="PDB/mmCIF files or directories of them (e.g. ../shared/data/pdb-protein-dna)."),
-    model: Annotated[list[Path], model_option("Backbone(s) to compare (repeat the option), e.g. a base and a ΔG-tuned model.")] = ...,
+    model: Annotated[list[Path] | None, model_option(f"Backbone(s) to compare (repeat the option), e.g. a base and a ΔG-tuned model {BACKBONE_DEFAULT_HELP}.")] = None,
     methods: str = typer.Option("head,attention,propensity", "--methods", help="Comma-separated: head (fine-tuned), attention (probe on frozen maps), propensity (per-amino-acid rates, no model)."),
     out: Annotated[Path, out_option("Directory for metrics.tsv, labels.tsv, folds.tsv and contacts_f1.png.")] = ...,
     folds: int = typer.Option(5, "--folds", "-k", min=2, help="Cross-validation folds grouped by protein sequence."),
@@ -331,6 +336,7 @@ def contacts(
         raise InputError(f"--methods: choose from {', '.join(METHODS)} (got {methods!r})")
     files = structure_files(structures)
     sites, skipped = labelled_sites(files, max_residues)
+    model = model or [backbone_or_default(None)]
     first = load_model(model[0])
     sites, too_long = fitting_sites(sites, first.tokenizer, first.model.config.max_positions)
     skipped += too_long

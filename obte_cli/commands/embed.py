@@ -16,9 +16,11 @@ from obte_cli.commands.common import (
     stderr_console,
 )
 from obte_cli.commands.options import (
+    BACKBONE_DEFAULT_HELP,
     Device,
     DeviceOption,
     Pool,
+    backbone_or_default,
     model_option,
     number_in,
     out_option,
@@ -47,7 +49,7 @@ def _parse_layers(text: str) -> tuple[int, ...]:
 @app.command("sequences")
 def embed(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
-    model: Annotated[Path, model_option("Model directory (a pretrained backbone, or any obte model).")] = ...,
+    model: Annotated[Path | None, model_option(f"Model directory: a pretrained backbone, or any obte model {BACKBONE_DEFAULT_HELP}.")] = None,
     pool: Pool = typer.Option(Pool.mean, "--pool", help="mean, max, first (the molecule tag token) or per-token (one vector per residue)."),
     layers: str = typer.Option("-1", "--layers", help="Layers to return: 0 = embeddings, n = final; negative from the end; e.g. 0,2,-1."),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."),
@@ -81,6 +83,7 @@ def embed(
     settings = EmbeddingSettings(pool=pool, layers=_parse_layers(layers), max_tokens=max_tokens, truncate=truncate,
                                  window=window, stride=stride)
     torch_device = resolve_device(device)
+    model = backbone_or_default(model)
     loaded = load_model(model, torch_device)
     if window and window + 2 > loaded.model.config.max_positions:
         raise InputError(f"--window {window} does not fit the model's context of {loaded.model.config.max_positions}")
@@ -149,7 +152,7 @@ def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, c
 @app.command("probe-joint")
 def probe_joint(
     pairs: Path = typer.Option(..., "--pairs", help="GenBank file (CDS with /translation) or TSV with id, gene_seq, protein_seq."),
-    model: Annotated[Path | None, model_option("One model that embeds genes and proteins.")] = None,
+    model: Annotated[Path | None, model_option(f"One model that embeds genes and proteins {BACKBONE_DEFAULT_HELP}.")] = None,
     model_gene: Path = typer.Option(None, "--model-gene", help="Single-omic control: the model for genes..."),
     model_protein: Path = typer.Option(None, "--model-protein", help="...and the model for proteins (two separate maps)."),
     rank: int = typer.Option(16, "--rank", min=1, help="Rank of the learned linear map."),
@@ -177,8 +180,10 @@ def probe_joint(
     from obte_cli.engine.model.directory import LoadedModel, load_model
     from obte_cli.engine.model.encoder import ObteModel
 
-    if (model is None) == (model_gene is None and model_protein is None) or (model is None and (model_gene is None or model_protein is None)):
+    if (model_gene is None) != (model_protein is None) or (model is not None and model_gene is not None):
         raise InputError("give --model, or both --model-gene and --model-protein")
+    if model_gene is None:
+        model = backbone_or_default(model)
     is_tsv = pairs.suffix.lower() in (".tsv", ".txt")
     gene_pairs = pairs_from_tsv(pairs) if is_tsv else pairs_from_genbank(pairs)
     if len(gene_pairs) < 12:

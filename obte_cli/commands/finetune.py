@@ -11,11 +11,13 @@ import typer
 
 from obte_cli.commands.common import log, new_app, training_progress
 from obte_cli.commands.options import (
+    BACKBONE_DEFAULT_HELP,
     Device,
     DeviceOption,
     ForceOption,
     Probe,
     Task,
+    backbone_or_default,
     folds_check,
     guard_new_output,
     model_option,
@@ -30,7 +32,7 @@ DATA_HELP = (
     "ProNAB JSON (the OmniBioTE curation) or a pairs TSV with columns "
     "protein_id (optional), protein, nucleic_acid, complement (optional), na_type (optional, DNA), dG (kcal/mol)."
 )
-BACKBONE_HELP = "Backbone model directory."
+BACKBONE_HELP = f"Backbone model directory {BACKBONE_DEFAULT_HELP}."
 TASK_OUT_HELP = "Output directory: model/, metrics.tsv, test_predictions.tsv, learning_curve.png."
 LEARNING_RATE = number_in(0)  # 0 freezes that group; a negative rate is never meant
 WARMUP = number_in(0, 1, high_open=True)
@@ -83,7 +85,7 @@ def affinity_cv_report(data: Path, folds: int, homology_threshold: float | None)
 @app.command("affinity")
 def affinity(
     data: Path = typer.Option(..., "--data", "-d", help=DATA_HELP),
-    model: Annotated[Path, model_option("Backbone model directory (`obte model init` makes a fresh one).")] = ...,
+    model: Annotated[Path | None, model_option(f"Backbone model directory (`obte model init` makes a fresh one) {BACKBONE_DEFAULT_HELP}.")] = None,
     out: Annotated[Path, out_option("Output directory (fold models, ensemble.json, tables, plot).")] = ...,
     folds: int = typer.Option(10, "--folds", "-k", min=0, callback=folds_check,
                               help="Cross-validation folds grouped by protein; 0 trains one model on all rows."),
@@ -120,6 +122,7 @@ def affinity(
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     guard_new_output(out, force)
     threshold = None if no_homology_guard else homology_threshold
+    model = backbone_or_default(model)
     cv = AffinityCV(backbone=model, settings=settings, folds=folds, homology_threshold=threshold, truncate=truncate,
                     device=resolve_device(device), workers=workers or None, homology_cache=homology_cache())
     run = train_affinity_cv(data, out, cv, affinity_cv_report(data, folds, threshold))
@@ -166,6 +169,7 @@ def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: P
     sources = {"train": str(train), "dev": str(dev), "test": str(test)}
     splits = {name: reader(path, name, task) for name, path in (("train", train), ("dev", dev), ("test", test))}
     classes = class_index(splits["train"], [splits["dev"], splits["test"]], per_residue, sources) if task == "classification" else None
+    model = backbone_or_default(model)
     loaded = load_model(model)
     context = loaded.model.config.max_positions
     encodings = {name: encode_split(loaded.tokenizer, split, molecule_type, context, truncate, sources[name]) for name, split in splits.items()}
@@ -209,7 +213,7 @@ def classify(
     train: Path = typer.Option(..., "--train", help="Training CSV with header: sequence,label (GUE layout)."),
     dev: Path = typer.Option(..., "--dev", help="Dev CSV (selects the best epoch)."),
     test: Path = typer.Option(..., "--test", help="Test CSV (scored once, with the best epoch)."),
-    model: Annotated[Path, model_option(BACKBONE_HELP)] = ...,
+    model: Annotated[Path | None, model_option(BACKBONE_HELP)] = None,
     out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
     task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
@@ -238,7 +242,7 @@ def residue(
     train: Path = typer.Option(..., "--train", help="Training TSV with header: id, sequence, labels (one per residue)."),
     dev: Path = typer.Option(..., "--dev", help="Dev TSV (selects the best epoch)."),
     test: Path = typer.Option(..., "--test", help="Test TSV (scored once, per residue)."),
-    model: Annotated[Path, model_option(BACKBONE_HELP)] = ...,
+    model: Annotated[Path | None, model_option(BACKBONE_HELP)] = None,
     out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
     task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
@@ -265,7 +269,7 @@ def residue(
 @app.command("contacts")
 def contacts(
     labels: Path = typer.Option(..., "--labels", "-l", help="Per-residue labels from `obte contacts labels`."),
-    model: Annotated[Path, model_option("Backbone model directory (pretrained, ΔG-tuned, or `obte model init`).")] = ...,
+    model: Annotated[Path | None, model_option(f"Backbone model directory: pretrained, ΔG-tuned, or `obte model init` {BACKBONE_DEFAULT_HELP}.")] = None,
     out: Annotated[Path, out_option("Output directory: model/ (for `obte contacts predict`) and, with --folds, the CV tables.")] = ...,
     probe: Probe = typer.Option(Probe.head, "--probe", help="head: fine-tune backbone + per-residue logistic head; attention: the paper's probe on the frozen model's attention maps."),
     folds: int = typer.Option(5, "--folds", "-k", min=0, callback=folds_check,
@@ -319,6 +323,8 @@ def contacts(
     torch_device = resolve_device(device)
     log.info("%s: %d sites (%d distinct proteins, %d residues), cutoffs %s Å", labels, len(sites), n_proteins,
              sum(len(s.protein) for s in sites), "/".join(f"{c:g}" for c in cutoffs))
+
+    model = backbone_or_default(model)
 
     def backbone():
         loaded = load_model(model)

@@ -49,7 +49,7 @@ def init(
         padded_vocab_size,
         preset_config,
     )
-    from obte_cli.engine.tokenizers.base import load_tokenizer
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     preset = preset.value
     guard_new_output(out, force)

@@ -149,6 +149,23 @@ def model_option(help: str) -> Any:
     return typer.Option("--model", "-m", help=help)
 
 
+BACKBONE_DEFAULT_HELP = "(default: the bundled pretrained backbone, see `obte model info`)"
+
+
+def backbone_or_default(model: Path | None) -> Path:
+    """``--model`` when given, else the bundled pretrained backbone (share/models/); a clear error where the
+    installation has none."""
+    from obte_cli.engine.core import resources
+
+    if model is not None:
+        return model
+    bundled = resources.default_backbone_dir()
+    if bundled is None:
+        raise InputError(f"no --model given and this installation has no bundled backbone "
+                         f"(share/models/{resources.DEFAULT_BACKBONE}): pass --model DIR")
+    return bundled
+
+
 def out_option(help: str) -> Any:
     """``--out/-o``: an output file or directory (which, the help says)."""
     return typer.Option("--out", "-o", help=help)

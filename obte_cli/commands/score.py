@@ -11,10 +11,12 @@ import typer
 
 from obte_cli.commands.common import log, open_output
 from obte_cli.commands.options import (
+    BACKBONE_DEFAULT_HELP,
     Device,
     DeviceOption,
     OnUnknown,
     TsvOutOption,
+    backbone_or_default,
     model_option,
     seed_option,
 )
@@ -22,7 +24,7 @@ from obte_cli.commands.options import (
 
 def score(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or compressed; '-' reads stdin."),
-    model: Annotated[Path, model_option("Model directory (a pretrained backbone).")] = ...,
+    model: Annotated[Path | None, model_option(f"Model directory: a pretrained backbone {BACKBONE_DEFAULT_HELP}.")] = None,
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."),
     mask_fraction: float = typer.Option(0.15, "--mask-fraction", min=0.01, max=0.5, help="Size of each masked group: every residue is masked once, in round(1/fraction) groups."),
     seed: Annotated[int, seed_option("Seed of the grouping (the scores are deterministic given it).")] = 0,
@@ -55,6 +57,7 @@ def score(
     on_unknown = on_unknown.value
     fixed = molecule_type_option(molecule_type)
     torch_device = resolve_device(device)
+    model = backbone_or_default(model)
     loaded = load_model(model, torch_device)
     loaded.model.eval()
     settings = ScoreSettings(mask_fraction=mask_fraction, seed=seed, max_tokens=max_tokens,

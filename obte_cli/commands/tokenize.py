@@ -51,7 +51,8 @@ def encode(
     from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
     from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
+    from obte_cli.engine.tokenizers.base import Segment
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     on_unknown = on_unknown.value
     fixed_type = molecule_type_option(molecule_type)
@@ -91,7 +92,7 @@ def decode(
     """
     from obte_cli.engine.bio.seqio import display_name, open_text, write_fasta
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.tokenizers.base import load_tokenizer
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     tok = load_tokenizer(tokenizer)
     name = display_name(tokens)
@@ -167,7 +168,7 @@ def corpus(
 
     from obte_cli.engine.pretraining.token_files import encode_corpus
     from obte_cli.engine.pretraining.train_tokenizer import shard_files
-    from obte_cli.engine.tokenizers.base import load_tokenizer
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     guard_new_output(out, force)
     tok = load_tokenizer(tokenizer)

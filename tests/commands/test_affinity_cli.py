@@ -212,13 +212,19 @@ def test_bench_pronab_trains_its_own_cv_run(small_pairs, backbone, tmp_path):
     assert again.exit_code == 1 and "already exists (use --force" in again.stderr
 
 
-def test_bench_refuses_predictions_from_other_data(cv_run, pronab_path, tmp_path):
+def test_bench_refuses_predictions_from_other_data(cv_run, pronab_path, tmp_path, monkeypatch):
+    from obte_cli.engine.core import resources
+
     out, _ = cv_run
     result = obte("bench", "pronab", "--data", pronab_path, "--from-cv", out, "--out", tmp_path / "bench")
     assert result.exit_code == 1
     assert "measured ΔG differs from the data's" in result.stderr
-    neither = obte("bench", "pronab", "--data", pronab_path, "--out", tmp_path / "b2")
-    assert neither.exit_code == 1 and "either --model" in neither.stderr
+    both = obte("bench", "pronab", "--data", pronab_path, "--from-cv", out, "--model", out, "--out", tmp_path / "b2")
+    assert both.exit_code == 1 and "either --model" in both.stderr
+    # neither: the bundled backbone is fine-tuned; an installation without one says so
+    monkeypatch.setattr(resources, "default_backbone_dir", lambda: None)
+    neither = obte("bench", "pronab", "--data", pronab_path, "--out", tmp_path / "b3")
+    assert neither.exit_code == 1 and "no --model given" in neither.stderr
 
 
 def test_bundled_default_model_runs_the_readme_example():

@@ -19,12 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.tokenizers.base import (
-    Encoding,
-    Segment,
-    Tokenizer,
-    encode_prefix_to_fit,
-)
+from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 GAS_CONSTANT_KCAL = 1.987204259e-3  # kcal / (mol·K)
 TEMPERATURE_K = 298.15

@@ -7,8 +7,9 @@ Input of one site (a protein chain and the nucleic-acid chains it binds), the af
 A linear head on the final hidden state of every protein token gives one logit per contact cutoff
 (4, 6, 8 Å are learnt together); the loss is binary cross-entropy on protein tokens only — the
 nucleic-acid tokens are context. With a BPE tokenizer a token's target is the fraction of its residues
-in contact, and predictions are expanded back to one per residue (each residue gets its token's).
-Training runs on the one fine-tuning loop (:func:`obte_cli.engine.finetuning.trainer.train_sequence_task`).
+in contact, and predictions are expanded back to one per residue (each residue gets its token's; the
+one mapping of :mod:`obte_cli.engine.finetuning.residues`). Training runs on the one fine-tuning loop
+(:func:`obte_cli.engine.finetuning.trainer.fine_tune`) as a ``bce`` :class:`TokenTask`.
 
 Probabilities are turned into calls with the threshold that maximises F1 on the training sites (stored
 with the head): contacts are rare at 4 Å, where 0.5 would call almost nothing.
@@ -23,22 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.finetuning.trainer import (
-    FinetuneSettings,
-    token_outputs,
-    train_sequence_task,
+from obte_cli.engine.finetuning.residues import (
+    residue_labels_to_tokens,
+    token_values_to_residues,
 )
+from obte_cli.engine.finetuning.trainer import FinetuneSettings, TokenTask, fine_tune
 from obte_cli.engine.model.heads import SequenceHead
-from obte_cli.engine.model.packing import microbatches
-from obte_cli.engine.tokenizers.base import (
-    Encoding,
-    Segment,
-    Tokenizer,
-    encode_prefix_to_fit,
-)
+from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 HEAD_KIND = "contacts"
 REQUIRED_COLUMNS = ("pdb_id", "chain", "resnum", "aa", "na_types", "na_sequences")
@@ -120,18 +114,7 @@ def encode_site(tokenizer: Tokenizer, site: ContactSite, context: int, truncate:
 
 def protein_token_targets(encoding: Encoding, labels: np.ndarray) -> np.ndarray:
     """(T, n_cutoffs) targets: the fraction of each protein token's residues in contact; NaN elsewhere."""
-    out = np.full((len(encoding), labels.shape[1]), np.nan, dtype=np.float32)
-    for t in np.flatnonzero((encoding.segment == 0) & encoding.is_residue):
-        out[t] = labels[int(encoding.start[t]) : int(encoding.end[t])].mean(axis=0)
-    return out
-
-
-def protein_residue_values(encoding: Encoding, token_values: np.ndarray, n_residues: int) -> np.ndarray:
-    """Per-token values → one row per protein residue; residues cut by truncation get NaN."""
-    out = np.full((n_residues, token_values.shape[1]), np.nan, dtype=np.float64)
-    covering = encoding.residue_to_token(0)
-    out[: len(covering)] = token_values[covering]
-    return out
+    return residue_labels_to_tokens(encoding, labels, lambda rows: rows.mean(axis=0), np.nan, np.float32)
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -173,43 +156,24 @@ def contact_head(width: int, cutoffs: tuple[float, ...]) -> SequenceHead:
     return SequenceHead(width, len(cutoffs))
 
 
+CONTACT_TASK = TokenTask("bce")  # one logit per cutoff on every token; protein tokens carry the targets
+
+
 def train_contact_head(model, tokenizer: Tokenizer, sites: list[ContactSite], encodings: list[Encoding],
                        settings: FinetuneSettings, cutoffs: tuple[float, ...], device="cpu", on_step=None) -> SequenceHead:
     """Fine-tune ``model`` and a fresh contact head on ``sites`` (BCE on protein tokens)."""
     torch.manual_seed(settings.seed)
     head = contact_head(model.config.width, cutoffs)
-    targets = [torch.from_numpy(protein_token_targets(e, s.labels)) for e, s in zip(encodings, sites)]
-
-    def loss_fn(outputs: list[torch.Tensor], members: list[int]) -> torch.Tensor:
-        total = outputs[0].sum() * 0
-        count = 0
-        for out, i in zip(outputs, members):
-            y = targets[i].to(out.device)
-            keep = ~torch.isnan(y[:, 0])
-            if keep.any():
-                total = total + F.binary_cross_entropy_with_logits(out[keep], y[keep], reduction="sum")
-                count += int(keep.sum()) * y.shape[1]
-        return total / max(count, 1)
-
-    train_sequence_task(model, head, [e.ids for e in encodings], np.zeros(len(encodings)), settings,
-                        tokenizer.pad_id, device, on_step=on_step, outputs_fn=token_outputs, loss_fn=loss_fn)
+    targets = [protein_token_targets(e, s.labels) for e, s in zip(encodings, sites)]
+    fine_tune(model, head, CONTACT_TASK, [e.ids for e in encodings], targets, settings, tokenizer.pad_id, device, on_step)
     return head
 
 
-@torch.inference_mode()
 def predict_contact_probabilities(model, head, encodings: list[Encoding], n_residues: list[int], pad_id: int,
                                   device="cpu", max_tokens: int = 16384) -> list[np.ndarray]:
     """P(contact) per protein residue and cutoff, (n_residues, n_cutoffs) per site, in input order."""
-    device = torch.device(device)
-    model.to(device).eval()
-    head.to(device).eval()
-    results: list[np.ndarray | None] = [None] * len(encodings)
-    for group in microbatches([len(e) for e in encodings], max_tokens):
-        outputs = token_outputs(model, head, [encodings[i].ids for i in group], pad_id, device)
-        for i, out in zip(group, outputs):
-            probabilities = torch.sigmoid(out.float()).cpu().numpy()
-            results[i] = protein_residue_values(encodings[i], probabilities, n_residues[i])
-    return results  # type: ignore[return-value]
+    probabilities = CONTACT_TASK.predict(model, head, [e.ids for e in encodings], pad_id, device, max_tokens)
+    return [token_values_to_residues(e, p, n) for e, p, n in zip(encodings, probabilities, n_residues)]
 
 
 def fit_thresholds(probabilities: list[np.ndarray], sites: list[ContactSite]) -> list[float]:

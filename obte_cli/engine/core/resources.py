@@ -47,3 +47,15 @@ DEFAULT_CONTACTS_MODEL = "contacts"
 def default_contacts_model_dir() -> Path:
     """The model ``obte contacts predict`` uses without ``--model`` (see ``share/models/contacts/README.md``)."""
     return share_dir() / "models" / DEFAULT_CONTACTS_MODEL
+
+
+# The pretrained backbone every command that fine-tunes, embeds or scores uses without --model. ESM-style
+# name: family obte1, omni (protein + nucleic acids), t4 = 4 layers, 3M parameters, DEB12 = trained on the
+# Debian 12 corpus (scripts/build-corpus-debian.sh). Its model card is share/models/<name>/README.md.
+DEFAULT_BACKBONE = "obte1_omni_t4_3M_DEB12"
+
+
+def default_backbone_dir() -> Path | None:
+    """The bundled pretrained backbone, or None where this installation has none."""
+    path = share_dir() / "models" / DEFAULT_BACKBONE
+    return path if (path / "config.json").is_file() else None

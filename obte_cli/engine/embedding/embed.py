@@ -31,12 +31,7 @@ from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.packing import microbatches, pack
-from obte_cli.engine.tokenizers.base import (
-    Encoding,
-    Segment,
-    Tokenizer,
-    encode_prefix_to_fit,
-)
+from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 POOLS = ("mean", "first", "max", "per-token")
 

@@ -9,11 +9,17 @@ map is learned? Protocol:
    single-omic control, genes by one model and proteins by another;
 3. a rank-``k`` linear map (one map shared by both sides for one model; one map per side for two
    models) is trained on ``train_frac`` of the pairs with the symmetric CLIP loss (temperature τ =
-   0.07; AdamW, lr 0.01 decaying linearly to 0, full batch, ``steps`` steps);
+   0.07; AdamW, lr 0.01 decaying linearly to 0, full batch, ``steps`` steps, gradients clipped at
+   ``grad_clip`` = 1.0 like the fine-tuning trainer's);
 4. on the held-out pairs: cosine similarity of matched vs unmatched pairs after the map, and top-1 /
    top-10 retrieval accuracy of the protein from its gene among all held-out proteins.
 
 A random-initialised model of the same shape is the control that the numbers are not trivially high.
+
+The map is trained by a loop of its own (:func:`clip_probe`), not by the fine-tuning trainer
+(:func:`obte_cli.engine.finetuning.trainer.fine_tune`): there is no backbone to tune and no per-example
+target — the loss compares every gene with every protein of the full batch — and the schedule is the
+paper's linear decay rather than the trainer's one-cycle.
 """
 
 from __future__ import annotations
@@ -89,7 +95,8 @@ class ProbeResult:
 
 
 def clip_probe(genes: np.ndarray, proteins: np.ndarray, shared_map: bool, rank: int = 16, train_frac: float = 0.05,
-               steps: int = 10_000, temperature: float = 0.07, lr: float = 0.01, seed: int = 0) -> ProbeResult:
+               steps: int = 10_000, temperature: float = 0.07, lr: float = 0.01, seed: int = 0,
+               grad_clip: float = 1.0) -> ProbeResult:
     """Train the rank-``rank`` map(s) on a random ``train_frac`` of pairs; score the rest."""
     n = len(genes)
     rng = np.random.default_rng(seed)
@@ -107,8 +114,9 @@ def clip_probe(genes: np.ndarray, proteins: np.ndarray, shared_map: bool, rank: 
     g, p = (g - g_mean) / g_sd, (p - p_mean) / p_sd
     map_g = torch.nn.Linear(g.shape[1], rank, bias=False)
     map_p = map_g if shared_map and g.shape[1] == p.shape[1] else torch.nn.Linear(p.shape[1], rank, bias=False)
-    params = list({id(m): m for m in (map_g, map_p)}.values())
-    optimizer = torch.optim.AdamW([w for m in params for w in m.parameters()], lr=lr)
+    maps = list({id(m): m for m in (map_g, map_p)}.values())
+    weights = [w for m in maps for w in m.parameters()]
+    optimizer = torch.optim.AdamW(weights, lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)
     labels = torch.arange(len(train))
     for _ in range(steps):
@@ -118,6 +126,7 @@ def clip_probe(genes: np.ndarray, proteins: np.ndarray, shared_map: bool, rank: 
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
         optimizer.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(weights, grad_clip)
         optimizer.step()
         scheduler.step()
     with torch.no_grad():

@@ -1,7 +1,8 @@
 """Sequence classification / regression (GUE, TAPE style) and per-residue tasks on the one trainer.
 
-Both use :func:`obte_cli.engine.finetuning.trainer.train_sequence_task` (no second training loop) with the
-paper's parameter groups, and keep the epoch whose dev score is best (MCC for classes, Spearman ρ for
+Both are :class:`obte_cli.engine.finetuning.trainer.Task` s on
+:func:`obte_cli.engine.finetuning.trainer.fine_tune` (no second training loop) with the paper's
+parameter groups, and keep the epoch whose dev score is best (MCC for classes, Spearman ρ for
 values), then score it on the test split.
 
 * **Sequence tasks** read GUE's CSV layout — a header with ``sequence`` and ``label`` (other columns
@@ -10,8 +11,9 @@ values), then score it on the test split.
 * **Per-residue tasks** read a TSV with ``id``, ``sequence``, ``labels``: one label per residue, either
   one character each (``HHHEEC...``, secondary structure style) or whitespace-separated (values, or
   multi-character classes). With a BPE tokenizer a token covering several residues is trained on their
-  most common class (or mean value); predictions are expanded back from tokens to residues, so every
-  metric is per residue and every output has exactly one prediction per residue.
+  most common class (or mean value); predictions are expanded back from tokens to residues
+  (:mod:`obte_cli.engine.finetuning.residues`), so every metric is per residue and every output has
+  exactly one prediction per residue.
 """
 
 from __future__ import annotations
@@ -25,25 +27,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from obte_cli.engine.bio.molecules import detect_molecule_type
 from obte_cli.engine.bio.molecules import molecule_type as lookup_type
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import classification_metrics, rank_regression_metrics
+from obte_cli.engine.finetuning.residues import (
+    residue_labels_to_tokens,
+    token_values_to_residues,
+)
 from obte_cli.engine.finetuning.trainer import (
+    NO_CLASS,
     FinetuneSettings,
-    predict_sequence_task,
-    token_outputs,
-    train_sequence_task,
+    SequenceTask,
+    Task,
+    TokenTask,
+    fine_tune,
 )
 from obte_cli.engine.model.heads import SequenceHead
-from obte_cli.engine.tokenizers.base import (
-    Encoding,
-    Segment,
-    Tokenizer,
-    encode_prefix_to_fit,
-)
+from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 TASKS = ("classification", "regression")
 
@@ -146,29 +148,52 @@ def selection_score(metrics: dict[str, float], task: str) -> float:
     return -math.inf if math.isnan(value) else value
 
 
-# ------------------------------------------------------------------------------------------------ residue targets
-def token_targets(encoding: Encoding, labels: list, task: str, classes: dict | None) -> np.ndarray:
-    """One target per token: mode (classes) or mean (values) of the residues it covers; -100 / NaN for
-    tags, ``<EOS>`` and tokens whose residues were truncated away."""
-    out = np.full(len(encoding), -100 if task == "classification" else np.nan, dtype=np.float64)
-    for t in np.flatnonzero(encoding.is_residue):
-        covered = labels[int(encoding.start[t]) : int(encoding.end[t])]
-        if not covered:
-            continue
+def split_metrics(split: Split, predicted: list, task: str, per_residue: bool, class_of: dict) -> dict[str, float]:
+    """Classification or rank-regression metrics of ``predicted`` (:func:`predict_split`) against
+    the split's labels; per residue for residue tasks, skipping residues without a prediction."""
+    if per_residue:
+        truth = np.concatenate([np.array([class_of[v] for v in labels] if task == "classification" else labels, dtype=float)
+                                for labels in split.labels])
+        p = np.concatenate(predicted)
+        keep = ~np.isnan(p)
+        truth, p = truth[keep], p[keep]
         if task == "classification":
-            out[t] = classes[Counter(covered).most_common(1)[0][0]]
-        else:
-            out[t] = float(np.mean(covered))
-    return out
+            truth, p = truth.astype(int), p.astype(int)
+    else:
+        truth = np.array([class_of[v] for v in split.labels]) if task == "classification" else np.array(split.labels)
+        p = np.asarray(predicted)
+    return classification_metrics(truth, p) if task == "classification" else rank_regression_metrics(truth, p)
 
 
-def expand_to_residues(encoding: Encoding, token_values: np.ndarray, n_residues: int) -> np.ndarray:
-    """Per-token predictions → one per residue (each residue gets its token's); residues cut by
-    truncation get NaN."""
-    out = np.full((n_residues, *token_values.shape[1:]), np.nan)
-    for t in np.flatnonzero(encoding.is_residue):
-        out[int(encoding.start[t]) : int(encoding.end[t])] = token_values[t]
-    return out
+# ------------------------------------------------------------------------------------------------ targets
+def token_targets(encoding: Encoding, labels: list, task: str, classes: dict | None) -> np.ndarray:
+    """One target per token: the index of the most common class (``classes`` maps class → index) or
+    the mean value of the residues it covers; NO_CLASS (-100) / NaN for tags and ``<EOS>``."""
+    if task == "classification":
+        return residue_labels_to_tokens(encoding, labels, lambda covered: classes[Counter(covered).most_common(1)[0][0]], NO_CLASS)
+    return residue_labels_to_tokens(encoding, labels, lambda covered: float(np.mean(covered)), np.nan)
+
+
+def standardise(values: np.ndarray) -> tuple[float, float]:
+    """Mean and sd (1 if the values are constant) that the targets of a regression are scaled by."""
+    return float(values.mean()), float(values.std() or 1.0)
+
+
+def training_targets(split: Split, encodings: list[Encoding], task: str, per_residue: bool,
+                     class_of: dict) -> tuple[list | np.ndarray, float, float]:
+    """Targets of the training split — per sequence, or per token for residue tasks — as the trainer
+    wants them (values standardised), with the mean and sd that undo the scaling."""
+    if per_residue:
+        targets = [token_targets(e, labels, task, class_of) for e, labels in zip(encodings, split.labels)]
+        if task == "classification":
+            return targets, 0.0, 1.0
+        mean, sd = standardise(np.concatenate([t[~np.isnan(t)] for t in targets]))
+        return [(t - mean) / sd for t in targets], mean, sd
+    if task == "classification":
+        return np.array([class_of[v] for v in split.labels]), 0.0, 1.0
+    values = np.array(split.labels, dtype=np.float64)
+    mean, sd = standardise(values)
+    return ((values - mean) / sd).astype(np.float32), mean, sd
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -183,24 +208,16 @@ class TaskResult:
     target_sd: float = 1.0
 
 
-def _predict_sequences(model, head, encodings, pad_id, device, task, mean, sd):
-    out = predict_sequence_task(model, head, [e.ids for e in encodings], pad_id, device)
-    return out.argmax(1) if task == "classification" else out[:, 0] * sd + mean
-
-
-@torch.inference_mode()
-def _predict_residues(model, head, encodings, lengths, pad_id, device, task, mean, sd) -> list[np.ndarray]:
-    model.eval()
-    head.eval()
-    results = []
-    for start in range(0, len(encodings), 16):
-        chunk = encodings[start : start + 16]
-        outputs = token_outputs(model, head, [e.ids for e in chunk], pad_id, torch.device(device))
-        for enc, out, n in zip(chunk, outputs, lengths[start : start + 16]):
-            values = out.float().cpu().numpy()
-            token_values = values.argmax(1).astype(float) if task == "classification" else values[:, 0] * sd + mean
-            results.append(expand_to_residues(enc, token_values, n))
-    return results
+def predict_split(model, head, objective: Task, split: Split, encodings: list[Encoding], pad_id: int, device,
+                  task: str, per_residue: bool, mean: float, sd: float) -> list:
+    """Predictions in the labels' terms: per record a class index or value, or for residue tasks an
+    array with one per residue (NaN for residues cut by truncation)."""
+    predicted = objective.predict(model, head, [e.ids for e in encodings], pad_id, device)
+    if not per_residue:
+        return list(predicted if task == "classification" else predicted * sd + mean)
+    lengths = [len(s) for s in split.sequences]
+    return [token_values_to_residues(e, p.astype(float) if task == "classification" else p * sd + mean, n)
+            for e, p, n in zip(encodings, predicted, lengths)]
 
 
 def train_task(model, tokenizer, splits: dict[str, Split], encodings: dict[str, list[Encoding]], task: str, per_residue: bool,
@@ -211,57 +228,16 @@ def train_task(model, tokenizer, splits: dict[str, Split], encodings: dict[str, 
     n_outputs = len(classes) if task == "classification" else 1
     torch.manual_seed(settings.seed)
     head = SequenceHead(model.config.width, n_outputs)
-    train_ids = [e.ids for e in encodings["train"]]
-    mean, sd = 0.0, 1.0
-    if per_residue:
-        targets = [token_targets(e, labels, task, class_of) for e, labels in zip(encodings["train"], splits["train"].labels)]
-        if task == "regression":
-            values = np.concatenate([t[~np.isnan(t)] for t in targets])
-            mean, sd = float(values.mean()), float(values.std() or 1.0)
-            targets = [(t - mean) / sd for t in targets]
-
-        def loss_fn(outputs, members):
-            pieces = []
-            for out, i in zip(outputs, members):
-                y = torch.as_tensor(targets[i], device=out.device)
-                if task == "classification":
-                    keep = y >= 0
-                    pieces.append(F.cross_entropy(out[keep], y[keep].long(), reduction="sum") if keep.any() else out.sum() * 0)
-                else:
-                    keep = ~torch.isnan(y)
-                    pieces.append(F.mse_loss(out[keep, 0], y[keep].float(), reduction="sum") if keep.any() else out.sum() * 0)
-            count = sum(int((torch.as_tensor(targets[i]) >= 0).sum()) if task == "classification"
-                        else int((~np.isnan(targets[i])).sum()) for i in members)
-            return torch.stack(pieces).sum() / max(count, 1)
-
-        extra = {"outputs_fn": token_outputs, "loss_fn": loss_fn}
-        train_targets = np.zeros(len(train_ids))
-    else:
-        if task == "classification":
-            train_targets = np.array([class_of[v] for v in splits["train"].labels])
-        else:
-            values = np.array(splits["train"].labels, dtype=np.float64)
-            mean, sd = float(values.mean()), float(values.std() or 1.0)
-            train_targets = ((values - mean) / sd).astype(np.float32)
-        extra = {}
-
+    loss_name = "cross_entropy" if task == "classification" else "mse"
+    objective = TokenTask(loss_name) if per_residue else SequenceTask(loss_name)
+    targets, mean, sd = training_targets(splits["train"], encodings["train"], task, per_residue, class_of)
     result = TaskResult(head, target_mean=mean, target_sd=sd)
     best = {"score": -math.inf, "state": None}
 
     def evaluate(split: str) -> tuple[dict, list]:
-        if per_residue:
-            lengths = [len(s) for s in splits[split].sequences]
-            predicted = _predict_residues(model, head, encodings[split], lengths, tokenizer.pad_id, device, task, mean, sd)
-            truth = [np.array([class_of[v] for v in labels] if task == "classification" else labels, dtype=float)
-                     for labels in splits[split].labels]
-            p, y = np.concatenate(predicted), np.concatenate(truth)
-            keep = ~np.isnan(p)
-            metrics = classification_metrics(y[keep].astype(int), p[keep].astype(int)) if task == "classification" else rank_regression_metrics(y[keep], p[keep])
-            return metrics, predicted
-        predicted = _predict_sequences(model, head, encodings[split], tokenizer.pad_id, device, task, mean, sd)
-        truth = np.array([class_of[v] for v in splits[split].labels]) if task == "classification" else np.array(splits[split].labels)
-        metrics = classification_metrics(truth, predicted) if task == "classification" else rank_regression_metrics(truth, predicted)
-        return metrics, list(predicted)
+        predicted = predict_split(model, head, objective, splits[split], encodings[split], tokenizer.pad_id, device,
+                                  task, per_residue, mean, sd)
+        return split_metrics(splits[split], predicted, task, per_residue, class_of), predicted
 
     history: list[dict] = []
 
@@ -278,8 +254,8 @@ def train_task(model, tokenizer, splits: dict[str, Split], encodings: dict[str, 
         if on_step is not None:
             on_step(record)
 
-    train_sequence_task(model, head, train_ids, train_targets, settings, tokenizer.pad_id, device,
-                        "cross_entropy" if task == "classification" else "mse", record_step, on_epoch=on_epoch, **extra)
+    fine_tune(model, head, objective, [e.ids for e in encodings["train"]], targets, settings, tokenizer.pad_id, device,
+              record_step, on_epoch)
     model.load_state_dict(best["state"][0])
     head.load_state_dict(best["state"][1])
     result.best_epoch = best["epoch"]

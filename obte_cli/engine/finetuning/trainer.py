@@ -1,4 +1,4 @@
-"""One fine-tuning loop for every sequence-level task (ΔG regression now; classification next).
+"""One fine-tuning loop for every task: ΔG, sequence classification / regression, per-residue tasks, contacts.
 
 Recipe (paper §4.3): AdamW with three learning rates — the task head ``lr_head`` (1e-2), the token
 embeddings ``lr_embedding`` (1e-3), every other backbone weight ``lr_body · 1024 / width`` (1e-4 at
@@ -11,6 +11,17 @@ micro-batches of at most ``max_tokens`` tokens, each packed into context rows
 (:mod:`obte_cli.engine.model.packing`), so memory is bounded by tokens rather than by the longest example,
 and gradients are accumulated with weights proportional to each micro-batch's share of examples (the
 step is exactly the mean over the batch). Reproducible: the shuffling and dropout use ``seed``.
+
+Tasks: the loop knows nothing of what a task predicts. A :class:`Task` says how to run the model on a
+micro-batch (``outputs``), the loss of those outputs against the examples' targets (``loss``) and how
+to turn outputs into predictions (``predict``). Two cover every caller:
+
+* :class:`SequenceTask` — one target per sequence, read from the first token (the molecule tag);
+* :class:`TokenTask` — one target per token (per-residue tasks, contacts), with the one per-token
+  loss (:func:`per_token_loss`) and the one per-token predict.
+
+Mapping residue labels onto tokens and token predictions back onto residues (a BPE token covers
+several residues) is the task owner's business: :mod:`obte_cli.engine.finetuning.residues`.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -94,41 +106,178 @@ def token_outputs(
     return [head(hidden[row, offset : offset + n].float()) for row, offset, n in batch.placements]
 
 
-def _sequence_loss(loss_name: str, targets) -> Callable:
-    target_tensor = torch.as_tensor(np.asarray(targets))
+@torch.inference_mode()
+def grouped_outputs(
+    outputs_fn: Callable, model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int,
+    device: torch.device | str = "cpu", max_tokens: int = 16384,
+) -> list[torch.Tensor]:
+    """``outputs_fn`` (:func:`first_token_outputs` or :func:`token_outputs`) over ``sequences`` in eval
+    mode, in micro-batches of at most ``max_tokens`` tokens: one float32 CPU tensor per sequence, in
+    input order (its output row, or its (n_tokens, n_outputs) outputs)."""
+    device = torch.device(device)
+    model.to(device).eval()
+    head.to(device).eval()
+    results: list[Any] = [None] * len(sequences)
+    for group in microbatches([len(s) for s in sequences], max_tokens):
+        outputs = outputs_fn(model, head, [sequences[i] for i in group], pad_id, device)
+        for i, out in zip(group, outputs):
+            results[i] = out.float().cpu()
+    return results
 
-    def loss(outputs: torch.Tensor, members: list[int]) -> torch.Tensor:
-        y = target_tensor[members].to(outputs.device)
-        if loss_name == "mse":
-            return F.mse_loss(outputs.squeeze(-1), y.float())
-        return F.cross_entropy(outputs, y.long())
 
-    return loss
-
-
-def train_sequence_task(
+def predict_sequence_task(
     model: ObteModel,
     head: nn.Module,
     sequences: Sequence[np.ndarray],
-    targets,
+    pad_id: int,
+    device: torch.device | str = "cpu",
+    max_tokens: int = 16384,
+) -> np.ndarray:
+    """Head outputs (N, n_outputs) for ``sequences``, in input order, packed by token budget."""
+    rows = grouped_outputs(first_token_outputs, model, head, sequences, pad_id, device, max_tokens)
+    if not rows:
+        return np.zeros((0, head.proj.out_features), dtype=np.float32)
+    return torch.stack(rows).numpy()
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+class Task(Protocol):
+    """What the loop needs of a task. ``targets`` are the training targets of the micro-batch's
+    examples, in the order of ``sequences`` (whatever one example's target is: a value, a class id,
+    an array per token)."""
+
+    def outputs(self, model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int,
+                device: torch.device) -> Any: ...
+
+    def loss(self, outputs: Any, targets: list) -> torch.Tensor: ...
+
+    def predict(self, model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int,
+                device: torch.device | str = "cpu", max_tokens: int = 16384) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SequenceTask:
+    """One target per sequence, from the head on the first token: ``mse`` on (standardised) values or
+    ``cross_entropy`` on class ids. ``predict`` gives one value or class id per sequence."""
+
+    loss_name: str = "mse"
+
+    def __post_init__(self):
+        if self.loss_name not in ("mse", "cross_entropy"):
+            raise ValueError(f"a sequence task's loss is mse or cross_entropy (got {self.loss_name!r})")
+
+    def outputs(self, model, head, sequences, pad_id, device) -> torch.Tensor:
+        return first_token_outputs(model, head, sequences, pad_id, device)
+
+    def loss(self, outputs: torch.Tensor, targets: list) -> torch.Tensor:
+        y = torch.as_tensor(np.asarray(targets)).to(outputs.device)
+        if self.loss_name == "mse":
+            return F.mse_loss(outputs.squeeze(-1), y.float())
+        return F.cross_entropy(outputs, y.long())
+
+    def predict(self, model, head, sequences, pad_id, device="cpu", max_tokens=16384) -> np.ndarray:
+        outputs = predict_sequence_task(model, head, sequences, pad_id, device, max_tokens)
+        return outputs.argmax(1) if self.loss_name == "cross_entropy" else outputs[:, 0]
+
+
+NO_CLASS = -100  # a token without a class target (as ``F.cross_entropy``'s ``ignore_index``)
+
+
+@dataclass(frozen=True)
+class TokenTask:
+    """One target per token, from the head on every token. A sequence's targets are an array over its
+    tokens: class ids for ``cross_entropy`` (:data:`NO_CLASS` where none), values for ``mse``
+    (one output), or (n_tokens, n_outputs) values in [0, 1] for ``bce`` (independent binary outputs,
+    e.g. one per contact cutoff); NaN where a token has no target (tags, ``<EOS>``, other segments).
+
+    ``predict`` gives one array per sequence over its tokens: class ids, values, or probabilities
+    (n_tokens, n_outputs)."""
+
+    loss_name: str
+
+    def __post_init__(self):
+        if self.loss_name not in ("mse", "cross_entropy", "bce"):
+            raise ValueError(f"a token task's loss is mse, cross_entropy or bce (got {self.loss_name!r})")
+
+    def outputs(self, model, head, sequences, pad_id, device) -> list[torch.Tensor]:
+        return token_outputs(model, head, sequences, pad_id, device)
+
+    def loss(self, outputs: list[torch.Tensor], targets: list) -> torch.Tensor:
+        return per_token_loss(self.loss_name, outputs, targets)
+
+    def predict(self, model, head, sequences, pad_id, device="cpu", max_tokens=16384) -> list[np.ndarray]:
+        outputs = grouped_outputs(token_outputs, model, head, sequences, pad_id, device, max_tokens)
+        return [self._predictions(out) for out in outputs]
+
+    def _predictions(self, outputs: torch.Tensor) -> np.ndarray:
+        """One sequence's (n_tokens, n_outputs) float32 CPU head outputs → its per-token predictions."""
+        if self.loss_name == "bce":
+            return torch.sigmoid(outputs).numpy()
+        values = outputs.numpy()
+        return values.argmax(1) if self.loss_name == "cross_entropy" else values[:, 0]
+
+
+def per_token_loss(loss_name: str, outputs: list[torch.Tensor], targets: list) -> torch.Tensor:
+    """The mean loss over every token target of a micro-batch (see :class:`TokenTask` for the targets).
+
+    Every target counts once, so a long sequence weighs more than a short one; for ``mse`` and ``bce``
+    each output column of a token is a target. Tokens without targets add nothing."""
+    total = outputs[0].sum() * 0  # a zero that keeps the graph when no token has a target
+    count = 0
+    for out, y in zip(outputs, targets):
+        y = torch.as_tensor(y, device=out.device)
+        if loss_name == "cross_entropy":
+            keep = y >= 0
+            if keep.any():
+                total = total + F.cross_entropy(out[keep], y[keep].long(), reduction="sum")
+                count += int(keep.sum())
+            continue
+        y = y[:, None] if y.ndim == 1 else y
+        keep = ~torch.isnan(y[:, 0])
+        if keep.any():
+            elementwise = F.mse_loss if loss_name == "mse" else F.binary_cross_entropy_with_logits
+            total = total + elementwise(out[keep], y[keep].float(), reduction="sum")
+            count += int(keep.sum()) * y.shape[1]
+    return total / max(count, 1)
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+def one_cycle_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float):
+    """The fine-tuning schedule: each parameter group warms up to its own ``lr`` over
+    ``warmup_fraction`` of the steps, then anneals (cosine); β1 is not cycled. Also the attention
+    probe's (:mod:`obte_cli.engine.contacts.probe`), so every trained module follows one recipe."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=[g["lr"] for g in optimizer.param_groups],
+        total_steps=total_steps,
+        pct_start=warmup_fraction,
+        anneal_strategy="cos",
+        cycle_momentum=False,
+    )
+
+
+def clipped_step(optimizer: torch.optim.Optimizer, scheduler, parameters: list, grad_clip: float) -> None:
+    """Clip the gradients' global norm at ``grad_clip``, step the optimizer, then the schedule."""
+    torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    optimizer.step()
+    scheduler.step()
+
+
+def fine_tune(
+    model: ObteModel,
+    head: nn.Module,
+    task: Task,
+    sequences: Sequence[np.ndarray],
+    targets: Sequence,
     settings: FinetuneSettings,
     pad_id: int,
     device: torch.device | str = "cpu",
-    loss_name: str = "mse",
     on_step: Callable[[dict], None] | None = None,
-    outputs_fn: Callable | None = None,
-    loss_fn: Callable | None = None,
     on_epoch: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """Fine-tune ``model`` and ``head`` on (sequence, target) pairs; returns the per-step history.
-
-    The one training loop of every task. By default the task is sequence-level: ``head`` reads the
-    first token (:func:`first_token_outputs`) and ``targets`` are (N,) floats for ``mse`` (standardise
-    them first) or (N,) class ids for ``cross_entropy``. Other tasks pass ``outputs_fn(model, head,
-    sequences, pad_id, device)`` and ``loss_fn(outputs, example_indices)`` (per-residue tasks:
-    :func:`token_outputs` and a loss over each example's tokens). ``on_epoch(epoch)`` runs after each
-    epoch (the model in train mode again afterwards), e.g. to evaluate on a dev set.
-    """
+    """Fine-tune ``model`` and ``head`` on (sequence, target) pairs for ``task``; returns the per-step
+    history. The one training loop of every task (see the module docstring). ``on_epoch(epoch)`` runs
+    after each epoch (the model in train mode again afterwards), e.g. to evaluate on a dev set."""
     device = torch.device(device)
     if len(sequences) != len(targets):
         raise ValueError("sequences and targets differ in length")
@@ -141,18 +290,8 @@ def train_sequence_task(
     groups = finetune_param_groups(model, head, settings)
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
     steps_per_epoch = math.ceil(len(sequences) / settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=[g["lr"] for g in groups],
-        total_steps=total_steps,
-        pct_start=settings.warmup_fraction,
-        anneal_strategy="cos",
-        cycle_momentum=False,
-    )
+    scheduler = one_cycle_schedule(optimizer, steps_per_epoch * settings.epochs, settings.warmup_fraction)
     trainable = [p for g in groups for p in g["params"]]
-    outputs_fn = outputs_fn or first_token_outputs
-    loss_fn = loss_fn or _sequence_loss(loss_name, targets)
     lengths = [len(s) for s in sequences]
     history = []
     step = 0
@@ -164,16 +303,14 @@ def train_sequence_task(
             batch_loss = 0.0
             for group in microbatches([lengths[i] for i in batch], settings.max_tokens):
                 members = [batch[i] for i in group]
-                outputs = outputs_fn(model, head, [sequences[i] for i in members], pad_id, device)
-                loss = loss_fn(outputs, members)
+                outputs = task.outputs(model, head, [sequences[i] for i in members], pad_id, device)
+                loss = task.loss(outputs, [targets[i] for i in members])
                 weight = len(members) / len(batch)
                 (loss * weight).backward()
                 batch_loss += loss.item() * weight
             if not math.isfinite(batch_loss):
                 raise FloatingPointError(f"loss became {batch_loss} at step {step}")
-            torch.nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            clipped_step(optimizer, scheduler, trainable, settings.grad_clip)
             step += 1
             record = {"step": step, "epoch": epoch + 1, "loss": batch_loss, "lr_head": optimizer.param_groups[0]["lr"]}
             history.append(record)
@@ -188,21 +325,18 @@ def train_sequence_task(
     return history
 
 
-@torch.inference_mode()
-def predict_sequence_task(
+def train_sequence_task(
     model: ObteModel,
     head: nn.Module,
     sequences: Sequence[np.ndarray],
+    targets,
+    settings: FinetuneSettings,
     pad_id: int,
     device: torch.device | str = "cpu",
-    max_tokens: int = 16384,
-) -> np.ndarray:
-    """Head outputs (N, n_outputs) for ``sequences``, in input order, packed by token budget."""
-    device = torch.device(device)
-    model.to(device).eval()
-    head.to(device).eval()
-    out = np.zeros((len(sequences), head.proj.out_features), dtype=np.float32)
-    for group in microbatches([len(s) for s in sequences], max_tokens):
-        values = first_token_outputs(model, head, [sequences[i] for i in group], pad_id, device)
-        out[group] = values.float().cpu().numpy()
-    return out
+    loss_name: str = "mse",
+    on_step: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """:func:`fine_tune` on a :class:`SequenceTask`: ``targets`` are (N,) floats for ``mse`` (standardise
+    them first) or (N,) class ids for ``cross_entropy``."""
+    return fine_tune(model, head, SequenceTask(loss_name), sequences, targets, settings, pad_id, device, on_step, on_epoch)

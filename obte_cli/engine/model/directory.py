@@ -31,7 +31,8 @@ from obte_cli import __version__
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
-from obte_cli.engine.tokenizers.base import Tokenizer, load_tokenizer
+from obte_cli.engine.tokenizers.base import Tokenizer
+from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 FORMAT_NAME = "obte-model"
 FORMAT_VERSION = 1

@@ -189,12 +189,27 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(config.width, 3 * config.width, bias=False)  # rows: q | k | v
         self.proj = nn.Linear(config.width, config.width, bias=False)
 
-    def forward(self, x, cos, sin, mask):
+    def heads(self, x, cos, sin) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (rotated), keys (rotated) and values of ``x`` (B, T, D), each (B, H, T, hd)."""
         B, T, D = x.shape
         H, hd = self.config.n_heads, self.config.head_dim
         q, k, v = self.qkv(x).split(D, dim=-1)
-        q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        q, k, v = (t.view(B, T, H, hd).transpose(1, 2) for t in (q, k, v))
         q, k = apply_rotary(q, cos, sin, self.config.rope), apply_rotary(k, cos, sin, self.config.rope)
+        return q, k, v
+
+    def probabilities(self, x, cos, sin, mask) -> torch.Tensor:
+        """(B, H, T, T) float32 attention probabilities, rows = queries: the weights ``forward`` gives
+        the values (SDPA computes them internally and does not return them)."""
+        q, k, _ = self.heads(x, cos, sin)
+        scores = (q @ k.transpose(-1, -2)).float() * self.config.attn_scale
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return torch.softmax(scores, dim=-1)
+
+    def forward(self, x, cos, sin, mask):
+        B, T, D = x.shape
+        q, k, v = self.heads(x, cos, sin)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -300,6 +315,14 @@ class ObteModel(nn.Module):
             n -= self.embed.weight.numel() + self.readout.weight.numel()
         return n
 
+    def _inputs(self, ids: torch.Tensor, doc_ids: torch.Tensor | None):
+        """Token embeddings (B, T, D), the rotary cos/sin of each token's position within its own
+        sequence, and the block-diagonal attention mask (None for one unpadded sequence per row)."""
+        if doc_ids is None:
+            doc_ids = torch.zeros_like(ids)
+        cos, sin = self.rotary(positions_from_doc_ids(doc_ids))
+        return self.embed(ids), cos, sin, block_diagonal_mask(doc_ids)
+
     def forward(
         self,
         ids: torch.Tensor,
@@ -309,13 +332,8 @@ class ObteModel(nn.Module):
         """Encode ``ids`` (B, T). ``doc_ids`` (B, T) marks packed sequences (-1 = padding); ``layers``
         asks for intermediate outputs: 0 is the embedding output, i the output of block i, and
         ``n_layers`` the final (normalised) output; negative numbers count from the end."""
-        B, T = ids.shape
-        if doc_ids is None:
-            doc_ids = torch.zeros_like(ids)
         wanted = {l % (self.config.n_layers + 1) for l in layers}
-        mask = block_diagonal_mask(doc_ids)
-        cos, sin = self.rotary(positions_from_doc_ids(doc_ids))
-        x = self.embed(ids)  # (B, T, D)
+        x, cos, sin, mask = self._inputs(ids, doc_ids)
         out: dict[int, torch.Tensor] = {}
         if 0 in wanted:
             out[0] = x
@@ -328,6 +346,18 @@ class ObteModel(nn.Module):
             out[self.config.n_layers] = x
         return EncoderOutput(hidden=x, layers=out)
 
+    def attention_probabilities(self, ids: torch.Tensor, doc_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Every layer's attention probabilities for ``ids`` (B, T): (B, n_layers, n_heads, T, T) float32,
+        rows = queries, each from its block's own attention module (:meth:`SelfAttention.probabilities`)
+        on the same inputs as :meth:`forward`. Costs one forward pass plus a second query/key projection
+        and an explicit (T, T) softmax per layer; wrap it in ``no_grad`` unless gradients are wanted."""
+        x, cos, sin, mask = self._inputs(ids, doc_ids)
+        maps = []
+        for block in self.blocks:
+            maps.append(block.attn.probabilities(block.ln_1(x), cos, sin, mask))
+            x = block(x, cos, sin, mask)
+        return torch.stack(maps, dim=1)
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Readout with the μP output multiplier: (..., width) → (..., vocab_size)."""
         return self.readout(hidden) * self.config.readout_scale
@@ -339,13 +369,18 @@ class ObteModel(nn.Module):
         -100 elsewhere; the readout is computed at masked positions only (N ≪ B·T rows, not B·T·V).
         Returns (mean loss, number of masked tokens)."""
         hidden = self(ids, doc_ids).hidden
-        selected = targets != -100
-        logits = self.logits(hidden[selected])  # (N, V)
-        labels = targets[selected]
+        logits, labels = self.masked_logits(hidden, targets)
         n = labels.numel()
         if n == 0:
             return hidden.sum() * 0.0, torch.tensor(0, device=ids.device)
-        return F.cross_entropy(logits.float(), labels), torch.tensor(n, device=ids.device)
+        return F.cross_entropy(logits, labels), torch.tensor(n, device=ids.device)
+
+    def masked_logits(self, hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masked-LM readout: float32 logits (N, vocab_size) at the N masked positions (``targets``
+        != -100) and their true ids (N,). The one place the MLM loss of pretraining, its held-out
+        evaluation and :meth:`mlm_loss` read the vocabulary out."""
+        selected = targets != -100
+        return self.logits(hidden[selected]).float(), targets[selected]
 
 
 def non_embedding_parameters(config: ObteConfig) -> int:

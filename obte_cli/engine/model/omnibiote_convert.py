@@ -249,11 +249,9 @@ class ConvertedModel:
 def convert(extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source: str, n_heads: int | None = None) -> ConvertedModel:
     """Build the obte model equivalent to a reference checkpoint (see module docstring)."""
     from obte_cli.engine.model.encoder import ObteConfig, ObteModel
-    from obte_cli.engine.tokenizers.base import (
-        ResidueTokenizer,
-        SentencePieceTokenizer,
-        load_tokenizer,
-    )
+    from obte_cli.engine.tokenizers.residue import ResidueTokenizer
+    from obte_cli.engine.tokenizers.sentencepiece import SentencePieceTokenizer
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     t = dict(extracted.tensors)
     head_state = {}

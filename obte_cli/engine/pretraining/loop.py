@@ -106,9 +106,7 @@ class MaskedLMObjective(nn.Module):
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor, doc_ids: torch.Tensor,
                 with_modality_losses: bool = False):
         hidden = self.model(inputs, doc_ids).hidden
-        selected = targets != -100
-        logits = self.model.logits(hidden[selected]).float()
-        labels = targets[selected]
+        logits, labels = self.model.masked_logits(hidden, targets)
         loss_sum = F.cross_entropy(logits, labels, reduction="sum")
         right = logits.argmax(-1) == labels
         protein = self.protein_token[labels]

@@ -34,7 +34,8 @@ from obte_cli import __version__
 from obte_cli.engine.bio.molecules import MOLECULE_TYPES
 from obte_cli.engine.core.errors import InputError, ModelFormatError
 from obte_cli.engine.pretraining.prep import SHARD_SUFFIX, read_shard
-from obte_cli.engine.tokenizers.base import Segment, Tokenizer, load_tokenizer
+from obte_cli.engine.tokenizers.base import Segment, Tokenizer
+from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 FORMAT = "obte-tokens"
 MANIFEST = "tokens.json"

@@ -30,7 +30,7 @@ from obte_cli.engine.bio.molecules import (
 from obte_cli.engine.bio.seqio import expand_inputs
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.pretraining.prep import SHARD_SUFFIX, read_shard
-from obte_cli.engine.tokenizers.base import SentencePieceTokenizer
+from obte_cli.engine.tokenizers.sentencepiece import SentencePieceTokenizer
 
 MODEL_FILES = {NUCLEIC: "nucleic_bpe.model", PROTEIN: "protein_bpe.model"}
 _REQUIRED = {NUCLEIC: NUCLEOTIDES, PROTEIN: AMINO_ACIDS}

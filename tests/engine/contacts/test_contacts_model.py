@@ -11,23 +11,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obte_cli.engine.contacts.cv import propensity_probabilities, site_folds
+from obte_cli.engine.contacts.io import sites_from_structure
 from obte_cli.engine.contacts.probe import (
     AttentionProbe,
+    ProbeSettings,
     attention_maps,
+    predict_probe,
     probe_features,
+    train_probe,
 )
 from obte_cli.engine.contacts.sites import (
     ContactSite,
     best_f1_threshold,
     encode_site,
-    protein_residue_values,
+    load_contact_predictor,
     protein_token_targets,
     random_guess_f1,
     read_contact_labels,
+    roc_auc,
 )
 from obte_cli.engine.core.metrics import f1_scores
+from obte_cli.engine.finetuning.residues import token_values_to_residues
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.tokenizers.base import load_tokenizer
+from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 
 def _site(protein="MKRLA", na=("ACGT",), labels=None, name="x:A"):
@@ -52,7 +58,7 @@ def test_targets_cover_protein_tokens_only_and_truncation_leaves_nan():
     assert np.array_equal(targets[protein_tokens], labels.astype(np.float32))
     assert np.isnan(np.delete(targets, protein_tokens, axis=0)).all()  # tags, <EOS>, nucleic acids
     short = encode_site(tokenizer, site, 2 + 3 + 6 + 6)  # room for 3 protein residues and both strands
-    values = protein_residue_values(short, np.arange(len(short))[:, None].repeat(3, 1).astype(float), 5)
+    values = token_values_to_residues(short, np.arange(len(short))[:, None].repeat(3, 1).astype(float), 5)
     assert np.isnan(values[3:]).all() and not np.isnan(values[:3]).any()
     with pytest.raises(Exception, match="nucleic acids alone exceed"):
         encode_site(tokenizer, site, 12)
@@ -102,6 +108,41 @@ def test_attention_maps_reproduce_the_models_attention():
     stack, tokens = probe_features(model, encoding)
     assert stack.shape == (2 * config.n_layers * config.n_heads, 7, 6) and len(tokens) == 7
     assert AttentionProbe(stack.shape[0], 3)(stack).shape == (7, 3)
+
+
+def test_attention_maps_are_the_attention_modules_own_probabilities_when_packed():
+    model, _ = _micro()
+    with torch.no_grad():  # queries start at zero (uniform attention): give them something to say
+        for block in model.blocks:
+            block.attn.qkv.weight[: model.config.width].normal_()
+    ids = torch.arange(5, 25)[None]
+    doc_ids = torch.tensor([[0] * 12 + [1] * 8])  # two sequences packed in one row
+    packed = model.attention_probabilities(ids, doc_ids)[0]
+    first, second = (model.attention_probabilities(ids[:, s])[0] for s in (slice(0, 12), slice(12, 20)))
+    assert torch.allclose(packed[..., :12, :12], first, atol=1e-6) and torch.allclose(packed[..., 12:, 12:], second, atol=1e-6)
+    assert packed[..., :12, 12:].max() == 0 and packed[..., 12:, :12].max() == 0  # never across sequences
+    assert packed.std(dim=-1).max() > 0.01  # not uniform
+
+
+def test_the_probe_learns_a_contact_signal_its_attention_maps_carry():
+    model, tokenizer = _micro()
+    with torch.no_grad():  # random queries: a fresh model attends uniformly and its maps carry nothing
+        for block in model.blocks:
+            block.attn.qkv.weight[: model.config.width].normal_()
+    rng = np.random.default_rng(0)
+    sites = []
+    for i in range(8):  # toy contacts: the basic residues (what the query of a token sees is its identity)
+        protein = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 30))
+        labels = np.isin(list(protein), list("KRH"))[:, None].repeat(3, 1).astype(int)
+        sites.append(_site(protein, ("".join(rng.choice(list("ACGT"), 10)),), labels, f"toy{i}:A"))
+    encodings = [encode_site(tokenizer, s, 256) for s in sites]
+    losses = []
+    probe = train_probe(model, sites, encodings, (4.0, 6.0, 8.0), ProbeSettings(epochs=10, lr=1e-2),
+                        on_step=lambda record: losses.append(record["loss"]))
+    assert len(losses) == 10 * len(sites)
+    assert np.mean(losses[-len(sites):]) < 0.6 * np.mean(losses[: len(sites)])
+    predicted = np.concatenate(predict_probe(model, probe, encodings, [30] * len(sites)))
+    assert roc_auc(predicted[:, 0], np.concatenate([s.labels[:, 0] for s in sites])) > 0.9
 
 
 def test_folds_keep_identical_chains_together():
@@ -215,6 +256,15 @@ def test_attention_probe_model_round_trips(trained, tmp_path):
     assert predicted.exit_code == 0, predicted.output
     table = pd.read_csv(pd.io.common.StringIO(predicted.stdout), sep="\t")
     assert table[["p_4", "p_6", "p_8"]].apply(lambda c: c.between(0, 1)).all().all()
+    # the table is the saved probe applied to the saved backbone's attention maps, residue by residue
+    loaded = load_contact_predictor(tmp_path / "probe" / "model")
+    (site,) = sites_from_structure(shared_file("biopython-tests", "1LCD.cif"))
+    stack, tokens = probe_features(loaded.model, encode_site(loaded.tokenizer, site, loaded.context))
+    with torch.no_grad():
+        expected = torch.sigmoid(loaded.module(stack)).numpy()
+    assert len(tokens) == len(table) == len(site.protein)  # residue tokenizer: one token per residue
+    assert np.allclose(table[["p_4", "p_6", "p_8"]].to_numpy(), expected, atol=6e-5)  # the table keeps 4 digits
+    assert (table[["p_4", "p_6", "p_8"]].std() > 0).all()  # it varies across residues
 
 
 def test_bench_contacts_reports_every_predictor_beside_the_random_guess(trained, tmp_path):
@@ -257,7 +307,7 @@ def test_bpe_tokens_are_trained_on_the_fraction_of_their_residues_and_expanded_b
     targets = protein_token_targets(encoding, labels)
     for t in protein_tokens:
         assert np.allclose(targets[t], labels[encoding.start[t] : encoding.end[t]].mean(axis=0))
-    expanded = protein_residue_values(encoding, targets, len(protein))
+    expanded = token_values_to_residues(encoding, targets, len(protein))
     covering = encoding.residue_to_token(0)
     assert np.allclose(expanded, targets[covering]) and len(covering) == len(protein)
 

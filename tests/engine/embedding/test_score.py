@@ -15,7 +15,8 @@ from obte_cli.app import app
 from obte_cli.engine.embedding.scoring import ScoreSettings, mask_groups, score_segments
 from obte_cli.engine.model.directory import load_model, save_model
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
+from obte_cli.engine.tokenizers.base import Segment
+from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 runner = CliRunner()
 # Real sequences: Sac7d (P61991, from 1AZP) and the lac repressor headpiece; a ProNAB DNA ligand; a tRNA-like RNA

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from conftest import DATA, obte
 
-from obte_cli.engine.finetuning.tasks import expand_to_residues, token_targets
+from obte_cli.engine.finetuning.residues import token_values_to_residues
+from obte_cli.engine.finetuning.tasks import token_targets
 from obte_cli.engine.model.directory import load_model
 from obte_cli.engine.tokenizers.base import Segment
 
@@ -55,6 +56,8 @@ def test_sequence_regression(backbones, tmp_path):
     assert result.exit_code == 0, result.output
     test = pd.read_csv(tmp_path / "reg" / "metrics.tsv", sep="\t", dtype={"epoch": str}).iloc[-1]
     assert test["spearman"] > 0.5
+    predictions = pd.read_csv(tmp_path / "reg" / "test_predictions.tsv", sep="\t")
+    assert list(predictions["id"]) == list(pd.read_csv(tmp_path / "gc_test.csv")["id"])  # every record, in order
 
 
 @pytest.mark.parametrize("kind", ["residue", "bpe"])
@@ -65,6 +68,7 @@ def test_per_residue_task_scores_every_residue(backbones, tmp_path, kind):
     assert result.exit_code == 0, result.output
     predictions = pd.read_csv(out / "test_predictions.tsv", sep="\t")
     truth = pd.read_csv(TASKS / "hydropathy_test.tsv", sep="\t")
+    assert list(predictions["id"]) == list(truth["id"])  # one row per test record, in input order
     for (_, p), (_, t) in zip(predictions.iterrows(), truth.iterrows()):
         assert len(p["predicted"].split()) == len(t["sequence"])  # one prediction per residue, always
     test = pd.read_csv(out / "metrics.tsv", sep="\t", dtype={"epoch": str}).iloc[-1]
@@ -87,7 +91,7 @@ def test_bpe_span_targets_and_expansion(backbones):
         covered = labels[enc.start[t] : enc.end[t]]
         chosen = "HP"[int(targets[t])]
         assert covered.count(chosen) == max(covered.count("H"), covered.count("P"))  # a most common label
-    expanded = expand_to_residues(enc, np.arange(len(enc), dtype=float), len(sequence))
+    expanded = token_values_to_residues(enc, np.arange(len(enc), dtype=float), len(sequence))
     assert len(expanded) == len(sequence) and not np.isnan(expanded).any()
     assert sorted(set(expanded.tolist())) == np.flatnonzero(enc.is_residue).tolist()
 

@@ -210,7 +210,8 @@ def test_dg_model_converts_with_its_head_and_target_statistics(tmp_path):
     c = GPTConfig(vocab_size=49, n_embd=64, n_layer=2, n_head=4, block_size=64)
     binder = OmniBindER(c, np.array([-9.8, 2.3])).eval()
     from obte_cli.engine.model.omnibiote_convert import reference_char_vocabulary
-    from obte_cli.engine.tokenizers.base import ResidueTokenizer, Segment
+    from obte_cli.engine.tokenizers.residue import ResidueTokenizer
+    from obte_cli.engine.tokenizers.base import Segment
 
     tok = ResidueTokenizer(reference_char_vocabulary())
     ids = torch.as_tensor(tok.encode_one([Segment("MKRLAVGG", "protein"), Segment("ACGTTA", "DNA")]).ids)[None]

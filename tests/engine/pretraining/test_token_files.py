@@ -13,7 +13,8 @@ from obte_cli.engine.pretraining.token_files import (
     open_corpus,
     pack_stream,
 )
-from obte_cli.engine.tokenizers.base import Segment, load_tokenizer
+from obte_cli.engine.tokenizers.base import Segment
+from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 
 @pytest.fixture(scope="module")

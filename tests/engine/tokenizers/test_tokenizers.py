@@ -12,7 +12,9 @@ from obte_cli.engine.core.errors import (
     ModelFormatError,
     UnknownResidueError,
 )
-from obte_cli.engine.tokenizers.base import ResidueTokenizer, Segment, load_tokenizer
+from obte_cli.engine.tokenizers.base import Segment
+from obte_cli.engine.tokenizers.loading import load_tokenizer
+from obte_cli.engine.tokenizers.residue import ResidueTokenizer
 
 NA_TYPES = ["DNA", "RNA", "mRNA", "tRNA", "rRNA", "ss-DNA", "cRNA"]
 proteins = st.text(alphabet=AMINO_ACIDS + AMINO_ACIDS.lower(), min_size=1, max_size=300)
