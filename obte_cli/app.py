@@ -51,7 +51,9 @@ def _version(value: bool) -> None:
 def _global_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debugging detail to stderr."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log only warnings and errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     setup_logging(verbose, quiet)
 

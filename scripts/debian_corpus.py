@@ -62,21 +62,24 @@ def main() -> int:
             collected[source.name] = {**asdict(counts), "dropped": dict(counts.dropped)}
             stats.write_text(json.dumps(collected[source.name], indent=1))
         c = collected[source.name]
-        print(f"{source.name}: {c['records_read']:,} read, {c['sequences_kept']:,} kept, "
-              f"{c['residues_kept']:,} residues, dropped {c['dropped']} ({time.time() - started:.0f} s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"{source.name}: {c['records_read']:,} read, {c['sequences_kept']:,} kept, "
+            f"{c['residues_kept']:,} residues, dropped {c['dropped']} ({time.time() - started:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     available = {name: c["residues_kept"] for name, c in collected.items() if c["residues_kept"]}
-    budgets = dc.allocate(available, sources, args.cap, args.nucleic_per_protein,
-                          int(args.protein_residues) or None)
+    budgets = dc.allocate(available, sources, args.cap, args.nucleic_per_protein, int(args.protein_residues) or None)
     fasta = args.out / "fasta"
     splits = {}
     for source in sources:
         if source.name not in budgets:
             continue
         rate = min(1.0, budgets[source.name] / available[source.name])
-        splits[source.name] = dc.write_split(work / f"{source.name}.tsv.gz", source.name, rate, args.holdout,
-                                             args.seed, fasta)
+        splits[source.name] = dc.write_split(
+            work / f"{source.name}.tsv.gz", source.name, rate, args.holdout, args.seed, fasta
+        )
         print(f"{source.name}: keep rate {rate:.4f} → {splits[source.name]}", file=sys.stderr, flush=True)
 
     manifest = {
@@ -91,16 +94,21 @@ def main() -> int:
             "nucleic_per_protein": args.nucleic_per_protein,
             "holdout": args.holdout,
         },
-        "packages": [
-            {**deb_info(args.debs, p), "debian_licences": dc.debian_licences(args.pkgs, p)} for p in packages
-        ],
+        "packages": [{**deb_info(args.debs, p), "debian_licences": dc.debian_licences(args.pkgs, p)} for p in packages],
         "sources": [
             {
-                "name": s.name, "package": s.package, "molecule_type": s.molecule_type, "origin": s.origin,
-                "files": [{"path": str(f.relative_to(args.pkgs)), "sha256": dc.file_sha256(f)}
-                          for f in dc.input_files(s, args.pkgs)],
-                "collected": collected.get(s.name), "available_residues": available.get(s.name, 0),
-                "budget_residues": budgets.get(s.name, 0), "written": splits.get(s.name, {}),
+                "name": s.name,
+                "package": s.package,
+                "molecule_type": s.molecule_type,
+                "origin": s.origin,
+                "files": [
+                    {"path": str(f.relative_to(args.pkgs)), "sha256": dc.file_sha256(f)}
+                    for f in dc.input_files(s, args.pkgs)
+                ],
+                "collected": collected.get(s.name),
+                "available_residues": available.get(s.name, 0),
+                "budget_residues": budgets.get(s.name, 0),
+                "written": splits.get(s.name, {}),
             }
             for s in sources
         ],

@@ -49,8 +49,16 @@ def row(run: Path) -> dict:
     config = ObteConfig.from_dict(json.loads((run / "model" / "config.json").read_text())["architecture"])
     context = config.max_positions  # `obte pretrain` sizes the model's positions to its --context
     per_token = flops_per_token(config, context) + 6 * config.width * config.vocab_size
-    out = {"run": run.name, "width": config.width, "layers": config.n_layers, "vocab": config.vocab_size,
-           "context": context, "step": last["step"], "tokens": last["tokens"], "pflops": last["tokens"] * per_token / 1e15}
+    out = {
+        "run": run.name,
+        "width": config.width,
+        "layers": config.n_layers,
+        "vocab": config.vocab_size,
+        "context": context,
+        "step": last["step"],
+        "tokens": last["tokens"],
+        "pflops": last["tokens"] * per_token / 1e15,
+    }
     for modality in ("protein", "nucleic"):
         bits = last.get(f"heldout_{modality}_bits_per_residue")
         out[f"{modality}_bits"] = bits
@@ -65,8 +73,20 @@ def main(argv: list[str]) -> None:
     rows = [row(run) for run in runs]
     columns = list(rows[0])
     print("\t".join(columns))
-    print("\t".join(["unigram"] + ["NA"] * 6 + [f"{baseline['protein']:.3f}", f"{2 ** baseline['protein']:.2f}", "NA",
-                                               f"{baseline['nucleic']:.3f}", f"{2 ** baseline['nucleic']:.2f}", "NA"]))
+    print(
+        "\t".join(
+            ["unigram"]
+            + ["NA"] * 6
+            + [
+                f"{baseline['protein']:.3f}",
+                f"{2 ** baseline['protein']:.2f}",
+                "NA",
+                f"{baseline['nucleic']:.3f}",
+                f"{2 ** baseline['nucleic']:.2f}",
+                "NA",
+            ]
+        )
+    )
     for r in rows:
         print("\t".join("NA" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
 

@@ -113,14 +113,16 @@ def test_the_layer_checks_can_fail(tmp_path):
 @pytest.mark.slow
 def test_each_subpackage_imports_on_its_own():
     for package in RANK:
-        result = subprocess.run([sys.executable, "-c", f"import obte_cli.engine.{package}"], capture_output=True, text=True,
-                                cwd=REPO)
+        result = subprocess.run(
+            [sys.executable, "-c", f"import obte_cli.engine.{package}"], capture_output=True, text=True, cwd=REPO
+        )
         assert result.returncode == 0, f"obte_cli.engine.{package}: {result.stderr[-2000:]}"
     # and every module in isolation, in one process per layer to keep this quick
     for layer in LAYERS:
         modules = sorted(
             ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-            for package in layer for p in (ENGINE / package).rglob("*.py")
+            for package in layer
+            for p in (ENGINE / package).rglob("*.py")
         )
         code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
         result = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, cwd=REPO)

@@ -29,12 +29,18 @@ def affinity(
     proteins: str = typer.Argument(..., help="Protein FASTA (plain or .gz; '-' for stdin)."),
     nucleic_acids: str = typer.Argument(..., help="DNA/RNA FASTA (plain or .gz; '-' for stdin)."),
     model: Annotated[Path | None, model_option("ΔG model or ensemble directory (default: the bundled model).")] = None,
-    pairs: Pairing = typer.Option(Pairing.all, "--pairs", help="'all': every protein with every nucleic acid; 'zip': i-th with i-th."),
+    pairs: Pairing = typer.Option(
+        Pairing.all, "--pairs", help="'all': every protein with every nucleic acid; 'zip': i-th with i-th."
+    ),
     complement: str = typer.Option(
-        "auto", "--complement", help="'auto': reverse complement for DNA, none for RNA; 'none'; or a FASTA of complements (same order)."
+        "auto",
+        "--complement",
+        help="'auto': reverse complement for DNA, none for RNA; 'none'; or a FASTA of complements (same order).",
     ),
     na_type: NaType = typer.Option(NaType.auto, "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
-    truncate: bool = typer.Option(False, "--truncate", help="Cut long proteins at the C-terminus to fit the model's context."),
+    truncate: bool = typer.Option(
+        False, "--truncate", help="Cut long proteins at the C-terminus to fit the model's context."
+    ),
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -75,10 +81,18 @@ def affinity(
         for p in predict_affinities(ensemble, complexes, truncate, torch_device):
             if n == 0:
                 handle.write("\t".join(COLUMNS) + "\n")
-            row = [p.complex.protein.id, p.complex.nucleic_acid.id, _format(p.dg, ".3f"), _format(p.dg_sd, ".3f"), _format(p.kd, ".3e")]
+            row = [
+                p.complex.protein.id,
+                p.complex.nucleic_acid.id,
+                _format(p.dg, ".3f"),
+                _format(p.dg_sd, ".3f"),
+                _format(p.kd, ".3e"),
+            ]
             handle.write("\t".join(row) + "\n")
             n += 1
             truncated += p.residues_cut > 0
     if truncated:
-        log.warning("%d of %d complexes had their protein truncated to fit the context of %d", truncated, n, ensemble.context)
+        log.warning(
+            "%d of %d complexes had their protein truncated to fit the context of %d", truncated, n, ensemble.context
+        )
     log.info("predicted %d complexes", n)

@@ -35,14 +35,20 @@ app = new_app("Benchmarks: accuracy suites, each run end to end and reported as 
 @app.command("pronab")
 def pronab(
     data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON (e.g. pronab_dev.json) or a pairs TSV."),
-    model: Annotated[Path | None, model_option(f"Backbone to fine-tune with the full CV protocol {BACKBONE_DEFAULT_HELP}.")] = None,
+    model: Annotated[
+        Path | None, model_option(f"Backbone to fine-tune with the full CV protocol {BACKBONE_DEFAULT_HELP}.")
+    ] = None,
     from_cv: Path = typer.Option(
         None, "--from-cv", help="Score an existing `obte finetune affinity` output directory instead of training."
     ),
     out: Annotated[Path, out_option("Directory for bench.tsv, bench.png (and the CV run, if trained here).")] = ...,
     folds: int = typer.Option(10, "--folds", "-k", min=2, help="Cross-validation folds grouped by protein."),
-    homology_threshold: float = typer.Option(0.3, "--homology-threshold", callback=number_in(), help="Homology guard threshold (see finetune affinity)."),
-    no_homology_guard: bool = typer.Option(False, "--no-homology-guard", help="Test every protein (the paper's protocol)."),
+    homology_threshold: float = typer.Option(
+        0.3, "--homology-threshold", callback=number_in(), help="Homology guard threshold (see finetune affinity)."
+    ),
+    no_homology_guard: bool = typer.Option(
+        False, "--no-homology-guard", help="Test every protein (the paper's protocol)."
+    ),
     epochs: int = typer.Option(3, "--epochs", min=1, help="Fine-tuning epochs."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Complexes per optimizer step."),
     truncate: bool = typer.Option(True, "--truncate/--no-truncate", help="Cut proteins to the backbone's context."),
@@ -71,9 +77,21 @@ def pronab(
     if model is not None:
         train = AffinityCV(
             backbone=model,
-            settings=finetune_settings(epochs, batch_size, max_tokens=16384, lr_head=1e-2, lr_embedding=1e-3, lr_body=1e-4,
-                                       warmup=0.05, seed=seed),
-            folds=folds, homology_threshold=threshold, truncate=truncate, device=resolve_device(device), workers=None,
+            settings=finetune_settings(
+                epochs,
+                batch_size,
+                max_tokens=16384,
+                lr_head=1e-2,
+                lr_embedding=1e-3,
+                lr_body=1e-4,
+                warmup=0.05,
+                seed=seed,
+            ),
+            folds=folds,
+            homology_threshold=threshold,
+            truncate=truncate,
+            device=resolve_device(device),
+            workers=None,
             homology_cache=homology_cache(),
         )
     report = affinity_cv_report(data, folds, threshold)
@@ -82,14 +100,20 @@ def pronab(
     with open_output("-") as handle:
         results.to_csv(handle, sep="\t", index=False, float_format="%.4f", na_rep="NA", lineterminator="\n")
     for r in results.itertuples():
-        log.info("%-16s PCC %.3f ± %.3f   MAE %.3f ± %.3f kcal/mol", r.method, r.pcc_mean, r.pcc_sem, r.mae_mean, r.mae_sem)
+        log.info(
+            "%-16s PCC %.3f ± %.3f   MAE %.3f ± %.3f kcal/mol", r.method, r.pcc_mean, r.pcc_sem, r.mae_mean, r.mae_sem
+        )
     log.info("wrote %s", out)
 
 
 @app.command("prep")
 def prep(
-    inputs: list[Path] = typer.Argument(..., help="GenBank or FASTA files (optionally .gz), e.g. a GenBank division file."),
-    workers: int = typer.Option(2, "--workers", "-j", min=1, help="Workers for the scaling row (each gets its own copy of the input)."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="GenBank or FASTA files (optionally .gz), e.g. a GenBank division file."
+    ),
+    workers: int = typer.Option(
+        2, "--workers", "-j", min=1, help="Workers for the scaling row (each gets its own copy of the input)."
+    ),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per timing; the best is reported."),
     out: Annotated[Path | None, out_option("Directory for bench-prep.tsv and bench-prep.png.")] = None,
 ) -> None:
@@ -115,15 +139,21 @@ def prep(
         write_tsv(results, out / "bench-prep.tsv")
         labels = [f"{m}\n×{w}" if w > 1 else m for m, w in zip(results["method"], results["workers"])]
         method_comparison(
-            labels, [("input MB/s per worker", results["mb_per_s_per_worker"].tolist(), [0.0] * len(results))],
-            f"prep throughput, {results['megabytes'][0]:.1f} MB input", out / "bench-prep.png",
+            labels,
+            [("input MB/s per worker", results["mb_per_s_per_worker"].tolist(), [0.0] * len(results))],
+            f"prep throughput, {results['megabytes'][0]:.1f} MB input",
+            out / "bench-prep.png",
         )
         log.info("wrote %s", out)
 
 
 @app.command("throughput")
 def throughput(
-    presets: str = typer.Option("tiny,w512", "--shapes", help="Comma-separated presets, or wWIDTH for a 4-layer model of that width (heads of 64)."),
+    presets: str = typer.Option(
+        "tiny,w512",
+        "--shapes",
+        help="Comma-separated presets, or wWIDTH for a 4-layer model of that width (heads of 64).",
+    ),
     vocab: int = typer.Option(4096, "--vocab", min=1, help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."),
     rows: int = typer.Option(8, "--rows", min=1, help="Sequences per step."),
     context: int = typer.Option(512, "--context", min=1, help="Tokens per sequence."),
@@ -153,12 +183,16 @@ def throughput(
             width = int(name[1:])
             shapes.append((name, preset_config("tiny", vocab, width=width, n_heads=width // 64, max_positions=context)))
         else:
-            raise InputError(f"--shapes: {name!r} is neither a preset ({', '.join(PRESETS)}) nor wWIDTH with WIDTH a multiple of 64")
+            raise InputError(
+                f"--shapes: {name!r} is neither a preset ({', '.join(PRESETS)}) nor wWIDTH with WIDTH a multiple of 64"
+            )
     if not no_hf:
         try:
             import transformers  # noqa: F401
         except ImportError:
-            raise InputError("the comparison needs Hugging Face transformers: pip install transformers (or pass --no-hf)") from None
+            raise InputError(
+                "the comparison needs Hugging Face transformers: pip install transformers (or pass --no-hf)"
+            ) from None
     results = pd.DataFrame(bench_throughput(shapes, rows, context, resolve_device(device), steps, include_hf=not no_hf))
     with open_output("-") as handle:
         results.to_csv(handle, sep="\t", index=False, float_format="%.4g", na_rep="NA", lineterminator="\n")
@@ -166,16 +200,23 @@ def throughput(
         out.mkdir(parents=True, exist_ok=True)
         write_tsv(results, out / "bench-throughput.tsv")
         labels = [f"{s}\n{i.split()[0]}" for s, i in zip(results["shape"], results["implementation"])]
-        method_comparison(labels, [("training tokens/s", results["tokens_per_s"].tolist(), [0.0] * len(results)),
-                                   ("MFU (of measured matmul peak)", results["mfu"].tolist(), [0.0] * len(results))],
-                          f"MLM training, {rows} × {context} tokens, vocab {vocab}, {results['peak_gflops'][0]:.0f} GFLOP/s peak",
-                          out / "bench-throughput.png")
+        method_comparison(
+            labels,
+            [
+                ("training tokens/s", results["tokens_per_s"].tolist(), [0.0] * len(results)),
+                ("MFU (of measured matmul peak)", results["mfu"].tolist(), [0.0] * len(results)),
+            ],
+            f"MLM training, {rows} × {context} tokens, vocab {vocab}, {results['peak_gflops'][0]:.0f} GFLOP/s peak",
+            out / "bench-throughput.png",
+        )
         log.info("wrote %s", out)
 
 
 @app.command("jaspar")
 def jaspar(
-    matrices: Path = typer.Option(..., "--jaspar", help="JASPAR file with many matrices (e.g. JASPAR2024_CORE.jaspar)."),
+    matrices: Path = typer.Option(
+        ..., "--jaspar", help="JASPAR file with many matrices (e.g. JASPAR2024_CORE.jaspar)."
+    ),
     accessions: Path = typer.Option(..., "--accessions", help="matrices.tsv: matrix_id → UniProt accession(s)."),
     data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON: the protein sequences, keyed by accession."),
     model: Annotated[Path | None, model_option("Cross-validation ensemble (default: the bundled model).")] = None,
@@ -190,7 +231,7 @@ def jaspar(
     Only matrices whose protein sequence is known and was *tested* (not trained on) in the ensemble's
     cross-validation are scanned; prints the summary (mean ΔΔG ± SEM, fraction > 0, Spearman ρ).
 
-    Example: [bold]obte bench jaspar --jaspar JASPAR2024_CORE.jaspar --accessions matrices.tsv --data pronab_dev.json -o bench/[/bold]
+    Example: [bold]obte bench jaspar --jaspar CORE.jaspar --accessions matrices.tsv --data pronab.json -o bench/[/bold]
     """
     import numpy as np
 
@@ -217,8 +258,13 @@ def jaspar(
         chosen, skipped = held_out_members(model_dir, read_matrices(matrices), read_accessions(accessions), sequences)
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from None
-    log.info("%d matrices scanned by the fold model that tested their protein; skipped: %d without a sequence, "
-             "%d whose protein the models trained on", len(chosen), skipped["no_sequence"], skipped["in_training"])
+    log.info(
+        "%d matrices scanned by the fold model that tested their protein; skipped: %d without a sequence, "
+        "%d whose protein the models trained on",
+        len(chosen),
+        skipped["no_sequence"],
+        skipped["in_training"],
+    )
     if not chosen:
         raise InputError("no matrix has a protein that the ensemble held out")
     members: dict = {}
@@ -234,16 +280,30 @@ def jaspar(
             handle.write(format_scan_row(r) + "\n")
     summary = summarise_scan(rows)
     with open_output("-") as handle:
-        handle.write("\t".join(summary) + "\n" + "\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in summary.values()) + "\n")
+        handle.write(
+            "\t".join(summary)
+            + "\n"
+            + "\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in summary.values())
+            + "\n"
+        )
     per_tf = {}
     for r in rows:
         per_tf.setdefault(r.matrix_id, []).append(r.ddG)
-    histogram([float(np.mean(v)) for v in per_tf.values()], "mean ΔΔG per TF (kcal/mol)",
-              f"JASPAR specificity: mean ΔΔG {summary['mean_ddG']:.3f} ± {summary['sem_ddG']:.3f}, "
-              f"{100 * summary['fraction_positive']:.0f}% of {summary['matrices']} TFs > 0", out / "bench-jaspar.png")
-    log.info("mean ΔΔG %.3f ± %.3f kcal/mol over %d TFs; %.0f%% > 0; Spearman ρ(ΔΔG, log-odds drop) %.3f",
-             summary["mean_ddG"], summary["sem_ddG"], summary["matrices"], 100 * summary["fraction_positive"],
-             summary["spearman_ddG_vs_logodds_drop"])
+    histogram(
+        [float(np.mean(v)) for v in per_tf.values()],
+        "mean ΔΔG per TF (kcal/mol)",
+        f"JASPAR specificity: mean ΔΔG {summary['mean_ddG']:.3f} ± {summary['sem_ddG']:.3f}, "
+        f"{100 * summary['fraction_positive']:.0f}% of {summary['matrices']} TFs > 0",
+        out / "bench-jaspar.png",
+    )
+    log.info(
+        "mean ΔΔG %.3f ± %.3f kcal/mol over %d TFs; %.0f%% > 0; Spearman ρ(ΔΔG, log-odds drop) %.3f",
+        summary["mean_ddG"],
+        summary["sem_ddG"],
+        summary["matrices"],
+        100 * summary["fraction_positive"],
+        summary["spearman_ddG_vs_logodds_drop"],
+    )
 
 
 @app.command("embed")
@@ -289,13 +349,34 @@ def embed(
 
 @app.command("contacts")
 def contacts(
-    structures: list[Path] = typer.Argument(..., help="PDB/mmCIF files or directories of them (e.g. ../shared/data/pdb-protein-dna)."),
-    model: Annotated[list[Path] | None, model_option(f"Backbone(s) to compare (repeat the option), e.g. a base and a ΔG-tuned model {BACKBONE_DEFAULT_HELP}.")] = None,
-    methods: str = typer.Option("head,attention,propensity", "--methods", help="Comma-separated: head (fine-tuned), attention (probe on frozen maps), propensity (per-amino-acid rates, no model)."),
+    structures: list[Path] = typer.Argument(
+        ..., help="PDB/mmCIF files or directories of them (e.g. ../shared/data/pdb-protein-dna)."
+    ),
+    model: Annotated[
+        list[Path] | None,
+        model_option(
+            f"Backbone(s) to compare (repeat the option), e.g. a base and a ΔG-tuned model {BACKBONE_DEFAULT_HELP}."
+        ),
+    ] = None,
+    methods: str = typer.Option(
+        "head,attention,propensity",
+        "--methods",
+        help=(
+            "Comma-separated: head (fine-tuned), attention (probe on frozen maps), propensity (per-amino-acid "
+            "rates, no model)."
+        ),
+    ),
     out: Annotated[Path, out_option("Directory for metrics.tsv, labels.tsv, folds.tsv and contacts_f1.png.")] = ...,
     folds: int = typer.Option(5, "--folds", "-k", min=2, help="Cross-validation folds grouped by protein sequence."),
-    epochs: int = typer.Option(4, "--epochs", min=1, help="Epochs of the head (the probe trains 3× as many over single sites)."),
-    max_residues: int = typer.Option(0, "--max-residues", min=0, help="Skip protein chains longer than this (0: keep all; long chains are cut to the context)."),
+    epochs: int = typer.Option(
+        4, "--epochs", min=1, help="Epochs of the head (the probe trains 3× as many over single sites)."
+    ),
+    max_residues: int = typer.Option(
+        0,
+        "--max-residues",
+        min=0,
+        help="Skip protein chains longer than this (0: keep all; long chains are cut to the context).",
+    ),
     seed: Annotated[int, seed_option("Seed for folds and training.")] = 0,
     device: DeviceOption = Device.auto,
 ) -> None:
@@ -346,8 +427,14 @@ def contacts(
     for name, reason in skipped:
         log.warning("skipped %s: %s", name, reason)
     cutoffs = (4.0, 6.0, 8.0)
-    log.info("%d sites (%d distinct proteins, %d residues) from %d structures, %d skipped", len(sites),
-             len({s.protein for s in sites}), sum(len(s.protein) for s in sites), len(files), len(skipped))
+    log.info(
+        "%d sites (%d distinct proteins, %d residues) from %d structures, %d skipped",
+        len(sites),
+        len({s.protein for s in sites}),
+        sum(len(s.protein) for s in sites),
+        len(files),
+        len(skipped),
+    )
     out.mkdir(parents=True, exist_ok=True)
     settings = FinetuneSettings(epochs=epochs, batch_size=8, seed=seed)
     probe_settings = ProbeSettings.alongside(settings)
@@ -363,19 +450,28 @@ def contacts(
             loaded = load_model(path)
             return loaded.model, loaded.tokenizer
 
-        cv = cross_validate_contacts(backbone, sites, cutoffs, folds, settings, method, torch_device,
-                                     probe_settings=probe_settings)
+        cv = cross_validate_contacts(
+            backbone, sites, cutoffs, folds, settings, method, torch_device, probe_settings=probe_settings
+        )
         table = contact_metrics(cv, sites)
         table.insert(0, "predictor", label)
         table.insert(1, "backbone", "" if backbone_dir is None else str(backbone_dir))
         tables.append(table)
         for row in table.itertuples():
-            log.info("  %g Å: F1 %.3f ± %.3f (random %.3f), ROC AUC %.3f", row.cutoff, row.f1, row.f1_sem, row.random_f1, row.roc_auc)
+            log.info(
+                "  %g Å: F1 %.3f ± %.3f (random %.3f), ROC AUC %.3f",
+                row.cutoff,
+                row.f1,
+                row.f1_sem,
+                row.random_f1,
+                row.roc_auc,
+            )
     metrics = pd.concat(tables, ignore_index=True)
     write_tsv(metrics, out / "metrics.tsv")
     write_tsv(fold_table(sites, site_folds(sites, folds, seed)), out / "folds.tsv")
-    contact_f1_figure(metrics, out / "contacts_f1.png",
-                      f"contacts: {len(sites)} protein chains, {folds}-fold CV by sequence")
+    contact_f1_figure(
+        metrics, out / "contacts_f1.png", f"contacts: {len(sites)} protein chains, {folds}-fold CV by sequence"
+    )
     with open_output("-") as handle:
         metrics.to_csv(handle, sep="\t", index=False, float_format="%.4g", na_rep="NA")
     log.info("wrote %s", out)

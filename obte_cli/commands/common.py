@@ -124,8 +124,14 @@ def training_progress(total_steps: int, label: str) -> Iterator:
             TimeRemainingColumn,
         )
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                   TimeElapsedColumn(), TimeRemainingColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=stderr_console, transient=True) as progress:
             task = progress.add_task(label, total=total_steps, loss="-")
             yield lambda record: progress.update(task, advance=1, loss=f"{record['loss']:.3f}")

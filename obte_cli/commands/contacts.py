@@ -42,8 +42,17 @@ def _label(cutoff: float) -> str:
 @app.command("labels")
 def labels(
     structures: list[Path] = typer.Argument(..., help="PDB or mmCIF files (plain or .gz)."),
-    cutoff: str = typer.Option("4,6,8", "--cutoff", help="Contact distances in Å (any heavy atom to any nucleotide heavy atom)."),
-    per_chain: bool = typer.Option(False, "--per-chain", help="Take every protein chain with the nucleic-acid chains (default: only complexes of 1 protein + 1–2 nucleic-acid chains)."),
+    cutoff: str = typer.Option(
+        "4,6,8", "--cutoff", help="Contact distances in Å (any heavy atom to any nucleotide heavy atom)."
+    ),
+    per_chain: bool = typer.Option(
+        False,
+        "--per-chain",
+        help=(
+            "Take every protein chain with the nucleic-acid chains (default: only complexes of 1 protein + 1–2 "
+            "nucleic-acid chains)."
+        ),
+    ),
     out: TsvOutOption = "-",
 ) -> None:
     """Per-residue contact labels: one row per protein residue, with the nucleic-acid sequences.
@@ -76,7 +85,15 @@ def labels(
                 na = [",".join(site.na_chains), ",".join(site.na_types), ",".join(site.na_sequences)]
                 for r in site.residues:
                     distance = "NA" if math.isnan(r.min_distance) else f"{r.min_distance:.2f}"
-                    row = [site.structure, site.protein_chain, str(r.resnum), r.icode or "", r.aa, str(int(r.modified)), distance]
+                    row = [
+                        site.structure,
+                        site.protein_chain,
+                        str(r.resnum),
+                        r.icode or "",
+                        r.aa,
+                        str(int(r.modified)),
+                        distance,
+                    ]
                     row += [str(int(r.contacts[c])) for c in cutoffs] + na
                     handle.write("\t".join(row) + "\n")
                 written += 1
@@ -87,12 +104,30 @@ def labels(
 
 @app.command("predict")
 def predict(
-    structure: Path = typer.Option(None, "--structure", "-s", help="PDB/mmCIF (plain or .gz): its chains are the input unless FASTA is given, and --cif-out annotates it."),
-    protein: str = typer.Option(None, "--protein", "-p", help="Protein FASTA (plain or .gz; '-' for stdin); each record is one site."),
-    nucleic_acid: str = typer.Option(None, "--na", "-n", help="DNA/RNA FASTA: the strand(s) bound by every protein (one or two records)."),
-    model: Annotated[Path | None, model_option("Contact model from `obte finetune contacts` (default: the bundled model).")] = None,
-    cif_out: Path = typer.Option(None, "--cif-out", help="Write the --structure as mmCIF with P(contact) × 100 as B-factors (other atoms 0)."),
-    bfactor_cutoff: float = typer.Option(0.0, "--bfactor-cutoff", callback=number_in(0), help="Which cutoff's probability goes in the B-factors (default: the model's smallest)."),
+    structure: Path = typer.Option(
+        None,
+        "--structure",
+        "-s",
+        help="PDB/mmCIF (plain or .gz): its chains are the input unless FASTA is given, and --cif-out annotates it.",
+    ),
+    protein: str = typer.Option(
+        None, "--protein", "-p", help="Protein FASTA (plain or .gz; '-' for stdin); each record is one site."
+    ),
+    nucleic_acid: str = typer.Option(
+        None, "--na", "-n", help="DNA/RNA FASTA: the strand(s) bound by every protein (one or two records)."
+    ),
+    model: Annotated[
+        Path | None, model_option("Contact model from `obte finetune contacts` (default: the bundled model).")
+    ] = None,
+    cif_out: Path = typer.Option(
+        None, "--cif-out", help="Write the --structure as mmCIF with P(contact) × 100 as B-factors (other atoms 0)."
+    ),
+    bfactor_cutoff: float = typer.Option(
+        0.0,
+        "--bfactor-cutoff",
+        callback=number_in(0),
+        help="Which cutoff's probability goes in the B-factors (default: the model's smallest).",
+    ),
     na_type: NaType = typer.Option(NaType.auto, "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
@@ -130,14 +165,24 @@ def predict(
     cutoffs = predictor.cutoffs
     shown = bfactor_cutoff or cutoffs[0]
     if shown not in cutoffs:
-        raise InputError(f"--bfactor-cutoff {bfactor_cutoff:g}: the model predicts {', '.join(f'{c:g}' for c in cutoffs)} Å")
+        raise InputError(
+            f"--bfactor-cutoff {bfactor_cutoff:g}: the model predicts {', '.join(f'{c:g}' for c in cutoffs)} Å"
+        )
     chain_sites = sites_from_structure(structure, cutoffs) if structure is not None else []
     if protein is not None:
         acids = read_nucleic_acids(nucleic_acid, na_type.value)
         if not 1 <= len(acids) <= 2:
             raise InputError(f"{nucleic_acid}: {len(acids)} records; give the one or two strands bound by the protein")
-        sites = [ContactSite(p.id, p.sequence, [a.sequence for a in acids], [a.na_type for a in acids],
-                             [str(i + 1) for i in range(len(p.sequence))]) for p in read_proteins(protein)]
+        sites = [
+            ContactSite(
+                p.id,
+                p.sequence,
+                [a.sequence for a in acids],
+                [a.na_type for a in acids],
+                [str(i + 1) for i in range(len(p.sequence))],
+            )
+            for p in read_proteins(protein)
+        ]
     else:
         sites = chain_sites
     probabilities = predictor.predict(sites, device=resolve_device(device))
@@ -145,7 +190,9 @@ def predict(
     placements, mappings = place_on_structure(sites, chain_sites, observed)
     for site, mapping in zip(sites, mappings):
         if mapping is not None:
-            log.info("%s → chain %s (%.0f%% of its residues identical)", site.name, mapping.chain, 100 * mapping.identity)
+            log.info(
+                "%s → chain %s (%.0f%% of its residues identical)", site.name, mapping.chain, 100 * mapping.identity
+            )
     show_chain_residue = protein is not None and bool(chain_sites)
     columns = ["site", "residue", "aa"] + (["chain_residue"] if show_chain_residue else [])
     columns += [f"p_{c:g}" for c in cutoffs] + [f"call_{c:g}" for c in cutoffs]
@@ -160,6 +207,8 @@ def predict(
                 row += [str(int(v)) for v in site.labels[r]] if observed else []
                 handle.write("\t".join(row) + "\n")
     if cif_out is not None:
-        count = write_bfactor_structure(structure, bfactor_values(placements, probabilities, cutoffs.index(shown)), cif_out)
+        count = write_bfactor_structure(
+            structure, bfactor_values(placements, probabilities, cutoffs.index(shown)), cif_out
+        )
         log.info("wrote %s: B-factor = 100 × P(contact within %g Å) on %d residues", cif_out, shown, count)
     log.info("predicted %d residues of %d sites", sum(len(s.protein) for s in sites), len(sites))

@@ -12,14 +12,20 @@ from obte_cli.commands.options import ForceOption, guard_new_output, out_option
 
 
 def convert(
-    checkpoint: Path = typer.Argument(..., help="OmniBioTE .pt file (a pickled OmniBioTA / OmniBindER module, or a state dict)."),
+    checkpoint: Path = typer.Argument(
+        ..., help="OmniBioTE .pt file (a pickled OmniBioTA / OmniBindER module, or a state dict)."
+    ),
     out: Annotated[Path, out_option("Model directory to write.")] = ...,
     tokenizer: list[Path] = typer.Option(
-        None, "--tokenizer", "-t",
+        None,
+        "--tokenizer",
+        "-t",
         help="Tokenizer: for 4,096-id (v2 BPE) models the nucleic then the protein sentencepiece model "
-             "(genbank-2k, uniref-2k); default: the bundled mixed BPE for 65,536 ids, the reference characters for 49.",
+        "(genbank-2k, uniref-2k); default: the bundled mixed BPE for 65,536 ids, the reference characters for 49.",
     ),
-    n_heads: int = typer.Option(0, "--n-heads", min=0, help="Attention heads, when the file has neither a config nor freqs_cis."),
+    n_heads: int = typer.Option(
+        0, "--n-heads", min=0, help="Attention heads, when the file has neither a config nor freqs_cis."
+    ),
     force: ForceOption = False,
 ) -> None:
     """Convert a released OmniBioTE checkpoint, reading it with a restricted unpickler (nothing in it runs).
@@ -39,9 +45,28 @@ def convert(
     guard_new_output(out, force)
     if tokenizer and len(tokenizer) > 2:
         raise InputError("--tokenizer takes one file, or two (nucleic then protein)")
-    converted = convert_checkpoint(extract(read_checkpoint(checkpoint)), list(tokenizer or []), str(checkpoint), n_heads or None)
-    save_model(out, converted.model, converted.tokenizer, head=converted.head, head_state=converted.head_state,
-               metadata=converted.metadata, overwrite=force)
+    converted = convert_checkpoint(
+        extract(read_checkpoint(checkpoint)), list(tokenizer or []), str(checkpoint), n_heads or None
+    )
+    save_model(
+        out,
+        converted.model,
+        converted.tokenizer,
+        head=converted.head,
+        head_state=converted.head_state,
+        metadata=converted.metadata,
+        overwrite=force,
+    )
     c = converted.model.config
-    log.info("%s: %s, width %d, %d layers, %d heads, vocabulary %d, RoPE %s%s → %s", checkpoint, converted.metadata["layout"],
-             c.width, c.n_layers, c.n_heads, c.vocab_size, c.rope, ", ΔG head" if converted.head else "", out)
+    log.info(
+        "%s: %s, width %d, %d layers, %d heads, vocabulary %d, RoPE %s%s → %s",
+        checkpoint,
+        converted.metadata["layout"],
+        c.width,
+        c.n_layers,
+        c.n_heads,
+        c.vocab_size,
+        c.rope,
+        ", ΔG head" if converted.head else "",
+        out,
+    )

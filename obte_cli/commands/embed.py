@@ -49,16 +49,32 @@ def _parse_layers(text: str) -> tuple[int, ...]:
 @app.command("sequences")
 def embed(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
-    model: Annotated[Path | None, model_option(f"Model directory: a pretrained backbone, or any obte model {BACKBONE_DEFAULT_HELP}.")] = None,
-    pool: Pool = typer.Option(Pool.mean, "--pool", help="mean, max, first (the molecule tag token) or per-token (one vector per residue)."),
-    layers: str = typer.Option("-1", "--layers", help="Layers to return: 0 = embeddings, n = final; negative from the end; e.g. 0,2,-1."),
-    molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="Tokens per forward pass (memory bound; no effect on the numbers)."),
-    truncate: bool = typer.Option(False, "--truncate", help="Cut records longer than the context to their first residues."),
-    window: int = typer.Option(0, "--window", min=0, help="Embed long records in windows of this many residues (averaged where they overlap)."),
+    model: Annotated[
+        Path | None, model_option(f"Model directory: a pretrained backbone, or any obte model {BACKBONE_DEFAULT_HELP}.")
+    ] = None,
+    pool: Pool = typer.Option(
+        Pool.mean, "--pool", help="mean, max, first (the molecule tag token) or per-token (one vector per residue)."
+    ),
+    layers: str = typer.Option(
+        "-1", "--layers", help="Layers to return: 0 = embeddings, n = final; negative from the end; e.g. 0,2,-1."
+    ),
+    molecule_type: str = typer.Option(
+        "auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."
+    ),
+    max_tokens: int = typer.Option(
+        16384, "--max-tokens", min=1, help="Tokens per forward pass (memory bound; no effect on the numbers)."
+    ),
+    truncate: bool = typer.Option(
+        False, "--truncate", help="Cut records longer than the context to their first residues."
+    ),
+    window: int = typer.Option(
+        0, "--window", min=0, help="Embed long records in windows of this many residues (averaged where they overlap)."
+    ),
     stride: int = typer.Option(0, "--stride", min=0, help="Residues between window starts (default: half a window)."),
     device: DeviceOption = Device.auto,
-    out: Annotated[str, out_option("Output: .safetensors (ids in its metadata), .npy (+ .ids.txt), .tsv, or '-' (TSV on stdout).")] = ...,
+    out: Annotated[
+        str, out_option("Output: .safetensors (ids in its metadata), .npy (+ .ids.txt), .tsv, or '-' (TSV on stdout).")
+    ] = ...,
 ) -> None:
     """Embed sequences with an obte model; records keep their input order.
 
@@ -80,8 +96,9 @@ def embed(
         raise InputError("use either --truncate or --window, not both")
     pool = pool.value
     fixed = molecule_type_option(molecule_type)
-    settings = EmbeddingSettings(pool=pool, layers=_parse_layers(layers), max_tokens=max_tokens, truncate=truncate,
-                                 window=window, stride=stride)
+    settings = EmbeddingSettings(
+        pool=pool, layers=_parse_layers(layers), max_tokens=max_tokens, truncate=truncate, window=window, stride=stride
+    )
     torch_device = resolve_device(device)
     model = backbone_or_default(model)
     loaded = load_model(model, torch_device)
@@ -115,7 +132,12 @@ def embed(
             residues += item.n_residues
             if stderr_console.is_terminal and len(writer.ids) % 1000 == 0:
                 elapsed = time.perf_counter() - started
-                log.info("%d sequences (%.0f/s, %.0f residues/s)", len(writer.ids), len(writer.ids) / elapsed, residues / elapsed)
+                log.info(
+                    "%d sequences (%.0f/s, %.0f residues/s)",
+                    len(writer.ids),
+                    len(writer.ids) / elapsed,
+                    residues / elapsed,
+                )
         writer.close()
         if dist_context.active:
             _merge_parts(out, pool, settings.layers, metadata, dist_context)
@@ -125,8 +147,15 @@ def embed(
     finally:
         shutdown(dist_context)
     elapsed = max(time.perf_counter() - started, 1e-9)
-    log.info("embedded %d sequences, %d residues in %.1f s (%.0f sequences/s, %.0f residues/s) → %s",
-             len(writer.ids), residues, elapsed, len(writer.ids) / elapsed, residues / elapsed, out)
+    log.info(
+        "embedded %d sequences, %d residues in %.1f s (%.0f sequences/s, %.0f residues/s) → %s",
+        len(writer.ids),
+        residues,
+        elapsed,
+        len(writer.ids) / elapsed,
+        residues / elapsed,
+        out,
+    )
 
 
 def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, context) -> None:
@@ -151,14 +180,30 @@ def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, c
 
 @app.command("probe-joint")
 def probe_joint(
-    pairs: Path = typer.Option(..., "--pairs", help="GenBank file (CDS with /translation) or TSV with id, gene_seq, protein_seq."),
-    model: Annotated[Path | None, model_option(f"One model that embeds genes and proteins {BACKBONE_DEFAULT_HELP}.")] = None,
+    pairs: Path = typer.Option(
+        ..., "--pairs", help="GenBank file (CDS with /translation) or TSV with id, gene_seq, protein_seq."
+    ),
+    model: Annotated[
+        Path | None, model_option(f"One model that embeds genes and proteins {BACKBONE_DEFAULT_HELP}.")
+    ] = None,
     model_gene: Path = typer.Option(None, "--model-gene", help="Single-omic control: the model for genes..."),
-    model_protein: Path = typer.Option(None, "--model-protein", help="...and the model for proteins (two separate maps)."),
+    model_protein: Path = typer.Option(
+        None, "--model-protein", help="...and the model for proteins (two separate maps)."
+    ),
     rank: int = typer.Option(16, "--rank", min=1, help="Rank of the learned linear map."),
-    train_frac: float = typer.Option(0.05, "--train-frac", callback=number_in(0, 1, low_open=True, high_open=True), help="Fraction of pairs the map is trained on; the rest is evaluated."),
+    train_frac: float = typer.Option(
+        0.05,
+        "--train-frac",
+        callback=number_in(0, 1, low_open=True, high_open=True),
+        help="Fraction of pairs the map is trained on; the rest is evaluated.",
+    ),
     steps: int = typer.Option(10_000, "--steps", min=1, help="CLIP training steps (AdamW, lr 0.01 decaying linearly)."),
-    window: int = typer.Option(0, "--window", min=0, help="Long genes/proteins are embedded in windows of this many residues (0: the context − 2)."),
+    window: int = typer.Option(
+        0,
+        "--window",
+        min=0,
+        help="Long genes/proteins are embedded in windows of this many residues (0: the context − 2).",
+    ),
     seed: Annotated[int, seed_option("Seed of the split, the map and the random-init control.")] = 0,
     no_control: bool = typer.Option(False, "--no-control", help="Skip the random-initialised model of the same shape."),
     out: Annotated[Path | None, out_option("Directory for probe.tsv and probe.png (box plot).")] = None,
@@ -190,23 +235,43 @@ def probe_joint(
         raise InputError(f"{pairs}: only {len(gene_pairs)} gene–protein pairs with standard letters (need at least 12)")
     log.info("%s: %d gene–protein pairs", pairs, len(gene_pairs))
     names = [p.id for p in gene_pairs]
-    gene_model, protein_model = (load_model(model), load_model(model)) if model else (load_model(model_gene), load_model(model_protein))
+    gene_model, protein_model = (
+        (load_model(model), load_model(model)) if model else (load_model(model_gene), load_model(model_protein))
+    )
 
     def run(label: str, gm, pm) -> dict:
         gene_window = window or gm.model.config.max_positions - 2
         protein_window = window or pm.model.config.max_positions - 2
         genes = embed_side(gm.model, gm.tokenizer, [p.gene for p in gene_pairs], "DNA", names, gene_window)
         proteins = embed_side(pm.model, pm.tokenizer, [p.protein for p in gene_pairs], "protein", names, protein_window)
-        result = clip_probe(genes, proteins, shared_map=model is not None, rank=rank, train_frac=train_frac, steps=steps, seed=seed)
-        log.info("%s: matched cos %.3f vs unmatched %.3f; top-1 %.3f, top-10 %.3f on %d held-out pairs", label,
-                 result.matched.mean(), result.unmatched.mean(), result.top1, result.top10, result.test_pairs)
-        return {"model": label, "train_pairs": result.train_pairs, "test_pairs": result.test_pairs,
-                "matched_cos_mean": float(result.matched.mean()), "unmatched_cos_mean": float(result.unmatched.mean()),
-                "top1": result.top1, "top10": result.top10, "chance_top1": 1 / result.test_pairs,
-                "_matched": result.matched, "_unmatched": result.unmatched}
+        result = clip_probe(
+            genes, proteins, shared_map=model is not None, rank=rank, train_frac=train_frac, steps=steps, seed=seed
+        )
+        log.info(
+            "%s: matched cos %.3f vs unmatched %.3f; top-1 %.3f, top-10 %.3f on %d held-out pairs",
+            label,
+            result.matched.mean(),
+            result.unmatched.mean(),
+            result.top1,
+            result.top10,
+            result.test_pairs,
+        )
+        return {
+            "model": label,
+            "train_pairs": result.train_pairs,
+            "test_pairs": result.test_pairs,
+            "matched_cos_mean": float(result.matched.mean()),
+            "unmatched_cos_mean": float(result.unmatched.mean()),
+            "top1": result.top1,
+            "top10": result.top10,
+            "chance_top1": 1 / result.test_pairs,
+            "_matched": result.matched,
+            "_unmatched": result.unmatched,
+        }
 
     rows = [run(str(model or f"{model_gene} + {model_protein}"), gene_model, protein_model)]
     if not no_control:
+
         def random_like(loaded: LoadedModel) -> LoadedModel:
             torch.manual_seed(seed)
             return LoadedModel(model=ObteModel(loaded.model.config).eval(), tokenizer=loaded.tokenizer)
@@ -216,7 +281,16 @@ def probe_joint(
             rows.append(run("random-init control", control, control))
         else:
             rows.append(run("random-init control", random_like(gene_model), random_like(protein_model)))
-    columns = ["model", "train_pairs", "test_pairs", "matched_cos_mean", "unmatched_cos_mean", "top1", "top10", "chance_top1"]
+    columns = [
+        "model",
+        "train_pairs",
+        "test_pairs",
+        "matched_cos_mean",
+        "unmatched_cos_mean",
+        "top1",
+        "top10",
+        "chance_top1",
+    ]
     with open_output("-") as handle:
         handle.write("\t".join(columns) + "\n")
         for r in rows:
@@ -229,6 +303,9 @@ def probe_joint(
             handle.write("\t".join(columns) + "\n")
             for r in rows:
                 handle.write("\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in columns) + "\n")
-        similarity_boxplot([(r["model"], r["_matched"], r["_unmatched"]) for r in rows],
-                           f"gene↔protein probe, rank {rank}, {rows[0]['test_pairs']} held-out pairs", out / "probe.png")
+        similarity_boxplot(
+            [(r["model"], r["_matched"], r["_unmatched"]) for r in rows],
+            f"gene↔protein probe, rank {rank}, {rows[0]['test_pairs']} held-out pairs",
+            out / "probe.png",
+        )
         log.info("wrote %s", out)

@@ -66,42 +66,78 @@ def affinity_cv_report(data: Path, folds: int, homology_threshold: float | None)
     def assigned(assignment, table) -> None:
         if homology_threshold is not None:
             log.info(
-                "homology guard (BLOSUM62 score / smaller self-score ≥ %.2f): %d of %d proteins, %d of %d rows kept out of test folds",
-                homology_threshold, assignment.guarded_proteins, len(assignment.plan.proteins),
-                assignment.guarded_rows, len(table),
+                "homology guard (BLOSUM62 score / smaller self-score ≥ %.2f): %d of %d proteins, %d of %d rows "
+                "kept out of test folds",
+                homology_threshold,
+                assignment.guarded_proteins,
+                len(assignment.plan.proteins),
+                assignment.guarded_rows,
+                len(table),
             )
 
     return CVReport(
-        loaded=lambda table, dropped: log.info("%s: %d complexes of %d proteins (dropped: %s)", data, len(table),
-                                               table["protein"].nunique(), _counts(dropped)),
+        loaded=lambda table, dropped: log.info(
+            "%s: %d complexes of %d proteins (dropped: %s)",
+            data,
+            len(table),
+            table["protein"].nunique(),
+            _counts(dropped),
+        ),
         encoded=encoded,
         assigned=assigned,
         progress=training_progress,
-        fold_started=lambda f, n_train, n_test: log.info("fold %d/%d: training on %d rows, testing %d", f + 1, folds, n_train, n_test),
-        fold_done=lambda f, m: log.info("fold %d/%d: PCC %.3f, MAE %.3f kcal/mol on %d rows", f + 1, folds, m["pcc"], m["mae"], m["n"]),
+        fold_started=lambda f, n_train, n_test: log.info(
+            "fold %d/%d: training on %d rows, testing %d", f + 1, folds, n_train, n_test
+        ),
+        fold_done=lambda f, m: log.info(
+            "fold %d/%d: PCC %.3f, MAE %.3f kcal/mol on %d rows", f + 1, folds, m["pcc"], m["mae"], m["n"]
+        ),
     )
 
 
 @app.command("affinity")
 def affinity(
     data: Path = typer.Option(..., "--data", "-d", help=DATA_HELP),
-    model: Annotated[Path | None, model_option(f"Backbone model directory (`obte model init` makes a fresh one) {BACKBONE_DEFAULT_HELP}.")] = None,
+    model: Annotated[
+        Path | None,
+        model_option(f"Backbone model directory (`obte model init` makes a fresh one) {BACKBONE_DEFAULT_HELP}."),
+    ] = None,
     out: Annotated[Path, out_option("Output directory (fold models, ensemble.json, tables, plot).")] = ...,
-    folds: int = typer.Option(10, "--folds", "-k", min=0, callback=folds_check,
-                              help="Cross-validation folds grouped by protein; 0 trains one model on all rows."),
+    folds: int = typer.Option(
+        10,
+        "--folds",
+        "-k",
+        min=0,
+        callback=folds_check,
+        help="Cross-validation folds grouped by protein; 0 trains one model on all rows.",
+    ),
     homology_threshold: float = typer.Option(
-        0.3, "--homology-threshold", callback=number_in(),
+        0.3,
+        "--homology-threshold",
+        callback=number_in(),
         help="Proteins whose BLOSUM62 homology to another protein reaches this are train-only.",
     ),
-    no_homology_guard: bool = typer.Option(False, "--no-homology-guard", help="Test every protein (the paper's protocol; leaks homologs)."),
+    no_homology_guard: bool = typer.Option(
+        False, "--no-homology-guard", help="Test every protein (the paper's protocol; leaks homologs)."
+    ),
     epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the training rows (paper: 64)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Complexes per optimizer step (paper: 256)."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="Tokens per micro-batch (memory bound; no effect on results)."),
+    max_tokens: int = typer.Option(
+        16384, "--max-tokens", min=1, help="Tokens per micro-batch (memory bound; no effect on results)."
+    ),
     lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the ΔG head."),
-    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE, help="Peak LR of the token embeddings."),
-    lr_body: float = typer.Option(1e-4, "--lr-body", callback=LEARNING_RATE, help="Peak LR of other weights at width 1024 (scaled by 1024/width)."),
-    warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."),
-    truncate: bool = typer.Option(False, "--truncate", help="Cut proteins at the C-terminus to fit the context instead of failing."),
+    lr_embedding: float = typer.Option(
+        1e-3, "--lr-embedding", callback=LEARNING_RATE, help="Peak LR of the token embeddings."
+    ),
+    lr_body: float = typer.Option(
+        1e-4, "--lr-body", callback=LEARNING_RATE, help="Peak LR of other weights at width 1024 (scaled by 1024/width)."
+    ),
+    warmup: float = typer.Option(
+        0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."
+    ),
+    truncate: bool = typer.Option(
+        False, "--truncate", help="Cut proteins at the C-terminus to fit the context instead of failing."
+    ),
     seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for the homology alignments (0: all cores)."),
@@ -123,8 +159,16 @@ def affinity(
     guard_new_output(out, force)
     threshold = None if no_homology_guard else homology_threshold
     model = backbone_or_default(model)
-    cv = AffinityCV(backbone=model, settings=settings, folds=folds, homology_threshold=threshold, truncate=truncate,
-                    device=resolve_device(device), workers=workers or None, homology_cache=homology_cache())
+    cv = AffinityCV(
+        backbone=model,
+        settings=settings,
+        folds=folds,
+        homology_threshold=threshold,
+        truncate=truncate,
+        device=resolve_device(device),
+        workers=workers or None,
+        homology_cache=homology_cache(),
+    )
     run = train_affinity_cv(data, out, cv, affinity_cv_report(data, folds, threshold))
     if run.result is None:
         log.info("wrote %s", out / "all-data")
@@ -143,9 +187,27 @@ def homology_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "obte" / "homology"
 
 
-def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: Path, task: str, molecule_type: str,
-              epochs: int, batch_size: int, max_tokens: int, lr_head: float, lr_embedding: float, lr_body: float,
-              warmup: float, truncate: bool, seed: int, device: Device, force: bool) -> None:
+def _run_task(
+    kind: str,
+    train: Path,
+    dev: Path,
+    test: Path,
+    model: Path,
+    out: Path,
+    task: str,
+    molecule_type: str,
+    epochs: int,
+    batch_size: int,
+    max_tokens: int,
+    lr_head: float,
+    lr_embedding: float,
+    lr_body: float,
+    warmup: float,
+    truncate: bool,
+    seed: int,
+    device: Device,
+    force: bool,
+) -> None:
     import pandas as pd
 
     from obte_cli.engine.affinity.report import write_tsv
@@ -168,29 +230,73 @@ def _run_task(kind: str, train: Path, dev: Path, test: Path, model: Path, out: P
     reader = read_residue_split if per_residue else read_sequence_split
     sources = {"train": str(train), "dev": str(dev), "test": str(test)}
     splits = {name: reader(path, name, task) for name, path in (("train", train), ("dev", dev), ("test", test))}
-    classes = class_index(splits["train"], [splits["dev"], splits["test"]], per_residue, sources) if task == "classification" else None
+    classes = (
+        class_index(splits["train"], [splits["dev"], splits["test"]], per_residue, sources)
+        if task == "classification"
+        else None
+    )
     model = backbone_or_default(model)
     loaded = load_model(model)
     context = loaded.model.config.max_positions
-    encodings = {name: encode_split(loaded.tokenizer, split, molecule_type, context, truncate, sources[name]) for name, split in splits.items()}
-    log.info("%s %s: %s; %d / %d / %d records%s", kind, task, model, *(len(splits[s].ids) for s in ("train", "dev", "test")),
-             f"; classes {', '.join(classes)}" if classes else "")
+    encodings = {
+        name: encode_split(loaded.tokenizer, split, molecule_type, context, truncate, sources[name])
+        for name, split in splits.items()
+    }
+    log.info(
+        "%s %s: %s; %d / %d / %d records%s",
+        kind,
+        task,
+        model,
+        *(len(splits[s].ids) for s in ("train", "dev", "test")),
+        f"; classes {', '.join(classes)}" if classes else "",
+    )
     steps = settings.epochs * math.ceil(len(splits["train"].ids) / settings.batch_size)
     with training_progress(steps, f"finetune {kind}") as on_step:
-        result = train_task(loaded.model, loaded.tokenizer, splits, encodings, task, per_residue, classes, settings,
-                            resolve_device(device), on_step)
+        result = train_task(
+            loaded.model,
+            loaded.tokenizer,
+            splits,
+            encodings,
+            task,
+            per_residue,
+            classes,
+            settings,
+            resolve_device(device),
+            on_step,
+        )
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    head = {**result.head.describe(), "task": f"{kind}-{task}", "per_residue": per_residue, "classes": classes,
-            "target_mean": result.target_mean, "target_sd": result.target_sd}
-    save_model(out / "model", loaded.model, loaded.tokenizer, head=head, head_state=result.head.state_dict(),
-               metadata={"task": kind, "train": str(train), "best_epoch": result.best_epoch, "test_metrics": result.test,
-                         "finetune": settings.to_dict()})
+    head = {
+        **result.head.describe(),
+        "task": f"{kind}-{task}",
+        "per_residue": per_residue,
+        "classes": classes,
+        "target_mean": result.target_mean,
+        "target_sd": result.target_sd,
+    }
+    save_model(
+        out / "model",
+        loaded.model,
+        loaded.tokenizer,
+        head=head,
+        head_state=result.head.state_dict(),
+        metadata={
+            "task": kind,
+            "train": str(train),
+            "best_epoch": result.best_epoch,
+            "test_metrics": result.test,
+            "finetune": settings.to_dict(),
+        },
+    )
     epochs_table = pd.DataFrame(result.epochs)
     test_row = {"epoch": f"test (epoch {result.best_epoch})", **{f"dev_{k}": v for k, v in result.test.items()}}
-    write_tsv(pd.concat([epochs_table.astype({"epoch": str}), pd.DataFrame([test_row])], ignore_index=True)
-              .rename(columns=lambda c: c.replace("dev_", "") if c != "train_loss" else c), out / "metrics.tsv")
+    write_tsv(
+        pd.concat([epochs_table.astype({"epoch": str}), pd.DataFrame([test_row])], ignore_index=True).rename(
+            columns=lambda c: c.replace("dev_", "") if c != "train_loss" else c
+        ),
+        out / "metrics.tsv",
+    )
     with open((out / "test_predictions.tsv"), "w") as handle:
         handle.write("id\tlabel\tpredicted\n")
         for record, truth, predicted in zip(splits["test"].ids, splits["test"].labels, result.test_predictions):
@@ -222,7 +328,9 @@ def classify(
     max_tokens: int = typer.Option(16384, "--max-tokens", min=1),
     lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE),
     lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE),
-    lr_body: float = typer.Option(1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."),
+    lr_body: float = typer.Option(
+        1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."
+    ),
     warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
     truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context."),
     seed: Annotated[int, seed_option("Seed for shuffling and initialisation of the head.")] = 0,
@@ -231,15 +339,36 @@ def classify(
 ) -> None:
     """Fine-tune a sequence classifier (or regressor) on GUE-style CSVs; keep the best dev epoch, score test.
 
-    Example: [bold]obte finetune classify --train train.csv --dev dev.csv --test test.csv --model backbone -o run/[/bold]
+    Example: [bold]obte finetune classify --train train.csv --dev dev.csv --test test.csv -m backbone -o run/[/bold]
     """
-    _run_task("classify", train, dev, test, model, out, task.value, molecule_type, epochs, batch_size, max_tokens,
-              lr_head, lr_embedding, lr_body, warmup, truncate, seed, device, force)
+    _run_task(
+        "classify",
+        train,
+        dev,
+        test,
+        model,
+        out,
+        task.value,
+        molecule_type,
+        epochs,
+        batch_size,
+        max_tokens,
+        lr_head,
+        lr_embedding,
+        lr_body,
+        warmup,
+        truncate,
+        seed,
+        device,
+        force,
+    )
 
 
 @app.command("residue")
 def residue(
-    train: Path = typer.Option(..., "--train", help="Training TSV with header: id, sequence, labels (one per residue)."),
+    train: Path = typer.Option(
+        ..., "--train", help="Training TSV with header: id, sequence, labels (one per residue)."
+    ),
     dev: Path = typer.Option(..., "--dev", help="Dev TSV (selects the best epoch)."),
     test: Path = typer.Option(..., "--test", help="Test TSV (scored once, per residue)."),
     model: Annotated[Path | None, model_option(BACKBONE_HELP)] = None,
@@ -251,36 +380,87 @@ def residue(
     max_tokens: int = typer.Option(16384, "--max-tokens", min=1),
     lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE),
     lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE),
-    lr_body: float = typer.Option(1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."),
+    lr_body: float = typer.Option(
+        1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."
+    ),
     warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
-    truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context (their tail is not scored)."),
+    truncate: bool = typer.Option(
+        False, "--truncate", help="Cut sequences longer than the context (their tail is not scored)."
+    ),
     seed: Annotated[int, seed_option("Seed for shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
 ) -> None:
     """Fine-tune a per-residue tagger (secondary structure, accessibility ...); metrics are per residue.
 
-    Example: [bold]obte finetune residue --train ss_train.tsv --dev ss_dev.tsv --test ss_test.tsv --model backbone -o ss/[/bold]
+    Example: [bold]obte finetune residue --train ss-train.tsv --dev ss-dev.tsv --test ss-test.tsv -o ss/[/bold]
     """
-    _run_task("residue", train, dev, test, model, out, task.value, molecule_type, epochs, batch_size, max_tokens,
-              lr_head, lr_embedding, lr_body, warmup, truncate, seed, device, force)
+    _run_task(
+        "residue",
+        train,
+        dev,
+        test,
+        model,
+        out,
+        task.value,
+        molecule_type,
+        epochs,
+        batch_size,
+        max_tokens,
+        lr_head,
+        lr_embedding,
+        lr_body,
+        warmup,
+        truncate,
+        seed,
+        device,
+        force,
+    )
 
 
 @app.command("contacts")
 def contacts(
     labels: Path = typer.Option(..., "--labels", "-l", help="Per-residue labels from `obte contacts labels`."),
-    model: Annotated[Path | None, model_option(f"Backbone model directory: pretrained, ΔG-tuned, or `obte model init` {BACKBONE_DEFAULT_HELP}.")] = None,
-    out: Annotated[Path, out_option("Output directory: model/ (for `obte contacts predict`) and, with --folds, the CV tables.")] = ...,
-    probe: Probe = typer.Option(Probe.head, "--probe", help="head: fine-tune backbone + per-residue logistic head; attention: the paper's probe on the frozen model's attention maps."),
-    folds: int = typer.Option(5, "--folds", "-k", min=0, callback=folds_check,
-                              help="Cross-validation folds grouped by protein sequence before the final fit; 0: only the final fit."),
+    model: Annotated[
+        Path | None,
+        model_option(f"Backbone model directory: pretrained, ΔG-tuned, or `obte model init` {BACKBONE_DEFAULT_HELP}."),
+    ] = None,
+    out: Annotated[
+        Path, out_option("Output directory: model/ (for `obte contacts predict`) and, with --folds, the CV tables.")
+    ] = ...,
+    probe: Probe = typer.Option(
+        Probe.head,
+        "--probe",
+        help=(
+            "head: fine-tune backbone + per-residue logistic head; attention: the paper's probe on the frozen "
+            "model's attention maps."
+        ),
+    ),
+    folds: int = typer.Option(
+        5,
+        "--folds",
+        "-k",
+        min=0,
+        callback=folds_check,
+        help="Cross-validation folds grouped by protein sequence before the final fit; 0: only the final fit.",
+    ),
     epochs: int = typer.Option(4, "--epochs", min=1, help="Passes over the training sites."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sites per optimizer step (head)."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="Tokens per micro-batch (memory bound; no effect on results)."),
-    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the contact head (or the probe's AdamW LR ÷ 10)."),
-    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE, help="Peak LR of the token embeddings."),
-    lr_body: float = typer.Option(1e-4, "--lr-body", callback=LEARNING_RATE, help="Peak LR of other weights at width 1024 (scaled by 1024/width)."),
-    warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."),
+    max_tokens: int = typer.Option(
+        16384, "--max-tokens", min=1, help="Tokens per micro-batch (memory bound; no effect on results)."
+    ),
+    lr_head: float = typer.Option(
+        1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the contact head (or the probe's AdamW LR ÷ 10)."
+    ),
+    lr_embedding: float = typer.Option(
+        1e-3, "--lr-embedding", callback=LEARNING_RATE, help="Peak LR of the token embeddings."
+    ),
+    lr_body: float = typer.Option(
+        1e-4, "--lr-body", callback=LEARNING_RATE, help="Peak LR of other weights at width 1024 (scaled by 1024/width)."
+    ),
+    warmup: float = typer.Option(
+        0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."
+    ),
     seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation.")] = 0,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
@@ -321,8 +501,14 @@ def contacts(
     if folds and n_proteins < folds:
         raise InputError(f"{labels}: {n_proteins} distinct protein sequences, fewer than --folds {folds}")
     torch_device = resolve_device(device)
-    log.info("%s: %d sites (%d distinct proteins, %d residues), cutoffs %s Å", labels, len(sites), n_proteins,
-             sum(len(s.protein) for s in sites), "/".join(f"{c:g}" for c in cutoffs))
+    log.info(
+        "%s: %d sites (%d distinct proteins, %d residues), cutoffs %s Å",
+        labels,
+        len(sites),
+        n_proteins,
+        sum(len(s.protein) for s in sites),
+        "/".join(f"{c:g}" for c in cutoffs),
+    )
 
     model = backbone_or_default(model)
 
@@ -333,29 +519,58 @@ def contacts(
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+
     def steps(n_sites: int) -> int:  # optimizer steps of one fit on n_sites
-        return settings.epochs * math.ceil(n_sites / settings.batch_size) if probe == "head" else probe_settings.epochs * n_sites
+        return (
+            settings.epochs * math.ceil(n_sites / settings.batch_size)
+            if probe == "head"
+            else probe_settings.epochs * n_sites
+        )
 
     steps_per_fit = steps(len(sites))
     if folds:
         with training_progress(folds * steps(len(sites) - len(sites) // folds), f"{folds}-fold CV") as on_step:
-            cv = cross_validate_contacts(backbone, sites, cutoffs, folds, settings, probe, torch_device,
-                                         on_fold=lambda f, n: log.info("fold %d/%d", f + 1, n), on_step=on_step,
-                                         probe_settings=probe_settings)
+            cv = cross_validate_contacts(
+                backbone,
+                sites,
+                cutoffs,
+                folds,
+                settings,
+                probe,
+                torch_device,
+                on_fold=lambda f, n: log.info("fold %d/%d", f + 1, n),
+                on_step=on_step,
+                probe_settings=probe_settings,
+            )
         metrics = contact_metrics(cv, sites)
         write_tsv(metrics, out / "metrics.tsv")
         write_tsv(prediction_table(cv, sites), out / "predictions.tsv")
         write_tsv(fold_table(sites, cv.fold_of_site), out / "folds.tsv")
         for row in metrics.itertuples():
-            log.info("%g Å: F1 %.3f ± %.3f (random guess %.3f; positive rate %.3f), ROC AUC %.3f",
-                     row.cutoff, row.f1, row.f1_sem, row.random_f1, row.positive_rate, row.roc_auc)
+            log.info(
+                "%g Å: F1 %.3f ± %.3f (random guess %.3f; positive rate %.3f), ROC AUC %.3f",
+                row.cutoff,
+                row.f1,
+                row.f1_sem,
+                row.random_f1,
+                row.positive_rate,
+                row.roc_auc,
+            )
     bb, tokenizer = backbone()
     encodings = [encode_site(tokenizer, s, bb.config.max_positions) for s in sites]
     with training_progress(steps_per_fit, "final fit on all sites") as on_step:
-        predictor = fit_contact_predictor(bb, tokenizer, sites, encodings, cutoffs, probe, settings, probe_settings,
-                                          torch_device, on_step=on_step)
-    predictor.save(out / "model", metadata={"task": "contacts", "labels": str(labels), "backbone": str(model),
-                                            "sites": len(sites), "finetune": settings.to_dict(),
-                                            "probe": probe_settings.to_dict() if probe == "attention" else None})
+        predictor = fit_contact_predictor(
+            bb, tokenizer, sites, encodings, cutoffs, probe, settings, probe_settings, torch_device, on_step=on_step
+        )
+    predictor.save(
+        out / "model",
+        metadata={
+            "task": "contacts",
+            "labels": str(labels),
+            "backbone": str(model),
+            "sites": len(sites),
+            "finetune": settings.to_dict(),
+            "probe": probe_settings.to_dict() if probe == "attention" else None,
+        },
+    )
     log.info("wrote %s (use it as: obte contacts predict --model %s)", out, out / "model")
-

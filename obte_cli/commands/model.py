@@ -30,9 +30,14 @@ def init(
         "residue",
         "--tokenizer",
         "-t",
-        help="Bundled tokenizer name (residue, omnibiote-mixed), a tokenizer/model directory, or a sentencepiece .model file.",
+        help=(
+            "Bundled tokenizer name (residue, omnibiote-mixed), a tokenizer/model directory, or a sentencepiece "
+            ".model file."
+        ),
     ),
-    context: int = typer.Option(0, "--context", min=0, help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers)."),
+    context: int = typer.Option(
+        0, "--context", min=0, help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers)."
+    ),
     seed: Annotated[int, seed_option("Random seed of the μP initialisation.")] = 0,
     force: ForceOption = False,
 ) -> None:
@@ -69,7 +74,11 @@ def init(
     )
     log.info(
         "wrote %s: preset %s, %s non-embedding parameters, %s tokenizer (%d ids)",
-        out, preset, f"{model.num_parameters():,}", tok.kind, tok.vocab_size,
+        out,
+        preset,
+        f"{model.num_parameters():,}",
+        tok.kind,
+        tok.vocab_size,
     )
 
 

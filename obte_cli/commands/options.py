@@ -94,6 +94,7 @@ class NaType(StrChoice):
 
 # ---- numbers ---------------------------------------------------------------------------------------
 
+
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
         return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
@@ -161,8 +162,10 @@ def backbone_or_default(model: Path | None) -> Path:
         return model
     bundled = resources.default_backbone_dir()
     if bundled is None:
-        raise InputError(f"no --model given and this installation has no bundled backbone "
-                         f"(share/models/{resources.DEFAULT_BACKBONE}): pass --model DIR")
+        raise InputError(
+            f"no --model given and this installation has no bundled backbone "
+            f"(share/models/{resources.DEFAULT_BACKBONE}): pass --model DIR"
+        )
     return bundled
 
 

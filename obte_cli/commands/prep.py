@@ -42,6 +42,7 @@ def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
         return f"{stats.input}: {stats.records_kept} of {stats.records_read} records kept (dropped: {dropped})"
 
     if not (stderr_console.is_terminal and log.isEnabledFor(logging.INFO)):
+
         def on_file(stats, skipped: bool) -> None:
             nonlocal records
             records += 0 if skipped else stats.records_read
@@ -59,8 +60,14 @@ def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
         TransferSpeedColumn,
     )
 
-    columns = (TextColumn("prep"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TextColumn("{task.fields[rate]} records/s"), TimeRemainingColumn())
+    columns = (
+        TextColumn("prep"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[rate]} records/s"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=stderr_console) as progress:
         task = progress.add_task("prep", total=total, rate="-")
 
@@ -75,17 +82,23 @@ def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
 
 
 def prep(
-    inputs: list[Path] = typer.Argument(..., help="GenBank (.gb/.gbff/.seq) or FASTA (.fa/.fasta/.fna/.faa) files, optionally .gz."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="GenBank (.gb/.gbff/.seq) or FASTA (.fa/.fasta/.fna/.faa) files, optionally .gz."
+    ),
     out: Annotated[Path, out_option("Output directory: shards/ and manifest.json.")] = ...,
     molecule_type: str = typer.Option(
-        "auto", "--molecule-type", "-m",
+        "auto",
+        "--molecule-type",
+        "-m",
         help="Type of FASTA records (protein, DNA, RNA, mRNA, ...); 'auto': nucleic if only A/C/G/T/U/N, else protein.",
     ),
     min_length: int = typer.Option(1, "--min-length", min=1, help="Drop sequences shorter than this."),
     max_length: int = typer.Option(0, "--max-length", min=0, help="Drop sequences longer than this (0: no limit)."),
     dedup: bool = typer.Option(False, "--dedup", help="Drop exact repeats (same type and sequence) within each file."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes, one input file each at a time."),
-    shard: str = typer.Option("0/1", "--shard", help="Take the I-th of every N input files (sorted): split an archive over N machines."),
+    shard: str = typer.Option(
+        "0/1", "--shard", help="Take the I-th of every N input files (sorted): split an archive over N machines."
+    ),
 ) -> None:
     """Filter sequence archives into training shards, with counts of everything kept and dropped.
 
@@ -111,4 +124,10 @@ def prep(
         for mol, counts in manifest["kept_by_type"].items():
             handle.write(f"{mol}\t{counts['records']}\t{counts['residues']}\n")
     dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items()) or "none"
-    log.info("kept %d of %d records (dropped: %s); wrote %s", manifest["records_kept"], manifest["records_read"], dropped, out)
+    log.info(
+        "kept %d of %d records (dropped: %s); wrote %s",
+        manifest["records_kept"],
+        manifest["records_read"],
+        dropped,
+        out,
+    )

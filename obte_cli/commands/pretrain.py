@@ -41,22 +41,55 @@ def parse_count(text: str, option: str) -> int:
 def pretrain(
     tokens: Path = typer.Option(..., "--tokens", help="Token directory from `obte tokenize corpus`."),
     out: Annotated[Path, out_option("Run directory: checkpoints/, metrics.jsonl, loss.png, model/.")] = ...,
-    preset: Preset = typer.Option(Preset.tiny, "--preset", "-p", help="Architecture preset for a fresh model (see `obte model presets`)."),
+    preset: Preset = typer.Option(
+        Preset.tiny, "--preset", "-p", help="Architecture preset for a fresh model (see `obte model presets`)."
+    ),
     init: Path = typer.Option(None, "--init", help="Start from this model directory instead of a fresh preset."),
-    context: int = typer.Option(0, "--context", min=0, help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."),
-    batch_tokens: str = typer.Option("16384", "--batch-tokens", help="Tokens per optimizer step over all processes (paper: ~1M)."),
-    micro_batch_rows: int = typer.Option(4, "--micro-batch-rows", min=1, help="Rows per forward/backward per process (memory)."),
+    context: int = typer.Option(
+        0, "--context", min=0, help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."
+    ),
+    batch_tokens: str = typer.Option(
+        "16384", "--batch-tokens", help="Tokens per optimizer step over all processes (paper: ~1M)."
+    ),
+    micro_batch_rows: int = typer.Option(
+        4, "--micro-batch-rows", min=1, help="Rows per forward/backward per process (memory)."
+    ),
     total_tokens: str = typer.Option("2M", "--total-tokens", help="Token budget, e.g. 2M, 250B."),
-    warmup_tokens: str = typer.Option("0", "--warmup-tokens", help="Warm-up in tokens (0: 5% of the budget; paper: 1B)."),
-    lr: float = typer.Option(0.01, "--lr", callback=number_in(0), help="Base LR: embeddings, norms, readout; hidden matrices get LR·32/width."),
-    modality: Modality = typer.Option(Modality.omni, "--modality", help="omni (OmniBioTE), protein (ProtBioTE) or nucleic (NucBioTE) data."),
+    warmup_tokens: str = typer.Option(
+        "0", "--warmup-tokens", help="Warm-up in tokens (0: 5% of the budget; paper: 1B)."
+    ),
+    lr: float = typer.Option(
+        0.01,
+        "--lr",
+        callback=number_in(0),
+        help="Base LR: embeddings, norms, readout; hidden matrices get LR·32/width.",
+    ),
+    modality: Modality = typer.Option(
+        Modality.omni, "--modality", help="omni (OmniBioTE), protein (ProtBioTE) or nucleic (NucBioTE) data."
+    ),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard parameters and optimizer state over processes (FSDP2)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out, exactly."),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=1, help="Steps between checkpoints (and held-out scoring)."),
-    holdout: float = typer.Option(0.0, "--holdout", callback=number_in(0, 0.5, high_open=True), help="Fraction of the corpus (chunks of --context tokens) never trained on; scored at every checkpoint."),
+    checkpoint_every: int = typer.Option(
+        100, "--checkpoint-every", min=1, help="Steps between checkpoints (and held-out scoring)."
+    ),
+    holdout: float = typer.Option(
+        0.0,
+        "--holdout",
+        callback=number_in(0, 0.5, high_open=True),
+        help="Fraction of the corpus (chunks of --context tokens) never trained on; scored at every checkpoint.",
+    ),
     eval_rows: int = typer.Option(64, "--eval-rows", min=0, help="Held-out rows scored at each checkpoint (at most)."),
-    eval_tokens: Path = typer.Option(None, "--eval-tokens", help="Held-out token directory (same tokenizer, never trained on), scored at each checkpoint instead of --holdout."),
-    peak_tflops: float = typer.Option(0.0, "--peak-tflops", callback=number_in(0), help="Peak TFLOP/s per process, to report MFU (0: do not report)."),
+    eval_tokens: Path = typer.Option(
+        None,
+        "--eval-tokens",
+        help=(
+            "Held-out token directory (same tokenizer, never trained on), scored at each checkpoint instead of "
+            "--holdout."
+        ),
+    ),
+    peak_tflops: float = typer.Option(
+        0.0, "--peak-tflops", callback=number_in(0), help="Peak TFLOP/s per process, to report MFU (0: do not report)."
+    ),
     seed: Annotated[int, seed_option("Seed of initialisation, data order and masking.")] = 0,
     device: DeviceOption = Device.auto,
 ) -> None:
@@ -110,23 +143,49 @@ def pretrain(
     if context > model.config.max_positions:
         raise InputError(f"--context {context} exceeds the model's {model.config.max_positions} positions")
     total = parse_count(total_tokens, "--total-tokens")
-    warmup = parse_count(warmup_tokens, "--warmup-tokens") if warmup_tokens.strip() not in ("0", "") else max(1, total // 20)
+    warmup = (
+        parse_count(warmup_tokens, "--warmup-tokens") if warmup_tokens.strip() not in ("0", "") else max(1, total // 20)
+    )
     settings = PretrainSettings(
-        context=context, batch_tokens=parse_count(batch_tokens, "--batch-tokens"), micro_batch_rows=micro_batch_rows,
-        total_tokens=total, warmup_tokens=warmup, lr=lr, modality=modality, seed=seed,
-        checkpoint_every=checkpoint_every, fsdp=fsdp, holdout=holdout, eval_rows=eval_rows,
+        context=context,
+        batch_tokens=parse_count(batch_tokens, "--batch-tokens"),
+        micro_batch_rows=micro_batch_rows,
+        total_tokens=total,
+        warmup_tokens=warmup,
+        lr=lr,
+        modality=modality,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        fsdp=fsdp,
+        holdout=holdout,
+        eval_rows=eval_rows,
         eval_tokens=str(eval_tokens) if eval_tokens is not None else "",
     )
     dist_context = init_distributed(resolve_device(device))
     if not dist_context.is_main:
         log.setLevel("WARNING")
     try:
-        log.info("%d processes, %s; %d steps of %d rows × %d tokens; %s tokens per epoch",
-                 dist_context.world_size, dist_context.device, settings.total_steps, settings.rows_per_step, context,
-                 f"{corpus.manifest['tokens']:,}")
+        log.info(
+            "%d processes, %s; %d steps of %d rows × %d tokens; %s tokens per epoch",
+            dist_context.world_size,
+            dist_context.device,
+            settings.total_steps,
+            settings.rows_per_step,
+            context,
+            f"{corpus.manifest['tokens']:,}",
+        )
         with training_progress(settings.total_steps, "pretrain") as on_step:
-            result = run_pretraining(model, corpus, settings, out, dist_context, resume,
-                                     peak_tflops * 1e12 if peak_tflops else None, on_step, eval_corpus)
+            result = run_pretraining(
+                model,
+                corpus,
+                settings,
+                out,
+                dist_context,
+                resume,
+                peak_tflops * 1e12 if peak_tflops else None,
+                on_step,
+                eval_corpus,
+            )
         final_state = _full_state_dict(result.model, settings.fsdp)
         if dist_context.is_main and result.history:
             last = result.history[-1]
@@ -136,26 +195,61 @@ def pretrain(
             summary = _final_accuracies(result.history)
             export = ObteModel(model.config) if settings.fsdp else result.model.to("cpu")
             export.load_state_dict(final_state)
-            save_model(out / "model", export, tokenizer, overwrite=True, metadata={
-                "pretraining": {**settings.to_dict(), "tokens_seen": last["tokens"], "final_loss": last["loss"],
-                                "final_masked_accuracy": summary, "unigram_baselines": baselines,
-                                "heldout": {k: v for k, v in last.items() if k.startswith("heldout_")},
-                                "processes": dist_context.world_size, "corpus": str(tokens)},
-                "preset": preset if init is None else None,
-            })
+            save_model(
+                out / "model",
+                export,
+                tokenizer,
+                overwrite=True,
+                metadata={
+                    "pretraining": {
+                        **settings.to_dict(),
+                        "tokens_seen": last["tokens"],
+                        "final_loss": last["loss"],
+                        "final_masked_accuracy": summary,
+                        "unigram_baselines": baselines,
+                        "heldout": {k: v for k, v in last.items() if k.startswith("heldout_")},
+                        "processes": dist_context.world_size,
+                        "corpus": str(tokens),
+                    },
+                    "preset": preset if init is None else None,
+                },
+            )
             _plot(out, baselines)
-            log.info("step %d: loss %.3f; masked accuracy over the last %d steps: %s; wrote %s",
-                     last["step"], last["loss"], summary["steps"],
-                     ", ".join(f"{name} {value:.3f} (unigram {baselines[name]:.3f})" for name, value in summary.items()
-                               if name != "steps" and value is not None and baselines.get(name) is not None),
-                     out / "model")
+            log.info(
+                "step %d: loss %.3f; masked accuracy over the last %d steps: %s; wrote %s",
+                last["step"],
+                last["loss"],
+                summary["steps"],
+                ", ".join(
+                    f"{name} {value:.3f} (unigram {baselines[name]:.3f})"
+                    for name, value in summary.items()
+                    if name != "steps" and value is not None and baselines.get(name) is not None
+                ),
+                out / "model",
+            )
             if "heldout_masked_accuracy" in last:
-                log.info("held-out rows: loss %.3f, masked accuracy %s", last["heldout_loss"], ", ".join(
-                    f"{name} {last[key]:.3f}" for name, key in (("all", "heldout_masked_accuracy"), ("protein", "heldout_protein_accuracy"),
-                                                                ("nucleic", "heldout_nucleic_accuracy")) if last.get(key) is not None))
-                log.info("held-out bits per residue: %s", ", ".join(
-                    f"{name} {last[f'heldout_{name}_bits_per_residue']:.3f} (perplexity {2 ** last[f'heldout_{name}_bits_per_residue']:.2f})"
-                    for name in ("protein", "nucleic") if last.get(f"heldout_{name}_bits_per_residue") is not None))
+                log.info(
+                    "held-out rows: loss %.3f, masked accuracy %s",
+                    last["heldout_loss"],
+                    ", ".join(
+                        f"{name} {last[key]:.3f}"
+                        for name, key in (
+                            ("all", "heldout_masked_accuracy"),
+                            ("protein", "heldout_protein_accuracy"),
+                            ("nucleic", "heldout_nucleic_accuracy"),
+                        )
+                        if last.get(key) is not None
+                    ),
+                )
+                log.info(
+                    "held-out bits per residue: %s",
+                    ", ".join(
+                        f"{name} {last[f'heldout_{name}_bits_per_residue']:.3f} (perplexity "
+                        f"{2 ** last[f'heldout_{name}_bits_per_residue']:.2f})"
+                        for name in ("protein", "nucleic")
+                        if last.get(f"heldout_{name}_bits_per_residue") is not None
+                    ),
+                )
     finally:
         shutdown(dist_context)
 
@@ -174,14 +268,18 @@ def _full_state_dict(model, fsdp: bool) -> dict:
 
 def _final_accuracies(history: list[dict]) -> dict:
     """Masked accuracy over the last 5% of steps (at least 1): one step's masked tokens are too few to quote."""
-    tail = history[-max(1, len(history) // 20):]
+    tail = history[-max(1, len(history) // 20) :]
 
     def mean(key: str) -> float | None:
         values = [r[key] for r in tail if r.get(key) is not None]
         return sum(values) / len(values) if values else None
 
-    return {"steps": len(tail), "all": mean("masked_accuracy"), "protein": mean("protein_accuracy"),
-            "nucleic": mean("nucleic_accuracy")}
+    return {
+        "steps": len(tail),
+        "all": mean("masked_accuracy"),
+        "protein": mean("protein_accuracy"),
+        "nucleic": mean("nucleic_accuracy"),
+    }
 
 
 def _plot(out: Path, baselines: dict) -> None:

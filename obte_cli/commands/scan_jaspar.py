@@ -36,13 +36,30 @@ def read_accessions(path: Path) -> dict[str, list[str]]:
 
 
 def scan_jaspar(
-    matrices: list[Path] = typer.Argument(..., help="JASPAR (.jaspar, one or many matrices), .pfm, MEME (.meme) or TRANSFAC files."),
-    protein: str = typer.Option(..., "--protein", "-p", help="Protein FASTA: one protein for every matrix, or records named by matrix id, TF name or UniProt accession."),
+    matrices: list[Path] = typer.Argument(
+        ..., help="JASPAR (.jaspar, one or many matrices), .pfm, MEME (.meme) or TRANSFAC files."
+    ),
+    protein: str = typer.Option(
+        ...,
+        "--protein",
+        "-p",
+        help=(
+            "Protein FASTA: one protein for every matrix, or records named by matrix id, TF name or UniProt accession."
+        ),
+    ),
     model: Annotated[Path | None, model_option("ΔG model or ensemble directory (default: the bundled model).")] = None,
     mutants: int = typer.Option(8, "--mutants", min=1, help="Mutated consensus sites per matrix."),
-    rate: float = typer.Option(0.05, "--rate", callback=RATE, help="Per-base substitution probability (at least one substitution per mutant)."),
-    accessions: Path = typer.Option(None, "--accessions", help="JASPAR matrices.tsv (matrix_id, uniprot) to match proteins by accession."),
-    saturation: Path = typer.Option(None, "--saturation", help="Also score every single substitution; write heatmaps and model PFMs to this directory."),
+    rate: float = typer.Option(
+        0.05, "--rate", callback=RATE, help="Per-base substitution probability (at least one substitution per mutant)."
+    ),
+    accessions: Path = typer.Option(
+        None, "--accessions", help="JASPAR matrices.tsv (matrix_id, uniprot) to match proteins by accession."
+    ),
+    saturation: Path = typer.Option(
+        None,
+        "--saturation",
+        help="Also score every single substitution; write heatmaps and model PFMs to this directory.",
+    ),
     seed: Annotated[int, seed_option("Seed of the mutants (per matrix, independent of file order).")] = 0,
     truncate: bool = typer.Option(False, "--truncate", help="Cut long proteins to fit the model's context."),
     device: DeviceOption = Device.auto,
@@ -79,19 +96,31 @@ def scan_jaspar(
         log.warning("%s (%s): no matching protein in %s, skipped", m.matrix_id, m.name, protein)
     usable = [m for m in all_matrices if owner[m.matrix_id] is not None]
     if not usable:
-        raise InputError(f"{protein}: no protein matches any matrix (name records by matrix id, TF name or UniProt accession)")
+        raise InputError(
+            f"{protein}: no protein matches any matrix (name records by matrix id, TF name or UniProt accession)"
+        )
     ensemble = load_affinity_model(model or default_affinity_model_dir(), torch_device)
     rows = []
     with open_output(out) as handle:
         handle.write("\t".join(SCAN_COLUMNS) + "\n")
         for matrix in usable:
-            for r in scan_matrix(ensemble, matrix, owner[matrix.matrix_id], mutants, rate, seed, torch_device, truncate):
+            for r in scan_matrix(
+                ensemble, matrix, owner[matrix.matrix_id], mutants, rate, seed, torch_device, truncate
+            ):
                 rows.append(r)
                 handle.write(format_scan_row(r) + "\n")
     summary = summarise_scan(rows)
-    log.info("%d matrices (%d skipped without a protein), %d mutants: mean ΔΔG %.3f ± %.3f kcal/mol, %.0f%% of TFs > 0, "
-             "Spearman ρ(ΔΔG, log-odds drop) = %.3f", summary["matrices"], len(missing), summary["mutants"],
-             summary["mean_ddG"], summary["sem_ddG"], 100 * summary["fraction_positive"], summary["spearman_ddG_vs_logodds_drop"])
+    log.info(
+        "%d matrices (%d skipped without a protein), %d mutants: mean ΔΔG %.3f ± %.3f kcal/mol, %.0f%% of TFs > 0, "
+        "Spearman ρ(ΔΔG, log-odds drop) = %.3f",
+        summary["matrices"],
+        len(missing),
+        summary["mutants"],
+        summary["mean_ddG"],
+        summary["sem_ddG"],
+        100 * summary["fraction_positive"],
+        summary["spearman_ddG_vs_logodds_drop"],
+    )
     if saturation is not None:
         _write_saturation(saturation, usable, owner, ensemble, torch_device, truncate)
 
@@ -111,14 +140,24 @@ def _write_saturation(directory: Path, matrices, owner, ensemble, device, trunca
             reference = matrix.probabilities
             for i, c in enumerate(sat.consensus):
                 for j, b in enumerate(BASES):
-                    table.write(f"{matrix.matrix_id}\t{matrix.name}\t{sat.protein_id}\t{i + 1}\t{c}\t{b}\t"
-                                f"{sat.ddg[i, j]:.4f}\t{sat.model_pfm[i, j]:.4f}\t{reference[i, j]:.4f}\n")
+                    table.write(
+                        f"{matrix.matrix_id}\t{matrix.name}\t{sat.protein_id}\t{i + 1}\t{c}\t{b}\t"
+                        f"{sat.ddg[i, j]:.4f}\t{sat.model_pfm[i, j]:.4f}\t{reference[i, j]:.4f}\n"
+                    )
             safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in matrix.matrix_id)
             with open_output(directory / f"{safe}.model.jaspar") as pfm:
-                pfm.write(f">{matrix.matrix_id}.obte {matrix.name} (model-derived, p ∝ exp(-ddG/RT), 298.15 K, ×1000)\n")
+                pfm.write(
+                    f">{matrix.matrix_id}.obte {matrix.name} (model-derived, p ∝ exp(-ddG/RT), 298.15 K, ×1000)\n"
+                )
                 for j, b in enumerate(BASES):
                     pfm.write(f"{b}  [ " + " ".join(f"{v:6.0f}" for v in np.round(sat.model_pfm[:, j] * 1000)) + " ]\n")
-            saturation_figure(sat.ddg, sat.model_pfm, reference, sat.consensus,
-                              f"{matrix.matrix_id} {matrix.name}: saturation ΔΔG; model vs JASPAR column r = {sat.mean_column_pearson:.2f}",
-                              directory / f"{safe}.png")
+            saturation_figure(
+                sat.ddg,
+                sat.model_pfm,
+                reference,
+                sat.consensus,
+                f"{matrix.matrix_id} {matrix.name}: saturation ΔΔG; model vs JASPAR column r = "
+                f"{sat.mean_column_pearson:.2f}",
+                directory / f"{safe}.png",
+            )
             log.info("%s: model PFM vs JASPAR, mean column Pearson r = %.3f", matrix.matrix_id, sat.mean_column_pearson)

@@ -24,13 +24,36 @@ from obte_cli.commands.options import (
 
 def score(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or compressed; '-' reads stdin."),
-    model: Annotated[Path | None, model_option(f"Model directory: a pretrained backbone {BACKBONE_DEFAULT_HELP}.")] = None,
-    molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."),
-    mask_fraction: float = typer.Option(0.15, "--mask-fraction", min=0.01, max=0.5, help="Size of each masked group: every residue is masked once, in round(1/fraction) groups."),
+    model: Annotated[
+        Path | None, model_option(f"Model directory: a pretrained backbone {BACKBONE_DEFAULT_HELP}.")
+    ] = None,
+    molecule_type: str = typer.Option(
+        "auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."
+    ),
+    mask_fraction: float = typer.Option(
+        0.15,
+        "--mask-fraction",
+        min=0.01,
+        max=0.5,
+        help="Size of each masked group: every residue is masked once, in round(1/fraction) groups.",
+    ),
     seed: Annotated[int, seed_option("Seed of the grouping (the scores are deterministic given it).")] = 0,
-    per_residue: Path = typer.Option(None, "--per-residue", help="Also write, per residue, the masked log-probability (natural log) of every letter (one-token-per-residue models)."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", min=64, help="Tokens per forward pass (memory bound; no effect on the numbers)."),
-    on_unknown: OnUnknown = typer.Option(OnUnknown.error, "--on-unknown", help="Letters outside the standard alphabet: 'error', or 'unk' to score them as <unk>."),
+    per_residue: Path = typer.Option(
+        None,
+        "--per-residue",
+        help=(
+            "Also write, per residue, the masked log-probability (natural log) of every letter "
+            "(one-token-per-residue models)."
+        ),
+    ),
+    max_tokens: int = typer.Option(
+        16384, "--max-tokens", min=64, help="Tokens per forward pass (memory bound; no effect on the numbers)."
+    ),
+    on_unknown: OnUnknown = typer.Option(
+        OnUnknown.error,
+        "--on-unknown",
+        help="Letters outside the standard alphabet: 'error', or 'unk' to score them as <unk>.",
+    ),
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -60,8 +83,9 @@ def score(
     model = backbone_or_default(model)
     loaded = load_model(model, torch_device)
     loaded.model.eval()
-    settings = ScoreSettings(mask_fraction=mask_fraction, seed=seed, max_tokens=max_tokens,
-                             per_residue=per_residue is not None)
+    settings = ScoreSettings(
+        mask_fraction=mask_fraction, seed=seed, max_tokens=max_tokens, per_residue=per_residue is not None
+    )
     if per_residue is not None and str(per_residue) == out and out != "-":
         raise InputError("--per-residue and --out name the same file")
 
@@ -76,14 +100,27 @@ def score(
     with open_output(out) as handle, open_output(per_residue) if per_residue else nullcontext() as residues:
         handle.write("\t".join(columns) + "\n")
         if residues is not None:
-            residues.write("id\tposition\tresidue\t" + "\t".join(f"logp_{c}" for c in "ACDEFGHIKLMNPQRSTVWY")
-                           + "\t" + "\t".join(f"logp_nt_{c}" for c in "ACGT") + "\n")
+            residues.write(
+                "id\tposition\tresidue\t"
+                + "\t".join(f"logp_{c}" for c in "ACDEFGHIKLMNPQRSTVWY")
+                + "\t"
+                + "\t".join(f"logp_nt_{c}" for c in "ACGT")
+                + "\n"
+            )
         sequences: deque[str] = deque()  # scores come back in input order
-        for result in score_segments(loaded.model, loaded.tokenizer, _remember(segments(), sequences), settings,
-                                     loaded.model.embed.weight.device, on_unknown):
+        for result in score_segments(
+            loaded.model,
+            loaded.tokenizer,
+            _remember(segments(), sequences),
+            settings,
+            loaded.model.embed.weight.device,
+            on_unknown,
+        ):
             scores.append(result)
-            handle.write(f"{result.id}\t{result.molecule_type}\t{result.length}\t{result.bits_per_residue:.4f}\t"
-                         f"{result.perplexity:.3f}\t{result.masked_accuracy:.4f}\n")
+            handle.write(
+                f"{result.id}\t{result.molecule_type}\t{result.length}\t{result.bits_per_residue:.4f}\t"
+                f"{result.perplexity:.3f}\t{result.masked_accuracy:.4f}\n"
+            )
             if residues is not None:
                 _write_residues(residues, result, sequences.popleft())
             else:
@@ -91,9 +128,15 @@ def score(
     if not scores:
         raise InputError("no records to score")
     for row in ScoreSummary.of(scores).table():
-        log.info("%s: %d records, %d residues: %.3f bits per residue (perplexity %.2f), masked accuracy %.3f",
-                 row["group"], row["records"], row["residues"], row["bits_per_residue"], row["perplexity"],
-                 row["masked_accuracy"])
+        log.info(
+            "%s: %d records, %d residues: %.3f bits per residue (perplexity %.2f), masked accuracy %.3f",
+            row["group"],
+            row["records"],
+            row["residues"],
+            row["bits_per_residue"],
+            row["perplexity"],
+            row["masked_accuracy"],
+        )
 
 
 def _remember(segments, sequences: deque):

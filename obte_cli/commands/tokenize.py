@@ -36,9 +36,15 @@ def encode(
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-m", help=MOLECULE_HELP),
     on_unknown: OnUnknown = typer.Option(
-        OnUnknown.error, "--on-unknown", help="Non-standard letters: 'error' (name record and position) or 'unk' (<unk> token)."
+        OnUnknown.error,
+        "--on-unknown",
+        help="Non-standard letters: 'error' (name record and position) or 'unk' (<unk> token).",
     ),
-    spans: bool = typer.Option(False, "--spans", help="Add a token_spans column: residues start:end covered by each token ('-' for tags and <EOS>)."),
+    spans: bool = typer.Option(
+        False,
+        "--spans",
+        help="Add a token_spans column: residues start:end covered by each token ('-' for tags and <EOS>).",
+    ),
     pieces: bool = typer.Option(False, "--pieces", help="Add a token_pieces column with each token's text."),
     out: TsvOutOption = "-",
 ) -> None:
@@ -68,9 +74,17 @@ def encode(
                     enc = tok.encode_one([Segment(record.sequence, mol.name, record.id)], on_unknown=on_unknown)
                 except InputError as exc:
                     raise InputError(f"{path}: {exc}") from None
-                row = [record.id, mol.name, str(len(record.sequence)), str(len(enc)), " ".join(map(str, enc.ids.tolist()))]
+                row = [
+                    record.id,
+                    mol.name,
+                    str(len(record.sequence)),
+                    str(len(enc)),
+                    " ".join(map(str, enc.ids.tolist())),
+                ]
                 if spans:
-                    row.append(" ".join(f"{s}:{e}" if s >= 0 else "-" for s, e in zip(enc.start.tolist(), enc.end.tolist())))
+                    row.append(
+                        " ".join(f"{s}:{e}" if s >= 0 else "-" for s, e in zip(enc.start.tolist(), enc.end.tolist()))
+                    )
                 if pieces:
                     row.append(" ".join(tok.token_text(i) for i in enc.ids.tolist()))
                 handle.write("\t".join(row) + "\n")
@@ -81,7 +95,9 @@ def encode(
 
 @app.command("decode")
 def decode(
-    tokens: str = typer.Argument(..., help="TSV from `obte tokenize encode` (needs record_id and token_ids columns); '-' reads stdin."),
+    tokens: str = typer.Argument(
+        ..., help="TSV from `obte tokenize encode` (needs record_id and token_ids columns); '-' reads stdin."
+    ),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
     out: Annotated[str, out_option("Output FASTA (default: stdout).")] = "-",
 ) -> None:
@@ -128,9 +144,15 @@ def decode(
 def train(
     sources: list[Path] = typer.Argument(..., help="`obte prep` output directories or shard files (.tsv.gz)."),
     out: Annotated[Path, out_option("Tokenizer directory to write (usable as -t / in `obte model init`).")] = ...,
-    vocab_size: int = typer.Option(2048, "--vocab-size", min=64, help="Pieces per modality (the paper: 2^11 nucleic + 2^11 protein)."),
-    sample_residues: int = typer.Option(20_000_000, "--sample-residues", min=1, help="Residues sampled per modality for training."),
-    chunk_length: int = typer.Option(2048, "--chunk-length", min=16, help="Long sequences are cut into chunks of this many residues."),
+    vocab_size: int = typer.Option(
+        2048, "--vocab-size", min=64, help="Pieces per modality (the paper: 2^11 nucleic + 2^11 protein)."
+    ),
+    sample_residues: int = typer.Option(
+        20_000_000, "--sample-residues", min=1, help="Residues sampled per modality for training."
+    ),
+    chunk_length: int = typer.Option(
+        2048, "--chunk-length", min=16, help="Long sequences are cut into chunks of this many residues."
+    ),
     seed: Annotated[int, seed_option("Seed of the sample.")] = 0,
     threads: int = typer.Option(1, "--threads", min=1, help="sentencepiece training threads."),
     force: ForceOption = False,
@@ -147,8 +169,13 @@ def train(
     if out.exists():
         shutil.rmtree(out)
     tok, chunks = train_tokenizer(sources, out, vocab_size, sample_residues, chunk_length, seed, threads)
-    log.info("trained on %d nucleic and %d protein chunks; %d ids in all; wrote %s",
-             chunks["nucleic"], chunks["protein"], tok.vocab_size, out)
+    log.info(
+        "trained on %d nucleic and %d protein chunks; %d ids in all; wrote %s",
+        chunks["nucleic"],
+        chunks["protein"],
+        tok.vocab_size,
+        out,
+    )
 
 
 @app.command("corpus")
@@ -180,4 +207,6 @@ def corpus(
         handle.write("shard\tsequences\ttokens\n")
         for entry in manifest["shards"]:
             handle.write(f"{entry['name']}\t{entry['sequences']}\t{entry['tokens']}\n")
-    log.info("%d sequences, %d tokens (%s); wrote %s", manifest["sequences"], manifest["tokens"], manifest["dtype"], out)
+    log.info(
+        "%d sequences, %d tokens (%s); wrote %s", manifest["sequences"], manifest["tokens"], manifest["dtype"], out
+    )

@@ -35,8 +35,26 @@ def backbone(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cv_run(small_pairs, backbone, tmp_path_factory):
     out = tmp_path_factory.mktemp("affinity") / "dg"
-    result = obte("finetune", "affinity", "--data", small_pairs[0], "--model", backbone, "--out", out,
-                  "--folds", "3", "--epochs", "2", "--batch-size", "8", "--seed", "1", "--device", "cpu")
+    result = obte(
+        "finetune",
+        "affinity",
+        "--data",
+        small_pairs[0],
+        "--model",
+        backbone,
+        "--out",
+        out,
+        "--folds",
+        "3",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -45,7 +63,15 @@ def test_finetune_writes_fold_models_tables_and_plot(cv_run, small_pairs):
     out, result = cv_run
     table = small_pairs[1]
     assert sorted(p.name for p in out.iterdir()) == [
-        "ensemble.json", "fold-01", "fold-02", "fold-03", "folds.tsv", "metrics.tsv", "predictions.tsv", "scatter.png"]
+        "ensemble.json",
+        "fold-01",
+        "fold-02",
+        "fold-03",
+        "folds.tsv",
+        "metrics.tsv",
+        "predictions.tsv",
+        "scatter.png",
+    ]
     assert (out / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "homology guard" in result.output and "kept out of test folds" in result.output
     predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
@@ -72,7 +98,9 @@ def test_each_fold_model_predicts_what_the_cv_recorded(cv_run, small_pairs):
 
     member = load_affinity_model(out / "fold-02")
     rows = predictions[predictions["fold"] == 2]
-    encoded = encode_affinity_table(member.tokenizer, table.iloc[rows["row"] - 1].reset_index(drop=True), member.context, False)
+    encoded = encode_affinity_table(
+        member.tokenizer, table.iloc[rows["row"] - 1].reset_index(drop=True), member.context, False
+    )
     dg, sd = member.predict(encoded.token_ids)
     assert np.allclose(dg, rows["dG_predicted"], atol=2e-3)
     assert np.isnan(sd).all()
@@ -124,13 +152,33 @@ def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
     "protein_text, acid_text, extra, message",
     [
         (">p1\nMKRIAXLG\n", ">d1\nACGT\n", [], "p.fa: record 1 ('p1'): non-standard amino acid 'X' at position 6"),
-        (">p1\nMKRIAVLG\n>p2\nMKB\n", ">d1\nACGT\n", [], "p.fa: record 2 ('p2'): non-standard amino acid 'B' at position 3"),
+        (
+            ">p1\nMKRIAVLG\n>p2\nMKB\n",
+            ">d1\nACGT\n",
+            [],
+            "p.fa: record 2 ('p2'): non-standard amino acid 'B' at position 3",
+        ),
         (">p1\nMKRIAVLG\n", ">d1\nACGNT\n", [], "na.fa: record 1 ('d1'): 'N' at position 4 is not a nucleotide"),
         ("MKRIAVLG\n", ">d1\nACGT\n", [], "p.fa: line 'MKRIAVLG' comes before the first '>' header"),
         (">p1\nMKRIAVLG\n", ">d1\n", [], "na.fa: record 1 ('d1') has no sequence"),
-        (">d1\nACGTTGCA\n", ">d1\nACGT\n", [], "every record looks like a nucleic acid, not a protein (arguments swapped?)"),
-        (">p1\nMKRIAVLG\n", ">d1\nACGT\n>d2\nAC\n", ["--pairs", "zip"], "--pairs zip needs as many proteins as nucleic acids (1 vs 2)"),
-        (">p1\n" + "M" * 400 + "\n", ">d1\nACGT\n", [], "record 'p1 + d1': 414 tokens exceed the model's context of 384"),
+        (
+            ">d1\nACGTTGCA\n",
+            ">d1\nACGT\n",
+            [],
+            "every record looks like a nucleic acid, not a protein (arguments swapped?)",
+        ),
+        (
+            ">p1\nMKRIAVLG\n",
+            ">d1\nACGT\n>d2\nAC\n",
+            ["--pairs", "zip"],
+            "--pairs zip needs as many proteins as nucleic acids (1 vs 2)",
+        ),
+        (
+            ">p1\n" + "M" * 400 + "\n",
+            ">d1\nACGT\n",
+            [],
+            "record 'p1 + d1': 414 tokens exceed the model's context of 384",
+        ),
     ],
 )
 def test_affinity_input_errors_are_one_line(cv_run, tmp_path, protein_text, acid_text, extra, message):
@@ -165,8 +213,22 @@ def test_truncate_cuts_the_protein_and_warns(cv_run, tmp_path):
 
 def test_folds_zero_trains_one_all_data_model(small_pairs, backbone, tmp_path):
     out = tmp_path / "all"
-    result = obte("finetune", "affinity", "--data", small_pairs[0], "--model", backbone, "--out", out,
-                  "--folds", "0", "--epochs", "1", "--batch-size", "16")
+    result = obte(
+        "finetune",
+        "affinity",
+        "--data",
+        small_pairs[0],
+        "--model",
+        backbone,
+        "--out",
+        out,
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["all-data", "ensemble.json"]
     model = load_affinity_model(out)
@@ -199,8 +261,26 @@ def test_bench_pronab_scores_a_cv_run_and_the_baseline_on_its_folds(cv_run, smal
 
 def test_bench_pronab_trains_its_own_cv_run(small_pairs, backbone, tmp_path):
     out = tmp_path / "bench"
-    result = obte("bench", "pronab", "--data", small_pairs[0], "--model", backbone, "--out", out, "--folds", "2",
-                  "--epochs", "1", "--batch-size", "16", "--seed", "1", "--device", "cpu")
+    result = obte(
+        "bench",
+        "pronab",
+        "--data",
+        small_pairs[0],
+        "--model",
+        backbone,
+        "--out",
+        out,
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert [line.split("\t")[0] for line in result.stdout.strip().splitlines()[1:]] == ["obte", "composition+GBM"]
     assert "homology guard" in result.stderr and "fold 2/2" in result.stderr and "baseline:" in result.stderr
@@ -260,8 +340,22 @@ def test_bundled_model_scores_are_its_own_out_of_fold_predictions():
 def test_bench_jaspar_uses_only_held_out_proteins(pronab_path, tmp_path):
 
     jaspar = shared_file("jaspar2024")
-    result = obte("bench", "jaspar", "--jaspar", jaspar / "JASPAR2024_CORE.jaspar", "--accessions", jaspar / "matrices.tsv",
-                  "--data", pronab_path, "--mutants", "2", "--device", "cpu", "-o", tmp_path)
+    result = obte(
+        "bench",
+        "jaspar",
+        "--jaspar",
+        jaspar / "JASPAR2024_CORE.jaspar",
+        "--accessions",
+        jaspar / "matrices.tsv",
+        "--data",
+        pronab_path,
+        "--mutants",
+        "2",
+        "--device",
+        "cpu",
+        "-o",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     rows = pd.read_csv(tmp_path / "bench-jaspar.tsv", sep="\t")
     from obte_cli.engine.core.resources import default_affinity_model_dir

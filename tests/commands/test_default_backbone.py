@@ -16,7 +16,10 @@ def micro_model(tmp_path_factory):
 
 def test_without_a_bundled_backbone_model_is_required(monkeypatch, tmp_path):
     monkeypatch.setattr(resources, "default_backbone_dir", lambda: None)
-    for args in (["embed", DATA / "pronab_ligands.fa", "-o", tmp_path / "e.npy"], ["score", DATA / "pronab_ligands.fa"]):
+    for args in (
+        ["embed", DATA / "pronab_ligands.fa", "-o", tmp_path / "e.npy"],
+        ["score", DATA / "pronab_ligands.fa"],
+    ):
         result = obte(*args)
         assert result.exit_code == 1 and "no --model given" in result.stderr and "--model DIR" in result.stderr
     assert not (tmp_path / "e.npy").exists()
@@ -28,7 +31,10 @@ def test_embed_and_score_use_the_bundled_backbone(monkeypatch, tmp_path, micro_m
     explicit = obte("embed", DATA / "pronab_ligands.fa", "-m", micro_model, "-o", tmp_path / "explicit.npy")
     assert default.exit_code == 0 and explicit.exit_code == 0, default.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "default.npy"), np.load(tmp_path / "explicit.npy"))
-    assert obte("score", DATA / "pronab_ligands.fa").stdout == obte("score", DATA / "pronab_ligands.fa", "-m", micro_model).stdout
+    assert (
+        obte("score", DATA / "pronab_ligands.fa").stdout
+        == obte("score", DATA / "pronab_ligands.fa", "-m", micro_model).stdout
+    )
 
 
 def test_the_bundled_backbone_is_resolved_only_when_shipped(tmp_path, monkeypatch):

@@ -32,7 +32,9 @@ DEVICE_COMMANDS = list(_commands_with("--device"))
 
 
 def test_every_device_option_is_found():
-    assert len(DEVICE_COMMANDS) >= 14 and ("affinity",) in DEVICE_COMMANDS and ("bench", "throughput") in DEVICE_COMMANDS
+    assert (
+        len(DEVICE_COMMANDS) >= 14 and ("affinity",) in DEVICE_COMMANDS and ("bench", "throughput") in DEVICE_COMMANDS
+    )
 
 
 @pytest.mark.parametrize("command", DEVICE_COMMANDS, ids=" ".join)
@@ -53,20 +55,23 @@ def test_device_names_ignore_case_as_before():
     assert result.exit_code == 1 and "--shapes" in result.stderr
 
 
-@pytest.mark.parametrize("args, choices", [
-    (["tokenize", "encode", "-", "--on-unknown", "drop"], ["error", "unk"]),
-    (["score", "-", "-m", "m", "--on-unknown", "drop"], ["error", "unk"]),
-    (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--pool", "sum"], ["mean", "first", "max", "per-token"]),
-    (["pretrain", "--tokens", "t", "-o", "o", "--modality", "rna"], ["omni", "protein", "nucleic"]),
-    (["model", "init", "-o", "m", "--preset", "huge"], ["micro", "tiny", "small", "medium", "large", "xl"]),
-    (["bench", "embed", "x.fa", "--preset", "huge"], ["micro", "tiny", "xl"]),
-    (["finetune", "classify", "--task", "ranking"], ["classification", "regression"]),
-    (["finetune", "residue", "--task", "ranking"], ["classification", "regression"]),
-    (["finetune", "contacts", "--probe", "mlp"], ["head", "attention"]),
-    (["affinity", "p.fa", "na.fa", "--pairs", "cross"], ["all", "zip"]),
-    (["affinity", "p.fa", "na.fa", "--na-type", "dna"], ["auto", "DNA", "RNA"]),
-    (["contacts", "predict", "--na-type", "XNA"], ["auto", "DNA", "RNA"]),
-])
+@pytest.mark.parametrize(
+    "args, choices",
+    [
+        (["tokenize", "encode", "-", "--on-unknown", "drop"], ["error", "unk"]),
+        (["score", "-", "-m", "m", "--on-unknown", "drop"], ["error", "unk"]),
+        (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--pool", "sum"], ["mean", "first", "max", "per-token"]),
+        (["pretrain", "--tokens", "t", "-o", "o", "--modality", "rna"], ["omni", "protein", "nucleic"]),
+        (["model", "init", "-o", "m", "--preset", "huge"], ["micro", "tiny", "small", "medium", "large", "xl"]),
+        (["bench", "embed", "x.fa", "--preset", "huge"], ["micro", "tiny", "xl"]),
+        (["finetune", "classify", "--task", "ranking"], ["classification", "regression"]),
+        (["finetune", "residue", "--task", "ranking"], ["classification", "regression"]),
+        (["finetune", "contacts", "--probe", "mlp"], ["head", "attention"]),
+        (["affinity", "p.fa", "na.fa", "--pairs", "cross"], ["all", "zip"]),
+        (["affinity", "p.fa", "na.fa", "--na-type", "dna"], ["auto", "DNA", "RNA"]),
+        (["contacts", "predict", "--na-type", "XNA"], ["auto", "DNA", "RNA"]),
+    ],
+)
 def test_a_bad_choice_is_a_usage_error_listing_the_choices(args, choices):
     option, value = args[-2:]
     message = usage_error(obte(*args))
@@ -74,36 +79,42 @@ def test_a_bad_choice_is_a_usage_error_listing_the_choices(args, choices):
     assert all(f"'{choice}'" in message for choice in choices), message
 
 
-@pytest.mark.parametrize("args, wanted", [
-    (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--rate", "0"], "must be in (0, 1] (got 0)"),
-    (["bench", "jaspar", "--rate", "1.5"], "must be in (0, 1] (got 1.5)"),
-    (["embed", "probe-joint", "--pairs", "x.tsv", "--train-frac", "nan"], "must be in (0, 1) (got nan)"),
-    (["finetune", "affinity", "--warmup", "inf"], "must be in [0, 1) (got inf)"),
-    (["finetune", "classify", "--lr-head", "-0.1"], "must be ≥ 0 (got -0.1)"),
-    (["finetune", "affinity", "--homology-threshold", "nan"], "must be a finite number (got nan)"),
-    (["pretrain", "--holdout", "0.5"], "must be in [0, 0.5) (got 0.5)"),
-    (["contacts", "predict", "--bfactor-cutoff", "-4"], "must be ≥ 0 (got -4)"),
-    (["finetune", "affinity", "--folds", "1"], "0 (no cross-validation) or at least 2"),
-    (["finetune", "contacts", "--folds", "1"], "0 (no cross-validation) or at least 2"),
-])
+@pytest.mark.parametrize(
+    "args, wanted",
+    [
+        (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--rate", "0"], "must be in (0, 1] (got 0)"),
+        (["bench", "jaspar", "--rate", "1.5"], "must be in (0, 1] (got 1.5)"),
+        (["embed", "probe-joint", "--pairs", "x.tsv", "--train-frac", "nan"], "must be in (0, 1) (got nan)"),
+        (["finetune", "affinity", "--warmup", "inf"], "must be in [0, 1) (got inf)"),
+        (["finetune", "classify", "--lr-head", "-0.1"], "must be ≥ 0 (got -0.1)"),
+        (["finetune", "affinity", "--homology-threshold", "nan"], "must be a finite number (got nan)"),
+        (["pretrain", "--holdout", "0.5"], "must be in [0, 0.5) (got 0.5)"),
+        (["contacts", "predict", "--bfactor-cutoff", "-4"], "must be ≥ 0 (got -4)"),
+        (["finetune", "affinity", "--folds", "1"], "0 (no cross-validation) or at least 2"),
+        (["finetune", "contacts", "--folds", "1"], "0 (no cross-validation) or at least 2"),
+    ],
+)
 def test_an_impossible_float_is_a_usage_error_naming_the_range(args, wanted):
     message = usage_error(obte(*args))
     assert args[-2] in message and wanted in message, message
 
 
-@pytest.mark.parametrize("args, bound", [
-    (["bench", "prep", "x.gb", "--workers", "0"], 1),
-    (["prep", "x.gb", "-o", "o", "--min-length", "0"], 1),
-    (["tokenize", "train", "s", "-o", "o", "--vocab-size", "10"], 64),
-    (["tokenize", "train", "s", "-o", "o", "--chunk-length", "8"], 16),
-    (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--max-tokens", "0"], 1),
-    (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--window", "-5"], 0),
-    (["finetune", "affinity", "--epochs", "0"], 1),
-    (["bench", "contacts", "s", "--folds", "1"], 2),
-    (["bench", "throughput", "--context", "0"], 1),
-    (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--mutants", "0"], 1),
-    (["score", "-", "-m", "m", "--max-tokens", "8"], 64),
-])
+@pytest.mark.parametrize(
+    "args, bound",
+    [
+        (["bench", "prep", "x.gb", "--workers", "0"], 1),
+        (["prep", "x.gb", "-o", "o", "--min-length", "0"], 1),
+        (["tokenize", "train", "s", "-o", "o", "--vocab-size", "10"], 64),
+        (["tokenize", "train", "s", "-o", "o", "--chunk-length", "8"], 16),
+        (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--max-tokens", "0"], 1),
+        (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--window", "-5"], 0),
+        (["finetune", "affinity", "--epochs", "0"], 1),
+        (["bench", "contacts", "s", "--folds", "1"], 2),
+        (["bench", "throughput", "--context", "0"], 1),
+        (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--mutants", "0"], 1),
+        (["score", "-", "-m", "m", "--max-tokens", "8"], 64),
+    ],
+)
 def test_an_out_of_range_count_is_a_usage_error_naming_the_bound(args, bound):
     message = usage_error(obte(*args))
     option = args[-2]
@@ -135,7 +146,9 @@ def test_an_existing_out_needs_force_with_one_message_everywhere(tmp_path):
     for command in _guarded_commands(tmp_path):
         result = obte(*command, "-o", out)
         assert result.exit_code == 1, (command, result.output)
-        assert result.stderr.strip().splitlines()[-1] == f"error: {out}: already exists (use --force to replace it)", command
+        assert result.stderr.strip().splitlines()[-1] == f"error: {out}: already exists (use --force to replace it)", (
+            command
+        )
     assert (out / "keep.txt").read_text() == "untouched"
 
 
@@ -155,9 +168,15 @@ def test_choices_agree_with_the_engine():
     from obte_cli.engine.pretraining.batches import MODALITIES
     from obte_cli.engine.tokenizers.base import ON_UNKNOWN_CHOICES
 
-    for choice, engine in [(options.Device, DEVICE_CHOICES), (options.Pool, POOLS), (options.Task, TASKS),
-                           (options.Preset, PRESETS), (options.Modality, MODALITIES),
-                           (options.OnUnknown, ON_UNKNOWN_CHOICES), (options.Pairing, PAIRING_CHOICES)]:
+    for choice, engine in [
+        (options.Device, DEVICE_CHOICES),
+        (options.Pool, POOLS),
+        (options.Task, TASKS),
+        (options.Preset, PRESETS),
+        (options.Modality, MODALITIES),
+        (options.OnUnknown, ON_UNKNOWN_CHOICES),
+        (options.Pairing, PAIRING_CHOICES),
+    ]:
         assert [c.value for c in choice] == list(engine), choice
 
 

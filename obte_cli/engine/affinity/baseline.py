@@ -54,12 +54,16 @@ def _nucleic_features(strand: str, complement: str, na_type: str) -> list[float]
             pairs[s[i : i + 2]] = pairs.get(s[i : i + 2], 0) + 1
     fractions = _fractions(counts, list(NUCLEOTIDES))
     gc = fractions[NUCLEOTIDES.index("G")] + fractions[NUCLEOTIDES.index("C")]
-    return fractions + _fractions(pairs, _DINUCLEOTIDES) + [
-        gc,
-        math.log(len(strand)),
-        float(na_type.upper() == "RNA"),
-        float(bool(complement)),
-    ]
+    return (
+        fractions
+        + _fractions(pairs, _DINUCLEOTIDES)
+        + [
+            gc,
+            math.log(len(strand)),
+            float(na_type.upper() == "RNA"),
+            float(bool(complement)),
+        ]
+    )
 
 
 def composition_features(table: pd.DataFrame) -> np.ndarray:

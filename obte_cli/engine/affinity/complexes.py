@@ -31,14 +31,18 @@ def kd_from_dg(dg_kcal_mol: np.ndarray | float) -> np.ndarray | float:
     return np.exp(np.asarray(dg_kcal_mol, dtype=np.float64) / RT_KCAL)
 
 
-def complex_segments(protein: str, nucleic_acid: str, complement: str = "", na_type: str = "DNA", name: str = "") -> list[Segment]:
+def complex_segments(
+    protein: str, nucleic_acid: str, complement: str = "", na_type: str = "DNA", name: str = ""
+) -> list[Segment]:
     segments = [Segment(protein, "protein", name), Segment(nucleic_acid, na_type, name)]
     if complement:
         segments.append(Segment(complement, na_type, f"{name} (complement)" if name else "complement"))
     return segments
 
 
-def encode_complex(tokenizer: Tokenizer, segments: list[Segment], context: int, truncate: bool = False) -> tuple[Encoding, int]:
+def encode_complex(
+    tokenizer: Tokenizer, segments: list[Segment], context: int, truncate: bool = False
+) -> tuple[Encoding, int]:
     """Encode one complex; returns the encoding and the number of protein residues cut (0 if none)."""
     encoding = tokenizer.encode_one(segments)
     if len(encoding) <= context:
@@ -46,10 +50,14 @@ def encode_complex(tokenizer: Tokenizer, segments: list[Segment], context: int, 
     name = segments[0].name or "input"
     if not truncate:
         raise InputError(
-            f"record '{name}': {len(encoding)} tokens exceed the model's context of {context} (use --truncate to cut the protein)"
+            f"record '{name}': {len(encoding)} tokens exceed the model's context of {context} (use --truncate to "
+            "cut the protein)"
         )
     encoding = encode_prefix_to_fit(
-        tokenizer, segments, context, f"record '{name}': the nucleic acids alone exceed the model's context of {context}"
+        tokenizer,
+        segments,
+        context,
+        f"record '{name}': the nucleic acids alone exceed the model's context of {context}",
     )
     kept = int(encoding.end[encoding.segment == 0].max())  # residues of the protein still encoded
     return encoding, len(segments[0].sequence) - kept

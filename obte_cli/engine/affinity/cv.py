@@ -156,7 +156,9 @@ def fold_metrics_table(table: pd.DataFrame, fold_of_row: np.ndarray, predicted: 
     for fold in sorted(set(fold_of_row.tolist()) - {-1}):
         rows = fold_of_row == fold
         metrics = regression_metrics(table["dG"].to_numpy()[rows], predicted[rows])
-        records.append({"fold": fold + 1, "proteins": int(table["protein"][rows].nunique()), "rows": metrics.pop("n"), **metrics})
+        records.append(
+            {"fold": fold + 1, "proteins": int(table["protein"][rows].nunique()), "rows": metrics.pop("n"), **metrics}
+        )
     return pd.DataFrame.from_records(records, columns=["fold", "proteins", "rows", "pcc", "mae", "rmse"])
 
 

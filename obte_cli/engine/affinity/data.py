@@ -69,8 +69,14 @@ def _clean_rows(raw: list[dict], source: str) -> tuple[pd.DataFrame, dict[str, i
                 continue
             seen.add(key)
             kept.append(
-                {"protein_id": row["protein_id"], "protein": protein, "nucleic_acid": na,
-                 "complement": complement, "na_type": na_type, "dG": float(row["dG"])}
+                {
+                    "protein_id": row["protein_id"],
+                    "protein": protein,
+                    "nucleic_acid": na,
+                    "complement": complement,
+                    "na_type": na_type,
+                    "dG": float(row["dG"]),
+                }
             )
     if not kept:
         raise InputError(f"{source}: no usable rows after filtering ({dict(dropped)})")
@@ -97,8 +103,17 @@ def load_pronab_json(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
         for number, row in enumerate(rows, start=1):
             try:
                 na, na_type, kd, dg, complement = row
-                raw.append({"protein_id": accession, "protein": sequence, "nucleic_acid": na or "",
-                            "complement": complement or "", "na_type": na_type, "Kd": float(kd), "dG": float(dg)})
+                raw.append(
+                    {
+                        "protein_id": accession,
+                        "protein": sequence,
+                        "nucleic_acid": na or "",
+                        "complement": complement or "",
+                        "na_type": na_type,
+                        "Kd": float(kd),
+                        "dG": float(dg),
+                    }
+                )
             except (TypeError, ValueError):
                 raise InputError(
                     f"{path}: entry '{accession}' row {number}: expected [nucleic_acid, type, Kd, dG, complement]"
@@ -127,8 +142,16 @@ def load_pairs_tsv(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
         na_type = (row.get("na_type") or ("RNA" if "U" in na.upper() else "DNA")).strip()
         if na_type.upper() in ("DNA", "RNA"):
             na_type = na_type.upper()
-        raw.append({"protein_id": row.get("protein_id") or f"protein{number}", "protein": row["protein"],
-                    "nucleic_acid": na, "complement": row.get("complement", ""), "na_type": na_type, "dG": dg})
+        raw.append(
+            {
+                "protein_id": row.get("protein_id") or f"protein{number}",
+                "protein": row["protein"],
+                "nucleic_acid": na,
+                "complement": row.get("complement", ""),
+                "na_type": na_type,
+                "dG": dg,
+            }
+        )
     return _clean_rows(raw, str(path))
 
 

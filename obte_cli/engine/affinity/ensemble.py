@@ -41,7 +41,13 @@ AFFINITY_TASK = "affinity"
 
 
 def affinity_head_description(head: SequenceHead, scaler: TargetScaler) -> dict:
-    return {**head.describe(), "task": AFFINITY_TASK, "target": "dG_kcal_mol", "dg_mean": scaler.mean, "dg_sd": scaler.sd}
+    return {
+        **head.describe(),
+        "task": AFFINITY_TASK,
+        "target": "dG_kcal_mol",
+        "dg_mean": scaler.mean,
+        "dg_sd": scaler.sd,
+    }
 
 
 def write_ensemble_manifest(directory: Path, members: list[str], metadata: dict) -> Path:
@@ -64,9 +70,13 @@ def _member(directory: Path, device: torch.device | str) -> AffinityMember:
     loaded = load_model(directory, device)
     head_info = loaded.head or {}
     if head_info.get("task") != AFFINITY_TASK:
-        raise ModelFormatError(f"{directory}: not a ΔG model (no affinity head; train one with `obte finetune affinity`)")
+        raise ModelFormatError(
+            f"{directory}: not a ΔG model (no affinity head; train one with `obte finetune affinity`)"
+        )
     try:
-        head = SequenceHead(loaded.model.config.width, int(head_info["n_outputs"]), int(head_info.get("base_width", 32)))
+        head = SequenceHead(
+            loaded.model.config.width, int(head_info["n_outputs"]), int(head_info.get("base_width", 32))
+        )
         head.load_state_dict(loaded.head_state, strict=True)
         scaler = TargetScaler(float(head_info["dg_mean"]), float(head_info["dg_sd"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -92,7 +102,9 @@ class AffinityEnsemble:
         """ΔG (kcal/mol) per input: the members' mean and standard deviation (NaN for one member)."""
         per_member = np.stack(
             [
-                m.scaler.inverse(predict_sequence_task(m.loaded.model, m.head, token_ids, self.tokenizer.pad_id, device)[:, 0])
+                m.scaler.inverse(
+                    predict_sequence_task(m.loaded.model, m.head, token_ids, self.tokenizer.pad_id, device)[:, 0]
+                )
                 for m in self.members
             ]
         )
@@ -118,7 +130,10 @@ def load_affinity_model(directory: str | Path, device: torch.device | str = "cpu
         members.append(_member(directory / name, device))
     first = members[0].loaded
     for name, m in zip(names[1:], members[1:]):
-        if m.loaded.tokenizer.to_config() != first.tokenizer.to_config() or m.loaded.model.config.max_positions != first.model.config.max_positions:
+        if (
+            m.loaded.tokenizer.to_config() != first.tokenizer.to_config()
+            or m.loaded.model.config.max_positions != first.model.config.max_positions
+        ):
             raise ModelFormatError(f"{directory / name}: tokenizer or context differs from {names[0]}")
     return AffinityEnsemble(members, directory, manifest.get("metadata", {}))
 
@@ -151,7 +166,9 @@ def predict_affinities(
 
     for item in complexes:
         na = item.nucleic_acid
-        segments = complex_segments(item.protein.sequence, na.sequence, item.complement, na.na_type, f"{item.protein.id} + {na.id}")
+        segments = complex_segments(
+            item.protein.sequence, na.sequence, item.complement, na.na_type, f"{item.protein.id} + {na.id}"
+        )
         encoding, cut = encode_complex(ensemble.tokenizer, segments, ensemble.context, truncate)
         chunk.append((item, encoding.ids, cut))
         if len(chunk) >= chunk_size:

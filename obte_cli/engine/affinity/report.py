@@ -26,7 +26,10 @@ METRICS = ("pcc", "mae", "rmse")
 def summarise_folds(fold_metrics: pd.DataFrame) -> str:
     pcc, pcc_sem = mean_and_sem(fold_metrics["pcc"].tolist())
     mae, mae_sem = mean_and_sem(fold_metrics["mae"].tolist())
-    return f"PCC {pcc:.3f} ± {pcc_sem:.3f}, MAE {mae:.3f} ± {mae_sem:.3f} kcal/mol (mean ± SEM over {len(fold_metrics)} folds)"
+    return (
+        f"PCC {pcc:.3f} ± {pcc_sem:.3f}, MAE {mae:.3f} ± {mae_sem:.3f} kcal/mol (mean ± SEM over "
+        f"{len(fold_metrics)} folds)"
+    )
 
 
 def metrics_with_summary(fold_metrics: pd.DataFrame, measured: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
@@ -51,14 +54,18 @@ def folds_table(table: pd.DataFrame, fold_of_row: np.ndarray) -> pd.DataFrame:
     """One row per protein id (accessions sharing a sequence are one CV group, so they share a fold)."""
     per_row = pd.DataFrame({"protein_id": table["protein_id"].to_numpy(), "fold": fold_of_row})
     grouped = per_row.groupby("protein_id", sort=False)["fold"].agg(["first", "size"]).reset_index()
-    return pd.DataFrame({
-        "protein_id": grouped["protein_id"],
-        "fold": [str(f + 1) if f >= 0 else "train-only" for f in grouped["first"]],
-        "rows": grouped["size"],
-    })
+    return pd.DataFrame(
+        {
+            "protein_id": grouped["protein_id"],
+            "fold": [str(f + 1) if f >= 0 else "train-only" for f in grouped["first"]],
+            "rows": grouped["size"],
+        }
+    )
 
 
-def write_cv_outputs(out: Path, table: pd.DataFrame, folds: FoldAssignment, result: CrossValidationResult, title: str) -> None:
+def write_cv_outputs(
+    out: Path, table: pd.DataFrame, folds: FoldAssignment, result: CrossValidationResult, title: str
+) -> None:
     out = Path(out)
     write_tsv(folds_table(table, folds.fold_of_row), out / "folds.tsv")
     tested = np.flatnonzero(folds.fold_of_row >= 0)
@@ -70,7 +77,9 @@ def write_cv_outputs(out: Path, table: pd.DataFrame, folds: FoldAssignment, resu
     write_tsv(predictions, out / "predictions.tsv")
     measured = table["dG"].to_numpy(dtype=np.float64)
     write_tsv(metrics_with_summary(result.fold_metrics, measured, result.predicted), out / "metrics.tsv")
-    prediction_scatter(measured[tested], result.predicted[tested], scatter_title(title, result.fold_metrics), out / "scatter.png")
+    prediction_scatter(
+        measured[tested], result.predicted[tested], scatter_title(title, result.fold_metrics), out / "scatter.png"
+    )
 
 
 def scatter_title(title: str, fold_metrics: pd.DataFrame) -> str:

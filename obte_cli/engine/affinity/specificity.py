@@ -31,8 +31,18 @@ from obte_cli.engine.bio.complex_inputs import (
 from obte_cli.engine.bio.motifs import BASES, Matrix, mutate, single_substitutions
 from obte_cli.engine.core.metrics import mean_and_sem
 
-SCAN_COLUMNS = ["matrix_id", "tf_name", "protein_id", "consensus", "mutant", "n_subs",
-                "dG_consensus", "dG_mutant", "ddG", "log_odds_change"]
+SCAN_COLUMNS = [
+    "matrix_id",
+    "tf_name",
+    "protein_id",
+    "consensus",
+    "mutant",
+    "n_subs",
+    "dG_consensus",
+    "dG_mutant",
+    "ddG",
+    "log_odds_change",
+]
 
 
 def _uniprot_keys(record_id: str) -> set[str]:
@@ -46,8 +56,9 @@ def _uniprot_keys(record_id: str) -> set[str]:
     return keys
 
 
-def match_proteins(matrices: list[Matrix], proteins: list[NamedSequence],
-                   accessions: dict[str, list[str]] | None = None) -> dict[str, NamedSequence | None]:
+def match_proteins(
+    matrices: list[Matrix], proteins: list[NamedSequence], accessions: dict[str, list[str]] | None = None
+) -> dict[str, NamedSequence | None]:
     """The protein for each matrix id: the only protein if one is given; otherwise a record whose id
     (or UniProt accession / gene name) equals the matrix id, the TF name, or one of the matrix's
     UniProt ``accessions``. None when nothing matches (the caller reports it)."""
@@ -86,25 +97,47 @@ class ScanRow:
     log_odds_change: float
 
 
-def scan_matrix(ensemble: AffinityEnsemble, matrix: Matrix, protein: NamedSequence, n_mutants: int, rate: float,
-                seed: int, device="cpu", truncate: bool = False) -> list[ScanRow]:
+def scan_matrix(
+    ensemble: AffinityEnsemble,
+    matrix: Matrix,
+    protein: NamedSequence,
+    n_mutants: int,
+    rate: float,
+    seed: int,
+    device="cpu",
+    truncate: bool = False,
+) -> list[ScanRow]:
     consensus = matrix.consensus()
     rng = np.random.default_rng(matrix_seed(seed, matrix.matrix_id))
     mutants = [mutate(consensus, rate, rng) for _ in range(n_mutants)]
     sites = [consensus, *mutants]
-    predictions = list(predict_affinities(ensemble, [_duplex(protein, s, f"{matrix.matrix_id}:{k}") for k, s in enumerate(sites)],
-                                          truncate, device))
+    predictions = list(
+        predict_affinities(
+            ensemble, [_duplex(protein, s, f"{matrix.matrix_id}:{k}") for k, s in enumerate(sites)], truncate, device
+        )
+    )
     dg_consensus = predictions[0].dg
     base = matrix.log_odds(consensus)
     return [
-        ScanRow(matrix.matrix_id, matrix.name, protein.id, consensus, mutant, sum(a != b for a, b in zip(consensus, mutant)),
-                dg_consensus, p.dg, p.dg - dg_consensus, matrix.log_odds(mutant) - base)
+        ScanRow(
+            matrix.matrix_id,
+            matrix.name,
+            protein.id,
+            consensus,
+            mutant,
+            sum(a != b for a, b in zip(consensus, mutant)),
+            dg_consensus,
+            p.dg,
+            p.dg - dg_consensus,
+            matrix.log_odds(mutant) - base,
+        )
         for mutant, p in zip(mutants, predictions[1:])
     ]
 
 
 def format_scan_row(row: ScanRow) -> str:
     """One TSV line (``SCAN_COLUMNS`` order): floats to 4 decimals, NaN as NA."""
+
     def text(value) -> str:
         if isinstance(value, float):
             return "NA" if value != value else f"{value:.4f}"
@@ -150,28 +183,37 @@ class Saturation:
         return float(finite.mean()) if len(finite) else float("nan")
 
 
-def saturation_scan(ensemble: AffinityEnsemble, matrix: Matrix, protein: NamedSequence, device="cpu",
-                    truncate: bool = False) -> Saturation:
+def saturation_scan(
+    ensemble: AffinityEnsemble, matrix: Matrix, protein: NamedSequence, device="cpu", truncate: bool = False
+) -> Saturation:
     consensus = matrix.consensus()
     substitutions = single_substitutions(consensus)
     sites = [consensus] + [s for _, _, s in substitutions]
-    predictions = list(predict_affinities(ensemble, [_duplex(protein, s, f"{matrix.matrix_id}:{k}") for k, s in enumerate(sites)],
-                                          truncate, device))
+    predictions = list(
+        predict_affinities(
+            ensemble, [_duplex(protein, s, f"{matrix.matrix_id}:{k}") for k, s in enumerate(sites)], truncate, device
+        )
+    )
     ddg = np.zeros((len(consensus), 4))
     for (i, base, _), p in zip(substitutions, predictions[1:]):
         ddg[i, BASES.index(base)] = p.dg - predictions[0].dg
     weights = np.exp(-ddg / RT_KCAL)
     model_pfm = weights / weights.sum(axis=1, keepdims=True)
     reference = matrix.probabilities
-    pearson = np.array([
-        np.corrcoef(model_pfm[i], reference[i])[0, 1] if model_pfm[i].std() > 0 and reference[i].std() > 0 else np.nan
-        for i in range(len(consensus))
-    ])
+    pearson = np.array(
+        [
+            np.corrcoef(model_pfm[i], reference[i])[0, 1]
+            if model_pfm[i].std() > 0 and reference[i].std() > 0
+            else np.nan
+            for i in range(len(consensus))
+        ]
+    )
     return Saturation(matrix, protein.id, consensus, ddg, model_pfm, pearson)
 
 
-def held_out_members(model_dir, matrices: list[Matrix], accessions: dict[str, list[str]],
-                     sequences: dict[str, str]) -> tuple[list[tuple[Matrix, NamedSequence, str]], dict[str, int]]:
+def held_out_members(
+    model_dir, matrices: list[Matrix], accessions: dict[str, list[str]], sequences: dict[str, str]
+) -> tuple[list[tuple[Matrix, NamedSequence, str]], dict[str, int]]:
     """For `obte bench jaspar`: pair each matrix with its TF's protein and the fold model that never
     trained on it (the fold that tested that protein, from the ensemble's ``folds.tsv``).
 
@@ -185,7 +227,9 @@ def held_out_members(model_dir, matrices: list[Matrix], accessions: dict[str, li
 
     folds_path = Path(model_dir) / "folds.tsv"
     if not folds_path.is_file():
-        raise FileNotFoundError(f"{model_dir}: no folds.tsv — not a cross-validation ensemble from `obte finetune affinity`")
+        raise FileNotFoundError(
+            f"{model_dir}: no folds.tsv — not a cross-validation ensemble from `obte finetune affinity`"
+        )
     folds = pd.read_csv(folds_path, sep="\t", dtype=str)
     fold_of = dict(zip(folds["protein_id"], folds["fold"]))
     chosen, skipped = [], {"no_sequence": 0, "in_training": 0}

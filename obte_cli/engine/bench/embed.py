@@ -18,24 +18,44 @@ from obte_cli.engine.model.encoder import ObteConfig, ObteModel
 from obte_cli.engine.tokenizers.base import Segment, Tokenizer
 
 
-def bench_embed(config: ObteConfig, tokenizer: Tokenizer, segments: list[Segment], batch_size: int = 8,
-                max_tokens: int = 16384, repeats: int = 2, include_hf: bool = True) -> list[dict]:
+def bench_embed(
+    config: ObteConfig,
+    tokenizer: Tokenizer,
+    segments: list[Segment],
+    batch_size: int = 8,
+    max_tokens: int = 16384,
+    repeats: int = 2,
+    include_hf: bool = True,
+) -> list[dict]:
     residues = sum(len(s.sequence) for s in segments)
     model = ObteModel(config).eval()
     settings = EmbeddingSettings(pool="mean", max_tokens=max_tokens)
     rows = []
     obte_s = best_of(repeats, lambda: list(embed_segments(model, tokenizer, segments, settings)))
-    rows.append({"implementation": "obte (packed)", "sequences": len(segments), "residues": residues, "seconds": obte_s})
+    rows.append(
+        {"implementation": "obte (packed)", "sequences": len(segments), "residues": residues, "seconds": obte_s}
+    )
     if include_hf:
         from transformers import EsmConfig, EsmModel
 
-        hf = EsmModel(EsmConfig(
-            vocab_size=config.vocab_size, hidden_size=config.width, num_hidden_layers=config.n_layers,
-            num_attention_heads=config.n_heads, intermediate_size=config.mlp_ratio * config.width,
-            max_position_embeddings=config.max_positions + 2, position_embedding_type="rotary",
-            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, token_dropout=False, pad_token_id=tokenizer.pad_id,
-            mask_token_id=tokenizer.mask_id, attn_implementation="sdpa",
-        ), add_pooling_layer=False).eval()
+        hf = EsmModel(
+            EsmConfig(
+                vocab_size=config.vocab_size,
+                hidden_size=config.width,
+                num_hidden_layers=config.n_layers,
+                num_attention_heads=config.n_heads,
+                intermediate_size=config.mlp_ratio * config.width,
+                max_position_embeddings=config.max_positions + 2,
+                position_embedding_type="rotary",
+                hidden_dropout_prob=0.0,
+                attention_probs_dropout_prob=0.0,
+                token_dropout=False,
+                pad_token_id=tokenizer.pad_id,
+                mask_token_id=tokenizer.mask_id,
+                attn_implementation="sdpa",
+            ),
+            add_pooling_layer=False,
+        ).eval()
         encodings = [tokenizer.encode_one([s]).ids for s in segments]
 
         @torch.inference_mode()
@@ -51,8 +71,14 @@ def bench_embed(config: ObteConfig, tokenizer: Tokenizer, segments: list[Segment
                 hidden = hf(input_ids=ids, attention_mask=mask).last_hidden_state
                 (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
 
-        rows.append({"implementation": "hf EsmModel (padded)", "sequences": len(segments), "residues": residues,
-                     "seconds": best_of(repeats, run_hf)})
+        rows.append(
+            {
+                "implementation": "hf EsmModel (padded)",
+                "sequences": len(segments),
+                "residues": residues,
+                "seconds": best_of(repeats, run_hf),
+            }
+        )
     for r in rows:
         r["residues_per_s"] = r["residues"] / r["seconds"]
     for r in rows:

@@ -51,8 +51,14 @@ def bench_prep(paths: list[Path], workers: int = 2, repeats: int = 3) -> list[di
 
     def row(method: str, n_workers: int, nbytes: int, seconds: float) -> dict:
         rate = nbytes / 1e6 / seconds
-        return {"method": method, "workers": n_workers, "megabytes": nbytes / 1e6, "seconds": seconds,
-                "mb_per_s": rate, "mb_per_s_per_worker": rate / n_workers}
+        return {
+            "method": method,
+            "workers": n_workers,
+            "megabytes": nbytes / 1e6,
+            "seconds": seconds,
+            "mb_per_s": rate,
+            "mb_per_s_per_worker": rate / n_workers,
+        }
 
     rows.append(row("biopython SeqIO.parse", 1, size, best_of(repeats, lambda: biopython_parse(paths))))
     with tempfile.TemporaryDirectory(prefix="obte-bench-prep-") as tmp:
@@ -63,6 +69,7 @@ def bench_prep(paths: list[Path], workers: int = 2, repeats: int = 3) -> list[di
                 out = tmp / "out"
                 shutil.rmtree(out, ignore_errors=True)
                 run_prep(inputs, out, PrepSettings(), workers=n_workers)
+
             return work
 
         rows.append(row("obte prep", 1, size, best_of(repeats, prep_into(paths, 1))))

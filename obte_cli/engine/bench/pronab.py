@@ -41,7 +41,17 @@ from obte_cli.engine.finetuning.trainer import FinetuneSettings
 from obte_cli.engine.model.directory import load_model
 
 BENCH_COLUMNS = [
-    "method", "folds", "test_rows", "pcc_mean", "pcc_sem", "mae_mean", "mae_sem", "rmse_mean", "rmse_sem", "pooled_pcc", "pooled_mae",
+    "method",
+    "folds",
+    "test_rows",
+    "pcc_mean",
+    "pcc_sem",
+    "mae_mean",
+    "mae_sem",
+    "rmse_mean",
+    "rmse_sem",
+    "pooled_pcc",
+    "pooled_mae",
 ]
 
 
@@ -59,7 +69,9 @@ def folds_from_predictions(table: pd.DataFrame, predictions_path: Path) -> tuple
         raise InputError(f"{predictions_path}: needs columns {', '.join(sorted(needed))}")
     rows = predictions["row"].to_numpy() - 1
     if rows.min() < 0 or rows.max() >= len(table):
-        raise InputError(f"{predictions_path}: row numbers outside the {len(table)} rows of the data (another data file?)")
+        raise InputError(
+            f"{predictions_path}: row numbers outside the {len(table)} rows of the data (another data file?)"
+        )
     if not np.allclose(table["dG"].to_numpy()[rows], predictions["dG_measured"].to_numpy(), atol=1e-3):
         raise InputError(f"{predictions_path}: measured ΔG differs from the data's (made on another data file?)")
     fold_of_row = np.full(len(table), -1, dtype=np.int64)
@@ -81,7 +93,9 @@ def method_summary(method: str, table: pd.DataFrame, fold_of_row: np.ndarray, pr
 
 
 def comparison_table(table: pd.DataFrame, fold_of_row: np.ndarray, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
-    return pd.DataFrame([method_summary(m, table, fold_of_row, p) for m, p in predictions.items()], columns=BENCH_COLUMNS)
+    return pd.DataFrame(
+        [method_summary(m, table, fold_of_row, p) for m, p in predictions.items()], columns=BENCH_COLUMNS
+    )
 
 
 def _ignore(*args) -> None:
@@ -156,17 +170,36 @@ def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | 
     report.assigned(assignment, table)
     provenance["homology_threshold"] = cv.homology_threshold
     total_steps = sum(
-        settings.epochs * math.ceil(int((assignment.fold_of_row != f).sum()) / settings.batch_size) for f in range(cv.folds)
+        settings.epochs * math.ceil(int((assignment.fold_of_row != f).sum()) / settings.batch_size)
+        for f in range(cv.folds)
     )
     with report.progress(total_steps, f"{cv.folds}-fold CV") as on_step:
-        result = cross_validate(cv.backbone, table, encoded, assignment, settings, out, cv.device, provenance,
-                                on_fold=report.fold_started, on_step=on_step, on_fold_done=report.fold_done)
+        result = cross_validate(
+            cv.backbone,
+            table,
+            encoded,
+            assignment,
+            settings,
+            out,
+            cv.device,
+            provenance,
+            on_fold=report.fold_started,
+            on_step=on_step,
+            on_fold_done=report.fold_done,
+        )
     write_cv_outputs(out, table, assignment, result, title=f"obte ΔG, {cv.folds}-fold CV by protein")
     return AffinityCVRun(table, assignment, result)
 
 
-def run_pronab_bench(data: Path, out: Path, seed: int, *, from_cv: Path | None = None, train: AffinityCV | None = None,
-                     report: CVReport | None = None) -> pd.DataFrame:
+def run_pronab_bench(
+    data: Path,
+    out: Path,
+    seed: int,
+    *,
+    from_cv: Path | None = None,
+    train: AffinityCV | None = None,
+    report: CVReport | None = None,
+) -> pd.DataFrame:
     """The bench: with ``train``, first a CV run into ``out/obte-cv``; else score the run in ``from_cv``.
     Writes bench.tsv and bench.png to ``out`` and returns the table (one row per method)."""
     if (train is None) == (from_cv is None):

@@ -67,7 +67,9 @@ def _batch(vocab: int, rows: int, context: int, mask_id: int, seed: int):
     return inputs, labels
 
 
-def obte_step(config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Callable[[], None]:
+def obte_step(
+    config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device
+) -> Callable[[], None]:
     model = ObteModel(config).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     inputs, labels = inputs.to(device), labels.to(device)
@@ -83,15 +85,25 @@ def obte_step(config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, de
     return step
 
 
-def hf_esm_step(config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Callable[[], None]:
+def hf_esm_step(
+    config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device
+) -> Callable[[], None]:
     from transformers import EsmConfig, EsmForMaskedLM
 
     hf_config = EsmConfig(
-        vocab_size=config.vocab_size, hidden_size=config.width, num_hidden_layers=config.n_layers,
-        num_attention_heads=config.n_heads, intermediate_size=config.mlp_ratio * config.width,
-        max_position_embeddings=inputs.shape[1] + 2, position_embedding_type="rotary",
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, token_dropout=False,
-        pad_token_id=0, mask_token_id=1, attn_implementation="sdpa",
+        vocab_size=config.vocab_size,
+        hidden_size=config.width,
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        intermediate_size=config.mlp_ratio * config.width,
+        max_position_embeddings=inputs.shape[1] + 2,
+        position_embedding_type="rotary",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        token_dropout=False,
+        pad_token_id=0,
+        mask_token_id=1,
+        attn_implementation="sdpa",
     )
     model = EsmForMaskedLM(hf_config).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -110,8 +122,16 @@ def hf_esm_step(config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, 
     return step
 
 
-def bench_throughput(configs: list[tuple[str, ObteConfig]], rows: int, context: int, device: torch.device,
-                     steps: int = 10, warmup: int = 3, include_hf: bool = True, seed: int = 0) -> list[dict]:
+def bench_throughput(
+    configs: list[tuple[str, ObteConfig]],
+    rows: int,
+    context: int,
+    device: torch.device,
+    steps: int = 10,
+    warmup: int = 3,
+    include_hf: bool = True,
+    seed: int = 0,
+) -> list[dict]:
     """One row per (shape, implementation): tokens/s, ms/step, MFU, and obte's speed-up over HF."""
     peak = matmul_peak_flops(device)
     results = []
@@ -125,12 +145,22 @@ def bench_throughput(configs: list[tuple[str, ObteConfig]], rows: int, context: 
             seconds = _time_steps(build(config, inputs, labels, device), device, warmup, steps)
             tokens_per_s = rows * context / seconds
             measured[name] = tokens_per_s
-            results.append({
-                "shape": label, "implementation": name, "width": config.width, "layers": config.n_layers,
-                "heads": config.n_heads, "vocab": config.vocab_size, "rows": rows, "context": context,
-                "ms_per_step": seconds * 1e3, "tokens_per_s": tokens_per_s, "mfu": tokens_per_s * flops / peak,
-                "peak_gflops": peak / 1e9,
-            })
-        for r in results[-len(implementations):]:
+            results.append(
+                {
+                    "shape": label,
+                    "implementation": name,
+                    "width": config.width,
+                    "layers": config.n_layers,
+                    "heads": config.n_heads,
+                    "vocab": config.vocab_size,
+                    "rows": rows,
+                    "context": context,
+                    "ms_per_step": seconds * 1e3,
+                    "tokens_per_s": tokens_per_s,
+                    "mfu": tokens_per_s * flops / peak,
+                    "peak_gflops": peak / 1e9,
+                }
+            )
+        for r in results[-len(implementations) :]:
             r["speedup_vs_hf"] = r["tokens_per_s"] / measured["hf EsmForMaskedLM"] if include_hf else float("nan")
     return results

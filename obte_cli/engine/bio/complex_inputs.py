@@ -59,10 +59,14 @@ def read_proteins(path: str | Path) -> list[NamedSequence]:
         where = _where(path, record.number, record.id)
         bad = _first_bad_letter(sequence, _AMINO)
         if bad:
-            raise InputError(f"{where}: non-standard amino acid {bad[1]!r} at position {bad[0]} (only the 20 standard ones)")
+            raise InputError(
+                f"{where}: non-standard amino acid {bad[1]!r} at position {bad[0]} (only the 20 standard ones)"
+            )
         proteins.append(NamedSequence(record.id, sequence, where))
     if all(detect_molecule_type(p.sequence).modality == "nucleic" for p in proteins):
-        raise InputError(f"{display_name(path)}: every record looks like a nucleic acid, not a protein (arguments swapped?)")
+        raise InputError(
+            f"{display_name(path)}: every record looks like a nucleic acid, not a protein (arguments swapped?)"
+        )
     return proteins
 
 
@@ -100,7 +104,9 @@ def complements_for(acids: list[NamedSequence], complement: str) -> list[str]:
     return [s.sequence for s in strands]
 
 
-def pair_complexes(proteins: list[NamedSequence], acids: list[NamedSequence], complements: list[str], pairing: str) -> Iterator[Complex]:
+def pair_complexes(
+    proteins: list[NamedSequence], acids: list[NamedSequence], complements: list[str], pairing: str
+) -> Iterator[Complex]:
     """The complexes to predict, lazily (``all`` can be large); the pairing is checked right away."""
     if pairing not in PAIRING_CHOICES:
         raise InputError(f"--pairs must be one of {', '.join(PAIRING_CHOICES)} (got {pairing!r})")

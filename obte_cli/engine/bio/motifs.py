@@ -89,8 +89,12 @@ def read_matrices(path: str | Path) -> list[Matrix]:
     try:
         parsed = list(motifs.parse(io.StringIO(text), fmt)) if fmt != "pfm" else [motifs.read(io.StringIO(text), "pfm")]
     except Exception as exc:  # Biopython raises ValueError, KeyError, IndexError... for malformed files
-        raise InputError(f"{name}: not a valid {fmt.upper()} matrix file ({type(exc).__name__}: {str(exc)[:100]})") from None
-    meme_names = {w[1]: w[2] for w in (line.split() for line in text.splitlines() if line.startswith("MOTIF")) if len(w) > 2}
+        raise InputError(
+            f"{name}: not a valid {fmt.upper()} matrix file ({type(exc).__name__}: {str(exc)[:100]})"
+        ) from None
+    meme_names = {
+        w[1]: w[2] for w in (line.split() for line in text.splitlines() if line.startswith("MOTIF")) if len(w) > 2
+    }
     matrices = []
     for k, motif in enumerate(parsed, start=1):
         try:
@@ -100,7 +104,11 @@ def read_matrices(path: str | Path) -> list[Matrix]:
         if motif.length == 0 or (counts < 0).any() or not np.isfinite(counts).all() or (counts.sum(axis=1) <= 0).any():
             raise InputError(f"{name}: matrix {k} is empty or has a column without positive counts")
         stem = _stem(path)
-        matrix_id = getattr(motif, "matrix_id", None) or getattr(motif, "id", None) or (stem if len(parsed) == 1 else f"{stem}_{k}")
+        matrix_id = (
+            getattr(motif, "matrix_id", None)
+            or getattr(motif, "id", None)
+            or (stem if len(parsed) == 1 else f"{stem}_{k}")
+        )
         tf_name = motif.name or matrix_id
         if fmt == "minimal":  # MEME: "MOTIF id [name]"; Biopython keeps only the id (as .name)
             matrix_id, tf_name = motif.name, meme_names.get(motif.name, motif.name)

@@ -100,7 +100,9 @@ def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
                 chunks = []
             elif line.strip():
                 if header is None:
-                    raise InputError(f"{name}: line {line.strip()[:20]!r} comes before the first '>' header (not FASTA?)")
+                    raise InputError(
+                        f"{name}: line {line.strip()[:20]!r} comes before the first '>' header (not FASTA?)"
+                    )
                 chunks.append("".join(line.split()))
         if header is None:
             raise InputError(f"{name}: no FASTA records (empty file?)")

@@ -104,7 +104,9 @@ def _polymer_chains(model):
     return proteins, nucleic
 
 
-def contact_sites(path: str | Path, cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS, per_chain: bool = False) -> tuple[list[ProteinSite], list[Skipped]]:
+def contact_sites(
+    path: str | Path, cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS, per_chain: bool = False
+) -> tuple[list[ProteinSite], list[Skipped]]:
     """Per-residue contact labels for the protein chain(s) of one structure (see module docstring)."""
     import gemmi
 
@@ -117,8 +119,13 @@ def contact_sites(path: str | Path, cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS
     if not proteins:
         return [], [Skipped(name, "no protein chain")]
     if not per_chain and (len(proteins) != 1 or len(nucleic) > 2):
-        return [], [Skipped(name, f"{len(proteins)} protein and {len(nucleic)} nucleic-acid chains "
-                                  "(the paper's rule: exactly 1 and 1–2; use --per-chain to take each protein chain)")]
+        return [], [
+            Skipped(
+                name,
+                f"{len(proteins)} protein and {len(nucleic)} nucleic-acid chains "
+                "(the paper's rule: exactly 1 and 1–2; use --per-chain to take each protein chain)",
+            )
+        ]
     # A model holding only the nucleotides (not the waters and ions that share their chain), so every
     # neighbour found is a nucleotide atom.
     na_model = gemmi.Model(model.num)
@@ -139,9 +146,15 @@ def contact_sites(path: str | Path, cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS
                 for mark in search.find_atoms(atom.pos, "\0", radius=radius):
                     best = min(best, mark.to_cra(na_model).atom.pos.dist(atom.pos))
             aa, modified = _one_letter(residue, False)
-            site.residues.append(ResidueContact(
-                residue.seqid.num, residue.seqid.icode.strip(), aa, modified,
-                best if best <= radius else math.nan, {c: best <= c for c in cutoffs},
-            ))
+            site.residues.append(
+                ResidueContact(
+                    residue.seqid.num,
+                    residue.seqid.icode.strip(),
+                    aa,
+                    modified,
+                    best if best <= radius else math.nan,
+                    {c: best <= c for c in cutoffs},
+                )
+            )
         sites.append(site)
     return sites, []

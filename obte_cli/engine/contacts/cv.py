@@ -99,8 +99,19 @@ def cross_validate_contacts(
             window = context or model.config.max_positions
             if encodings is None:  # the same tokenizer for every fold: encode once
                 encodings = [encode_site(tokenizer, s, window) for s in sites]
-            predictor = fit_contact_predictor(model, tokenizer, train_sites, [encodings[i] for i in train], cutoffs,
-                                              method, settings, probe_settings, device, window, on_step)
+            predictor = fit_contact_predictor(
+                model,
+                tokenizer,
+                train_sites,
+                [encodings[i] for i in train],
+                cutoffs,
+                method,
+                settings,
+                probe_settings,
+                device,
+                window,
+                on_step,
+            )
             thresholds = predictor.thresholds
             test_p = predictor.predict(test_sites, [encodings[i] for i in test], device)
         result.thresholds[fold] = thresholds
@@ -128,8 +139,13 @@ def contact_metrics(cv: ContactCV, sites: list[ContactSite]) -> pd.DataFrame:
         p, y = np.concatenate(pooled_p), np.concatenate(pooled_y)
         calls = np.concatenate(pooled_call).astype(float)
         rate = float(y.mean())
-        row = {"method": cv.method, "cutoff": cutoff, "residues": int(len(y)), "positive_rate": rate,
-               "random_f1": random_guess_f1(rate)}
+        row = {
+            "method": cv.method,
+            "cutoff": cutoff,
+            "residues": int(len(y)),
+            "positive_rate": rate,
+            "random_f1": random_guess_f1(rate),
+        }
         for key in ("f1", "precision", "recall"):
             mean, sem = mean_and_sem([f[key] for f in per_fold])
             row[key], row[f"{key}_sem"] = mean, sem
@@ -143,8 +159,14 @@ def prediction_table(cv: ContactCV, sites: list[ContactSite]) -> pd.DataFrame:
     """One row per residue: site, residue, fold, label and out-of-fold probability per cutoff."""
     frames = []
     for i, site in enumerate(sites):
-        frame = pd.DataFrame({"site": site.name, "residue": site.residue_ids, "aa": list(site.protein),
-                              "fold": int(cv.fold_of_site[i]) + 1})
+        frame = pd.DataFrame(
+            {
+                "site": site.name,
+                "residue": site.residue_ids,
+                "aa": list(site.protein),
+                "fold": int(cv.fold_of_site[i]) + 1,
+            }
+        )
         for c, cutoff in enumerate(cv.cutoffs):
             frame[f"contact_{cutoff:g}"] = site.labels[:, c]
             frame[f"p_{cutoff:g}"] = cv.probabilities[i][:, c]
@@ -153,5 +175,10 @@ def prediction_table(cv: ContactCV, sites: list[ContactSite]) -> pd.DataFrame:
 
 
 def fold_table(sites: list[ContactSite], fold_of_site: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"site": [s.name for s in sites], "residues": [len(s.protein) for s in sites],
-                         "fold": [int(f) + 1 for f in fold_of_site]})
+    return pd.DataFrame(
+        {
+            "site": [s.name for s in sites],
+            "residues": [len(s.protein) for s in sites],
+            "fold": [int(f) + 1 for f in fold_of_site],
+        }
+    )

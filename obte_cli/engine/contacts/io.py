@@ -32,9 +32,14 @@ def sites_from_structure(path: str | Path, cutoffs: tuple[float, ...] = DEFAULT_
     if skipped:
         raise InputError(f"{path}: {skipped[0].reason}")
     return [
-        ContactSite(f"{s.structure}:{s.protein_chain}", s.sequence, s.na_sequences, s.na_types,
-                    [f"{r.resnum}{r.icode}" for r in s.residues],
-                    np.array([[int(r.contacts[c]) for c in cutoffs] for r in s.residues]))
+        ContactSite(
+            f"{s.structure}:{s.protein_chain}",
+            s.sequence,
+            s.na_sequences,
+            s.na_types,
+            [f"{r.resnum}{r.icode}" for r in s.residues],
+            np.array([[int(r.contacts[c]) for c in cutoffs] for r in s.residues]),
+        )
         for s in sites
     ]
 
@@ -50,8 +55,9 @@ def align_to_chain(sequence: str, chain_sites: list[ContactSite]) -> ChainMappin
     """The structure chain that ``sequence`` matches best, with the residue mapping."""
     from Bio import Align
 
-    aligner = Align.PairwiseAligner(mode="global", match_score=2, mismatch_score=-1,
-                                    open_gap_score=-3, extend_gap_score=-0.5)
+    aligner = Align.PairwiseAligner(
+        mode="global", match_score=2, mismatch_score=-1, open_gap_score=-3, extend_gap_score=-0.5
+    )
     aligner.end_gap_score = 0  # a longer construct or a shorter observed chain is no penalty
     best = None
     for site in chain_sites:
@@ -70,26 +76,31 @@ def align_to_chain(sequence: str, chain_sites: list[ContactSite]) -> ChainMappin
 Placement = dict[int, tuple[str, str]]  # residue index in a site → (structure chain, residue number + icode)
 
 
-def place_on_structure(sites: list[ContactSite], chain_sites: list[ContactSite], from_structure: bool
-                       ) -> tuple[list[Placement], list[ChainMapping | None]]:
+def place_on_structure(
+    sites: list[ContactSite], chain_sites: list[ContactSite], from_structure: bool
+) -> tuple[list[Placement], list[ChainMapping | None]]:
     """Where each site's residues sit in the structure: its own residues for sites read from it, the
     aligned residues of the best-matching chain for FASTA sites, nothing without a structure."""
     if from_structure:
-        return [{r: (site.name.rsplit(":", 1)[1], residue) for r, residue in enumerate(site.residue_ids)}
-                for site in sites], [None] * len(sites)
+        return [
+            {r: (site.name.rsplit(":", 1)[1], residue) for r, residue in enumerate(site.residue_ids)} for site in sites
+        ], [None] * len(sites)
     if not chain_sites:
         return [{} for _ in sites], [None] * len(sites)
     placements, mappings = [], []
     for site in sites:
         mapping = align_to_chain(site.protein, chain_sites)
         chain_site = next(s for s in chain_sites if s.name.rsplit(":", 1)[1] == mapping.chain)
-        placements.append({int(f): (mapping.chain, chain_site.residue_ids[r])
-                           for r, f in enumerate(mapping.fasta_index) if f >= 0})
+        placements.append(
+            {int(f): (mapping.chain, chain_site.residue_ids[r]) for r, f in enumerate(mapping.fasta_index) if f >= 0}
+        )
         mappings.append(mapping)
     return placements, mappings
 
 
-def bfactor_values(placements: list[Placement], probabilities: list[np.ndarray], column: int) -> dict[str, dict[str, float]]:
+def bfactor_values(
+    placements: list[Placement], probabilities: list[np.ndarray], column: int
+) -> dict[str, dict[str, float]]:
     """{chain: {residue: 100 × P(contact)}} of the placed residues, for :func:`write_bfactor_structure`."""
     values: dict[str, dict[str, float]] = {}
     for placement, p in zip(placements, probabilities):
@@ -125,12 +136,15 @@ STRUCTURE_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
 def structure_files(paths: list[Path]) -> list[Path]:
     """Files given, and the structure files (.pdb/.cif/.ent, optionally .gz) inside directories given."""
     return expand_inputs(
-        paths, lambda d: [p for p in d.iterdir() if p.name.lower().removesuffix(".gz").endswith(STRUCTURE_SUFFIXES)],
-        "no structure files (.pdb, .cif, .ent, optionally .gz)")
+        paths,
+        lambda d: [p for p in d.iterdir() if p.name.lower().removesuffix(".gz").endswith(STRUCTURE_SUFFIXES)],
+        "no structure files (.pdb, .cif, .ent, optionally .gz)",
+    )
 
 
-def labelled_sites(files: list[Path], max_residues: int = 0,
-                   cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS) -> tuple[list[ContactSite], list[tuple[str, str]]]:
+def labelled_sites(
+    files: list[Path], max_residues: int = 0, cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS
+) -> tuple[list[ContactSite], list[tuple[str, str]]]:
     """Labelled sites of every protein chain of ``files``; unusable structures become (file, reason)."""
     sites, skipped = [], []
     for path in files:

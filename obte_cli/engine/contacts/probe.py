@@ -58,8 +58,13 @@ class ProbeSettings:
     def alongside(cls, head: FinetuneSettings) -> ProbeSettings:
         """The probe's settings for a run whose head would use ``head``: 3× its epochs (the probe
         takes one site per step), a tenth of its head LR, its warm-up, clipping and seed."""
-        return cls(epochs=3 * head.epochs, lr=head.lr_head / 10, warmup_fraction=head.warmup_fraction,
-                   grad_clip=head.grad_clip, seed=head.seed)
+        return cls(
+            epochs=3 * head.epochs,
+            lr=head.lr_head / 10,
+            warmup_fraction=head.warmup_fraction,
+            grad_clip=head.grad_clip,
+            seed=head.seed,
+        )
 
 
 @torch.no_grad()  # not inference_mode: the maps are the probe's training inputs
@@ -87,9 +92,12 @@ class AttentionProbe(nn.Module):
         super().__init__()
         self.in_channels, self.n_outputs, self.channels = in_channels, n_outputs, channels
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(in_channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
             nn.Conv2d(channels, n_outputs, 3, padding=1),
         )
 
@@ -98,11 +106,23 @@ class AttentionProbe(nn.Module):
         return self.net(features[None])[0].amax(dim=-1).transpose(0, 1)
 
     def describe(self) -> dict:
-        return {"kind": PROBE_KIND, "in_channels": self.in_channels, "n_outputs": self.n_outputs, "channels": self.channels}
+        return {
+            "kind": PROBE_KIND,
+            "in_channels": self.in_channels,
+            "n_outputs": self.n_outputs,
+            "channels": self.channels,
+        }
 
 
-def train_probe(model: ObteModel, sites: list[ContactSite], encodings: list[Encoding], cutoffs: tuple[float, ...],
-                settings: ProbeSettings | None = None, device="cpu", on_step=None) -> AttentionProbe:
+def train_probe(
+    model: ObteModel,
+    sites: list[ContactSite],
+    encodings: list[Encoding],
+    cutoffs: tuple[float, ...],
+    settings: ProbeSettings | None = None,
+    device="cpu",
+    on_step=None,
+) -> AttentionProbe:
     """Train a fresh probe on the frozen ``model``'s attention maps of ``sites`` (see module docstring).
     A site without protein or nucleic-acid residue tokens (all cut by truncation) is skipped."""
     settings = settings or ProbeSettings()
@@ -133,8 +153,9 @@ def train_probe(model: ObteModel, sites: list[ContactSite], encodings: list[Enco
 
 
 @torch.inference_mode()
-def predict_probe(model: ObteModel, probe: AttentionProbe, encodings: list[Encoding], n_residues: list[int],
-                  device="cpu") -> list[np.ndarray]:
+def predict_probe(
+    model: ObteModel, probe: AttentionProbe, encodings: list[Encoding], n_residues: list[int], device="cpu"
+) -> list[np.ndarray]:
     """P(contact) per protein residue and cutoff, (n_residues, n_cutoffs) per site."""
     out = []
     for encoding, n in zip(encodings, n_residues):

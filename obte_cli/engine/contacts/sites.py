@@ -51,7 +51,8 @@ class ContactSite:
 
     def segments(self) -> list[Segment]:
         return [Segment(self.protein, "protein", self.name)] + [
-            Segment(seq, kind, f"{self.name} nucleic acid {i + 1}") for i, (seq, kind) in enumerate(zip(self.na_sequences, self.na_types))
+            Segment(seq, kind, f"{self.name} nucleic acid {i + 1}")
+            for i, (seq, kind) in enumerate(zip(self.na_sequences, self.na_types))
         ]
 
 
@@ -61,7 +62,7 @@ def cutoff_columns(columns) -> dict[float, str]:
     for column in columns:
         if column.startswith("contact_"):
             try:
-                found[float(column[len("contact_"):])] = column
+                found[float(column[len("contact_") :])] = column
             except ValueError:
                 continue
     return dict(sorted(found.items()))
@@ -90,10 +91,16 @@ def read_contact_labels(path: str | Path) -> tuple[list[ContactSite], tuple[floa
         if not set(np.unique(labels)) <= {0, 1}:
             raise InputError(f"{path}: site {name}: contact columns must be 0 or 1")
         icode = rows["icode"] if "icode" in rows.columns else [""] * len(rows)
-        sites.append(ContactSite(
-            name, "".join(rows["aa"]), rows["na_sequences"].iat[0].split(","), rows["na_types"].iat[0].split(","),
-            [f"{r}{i}" for r, i in zip(rows["resnum"], icode)], labels,
-        ))
+        sites.append(
+            ContactSite(
+                name,
+                "".join(rows["aa"]),
+                rows["na_sequences"].iat[0].split(","),
+                rows["na_types"].iat[0].split(","),
+                [f"{r}{i}" for r, i in zip(rows["resnum"], icode)],
+                labels,
+            )
+        )
     return sites, tuple(cutoffs)
 
 
@@ -107,9 +114,13 @@ def encode_site(tokenizer: Tokenizer, site: ContactSite, context: int, truncate:
         return encoding
     if not truncate:
         raise InputError(f"site '{site.name}': {len(encoding)} tokens exceed the model's context of {context}")
-    return encode_prefix_to_fit(tokenizer, segments, context,
-                                f"site '{site.name}': the nucleic acids alone exceed the model's context of {context}",
-                                on_unknown="unk")
+    return encode_prefix_to_fit(
+        tokenizer,
+        segments,
+        context,
+        f"site '{site.name}': the nucleic acids alone exceed the model's context of {context}",
+        on_unknown="unk",
+    )
 
 
 def protein_token_targets(encoding: Encoding, labels: np.ndarray) -> np.ndarray:
@@ -159,18 +170,29 @@ def contact_head(width: int, cutoffs: tuple[float, ...]) -> SequenceHead:
 CONTACT_TASK = TokenTask("bce")  # one logit per cutoff on every token; protein tokens carry the targets
 
 
-def train_contact_head(model, tokenizer: Tokenizer, sites: list[ContactSite], encodings: list[Encoding],
-                       settings: FinetuneSettings, cutoffs: tuple[float, ...], device="cpu", on_step=None) -> SequenceHead:
+def train_contact_head(
+    model,
+    tokenizer: Tokenizer,
+    sites: list[ContactSite],
+    encodings: list[Encoding],
+    settings: FinetuneSettings,
+    cutoffs: tuple[float, ...],
+    device="cpu",
+    on_step=None,
+) -> SequenceHead:
     """Fine-tune ``model`` and a fresh contact head on ``sites`` (BCE on protein tokens)."""
     torch.manual_seed(settings.seed)
     head = contact_head(model.config.width, cutoffs)
     targets = [protein_token_targets(e, s.labels) for e, s in zip(encodings, sites)]
-    fine_tune(model, head, CONTACT_TASK, [e.ids for e in encodings], targets, settings, tokenizer.pad_id, device, on_step)
+    fine_tune(
+        model, head, CONTACT_TASK, [e.ids for e in encodings], targets, settings, tokenizer.pad_id, device, on_step
+    )
     return head
 
 
-def predict_contact_probabilities(model, head, encodings: list[Encoding], n_residues: list[int], pad_id: int,
-                                  device="cpu", max_tokens: int = 16384) -> list[np.ndarray]:
+def predict_contact_probabilities(
+    model, head, encodings: list[Encoding], n_residues: list[int], pad_id: int, device="cpu", max_tokens: int = 16384
+) -> list[np.ndarray]:
     """P(contact) per protein residue and cutoff, (n_residues, n_cutoffs) per site, in input order."""
     probabilities = CONTACT_TASK.predict(model, head, [e.ids for e in encodings], pad_id, device, max_tokens)
     return [token_values_to_residues(e, p, n) for e, p, n in zip(encodings, probabilities, n_residues)]
@@ -201,29 +223,56 @@ class ContactPredictor:
     def encode(self, sites: list[ContactSite], truncate: bool = True) -> list[Encoding]:
         return [encode_site(self.tokenizer, s, self.context, truncate) for s in sites]
 
-    def predict(self, sites: list[ContactSite], encodings: list[Encoding] | None = None, device="cpu") -> list[np.ndarray]:
+    def predict(
+        self, sites: list[ContactSite], encodings: list[Encoding] | None = None, device="cpu"
+    ) -> list[np.ndarray]:
         encodings = encodings if encodings is not None else self.encode(sites)
         lengths = [len(s.protein) for s in sites]
         if self.method == "head":
-            return predict_contact_probabilities(self.model, self.module, encodings, lengths, self.tokenizer.pad_id, device)
+            return predict_contact_probabilities(
+                self.model, self.module, encodings, lengths, self.tokenizer.pad_id, device
+            )
         from obte_cli.engine.contacts.probe import predict_probe
 
         return predict_probe(self.model, self.module, encodings, lengths, device)
 
     def describe(self) -> dict:
-        return {**self.module.describe(), "task": HEAD_KIND, "method": self.method, "cutoffs": list(self.cutoffs),
-                "thresholds": self.thresholds, "context": self.context}
+        return {
+            **self.module.describe(),
+            "task": HEAD_KIND,
+            "method": self.method,
+            "cutoffs": list(self.cutoffs),
+            "thresholds": self.thresholds,
+            "context": self.context,
+        }
 
     def save(self, directory: str | Path, metadata: dict | None = None) -> None:
         from obte_cli.engine.model.directory import save_model
 
-        save_model(directory, self.model, self.tokenizer, head=self.describe(), head_state=self.module.state_dict(),
-                   metadata=metadata, overwrite=True)
+        save_model(
+            directory,
+            self.model,
+            self.tokenizer,
+            head=self.describe(),
+            head_state=self.module.state_dict(),
+            metadata=metadata,
+            overwrite=True,
+        )
 
 
-def fit_contact_predictor(model, tokenizer: Tokenizer, sites: list[ContactSite], encodings: list[Encoding],
-                          cutoffs: tuple[float, ...], method: str, settings: FinetuneSettings, probe_settings=None,
-                          device="cpu", context: int | None = None, on_step=None) -> ContactPredictor:
+def fit_contact_predictor(
+    model,
+    tokenizer: Tokenizer,
+    sites: list[ContactSite],
+    encodings: list[Encoding],
+    cutoffs: tuple[float, ...],
+    method: str,
+    settings: FinetuneSettings,
+    probe_settings=None,
+    device="cpu",
+    context: int | None = None,
+    on_step=None,
+) -> ContactPredictor:
     """Train a head (fine-tuning the backbone) or an attention probe (backbone frozen) on ``sites``,
     then fit the per-cutoff F1 thresholds on the same sites."""
     if method == "head":
@@ -255,5 +304,12 @@ def load_contact_predictor(directory: str | Path) -> ContactPredictor:
     else:
         module = SequenceHead(loaded.model.config.width, head["n_outputs"], head["base_width"])
     module.load_state_dict(loaded.head_state)
-    return ContactPredictor(loaded.model.eval(), loaded.tokenizer, head["method"], module.eval(), cutoffs,
-                            [float(t) for t in head["thresholds"]], int(head["context"]))
+    return ContactPredictor(
+        loaded.model.eval(),
+        loaded.tokenizer,
+        head["method"],
+        module.eval(),
+        cutoffs,
+        [float(t) for t in head["thresholds"]],
+        int(head["context"]),
+    )

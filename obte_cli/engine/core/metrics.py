@@ -14,7 +14,12 @@ def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, flo
     else:
         pcc = float(np.corrcoef(predicted, true)[0, 1])
     error = predicted - true
-    return {"n": int(len(true)), "pcc": pcc, "mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}
+    return {
+        "n": int(len(true)),
+        "pcc": pcc,
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+    }
 
 
 def rank_regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -26,16 +31,22 @@ def rank_regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str
     mae = float(np.abs(true - predicted).mean())
     if np.std(predicted) == 0 or np.std(true) == 0:
         return {"spearman": float("nan"), "pearson": float("nan"), "mae": mae}
-    return {"spearman": float(spearmanr(true, predicted).statistic), "pearson": float(pearsonr(true, predicted).statistic),
-            "mae": mae}
+    return {
+        "spearman": float(spearmanr(true, predicted).statistic),
+        "pearson": float(pearsonr(true, predicted).statistic),
+        "mae": mae,
+    }
 
 
 def classification_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Matthews correlation, macro F1 and accuracy of predicted class labels."""
     from sklearn.metrics import f1_score, matthews_corrcoef
 
-    return {"mcc": float(matthews_corrcoef(true, predicted)), "f1_macro": float(f1_score(true, predicted, average="macro")),
-            "accuracy": float((true == predicted).mean())}
+    return {
+        "mcc": float(matthews_corrcoef(true, predicted)),
+        "f1_macro": float(f1_score(true, predicted, average="macro")),
+        "accuracy": float((true == predicted).mean()),
+    }
 
 
 def f1_scores(true: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:

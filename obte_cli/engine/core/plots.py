@@ -24,7 +24,9 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def prediction_scatter(measured: np.ndarray, predicted: np.ndarray, title: str, path: str | Path, unit: str = "kcal/mol") -> Path:
+def prediction_scatter(
+    measured: np.ndarray, predicted: np.ndarray, title: str, path: str | Path, unit: str = "kcal/mol"
+) -> Path:
     """Predicted vs measured scatter with the y = x line; written to ``path`` (PNG)."""
     plt = _pyplot()
     measured = np.asarray(measured, dtype=float)
@@ -42,7 +44,9 @@ def prediction_scatter(measured: np.ndarray, predicted: np.ndarray, title: str, 
     return _save(fig, path)
 
 
-def method_comparison(labels: list[str], panels: list[tuple[str, list[float], list[float]]], title: str, path: str | Path) -> Path:
+def method_comparison(
+    labels: list[str], panels: list[tuple[str, list[float], list[float]]], title: str, path: str | Path
+) -> Path:
     """One bar panel per metric (``(ylabel, means, sems)``), methods side by side, SEM error bars (PNG)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), dpi=120, squeeze=False)
@@ -50,16 +54,24 @@ def method_comparison(labels: list[str], panels: list[tuple[str, list[float], li
     for ax, (ylabel, means, sems) in zip(axes[0], panels):
         ax.bar(labels, means, yerr=sems, capsize=4, color=colours[: len(labels)])
         for x, (m, e) in enumerate(zip(means, sems)):
-            ax.annotate(f"{m:.3f}", (x, m + (e if e == e else 0)), ha="center", va="bottom", fontsize=8,
-                        xytext=(0, 2), textcoords="offset points")
+            ax.annotate(
+                f"{m:.3f}",
+                (x, m + (e if e == e else 0)),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 
-def training_curves(records: list[dict], path: str | Path, title: str,
-                    baselines: dict[str, float | None] | None = None) -> Path:
+def training_curves(
+    records: list[dict], path: str | Path, title: str, baselines: dict[str, float | None] | None = None
+) -> Path:
     """Loss and masked-token accuracy against tokens seen (PNG), from ``metrics.jsonl`` records.
 
     Accuracy is drawn per modality (a running mean over ~2% of the steps: one step's masked tokens of
@@ -74,9 +86,11 @@ def training_curves(records: list[dict], path: str | Path, title: str,
     window = max(1, len(records) // 50)
     baselines = baselines or {}
     drawn = 0
-    for key, name, label, colour in (("protein_accuracy", "protein", "protein", "C0"),
-                                     ("nucleic_accuracy", "nucleic", "nucleic acid", "C1"),
-                                     ("masked_accuracy", "all", "all", "C2")):
+    for key, name, label, colour in (
+        ("protein_accuracy", "protein", "protein", "C0"),
+        ("nucleic_accuracy", "nucleic", "nucleic acid", "C1"),
+        ("masked_accuracy", "all", "all", "C2"),
+    ):
         points = [(r["tokens"], r[key]) for r in records if r.get(key) is not None]
         if not points or (name == "all" and drawn):
             continue  # the per-modality curves say more than their mixture
@@ -98,8 +112,9 @@ def training_curves(records: list[dict], path: str | Path, title: str,
     return _save(fig, path)
 
 
-def saturation_figure(ddg: np.ndarray, model_pfm: np.ndarray, reference_pfm: np.ndarray, consensus: str,
-                      title: str, path: str | Path) -> Path:
+def saturation_figure(
+    ddg: np.ndarray, model_pfm: np.ndarray, reference_pfm: np.ndarray, consensus: str, title: str, path: str | Path
+) -> Path:
     """ΔΔG of every substitution, the model-derived PFM and the JASPAR PFM, as base × position heatmaps."""
     plt = _pyplot()
     length = len(consensus)
@@ -178,8 +193,14 @@ def contact_f1_figure(metrics, path: str | Path, title: str) -> Path:
         ax.bar(xs, rows["f1"], width, yerr=rows["f1_sem"], capsize=3, label=name)
     random = metrics.groupby("cutoff")["random_f1"].first().loc[cutoffs]
     for x, value in enumerate(random):
-        ax.plot([x - 0.42, x + 0.42], [value, value], color="black", linestyle="--", linewidth=1,
-                label="random guess (all positive)" if x == 0 else None)
+        ax.plot(
+            [x - 0.42, x + 0.42],
+            [value, value],
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label="random guess (all positive)" if x == 0 else None,
+        )
     ax.set_xticks(range(len(cutoffs)), [f"{c:g} Å" for c in cutoffs])
     ax.set_ylabel("F1 (out-of-fold)")
     ax.legend(fontsize=7, frameon=False, loc="upper left")

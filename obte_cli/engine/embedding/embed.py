@@ -61,7 +61,9 @@ class _Unit:
     residue_offset: int  # where this window starts in the record
 
 
-def encode_units(tokenizer: Tokenizer, index: int, segment: Segment, context: int, settings: EmbeddingSettings) -> list[_Unit]:
+def encode_units(
+    tokenizer: Tokenizer, index: int, segment: Segment, context: int, settings: EmbeddingSettings
+) -> list[_Unit]:
     encoding = tokenizer.encode_one([segment])
     if len(encoding) <= context:
         return [_Unit(index, encoding, 0)]
@@ -76,18 +78,25 @@ def encode_units(tokenizer: Tokenizer, index: int, segment: Segment, context: in
             piece = Segment(segment.sequence[start : start + settings.window], segment.molecule, segment.name)
             window_encoding = tokenizer.encode_one([piece])
             if len(window_encoding) > context:
-                raise InputError(f"record '{segment.name}': a window of {settings.window} residues is {len(window_encoding)} tokens, "
-                                 f"over the context of {context} (use a smaller --window)")
+                raise InputError(
+                    f"record '{segment.name}': a window of {settings.window} residues is {len(window_encoding)} "
+                    "tokens, "
+                    f"over the context of {context} (use a smaller --window)"
+                )
             units.append(_Unit(index, window_encoding, start))
         return units
     if settings.truncate:
         return [_Unit(index, encode_prefix_to_fit(tokenizer, [segment], context), 0)]
-    raise InputError(f"record '{segment.name}': {len(encoding)} tokens exceed the model's context of {context} "
-                     "(use --truncate or --window)")
+    raise InputError(
+        f"record '{segment.name}': {len(encoding)} tokens exceed the model's context of {context} "
+        "(use --truncate or --window)"
+    )
+
 
 @torch.inference_mode()
-def _unit_states(model: ObteModel, units: list[_Unit], pad_id: int, settings: EmbeddingSettings,
-                 device: torch.device) -> list[np.ndarray]:
+def _unit_states(
+    model: ObteModel, units: list[_Unit], pad_id: int, settings: EmbeddingSettings, device: torch.device
+) -> list[np.ndarray]:
     """Per unit: (n_tokens, n_layers, width) float32 states, packed by token budget."""
     lengths = [len(u.encoding) for u in units]
     states: list[np.ndarray | None] = [None] * len(units)
@@ -99,7 +108,11 @@ def _unit_states(model: ObteModel, units: list[_Unit], pad_id: int, settings: Em
         batch = pack([units[i].encoding.ids for i in group], width, pad_id)
         with autocast(device):
             output = model(batch.ids.to(device), batch.doc_ids.to(device), layers=settings.layers)
-        stacked = torch.stack([output.layers[l % (model.config.n_layers + 1)] for l in settings.layers], dim=2).float().cpu()
+        stacked = (
+            torch.stack([output.layers[layer % (model.config.n_layers + 1)] for layer in settings.layers], dim=2)
+            .float()
+            .cpu()
+        )
         for i, (row, offset, n) in zip(group, batch.placements):
             states[i] = stacked[row, offset : offset + n].numpy()
     return states
@@ -115,8 +128,9 @@ def _pool(per_residue: np.ndarray, first: np.ndarray, pool: str) -> np.ndarray:
     return per_residue
 
 
-def embed_chunk(model: ObteModel, tokenizer: Tokenizer, segments: list[Segment], settings: EmbeddingSettings,
-                device: torch.device) -> list[RecordEmbedding]:
+def embed_chunk(
+    model: ObteModel, tokenizer: Tokenizer, segments: list[Segment], settings: EmbeddingSettings, device: torch.device
+) -> list[RecordEmbedding]:
     context = model.config.max_positions
     units = [u for i, s in enumerate(segments) for u in encode_units(tokenizer, i, s, context, settings)]
     states = _unit_states(model, units, tokenizer.pad_id, settings, device)
@@ -133,7 +147,11 @@ def embed_chunk(model: ObteModel, tokenizer: Tokenizer, segments: list[Segment],
         tokens = np.flatnonzero(enc.is_residue)
         spans = (enc.end[tokens] - enc.start[tokens]).astype(np.int64)
         first_of_token = np.cumsum(spans) - spans
-        residues = np.arange(spans.sum()) - np.repeat(first_of_token, spans) + np.repeat(enc.start[tokens] + unit.residue_offset, spans)
+        residues = (
+            np.arange(spans.sum())
+            - np.repeat(first_of_token, spans)
+            + np.repeat(enc.start[tokens] + unit.residue_offset, spans)
+        )
         if windows[unit.record] == 1 and not settings.window:  # the only unit: each residue written once
             sums[unit.record][residues] = state[np.repeat(tokens, spans)]
             counts[unit.record][residues] = 1
@@ -149,8 +167,13 @@ def embed_chunk(model: ObteModel, tokenizer: Tokenizer, segments: list[Segment],
     return results
 
 
-def embed_segments(model: ObteModel, tokenizer: Tokenizer, segments: Iterable[Segment], settings: EmbeddingSettings,
-                   device: torch.device | str = "cpu") -> Iterator[RecordEmbedding]:
+def embed_segments(
+    model: ObteModel,
+    tokenizer: Tokenizer,
+    segments: Iterable[Segment],
+    settings: EmbeddingSettings,
+    device: torch.device | str = "cpu",
+) -> Iterator[RecordEmbedding]:
     """Stream embeddings of ``segments`` (one per record, ``name`` = record id) in input order."""
     if settings.pool not in POOLS:
         raise InputError(f"--pool must be one of {', '.join(POOLS)} (got {settings.pool!r})")

@@ -72,8 +72,11 @@ class EmbeddingWriter:
         if self.format == ".tsv":
             if not self._header_written:
                 width = values.shape[-1]
-                names = [f"e{k}" for k in range(width)] if len(self.layers) == 1 else [
-                    f"l{layer}_{k}" for layer in self.layers for k in range(width)]
+                names = (
+                    [f"e{k}" for k in range(width)]
+                    if len(self.layers) == 1
+                    else [f"l{layer}_{k}" for layer in self.layers for k in range(width)]
+                )
                 self._data.write("id\t" + "\t".join(names) + "\n")
                 self._header_written = True
             self._data.write(item.id + "\t" + "\t".join(f"{v:.6g}" for v in values.ravel()) + "\n")
@@ -123,7 +126,11 @@ class EmbeddingWriter:
         header = {"embeddings": {"dtype": "F32", "shape": shape, "data_offsets": [0, nbytes]}}
         offsets = np.asarray(self.offsets, dtype="<i8")
         if self.pool == "per-token":
-            header["offsets"] = {"dtype": "I64", "shape": [len(offsets)], "data_offsets": [nbytes, nbytes + offsets.nbytes]}
+            header["offsets"] = {
+                "dtype": "I64",
+                "shape": [len(offsets)],
+                "data_offsets": [nbytes, nbytes + offsets.nbytes],
+            }
         header["__metadata__"] = {"ids": json.dumps(self.ids), **{k: str(v) for k, v in self.metadata.items()}}
         encoded = json.dumps(header, separators=(",", ":")).encode()
         encoded += b" " * (-len(encoded) % 8)

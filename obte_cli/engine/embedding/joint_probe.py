@@ -62,7 +62,9 @@ def pairs_from_genbank(path: str | Path) -> list[GenePair]:
             span = record.seq[int(feature.location.start) : int(feature.location.end)]
             gene = str(span.reverse_complement() if feature.location.strand == -1 else span).upper()
             protein = feature.qualifiers["translation"][0].upper()
-            name = (feature.qualifiers.get("locus_tag") or feature.qualifiers.get("gene") or [f"cds{len(pairs) + 1}"])[0]
+            name = (feature.qualifiers.get("locus_tag") or feature.qualifiers.get("gene") or [f"cds{len(pairs) + 1}"])[
+                0
+            ]
             if set(gene) <= _DNA and set(protein) <= _PROTEIN:
                 pairs.append(GenePair(f"{record.id}:{name}", gene, protein))
     return pairs
@@ -74,8 +76,11 @@ def pairs_from_tsv(path: str | Path) -> list[GenePair]:
     table = pd.read_csv(path, sep="\t", dtype=str)
     if not {"id", "gene_seq", "protein_seq"} <= set(table.columns):
         raise InputError(f"{path}: needs columns id, gene_seq, protein_seq")
-    return [GenePair(r.id, r.gene_seq.upper().replace("U", "T"), r.protein_seq.upper()) for r in table.itertuples()
-            if set(r.gene_seq.upper().replace("U", "T")) <= _DNA and set(r.protein_seq.upper()) <= _PROTEIN]
+    return [
+        GenePair(r.id, r.gene_seq.upper().replace("U", "T"), r.protein_seq.upper())
+        for r in table.itertuples()
+        if set(r.gene_seq.upper().replace("U", "T")) <= _DNA and set(r.protein_seq.upper()) <= _PROTEIN
+    ]
 
 
 def embed_side(model, tokenizer, sequences: list[str], molecule: str, names: list[str], window: int) -> np.ndarray:
@@ -94,9 +99,18 @@ class ProbeResult:
     test_pairs: int
 
 
-def clip_probe(genes: np.ndarray, proteins: np.ndarray, shared_map: bool, rank: int = 16, train_frac: float = 0.05,
-               steps: int = 10_000, temperature: float = 0.07, lr: float = 0.01, seed: int = 0,
-               grad_clip: float = 1.0) -> ProbeResult:
+def clip_probe(
+    genes: np.ndarray,
+    proteins: np.ndarray,
+    shared_map: bool,
+    rank: int = 16,
+    train_frac: float = 0.05,
+    steps: int = 10_000,
+    temperature: float = 0.07,
+    lr: float = 0.01,
+    seed: int = 0,
+    grad_clip: float = 1.0,
+) -> ProbeResult:
     """Train the rank-``rank`` map(s) on a random ``train_frac`` of pairs; score the rest."""
     n = len(genes)
     rng = np.random.default_rng(seed)
@@ -136,5 +150,6 @@ def clip_probe(genes: np.ndarray, proteins: np.ndarray, shared_map: bool, rank: 
     matched = np.diag(similarity).copy()
     unmatched = similarity[~np.eye(len(test), dtype=bool)]
     rank_of_match = (similarity > matched[:, None]).sum(axis=1)  # proteins scored above the true one
-    return ProbeResult(matched, unmatched, float((rank_of_match < 1).mean()), float((rank_of_match < 10).mean()),
-                       len(train), len(test))
+    return ProbeResult(
+        matched, unmatched, float((rank_of_match < 1).mean()), float((rank_of_match < 10).mean()), len(train), len(test)
+    )

@@ -109,15 +109,20 @@ def _windows(tokenizer: Tokenizer, index: int, segment: Segment, context: int, o
     return windows
 
 
-
 def score_segments(
-    model: ObteModel, tokenizer: Tokenizer, segments: Iterable[Segment], settings: ScoreSettings,
-    device: torch.device, on_unknown: str = "error",
+    model: ObteModel,
+    tokenizer: Tokenizer,
+    segments: Iterable[Segment],
+    settings: ScoreSettings,
+    device: torch.device,
+    on_unknown: str = "error",
 ) -> Iterator[RecordScore]:
     """Score records in input order (see the module docstring)."""
     if settings.per_residue and getattr(tokenizer, "kind", "") != "residue":
-        raise InputError("--per-residue needs a model with a one-token-per-residue tokenizer (this one has "
-                         f"{getattr(tokenizer, 'kind', 'another kind')}: a token may cover several residues)")
+        raise InputError(
+            "--per-residue needs a model with a one-token-per-residue tokenizer (this one has "
+            f"{getattr(tokenizer, 'kind', 'another kind')}: a token may cover several residues)"
+        )
     chunk: list[Segment] = []
     index = 0
     for segment in segments:
@@ -142,15 +147,24 @@ def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unkn
         mol = molecule_type(segment.molecule)
         windows = _windows(tokenizer, i, segment, context, on_unknown)
         letters = alphabet(mol.modality)
-        results.append(RecordScore(
-            segment.name, mol.name, len(segment.sequence), 0, 0.0, 0,
-            np.zeros((len(segment.sequence), len(letters)), dtype=np.float32) if settings.per_residue else None,
-        ))
+        results.append(
+            RecordScore(
+                segment.name,
+                mol.name,
+                len(segment.sequence),
+                0,
+                0.0,
+                0,
+                np.zeros((len(segment.sequence), len(letters)), dtype=np.float32) if settings.per_residue else None,
+            )
+        )
         for w, window in enumerate(windows):
             ids = np.asarray(window.encoding.ids, dtype=np.int64)
             positions = np.flatnonzero(window.encoding.is_residue)
             results[i].tokens += len(positions)
-            groups = mask_groups(len(positions), settings.mask_fraction, settings.seed, (first_index + i) * 1_000_003 + w)
+            groups = mask_groups(
+                len(positions), settings.mask_fraction, settings.seed, (first_index + i) * 1_000_003 + w
+            )
             for g in range(int(groups.max()) + 1):
                 masked = positions[groups == g]
                 copy = ids.copy()
@@ -197,7 +211,13 @@ class ScoreSummary:
 
     def table(self) -> list[dict]:
         return [
-            {"group": key, "records": int(r[0]), "residues": int(r[1]), "bits_per_residue": r[2] / r[1],
-             "perplexity": 2 ** (r[2] / r[1]), "masked_accuracy": r[4] / r[3]}
+            {
+                "group": key,
+                "records": int(r[0]),
+                "residues": int(r[1]),
+                "bits_per_residue": r[2] / r[1],
+                "perplexity": 2 ** (r[2] / r[1]),
+                "masked_accuracy": r[4] / r[3],
+            }
             for key, r in self.rows.items()
         ]

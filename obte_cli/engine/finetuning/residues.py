@@ -23,8 +23,14 @@ def segment_residue_tokens(encoding: Encoding, segment: int = 0) -> np.ndarray:
     return np.flatnonzero((encoding.segment == segment) & encoding.is_residue)
 
 
-def residue_labels_to_tokens(encoding: Encoding, labels: Sequence | np.ndarray, summarise: Callable,
-                             fill: float, dtype=np.float64, segment: int = 0) -> np.ndarray:
+def residue_labels_to_tokens(
+    encoding: Encoding,
+    labels: Sequence | np.ndarray,
+    summarise: Callable,
+    fill: float,
+    dtype=np.float64,
+    segment: int = 0,
+) -> np.ndarray:
     """One target per token: ``summarise(labels[start:end])`` of the residues each token of ``segment``
     covers, ``fill`` for every other token. ``labels`` holds one label (or one row of labels) per
     residue; the result is (T,) or (T, n_columns) like a row of ``labels``."""
@@ -35,8 +41,9 @@ def residue_labels_to_tokens(encoding: Encoding, labels: Sequence | np.ndarray, 
     return out
 
 
-def token_values_to_residues(encoding: Encoding, token_values: np.ndarray, n_residues: int,
-                             segment: int = 0) -> np.ndarray:
+def token_values_to_residues(
+    encoding: Encoding, token_values: np.ndarray, n_residues: int, segment: int = 0
+) -> np.ndarray:
     """Per-token values (T, ...) → (n_residues, ...) float64: each residue of ``segment`` gets its
     token's value; residues cut by truncation get NaN."""
     out = np.full((n_residues, *token_values.shape[1:]), np.nan, dtype=np.float64)

@@ -65,7 +65,9 @@ def read_sequence_split(path: str | Path, name: str, task: str) -> Split:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})") from None
     if not {"sequence", "label"} <= set(table.columns):
-        raise InputError(f"{path}: header must have 'sequence' and 'label' columns (got {', '.join(table.columns)[:80]})")
+        raise InputError(
+            f"{path}: header must have 'sequence' and 'label' columns (got {', '.join(table.columns)[:80]})"
+        )
     if table.empty:
         raise InputError(f"{path}: the {name} split is empty")
     labels: list = table["label"].tolist()
@@ -85,14 +87,22 @@ def read_residue_split(path: str | Path, name: str, task: str) -> Split:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: unreadable TSV ({str(exc).splitlines()[0]})") from None
     if not {"id", "sequence", "labels"} <= set(table.columns):
-        raise InputError(f"{path}: header must have 'id', 'sequence' and 'labels' columns (got {', '.join(table.columns)[:80]})")
+        raise InputError(
+            f"{path}: header must have 'id', 'sequence' and 'labels' columns (got {', '.join(table.columns)[:80]})"
+        )
     if table.empty:
         raise InputError(f"{path}: the {name} split is empty")
     labels = []
     for row in table.itertuples():
-        values = row.labels.split() if any(c.isspace() for c in row.labels.strip()) or task == "regression" else list(row.labels.strip())
+        values = (
+            row.labels.split()
+            if any(c.isspace() for c in row.labels.strip()) or task == "regression"
+            else list(row.labels.strip())
+        )
         if len(values) != len(row.sequence.strip()):
-            raise InputError(f"{path}: record '{row.id}' has {len(values)} labels for {len(row.sequence.strip())} residues")
+            raise InputError(
+                f"{path}: record '{row.id}' has {len(values)} labels for {len(row.sequence.strip())} residues"
+            )
         if task == "regression":
             try:
                 values = [float(v) for v in values]
@@ -118,13 +128,17 @@ def class_index(train: Split, others: list[Split], per_residue: bool, source: di
         for record, labels in zip(split.ids, split.labels):
             for value in labels if per_residue else [labels]:
                 if value not in known:
-                    raise InputError(f"{source[split.name]}: record '{record}': label {value!r} does not occur in the training split")
+                    raise InputError(
+                        f"{source[split.name]}: record '{record}': label {value!r} does not occur in the training split"
+                    )
     if len(seen) < 2:
         raise InputError(f"{source['train']}: only one class ({seen[0]!r}); classification needs at least two")
     return seen
 
 
-def encode_split(tokenizer: Tokenizer, split: Split, molecule: str, context: int, truncate: bool, source: str) -> list[Encoding]:
+def encode_split(
+    tokenizer: Tokenizer, split: Split, molecule: str, context: int, truncate: bool, source: str
+) -> list[Encoding]:
     fixed = None if molecule == "auto" else lookup_type(molecule)
     encodings = []
     for record, sequence in zip(split.ids, split.sequences):
@@ -134,7 +148,10 @@ def encode_split(tokenizer: Tokenizer, split: Split, molecule: str, context: int
             encoding = tokenizer.encode_one([segment])
             if len(encoding) > context:
                 if not truncate:
-                    raise InputError(f"record '{record}': {len(encoding)} tokens exceed the model's context of {context} (use --truncate)")
+                    raise InputError(
+                        f"record '{record}': {len(encoding)} tokens exceed the model's context of {context} (use "
+                        "--truncate)"
+                    )
                 encoding = encode_prefix_to_fit(tokenizer, [segment], context)
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from None
@@ -152,8 +169,12 @@ def split_metrics(split: Split, predicted: list, task: str, per_residue: bool, c
     """Classification or rank-regression metrics of ``predicted`` (:func:`predict_split`) against
     the split's labels; per residue for residue tasks, skipping residues without a prediction."""
     if per_residue:
-        truth = np.concatenate([np.array([class_of[v] for v in labels] if task == "classification" else labels, dtype=float)
-                                for labels in split.labels])
+        truth = np.concatenate(
+            [
+                np.array([class_of[v] for v in labels] if task == "classification" else labels, dtype=float)
+                for labels in split.labels
+            ]
+        )
         p = np.concatenate(predicted)
         keep = ~np.isnan(p)
         truth, p = truth[keep], p[keep]
@@ -170,7 +191,9 @@ def token_targets(encoding: Encoding, labels: list, task: str, classes: dict | N
     """One target per token: the index of the most common class (``classes`` maps class → index) or
     the mean value of the residues it covers; NO_CLASS (-100) / NaN for tags and ``<EOS>``."""
     if task == "classification":
-        return residue_labels_to_tokens(encoding, labels, lambda covered: classes[Counter(covered).most_common(1)[0][0]], NO_CLASS)
+        return residue_labels_to_tokens(
+            encoding, labels, lambda covered: classes[Counter(covered).most_common(1)[0][0]], NO_CLASS
+        )
     return residue_labels_to_tokens(encoding, labels, lambda covered: float(np.mean(covered)), np.nan)
 
 
@@ -179,8 +202,9 @@ def standardise(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(values.std() or 1.0)
 
 
-def training_targets(split: Split, encodings: list[Encoding], task: str, per_residue: bool,
-                     class_of: dict) -> tuple[list | np.ndarray, float, float]:
+def training_targets(
+    split: Split, encodings: list[Encoding], task: str, per_residue: bool, class_of: dict
+) -> tuple[list | np.ndarray, float, float]:
     """Targets of the training split — per sequence, or per token for residue tasks — as the trainer
     wants them (values standardised), with the mean and sd that undo the scaling."""
     if per_residue:
@@ -208,20 +232,43 @@ class TaskResult:
     target_sd: float = 1.0
 
 
-def predict_split(model, head, objective: Task, split: Split, encodings: list[Encoding], pad_id: int, device,
-                  task: str, per_residue: bool, mean: float, sd: float) -> list:
+def predict_split(
+    model,
+    head,
+    objective: Task,
+    split: Split,
+    encodings: list[Encoding],
+    pad_id: int,
+    device,
+    task: str,
+    per_residue: bool,
+    mean: float,
+    sd: float,
+) -> list:
     """Predictions in the labels' terms: per record a class index or value, or for residue tasks an
     array with one per residue (NaN for residues cut by truncation)."""
     predicted = objective.predict(model, head, [e.ids for e in encodings], pad_id, device)
     if not per_residue:
         return list(predicted if task == "classification" else predicted * sd + mean)
     lengths = [len(s) for s in split.sequences]
-    return [token_values_to_residues(e, p.astype(float) if task == "classification" else p * sd + mean, n)
-            for e, p, n in zip(encodings, predicted, lengths)]
+    return [
+        token_values_to_residues(e, p.astype(float) if task == "classification" else p * sd + mean, n)
+        for e, p, n in zip(encodings, predicted, lengths)
+    ]
 
 
-def train_task(model, tokenizer, splits: dict[str, Split], encodings: dict[str, list[Encoding]], task: str, per_residue: bool,
-               classes: list[str] | None, settings: FinetuneSettings, device="cpu", on_step=None) -> TaskResult:
+def train_task(
+    model,
+    tokenizer,
+    splits: dict[str, Split],
+    encodings: dict[str, list[Encoding]],
+    task: str,
+    per_residue: bool,
+    classes: list[str] | None,
+    settings: FinetuneSettings,
+    device="cpu",
+    on_step=None,
+) -> TaskResult:
     """Fine-tune on ``splits['train']``, keep the best epoch on dev, score it on test (see module docstring)."""
     device = torch.device(device)
     class_of = {c: i for i, c in enumerate(classes or [])}
@@ -235,8 +282,19 @@ def train_task(model, tokenizer, splits: dict[str, Split], encodings: dict[str, 
     best = {"score": -math.inf, "state": None}
 
     def evaluate(split: str) -> tuple[dict, list]:
-        predicted = predict_split(model, head, objective, splits[split], encodings[split], tokenizer.pad_id, device,
-                                  task, per_residue, mean, sd)
+        predicted = predict_split(
+            model,
+            head,
+            objective,
+            splits[split],
+            encodings[split],
+            tokenizer.pad_id,
+            device,
+            task,
+            per_residue,
+            mean,
+            sd,
+        )
         return split_metrics(splits[split], predicted, task, per_residue, class_of), predicted
 
     history: list[dict] = []
@@ -244,18 +302,36 @@ def train_task(model, tokenizer, splits: dict[str, Split], encodings: dict[str, 
     def on_epoch(epoch: int) -> None:
         metrics, _ = evaluate("dev")
         losses = [h["loss"] for h in history if h["epoch"] == epoch]
-        result.epochs.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"), **{f"dev_{k}": v for k, v in metrics.items()}})
+        result.epochs.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                **{f"dev_{k}": v for k, v in metrics.items()},
+            }
+        )
         score = selection_score(metrics, task)
         if score > best["score"] or best["state"] is None:
-            best.update(score=score, epoch=epoch, state=(copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict())))
+            best.update(
+                score=score, epoch=epoch, state=(copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
+            )
 
     def record_step(record: dict) -> None:
         history.append(record)
         if on_step is not None:
             on_step(record)
 
-    fine_tune(model, head, objective, [e.ids for e in encodings["train"]], targets, settings, tokenizer.pad_id, device,
-              record_step, on_epoch)
+    fine_tune(
+        model,
+        head,
+        objective,
+        [e.ids for e in encodings["train"]],
+        targets,
+        settings,
+        tokenizer.pad_id,
+        device,
+        record_step,
+        on_epoch,
+    )
     model.load_state_dict(best["state"][0])
     head.load_state_dict(best["state"][1])
     result.best_epoch = best["epoch"]

@@ -108,8 +108,13 @@ def token_outputs(
 
 @torch.inference_mode()
 def grouped_outputs(
-    outputs_fn: Callable, model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int,
-    device: torch.device | str = "cpu", max_tokens: int = 16384,
+    outputs_fn: Callable,
+    model: ObteModel,
+    head: nn.Module,
+    sequences: Sequence[np.ndarray],
+    pad_id: int,
+    device: torch.device | str = "cpu",
+    max_tokens: int = 16384,
 ) -> list[torch.Tensor]:
     """``outputs_fn`` (:func:`first_token_outputs` or :func:`token_outputs`) over ``sequences`` in eval
     mode, in micro-batches of at most ``max_tokens`` tokens: one float32 CPU tensor per sequence, in
@@ -146,13 +151,21 @@ class Task(Protocol):
     examples, in the order of ``sequences`` (whatever one example's target is: a value, a class id,
     an array per token)."""
 
-    def outputs(self, model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int,
-                device: torch.device) -> Any: ...
+    def outputs(
+        self, model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int, device: torch.device
+    ) -> Any: ...
 
     def loss(self, outputs: Any, targets: list) -> torch.Tensor: ...
 
-    def predict(self, model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int,
-                device: torch.device | str = "cpu", max_tokens: int = 16384) -> Any: ...
+    def predict(
+        self,
+        model: ObteModel,
+        head: nn.Module,
+        sequences: Sequence[np.ndarray],
+        pad_id: int,
+        device: torch.device | str = "cpu",
+        max_tokens: int = 16384,
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -339,4 +352,6 @@ def train_sequence_task(
 ) -> list[dict]:
     """:func:`fine_tune` on a :class:`SequenceTask`: ``targets`` are (N,) floats for ``mse`` (standardise
     them first) or (N,) class ids for ``cross_entropy``."""
-    return fine_tune(model, head, SequenceTask(loss_name), sequences, targets, settings, pad_id, device, on_step, on_epoch)
+    return fine_tune(
+        model, head, SequenceTask(loss_name), sequences, targets, settings, pad_id, device, on_step, on_epoch
+    )

@@ -158,7 +158,8 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Loa
     for name, tensor in backbone.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise ModelFormatError(
-                f"{weights_path}: {name} has shape {tuple(tensor.shape)}, config.json implies {tuple(expected[name].shape)}"
+                f"{weights_path}: {name} has shape {tuple(tensor.shape)}, config.json implies "
+                f"{tuple(expected[name].shape)}"
             )
     # The meta-device model allocated nothing; assign=True adopts the loaded tensors as parameters
     # (no random initialisation of billions of weights just to overwrite them).

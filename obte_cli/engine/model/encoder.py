@@ -25,11 +25,12 @@ attributes, so it survives FSDP, ``torch.compile`` and safetensors):
 
 ``base_width = 32`` reproduces the paper's rule (hidden LR × 32/width, logits × 32/width).
 
-Presets (:data:`PRESETS`; ``micro`` (0.2M) is for CPU fine-tuning from scratch and tests; aspect ratio width/n_layers = 128 above ``tiny``, heads of 128 dims above
-``small``, as the released OmniBioTE models). Non-embedding parameters with our GELU ×4 MLP are
-12·L·d²: tiny 3.1M, small 101M, medium 805M, large 1.57B, xl 2.72B. The paper's 88M/675M/1.3B/2.3B were
-counted for its released v2 models, whose SwiGLU MLP has hidden size 2d (10·L·d² non-embedding, plus
-the 4,096-token embeddings for the 88M): same shapes, ~20% more MLP weights here.
+Presets (:data:`PRESETS`; ``micro`` (0.2M) is for CPU fine-tuning from scratch and tests; aspect ratio
+width/n_layers = 128 above ``tiny``, heads of 128 dims above ``small``, as the released OmniBioTE models).
+Non-embedding parameters with our GELU ×4 MLP are 12·L·d²: tiny 3.1M, small 101M, medium 805M, large
+1.57B, xl 2.72B. The paper's 88M/675M/1.3B/2.3B were counted for its released v2 models, whose SwiGLU MLP
+has hidden size 2d (10·L·d² non-embedding, plus the 4,096-token embeddings for the 88M): same shapes, ~20%
+more MLP weights here.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class ObteConfig:
     dropout: float = 0.0
     norm_eps: float = 1e-5
     # Variants, for the released OmniBioTE weights (`obte convert`); obte's own models use the defaults.
-    mlp: str = "gelu"  # "gelu": proj(gelu(fc x)); "swiglu": fc → (h | gate), proj(h · silu(gate)), hidden mlp_ratio·width/2
+    mlp: str = (
+        "gelu"  # "gelu": proj(gelu(fc x)); "swiglu": fc → (h | gate), proj(h · silu(gate)), hidden mlp_ratio·width/2
+    )
     norm: str = "layernorm"  # "layernorm": weight-only LayerNorm; "omnibiote": w·(x−mean)/(unbiased std + eps) + b
     rope: str = "rotary"  # "rotary"; "cosine": pairs scaled by cos(mθ), not rotated (what a bf16 cast of the
     # reference's complex buffer computes); "cosine-bf16": the same with cos rounded to bf16 as stored
@@ -332,7 +335,7 @@ class ObteModel(nn.Module):
         """Encode ``ids`` (B, T). ``doc_ids`` (B, T) marks packed sequences (-1 = padding); ``layers``
         asks for intermediate outputs: 0 is the embedding output, i the output of block i, and
         ``n_layers`` the final (normalised) output; negative numbers count from the end."""
-        wanted = {l % (self.config.n_layers + 1) for l in layers}
+        wanted = {layer % (self.config.n_layers + 1) for layer in layers}
         x, cos, sin, mask = self._inputs(ids, doc_ids)
         out: dict[int, torch.Tensor] = {}
         if 0 in wanted:

@@ -41,17 +41,49 @@ from obte_cli.engine.core.errors import ModelFormatError
 
 # Modules whose classes may appear as *recorded* objects (never imported): the reference code's own
 # modules, torch.nn layers, the mup package and torch.compile's wrapper.
-RECORDED_MODULE_PREFIXES = ("model", "src.model", "__main__", "mup", "metrics", "torch.nn.modules.",
-                            "torch._dynamo.eval_frame", "omnibiota", "OmniBioTE")
+RECORDED_MODULE_PREFIXES = (
+    "model",
+    "src.model",
+    "__main__",
+    "mup",
+    "metrics",
+    "torch.nn.modules.",
+    "torch._dynamo.eval_frame",
+    "omnibiota",
+    "OmniBioTE",
+)
 
 _STORAGE_DTYPES = {
-    "DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
-    "ComplexFloatStorage": torch.complex64, "ComplexDoubleStorage": torch.complex128,
+    "DoubleStorage": torch.float64,
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+    "ComplexFloatStorage": torch.complex64,
+    "ComplexDoubleStorage": torch.complex128,
 }
-_DTYPES = {name: getattr(torch, name) for name in ("float64", "float32", "float16", "bfloat16", "int64", "int32",
-                                                   "int16", "int8", "uint8", "bool", "complex64", "complex128")}
+_DTYPES = {
+    name: getattr(torch, name)
+    for name in (
+        "float64",
+        "float32",
+        "float16",
+        "bfloat16",
+        "int64",
+        "int32",
+        "int16",
+        "int8",
+        "uint8",
+        "bool",
+        "complex64",
+        "complex128",
+    )
+}
 
 
 class Recorded:
@@ -136,10 +168,15 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _latin1_bytes
         if module in ("builtins", "__builtin__") and name in ("set", "frozenset", "slice"):
             return getattr(builtins, name)
-        if any(module == p.rstrip(".") or module.startswith(p if p.endswith(".") else p + ".") for p in RECORDED_MODULE_PREFIXES):
+        if any(
+            module == p.rstrip(".") or module.startswith(p if p.endswith(".") else p + ".")
+            for p in RECORDED_MODULE_PREFIXES
+        ):
             return _recorded_class(module, name)
-        raise ModelFormatError(f"{self.source}: refused to load: the pickle names {qualified}, which is not a tensor, "
-                               "container or OmniBioTE module class (nothing was executed)")
+        raise ModelFormatError(
+            f"{self.source}: refused to load: the pickle names {qualified}, which is not a tensor, "
+            "container or OmniBioTE module class (nothing was executed)"
+        )
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
@@ -206,7 +243,11 @@ def extract(root) -> ExtractedCheckpoint:
         if root.state.get("stats") is not None:
             stats = np.asarray(root.state["stats"], dtype=np.float64).ravel()
     elif isinstance(root, dict):
-        inner = root.get("state_dict", root.get("model", root)) if isinstance(root.get("state_dict", root.get("model")), dict) else root
+        inner = (
+            root.get("state_dict", root.get("model", root))
+            if isinstance(root.get("state_dict", root.get("model")), dict)
+            else root
+        )
         tensors = {k: v for k, v in inner.items() if isinstance(v, torch.Tensor)}
     else:
         raise ModelFormatError(f"checkpoint holds a {type(root).__name__}, not a model or a state dict")
@@ -221,8 +262,22 @@ def extract(root) -> ExtractedCheckpoint:
 # --------------------------------------------------------------------------------------------------
 # Mapping to obte
 # --------------------------------------------------------------------------------------------------
-REFERENCE_CHAR_TAGS = ["DNA", "mRNA", "RNA", "rRNA", "tRNA", "cRNA", "ss-RNA", "ss-DNA", "ds-mRNA", "ds-rRNA",
-                       "ds-RNA", "ms-DNA", "ms-RNA", "ds-cRNA"]
+REFERENCE_CHAR_TAGS = [
+    "DNA",
+    "mRNA",
+    "RNA",
+    "rRNA",
+    "tRNA",
+    "cRNA",
+    "ss-RNA",
+    "ss-DNA",
+    "ds-mRNA",
+    "ds-rRNA",
+    "ds-RNA",
+    "ms-DNA",
+    "ms-RNA",
+    "ds-cRNA",
+]
 
 
 def reference_char_vocabulary() -> dict:
@@ -246,12 +301,14 @@ class ConvertedModel:
     metadata: dict
 
 
-def convert(extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source: str, n_heads: int | None = None) -> ConvertedModel:
+def convert(
+    extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source: str, n_heads: int | None = None
+) -> ConvertedModel:
     """Build the obte model equivalent to a reference checkpoint (see module docstring)."""
     from obte_cli.engine.model.encoder import ObteConfig, ObteModel
+    from obte_cli.engine.tokenizers.loading import load_tokenizer
     from obte_cli.engine.tokenizers.residue import ResidueTokenizer
     from obte_cli.engine.tokenizers.sentencepiece import SentencePieceTokenizer
-    from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     t = dict(extracted.tensors)
     head_state = {}
@@ -281,9 +338,19 @@ def convert(extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source:
         rope = "cosine-bf16" if freqs.dtype == torch.bfloat16 else "cosine"
     context = int(freqs.shape[0]) if freqs is not None else int(extracted.config.get("block_size", 1024))
     config = ObteConfig(
-        vocab_size=vocab, width=width, n_layers=n_layers, n_heads=int(n_heads), mlp_ratio=fc.shape[0] // width,
-        max_positions=context, attn_mult=8.0, base_width=32, readout_mult=1.0 if v2 else 24 / 32,
-        norm_eps=1e-5, mlp="swiglu" if swiglu else "gelu", norm="omnibiote" if v2 else "layernorm", rope=rope,
+        vocab_size=vocab,
+        width=width,
+        n_layers=n_layers,
+        n_heads=int(n_heads),
+        mlp_ratio=fc.shape[0] // width,
+        max_positions=context,
+        attn_mult=8.0,
+        base_width=32,
+        readout_mult=1.0 if v2 else 24 / 32,
+        norm_eps=1e-5,
+        mlp="swiglu" if swiglu else "gelu",
+        norm="omnibiote" if v2 else "layernorm",
+        rope=rope,
     )
     state = {"embed.weight": t["transformer.wte.weight"], "readout.weight": t["lm_head.weight"]}
     for i in range(n_layers):
@@ -306,11 +373,15 @@ def convert(extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source:
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
-        raise ModelFormatError(f"{source}: weights do not fit the detected layout ({str(exc).splitlines()[0]})") from None
+        raise ModelFormatError(
+            f"{source}: weights do not fit the detected layout ({str(exc).splitlines()[0]})"
+        ) from None
 
     if tokenizer_files:
         if len(tokenizer_files) == 2:  # v2: nucleic (genbank-2k) first, protein (uniref-2k) offset after it
-            tokenizer = SentencePieceTokenizer.from_model_files({str(tokenizer_files[0]): ["nucleic"], str(tokenizer_files[1]): ["protein"]})
+            tokenizer = SentencePieceTokenizer.from_model_files(
+                {str(tokenizer_files[0]): ["nucleic"], str(tokenizer_files[1]): ["protein"]}
+            )
         else:
             tokenizer = load_tokenizer(tokenizer_files[0])
     elif vocab == 49:
@@ -318,8 +389,10 @@ def convert(extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source:
     elif vocab == 65536:
         tokenizer = load_tokenizer("omnibiote-mixed")
     else:
-        raise ModelFormatError(f"{source}: vocabulary of {vocab} needs its tokenizer: --tokenizer NUCLEIC.model PROTEIN.model "
-                               "(the released genbank-2k and uniref-2k models)")
+        raise ModelFormatError(
+            f"{source}: vocabulary of {vocab} needs its tokenizer: --tokenizer NUCLEIC.model PROTEIN.model "
+            "(the released genbank-2k and uniref-2k models)"
+        )
     if tokenizer.vocab_size > vocab:
         raise ModelFormatError(f"{source}: the tokenizer has {tokenizer.vocab_size} ids but the model embeds {vocab}")
     head = None
@@ -327,8 +400,19 @@ def convert(extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source:
         if extracted.stats is None or len(extracted.stats) < 2:
             raise ModelFormatError(f"{source}: ΔG model without its target statistics (stats)")
         # OmniBindER: proj_head(emb[:, 0]) · (1024/d) · sd + mean  ==  SequenceHead(base_width=1024) then the scaler
-        head = {"kind": "sequence", "n_outputs": 1, "base_width": 1024, "task": "affinity", "target": "dG_kcal_mol",
-                "dg_mean": float(extracted.stats[0]), "dg_sd": float(extracted.stats[1])}
-    metadata = {"converted_from": Path(source).name, "layout": "omnibiote-v2" if v2 else "omnibiote-v1",
-                "rope": rope, "reference_config": extracted.config}
+        head = {
+            "kind": "sequence",
+            "n_outputs": 1,
+            "base_width": 1024,
+            "task": "affinity",
+            "target": "dG_kcal_mol",
+            "dg_mean": float(extracted.stats[0]),
+            "dg_sd": float(extracted.stats[1]),
+        }
+    metadata = {
+        "converted_from": Path(source).name,
+        "layout": "omnibiote-v2" if v2 else "omnibiote-v1",
+        "rope": rope,
+        "reference_config": extracted.config,
+    }
     return ConvertedModel(model, tokenizer, head, head_state, metadata)

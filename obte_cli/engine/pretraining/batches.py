@@ -44,8 +44,15 @@ class Piece:
 class RowPlan:
     """The layout of global rows, computed lazily epoch by epoch from sequence lengths only."""
 
-    def __init__(self, corpus: TokenCorpus, context: int, modality: str = "omni", seed: int = 0,
-                 holdout: float = 0.0, part: str = "train"):
+    def __init__(
+        self,
+        corpus: TokenCorpus,
+        context: int,
+        modality: str = "omni",
+        seed: int = 0,
+        holdout: float = 0.0,
+        part: str = "train",
+    ):
         """``holdout``: the fraction of chunks set aside (drawn with ``seed``) for evaluation;
         ``part`` is ``"train"`` (the others) or ``"holdout"`` (those)."""
         if modality not in MODALITIES:
@@ -71,7 +78,9 @@ class RowPlan:
         pieces_per_sequence = -(-self.lengths // context)
         self._chunk_sequence = np.repeat(np.arange(len(self.lengths)), pieces_per_sequence)
         first_chunk = np.cumsum(pieces_per_sequence) - pieces_per_sequence
-        self._chunk_start = (np.arange(len(self._chunk_sequence)) - np.repeat(first_chunk, pieces_per_sequence)) * context
+        self._chunk_start = (
+            np.arange(len(self._chunk_sequence)) - np.repeat(first_chunk, pieces_per_sequence)
+        ) * context
         self._chunk_stop = np.minimum(self._chunk_start + context, self.lengths[self._chunk_sequence])
         if holdout > 0:
             held = np.random.default_rng([seed, 104729]).random(len(self._chunk_sequence)) < holdout
@@ -79,7 +88,10 @@ class RowPlan:
             if not keep.any():
                 raise ValueError(f"the corpus is too small to set {holdout:.0%} of its chunks aside")
             self._chunk_sequence, self._chunk_start, self._chunk_stop = (
-                self._chunk_sequence[keep], self._chunk_start[keep], self._chunk_stop[keep])
+                self._chunk_sequence[keep],
+                self._chunk_start[keep],
+                self._chunk_stop[keep],
+            )
         self.tokens_per_epoch = int((self._chunk_stop - self._chunk_start).sum())
         self._epoch_rows: dict[int, list[list[Piece]]] = {}
 
@@ -89,8 +101,10 @@ class RowPlan:
             starts, stops = self._chunk_start[order], self._chunk_stop[order]
             sequences = self._chunk_sequence[order]
             # the epoch's last row is padded rather than mixed with the next epoch
-            rows = [[Piece(int(sequences[k]), int(starts[k] + a), int(starts[k] + b)) for k, a, b in pieces]
-                    for pieces in row_layouts((stops - starts).tolist(), self.context)]
+            rows = [
+                [Piece(int(sequences[k]), int(starts[k] + a), int(starts[k] + b)) for k, a, b in pieces]
+                for pieces in row_layouts((stops - starts).tolist(), self.context)
+            ]
             self._epoch_rows = {epoch: rows}  # keep one epoch in memory
         return self._epoch_rows[epoch]
 
@@ -116,7 +130,9 @@ class RowPlan:
         return ids, docs
 
 
-def mask_row(ids: np.ndarray, maskable: np.ndarray, mask_id: int, rate: float, seed: int, global_row: int) -> tuple[np.ndarray, np.ndarray]:
+def mask_row(
+    ids: np.ndarray, maskable: np.ndarray, mask_id: int, rate: float, seed: int, global_row: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets) for one row: ``rate`` of maskable tokens replaced by ``mask_id``; targets -100 elsewhere."""
     rng = np.random.default_rng([seed, 7919, global_row])
     chosen = (rng.random(len(ids)) < rate) & maskable[ids]
@@ -136,8 +152,19 @@ class MicroBatch:
 class BatchSource:
     """The micro-batches of one rank at one step (see module docstring)."""
 
-    def __init__(self, plan: RowPlan, rows_per_step: int, micro_rows: int, maskable: np.ndarray, mask_id: int,
-                 pad_id: int, mask_rate: float = 0.15, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        plan: RowPlan,
+        rows_per_step: int,
+        micro_rows: int,
+        maskable: np.ndarray,
+        mask_id: int,
+        pad_id: int,
+        mask_rate: float = 0.15,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if rows_per_step % world_size:
             raise ValueError(f"rows per step ({rows_per_step}) must divide evenly over {world_size} processes")
         self.plan, self.rows_per_step, self.micro_rows = plan, rows_per_step, micro_rows

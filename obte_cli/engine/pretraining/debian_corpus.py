@@ -62,83 +62,145 @@ class Source:
 # Paths verified on Debian 12 (bookworm) packages. One genome per bacterial species.
 SOURCES: tuple[Source, ...] = (
     Source(
-        "metastudent-uniprot", "metastudent-data",
+        "metastudent-uniprot",
+        "metastudent-data",
         tuple(f"usr/share/metastudent-data/dataset_201401/{o}/goasp.fasta" for o in ("BPO", "MFO", "CCO")),
-        "protein", reader="blastdb-prot", accession="first-word-before-bar",
+        "protein",
+        reader="blastdb-prot",
+        accession="first-word-before-bar",
         origin="UniProtKB proteins with GO annotations (2014); UniProt and GO data are CC BY 4.0",
     ),
     Source(
-        "cog-myva", "cct", ("usr/share/cct/lib/scripts/assign_cogs/db/myva.gz",), "protein",
+        "cog-myva",
+        "cct",
+        ("usr/share/cct/lib/scripts/assign_cogs/db/myva.gz",),
+        "protein",
         origin="NCBI COG database 2003 (myva); NCBI data are public domain",
     ),
     Source(
-        "ensembl-tursiops", "plast-example", ("usr/share/doc/plast-example/db/tursiops.fa.gz",), "protein",
+        "ensembl-tursiops",
+        "plast-example",
+        ("usr/share/doc/plast-example/db/tursiops.fa.gz",),
+        "protein",
         origin="Ensembl Tursiops truncatus peptides (turTru1); Ensembl data have no use restrictions",
     ),
     Source(
-        "macsyfinder-gembase", "macsyfinder", ("usr/share/doc/macsyfinder/examples/gembase.fasta",), "protein",
+        "macsyfinder-gembase",
+        "macsyfinder",
+        ("usr/share/doc/macsyfinder/examples/gembase.fasta",),
+        "protein",
         origin="bacterial proteomes in Gembase format, MacSyFinder examples (GPL-3 as packaged)",
     ),
     Source(
-        "mmseqs2-db", "mmseqs2-examples", ("usr/share/doc/mmseqs2/example-data/DB.fasta.gz",), "protein",
+        "mmseqs2-db",
+        "mmseqs2-examples",
+        ("usr/share/doc/mmseqs2/example-data/DB.fasta.gz",),
+        "protein",
         origin="UniProt-derived example database of MMseqs2 (UniProt data are CC BY 4.0)",
     ),
     Source(
-        "metaphlan2-markers", "metaphlan2-data", ("var/lib/metaphlan2-data/markers.fasta",), "DNA",
+        "metaphlan2-markers",
+        "metaphlan2-data",
+        ("var/lib/metaphlan2-data/markers.fasta",),
+        "DNA",
         origin="MetaPhlAn2 marker genes, coding sequences cut from NCBI RefSeq genomes (public domain)",
     ),
     Source(
-        "ncbi-16s-rrna", "ncbi-rrna-data", ("usr/share/ncbi/data/Combined16SrRNA",), "rRNA",
+        "ncbi-16s-rrna",
+        "ncbi-rrna-data",
+        ("usr/share/ncbi/data/Combined16SrRNA",),
+        "rRNA",
         reader="blastdb-nucl",
         origin="NCBI 16S rRNA genes (public domain); the package's SILVA 93 databases are not used",
     ),
     Source(
-        "dm3-upstream2000", "r-bioc-biostrings",
-        ("usr/lib/R/site-library/Biostrings/extdata/dm3_upstream2000.fa.gz",), "DNA",
+        "dm3-upstream2000",
+        "r-bioc-biostrings",
+        ("usr/lib/R/site-library/Biostrings/extdata/dm3_upstream2000.fa.gz",),
+        "DNA",
         origin="UCSC dm3 Drosophila melanogaster promoter regions, Bioconductor Biostrings (Artistic-2.0)",
     ),
     Source(
-        "dictyostelium-genome", "spaln-data", ("usr/share/spaln/seqdb/dictdisc_g.gf.gz",), "DNA", genome=True,
+        "dictyostelium-genome",
+        "spaln-data",
+        ("usr/share/spaln/seqdb/dictdisc_g.gf.gz",),
+        "DNA",
+        genome=True,
         origin="Dictyostelium discoideum AX4 genome, NCBI RefSeq (public domain)",
     ),
     Source(
-        "dictyostelium-cdna", "spaln-data", ("usr/share/spaln/seqdb/dictdisc.cf.gz",), "mRNA",
+        "dictyostelium-cdna",
+        "spaln-data",
+        ("usr/share/spaln/seqdb/dictdisc.cf.gz",),
+        "mRNA",
         origin="Dictyostelium discoideum UniGene cDNA, NCBI (public domain)",
     ),
     Source(
-        "ustilago-genome", "maffilter-examples",
-        ("usr/share/doc/maffilter/examples/Umaydis/Umaydis.fasta.gz",), "DNA", genome=True,
+        "ustilago-genome",
+        "maffilter-examples",
+        ("usr/share/doc/maffilter/examples/Umaydis/Umaydis.fasta.gz",),
+        "DNA",
+        genome=True,
         origin="Ustilago maydis genome, MafFilter examples (CeCILL as packaged)",
     ),
     Source(
-        "human-chr22", "maffilter-examples",
-        ("usr/share/doc/maffilter/examples/Gorilla/"
-         "Compara.epo_5_catarrhini_hsap-projected.chr22.subset.nogap.cleaned_aln.maf.gz",),
-        "DNA", reader="maf", genome=True, maf_species="Hsap.",
+        "human-chr22",
+        "maffilter-examples",
+        (
+            "usr/share/doc/maffilter/examples/Gorilla/"
+            "Compara.epo_5_catarrhini_hsap-projected.chr22.subset.nogap.cleaned_aln.maf.gz",
+        ),
+        "DNA",
+        reader="maf",
+        genome=True,
+        maf_species="Hsap.",
         origin="human chr22 rows of an Ensembl Compara EPO alignment (Ensembl: no use restrictions)",
     ),
     Source(
-        "mirbase-hairpin", "seqkit-examples", ("usr/share/doc/seqkit-examples/tests/hairpin.fa.gz",), "pre-miRNA",
+        "mirbase-hairpin",
+        "seqkit-examples",
+        ("usr/share/doc/seqkit-examples/tests/hairpin.fa.gz",),
+        "pre-miRNA",
         origin="miRBase stem-loop precursors (miRBase data are public domain)",
     ),
     Source(
-        "mirbase-mature", "seqkit-examples", ("usr/share/doc/seqkit-examples/tests/mature.fa.gz",), "miRNA",
+        "mirbase-mature",
+        "seqkit-examples",
+        ("usr/share/doc/seqkit-examples/tests/mature.fa.gz",),
+        "miRNA",
         origin="miRBase mature microRNAs (public domain)",
     ),
     *(
-        Source(f"genome-{species}", package, (path,), "DNA", genome=True,
-               origin=f"{species.replace('-', ' ')} complete genome, NCBI (public domain)")
+        Source(
+            f"genome-{species}",
+            package,
+            (path,),
+            "DNA",
+            genome=True,
+            origin=f"{species.replace('-', ' ')} complete genome, NCBI (public domain)",
+        )
         for species, package, path in (
-            ("staphylococcus-aureus", "ragout-examples",
-             "usr/share/doc/ragout/examples/S.Aureus/references/RF122.fasta.gz"),
-            ("vibrio-cholerae", "ragout-examples",
-             "usr/share/doc/ragout/examples/V.Cholerae/references/O395.fasta.gz"),
-            ("escherichia-coli", "ragout-examples",
-             "usr/share/doc/ragout/examples/E.Coli/references/MG1655-K12.fasta.gz"),
-            ("helicobacter-pylori", "ragout-examples",
-             "usr/share/doc/ragout/examples/H.Pylori/references/G27.fasta.gz"),
-            ("klebsiella-pneumoniae", "kleborate-examples",
-             "usr/share/doc/kleborate/examples/data/Klebs_HS11286.fna.xz"),
+            (
+                "staphylococcus-aureus",
+                "ragout-examples",
+                "usr/share/doc/ragout/examples/S.Aureus/references/RF122.fasta.gz",
+            ),
+            ("vibrio-cholerae", "ragout-examples", "usr/share/doc/ragout/examples/V.Cholerae/references/O395.fasta.gz"),
+            (
+                "escherichia-coli",
+                "ragout-examples",
+                "usr/share/doc/ragout/examples/E.Coli/references/MG1655-K12.fasta.gz",
+            ),
+            (
+                "helicobacter-pylori",
+                "ragout-examples",
+                "usr/share/doc/ragout/examples/H.Pylori/references/G27.fasta.gz",
+            ),
+            (
+                "klebsiella-pneumoniae",
+                "kleborate-examples",
+                "usr/share/doc/kleborate/examples/data/Klebs_HS11286.fna.xz",
+            ),
         )
     ),
 )
@@ -170,9 +232,22 @@ class Blast:
 
     def dump(self, database: Path, dbtype: str) -> Iterator[tuple[str, str]]:
         """(header, sequence) of every entry of a BLAST database, streamed from blastdbcmd's FASTA."""
-        command = [str(self.binary), "-db", str(database), "-dbtype", dbtype, "-entry", "all", "-line_length", "1000000000"]
+        command = [
+            str(self.binary),
+            "-db",
+            str(database),
+            "-dbtype",
+            dbtype,
+            "-entry",
+            "all",
+            "-line_length",
+            "1000000000",
+        ]
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, env={"LD_LIBRARY_PATH": self.library_path}, text=True,
+            command,
+            stdout=subprocess.PIPE,
+            env={"LD_LIBRARY_PATH": self.library_path},
+            text=True,
         )
         assert process.stdout is not None
         yield from parse_fasta_lines(process.stdout)
@@ -283,7 +358,10 @@ class SourceCounts:
 
 
 def collect_source(
-    source: Source, records: Iterable[tuple[str, str]], seen: set[bytes], out: Path,
+    source: Source,
+    records: Iterable[tuple[str, str]],
+    seen: set[bytes],
+    out: Path,
 ) -> SourceCounts:
     """Clean and deduplicate one source's records into ``out`` (gzip ``type<TAB>sequence`` lines).
 
@@ -360,7 +438,12 @@ def split_of(sequence: str, keep_rate: float, holdout: float, seed: int) -> str 
 
 
 def write_split(
-    collected: Path, name: str, keep_rate: float, holdout: float, seed: int, fasta_dir: Path,
+    collected: Path,
+    name: str,
+    keep_rate: float,
+    holdout: float,
+    seed: int,
+    fasta_dir: Path,
 ) -> dict[str, dict[str, dict[str, int]]]:
     """Sample one collected source into ``fasta_dir/{train,heldout}/<type>/<name>.fa.gz``.
 
@@ -394,7 +477,10 @@ def modality_of(source: Source) -> str:
 
 
 def allocate(
-    available: dict[str, int], sources: Iterable[Source], cap: float, nucleic_per_protein: float,
+    available: dict[str, int],
+    sources: Iterable[Source],
+    cap: float,
+    nucleic_per_protein: float,
     protein_limit: int | None = None,
 ) -> dict[str, int]:
     """Residue budgets per source: proteins water-filled under the cap, nucleic acids water-filled
@@ -423,5 +509,6 @@ def debian_licences(pkgs: Path, package: str) -> list[str]:
     path = pkgs / package / "usr/share/doc" / package / "copyright"
     if not path.exists():
         return []
-    return sorted({m.group(1).strip() for m in re.finditer(r"^License:\s*(\S.*)$", path.read_text(errors="replace"), re.M)})
-
+    return sorted(
+        {m.group(1).strip() for m in re.finditer(r"^License:\s*(\S.*)$", path.read_text(errors="replace"), re.M)}
+    )

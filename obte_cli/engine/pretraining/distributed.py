@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from obte_cli.engine.core.errors import InputError
-from torch import nn
 
 
 @dataclass
@@ -72,7 +72,9 @@ def wrap(module: nn.Module, blocks: nn.ModuleList, context: DistributedContext, 
         from torch.distributed.fsdp import fully_shard
 
         if not context.active:
-            raise InputError("--fsdp shards over several processes: launch with torchrun --nproc-per-node N (or drop --fsdp)")
+            raise InputError(
+                "--fsdp shards over several processes: launch with torchrun --nproc-per-node N (or drop --fsdp)"
+            )
         for block in blocks:
             fully_shard(block)
         return fully_shard(module)

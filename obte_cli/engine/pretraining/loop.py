@@ -103,8 +103,9 @@ class MaskedLMObjective(nn.Module):
         self.model = model
         self.register_buffer("protein_token", protein_token, persistent=False)
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, doc_ids: torch.Tensor,
-                with_modality_losses: bool = False):
+    def forward(
+        self, inputs: torch.Tensor, targets: torch.Tensor, doc_ids: torch.Tensor, with_modality_losses: bool = False
+    ):
         hidden = self.model(inputs, doc_ids).hidden
         logits, labels = self.model.masked_logits(hidden, targets)
         loss_sum = F.cross_entropy(logits, labels, reduction="sum")
@@ -135,7 +136,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: PretrainSettings)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: one_cycle_factor(step, settings.total_steps, warmup_steps, settings.start_end_scale)
     )
-
 
 
 @dataclass
@@ -172,10 +172,22 @@ def pretrain(
     protein_token[tokenizer.residue_ids("protein")] = True
     rows = settings.rows_per_step
     if rows % context.world_size:
-        raise ObteError(f"a step of {rows} rows ({settings.batch_tokens} tokens / context {settings.context}) "
-                        f"cannot be split over {context.world_size} processes: use a multiple of {context.world_size} rows")
-    source = BatchSource(plan, rows, settings.micro_batch_rows, maskable, tokenizer.mask_id, tokenizer.pad_id,
-                         settings.mask_rate, settings.seed, context.rank, context.world_size)
+        raise ObteError(
+            f"a step of {rows} rows ({settings.batch_tokens} tokens / context {settings.context}) "
+            f"cannot be split over {context.world_size} processes: use a multiple of {context.world_size} rows"
+        )
+    source = BatchSource(
+        plan,
+        rows,
+        settings.micro_batch_rows,
+        maskable,
+        tokenizer.mask_id,
+        tokenizer.pad_id,
+        settings.mask_rate,
+        settings.seed,
+        context.rank,
+        context.world_size,
+    )
     heldout = None
     held_plan = None
     if eval_corpus is not None:
@@ -186,13 +198,27 @@ def pretrain(
         # every rank scores the same number of rows (FSDP gathers parameters at each forward, in step)
         eval_rows = min(held_plan.rows_per_epoch(), settings.eval_rows) // context.world_size * context.world_size
         if eval_rows:
-            heldout = BatchSource(held_plan, eval_rows, settings.micro_batch_rows, maskable, tokenizer.mask_id,
-                                  tokenizer.pad_id, settings.mask_rate, settings.seed, context.rank, context.world_size)
+            heldout = BatchSource(
+                held_plan,
+                eval_rows,
+                settings.micro_batch_rows,
+                maskable,
+                tokenizer.mask_id,
+                tokenizer.pad_id,
+                settings.mask_rate,
+                settings.seed,
+                context.rank,
+                context.world_size,
+            )
 
     torch.manual_seed(settings.seed + context.rank)
     model.to(context.device).train()
-    objective = wrap(MaskedLMObjective(model, torch.from_numpy(protein_token).to(context.device)),
-                     model.blocks, context, settings.fsdp)
+    objective = wrap(
+        MaskedLMObjective(model, torch.from_numpy(protein_token).to(context.device)),
+        model.blocks,
+        context,
+        settings.fsdp,
+    )
     groups = mup_param_groups(model, settings.lr, settings.weight_decay)
     optimizer = torch.optim.AdamW(groups, betas=settings.betas, eps=settings.eps)
     scheduler = make_scheduler(optimizer, settings)
@@ -230,7 +256,9 @@ def pretrain(
         correct = torch.zeros(2, device=context.device)
         for i, mb in enumerate(micro):
             with gradient_sync(objective, enabled=i == len(micro) - 1), autocast(context.device):
-                part_loss, part_correct = objective(mb.inputs.to(context.device), mb.targets.to(context.device), mb.doc_ids.to(context.device))
+                part_loss, part_correct = objective(
+                    mb.inputs.to(context.device), mb.targets.to(context.device), mb.doc_ids.to(context.device)
+                )
                 # DDP and FSDP average gradients over processes; × world_size makes it a global-token mean.
                 (part_loss * (context.world_size / masked_global)).backward()
             loss_sum += part_loss.detach().float()
@@ -241,7 +269,9 @@ def pretrain(
         if not math.isfinite(loss) or not math.isfinite(float(grad_norm)):
             where = f"; the last good checkpoint is in {checkpoints} (step {last_good})" if last_good else ""
             raise TrainingDiverged(f"loss became {loss} at step {step + 1}{where}: lower --lr or raise --warmup-tokens")
-        lr_hidden = next((g["lr"] for g in optimizer.param_groups if g["role"] == "hidden"), optimizer.param_groups[0]["lr"])
+        lr_hidden = next(
+            (g["lr"] for g in optimizer.param_groups if g["role"] == "hidden"), optimizer.param_groups[0]["lr"]
+        )
         optimizer.step()
         scheduler.step()
         tokens_seen += rows * settings.context
@@ -271,8 +301,14 @@ def pretrain(
         if on_step is not None:
             on_step(record)
         if checkpoint_now:
-            save_checkpoint(checkpoints, step + 1, objective, optimizer,
-                            {"tokens": tokens_seen, "scheduler": scheduler.state_dict(), "settings": _comparable(settings)}, context)
+            save_checkpoint(
+                checkpoints,
+                step + 1,
+                objective,
+                optimizer,
+                {"tokens": tokens_seen, "scheduler": scheduler.state_dict(), "settings": _comparable(settings)},
+                context,
+            )
             last_good = step + 1
     return PretrainResult(model, settings.total_steps - start_step, settings.total_steps, history)
 
@@ -288,8 +324,13 @@ def residue_counts(tokenizer) -> np.ndarray:
 
 
 @torch.no_grad()
-def _evaluate(objective: nn.Module, source: BatchSource, protein_token: np.ndarray, residues: np.ndarray,
-              context: DistributedContext) -> dict:
+def _evaluate(
+    objective: nn.Module,
+    source: BatchSource,
+    protein_token: np.ndarray,
+    residues: np.ndarray,
+    context: DistributedContext,
+) -> dict:
     """Masked-LM loss, accuracy and bits per residue (overall and per modality) on the held-out rows."""
     objective.eval()
     # loss, correct protein, correct nucleic, masked protein, masked nucleic, loss protein, loss nucleic,
@@ -297,15 +338,21 @@ def _evaluate(objective: nn.Module, source: BatchSource, protein_token: np.ndarr
     sums = torch.zeros(9, dtype=torch.float64)
     for mb in source.step(0):
         with autocast(context.device):
-            loss_sum, correct, losses = objective(mb.inputs.to(context.device), mb.targets.to(context.device),
-                                                  mb.doc_ids.to(context.device), with_modality_losses=True)
+            loss_sum, correct, losses = objective(
+                mb.inputs.to(context.device),
+                mb.targets.to(context.device),
+                mb.doc_ids.to(context.device),
+                with_modality_losses=True,
+            )
         sums[0] += float(loss_sum)
         sums[1:3] += correct.double().cpu()
         sums[3:5] += torch.from_numpy(_masked_counts(mb.targets, protein_token))
         sums[5:7] += losses.double().cpu()
         labels = mb.targets[mb.targets != -100].numpy()
         protein = protein_token[labels]
-        sums[7:9] += torch.tensor([residues[labels[protein]].sum(), residues[labels[~protein]].sum()], dtype=torch.float64)
+        sums[7:9] += torch.tensor(
+            [residues[labels[protein]].sum(), residues[labels[~protein]].sum()], dtype=torch.float64
+        )
     objective.train()
     loss, right_p, right_n, masked_p, masked_n, loss_p, loss_n, res_p, res_n = all_reduce_sum(sums, context).tolist()
     masked = max(masked_p + masked_n, 1.0)

@@ -153,7 +153,11 @@ def completed_stats(path: Path, shards_dir: Path, settings: PrepSettings) -> Sha
     except (ValueError, TypeError):
         return None
     source = path.stat()
-    if stats.input_bytes != source.st_size or stats.input_mtime_ns != source.st_mtime_ns or stats.settings != asdict(settings):
+    if (
+        stats.input_bytes != source.st_size
+        or stats.input_mtime_ns != source.st_mtime_ns
+        or stats.settings != asdict(settings)
+    ):
         return None
     return stats
 
@@ -164,7 +168,9 @@ def prep_file(path: Path, shards_dir: Path, settings: PrepSettings) -> ShardStat
     fmt = input_format(path)
     source = path.stat()
     shard = shards_dir / shard_name(path)
-    stats = ShardStats(str(path), source.st_size, file_sha256(path), source.st_mtime_ns, fmt, shard.name, settings=asdict(settings))
+    stats = ShardStats(
+        str(path), source.st_size, file_sha256(path), source.st_mtime_ns, fmt, shard.name, settings=asdict(settings)
+    )
     kept: Counter = Counter()
     residues: Counter = Counter()
     dropped: Counter = Counter()
@@ -311,8 +317,15 @@ def build_manifest(stats: list[ShardStats], settings: PrepSettings, shard: tuple
         "kept_by_type": dict(sorted(by_type.items())),
         "dropped": dict(sorted(dropped.items())),
         "inputs": [
-            {"path": s.input, "format": s.format, "bytes": s.input_bytes, "sha256": s.input_sha256, "shard": s.shard,
-             "records_read": s.records_read, "records_kept": s.records_kept}
+            {
+                "path": s.input,
+                "format": s.format,
+                "bytes": s.input_bytes,
+                "sha256": s.input_sha256,
+                "shard": s.shard,
+                "records_read": s.records_read,
+                "records_kept": s.records_kept,
+            }
             for s in stats
         ],
     }

@@ -78,7 +78,9 @@ def encode_shard(tokenizer: Tokenizer, shard: Path, out_dir: Path, batch: int = 
 
         def flush() -> None:
             nonlocal total, sequences
-            encodings = tokenizer.encode([[Segment(seq, mol, f"{shard.name}:{sequences + k + 1}")] for k, (mol, seq) in enumerate(pending)])
+            encodings = tokenizer.encode(
+                [[Segment(seq, mol, f"{shard.name}:{sequences + k + 1}")] for k, (mol, seq) in enumerate(pending)]
+            )
             lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
             writers["ids"].write(np.concatenate([e.ids for e in encodings]).astype(dtype))
             writers["offsets"].write((total + np.cumsum(lengths)).astype("<i8"))
@@ -89,7 +91,10 @@ def encode_shard(tokenizer: Tokenizer, shard: Path, out_dir: Path, batch: int = 
 
         for mol, sequence in read_shard(shard):
             if mol not in type_index:
-                raise InputError(f"{shard}: line {sequences + len(pending) + 1}: unknown molecule type {mol!r} (not an obte prep shard?)")
+                raise InputError(
+                    f"{shard}: line {sequences + len(pending) + 1}: unknown molecule type {mol!r} (not an obte "
+                    "prep shard?)"
+                )
             pending.append((mol, sequence))
             if len(pending) >= batch:
                 flush()

@@ -51,8 +51,15 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(root: Path, step: int, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    trainer_state: dict, context: DistributedContext, keep: int = 2) -> Path:
+def save_checkpoint(
+    root: Path,
+    step: int,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict,
+    context: DistributedContext,
+    keep: int = 2,
+) -> Path:
     root = Path(root)
     final = root / checkpoint_name(step)
     staging = root / f".{checkpoint_name(step)}.partial"
@@ -62,7 +69,9 @@ def save_checkpoint(root: Path, step: int, module: torch.nn.Module, optimizer: t
     barrier(context)
     model_state, optim_state = get_state_dict(module, optimizer)
     with _single_process_quiet():
-        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(staging), no_dist=not dist.is_initialized())
+        dcp.save(
+            {"model": model_state, "optim": optim_state}, checkpoint_id=str(staging), no_dist=not dist.is_initialized()
+        )
     _write_json(staging / f"rng-rank-{context.rank}.json", {"torch": torch.get_rng_state().tolist()})
     barrier(context)
     if context.is_main:
@@ -85,7 +94,9 @@ def latest_checkpoint(root: Path) -> Path | None:
     return path if (path / "trainer.json").is_file() else None
 
 
-def load_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, context: DistributedContext) -> dict:
+def load_checkpoint(
+    path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, context: DistributedContext
+) -> dict:
     """Restore model, optimizer and this rank's RNG in place; returns ``trainer.json``."""
     path = Path(path)
     model_state, optim_state = get_state_dict(module, optimizer)

@@ -270,8 +270,13 @@ class Tokenizer(ABC):
         """Write tokenizer.json and any model files into ``directory``; return the file names."""
 
 
-def encode_prefix_to_fit(tokenizer: Tokenizer, segments: Sequence[Segment], context: int,
-                         empty_message: str | None = None, on_unknown: str = "error") -> Encoding:
+def encode_prefix_to_fit(
+    tokenizer: Tokenizer,
+    segments: Sequence[Segment],
+    context: int,
+    empty_message: str | None = None,
+    on_unknown: str = "error",
+) -> Encoding:
     """Encode ``segments`` with the *first* one cut to its longest prefix that lets the whole encoding
     (tags and ``<EOS>`` included) fit in ``context`` tokens — the ``--truncate`` behaviour (cuts at the
     C-/3'-terminal end; later segments, e.g. a complex's nucleic acids, stay whole). Each step cuts as
@@ -286,6 +291,7 @@ def encode_prefix_to_fit(tokenizer: Tokenizer, segments: Sequence[Segment], cont
         keep -= max(1, math.ceil((len(encoding) - context) * residues_per_token))
         if keep < 1:
             raise InputError(empty_message or f"record '{first.name}': a context of {context} tokens holds no residue")
-        encoding = tokenizer.encode_one([Segment(first.sequence[:keep], first.molecule, first.name), *segments[1:]],
-                                        on_unknown=on_unknown)
+        encoding = tokenizer.encode_one(
+            [Segment(first.sequence[:keep], first.molecule, first.name), *segments[1:]], on_unknown=on_unknown
+        )
     return encoding

@@ -1,6 +1,5 @@
 """Tokenizers from disk: a ``tokenizer.json`` directory, a sentencepiece ``.model`` file, or a bundled name."""
 
-
 from __future__ import annotations
 
 import hashlib

@@ -1,7 +1,6 @@
 """The per-residue tokenizer: one token per amino acid or nucleotide, protein and nucleic letters on
 disjoint ids (protein ``A`` is not adenine ``A``), tags and ``<EOS>`` as in the reference layout."""
 
-
 from __future__ import annotations
 
 import json
@@ -66,7 +65,12 @@ class ResidueTokenizer(Tokenizer):
             if not set(table) >= _STANDARD[modality]:
                 missing = "".join(sorted(_STANDARD[modality] - set(table)))
                 raise ModelFormatError(f"residue tokenizer: no {modality} ids for letters {missing}")
-        all_ids = [*self.specials.values(), *self.tags.values(), *self.letters[PROTEIN].values(), *self.letters[NUCLEIC].values()]
+        all_ids = [
+            *self.specials.values(),
+            *self.tags.values(),
+            *self.letters[PROTEIN].values(),
+            *self.letters[NUCLEIC].values(),
+        ]
         if len(set(all_ids)) != len(all_ids):
             raise ModelFormatError("residue tokenizer: two entries share an id")
         self._size = max(all_ids) + 1

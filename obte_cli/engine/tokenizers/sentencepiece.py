@@ -1,7 +1,6 @@
 """The sentencepiece (BPE) tokenizer: pieces from one model for both modalities (the OmniBioTE reference
 layout) or one model per modality with the protein ids offset past the nucleic ones (2^11 + 2^11)."""
 
-
 from __future__ import annotations
 
 import hashlib
@@ -63,7 +62,9 @@ class _Piecewise:
         for modality in self.modalities:
             missing = [c for c in sorted(_STANDARD[modality]) if c not in self.index]
             if missing:
-                raise ModelFormatError(f"sentencepiece model {file}: no piece for {modality} letter(s) {''.join(missing)}")
+                raise ModelFormatError(
+                    f"sentencepiece model {file}: no piece for {modality} letter(s) {''.join(missing)}"
+                )
 
     def _local(self, piece: str) -> int:
         if piece not in self.index:

@@ -1,6 +1,5 @@
 """`obte scan-jaspar` and the matrix readers, on real JASPAR 2024 matrices."""
 
-
 import numpy as np
 import pytest
 from conftest import DATA, obte, shared_file
@@ -77,7 +76,16 @@ def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
     assert all(abs(float(r[8]) - (float(r[7]) - float(r[6]))) < 2e-4 for r in rows[1:])
     assert obte("scan-jaspar", *args, "--seed", "3").stdout == first.stdout
     assert obte("scan-jaspar", *args, "--seed", "4").stdout != first.stdout
-    reordered = obte("scan-jaspar", MOTIFS / "two.meme", jaspar_dir / "MA0139.1.jaspar", "--protein", ctcf_fasta, "--truncate", "--seed", "3")
+    reordered = obte(
+        "scan-jaspar",
+        MOTIFS / "two.meme",
+        jaspar_dir / "MA0139.1.jaspar",
+        "--protein",
+        ctcf_fasta,
+        "--truncate",
+        "--seed",
+        "3",
+    )
     assert sorted(reordered.stdout.splitlines()) == sorted(first.stdout.splitlines())
     assert "mean ΔΔG" in first.stderr and "Spearman" in first.stderr
 
@@ -85,7 +93,15 @@ def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
 def test_matrix_without_protein_is_reported_and_skipped(jaspar_dir, pronab, tmp_path):
     proteins = tmp_path / "tfs.fa"
     proteins.write_text(f">P49711\n{pronab['P49711']['Sequence']}\n>Q99999\nMKVLAAGIVG\n")
-    result = obte("scan-jaspar", MOTIFS / "two.meme", "--protein", proteins, "--accessions", jaspar_dir / "matrices.tsv", "--truncate")
+    result = obte(
+        "scan-jaspar",
+        MOTIFS / "two.meme",
+        "--protein",
+        proteins,
+        "--accessions",
+        jaspar_dir / "matrices.tsv",
+        "--truncate",
+    )
     assert result.exit_code == 0, result.output
     assert "MA0002.3 (Runx1): no matching protein" in result.stderr
     assert {line.split("\t")[0] for line in result.stdout.strip().splitlines()[1:]} == {"MA0139.2"}
@@ -95,11 +111,14 @@ def test_matrix_without_protein_is_reported_and_skipped(jaspar_dir, pronab, tmp_
     assert none.exit_code == 1 and "no protein matches any matrix" in none.stderr
 
 
-@pytest.mark.parametrize("text, message", [
-    (">MA9999.1 BAD\nA [ 1 2 ]\nC [ 1 2 ]\nG [ 1 ]\nT [ 1 2 ]\n", "bad.jaspar"),
-    (">MA9999.1 EMPTY\nA [ 0 1 ]\nC [ 0 1 ]\nG [ 0 1 ]\nT [ 0 1 ]\n", "column without positive counts"),
-    ("hello\n", "bad.jaspar"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (">MA9999.1 BAD\nA [ 1 2 ]\nC [ 1 2 ]\nG [ 1 ]\nT [ 1 2 ]\n", "bad.jaspar"),
+        (">MA9999.1 EMPTY\nA [ 0 1 ]\nC [ 0 1 ]\nG [ 0 1 ]\nT [ 0 1 ]\n", "column without positive counts"),
+        ("hello\n", "bad.jaspar"),
+    ],
+)
 def test_malformed_matrix_is_a_one_line_error(tmp_path, ctcf_fasta, text, message):
     bad = tmp_path / "bad.jaspar"
     bad.write_text(text)
@@ -113,8 +132,19 @@ def test_malformed_matrix_is_a_one_line_error(tmp_path, ctcf_fasta, text, messag
 
 def test_saturation_writes_model_pfm_heatmap_and_table(jaspar_dir, ctcf_fasta, tmp_path):
     out = tmp_path / "sat"
-    result = obte("scan-jaspar", jaspar_dir / "MA0139.1.jaspar", "--protein", ctcf_fasta, "--truncate",
-                  "--mutants", "2", "--saturation", out, "-o", tmp_path / "scan.tsv")
+    result = obte(
+        "scan-jaspar",
+        jaspar_dir / "MA0139.1.jaspar",
+        "--protein",
+        ctcf_fasta,
+        "--truncate",
+        "--mutants",
+        "2",
+        "--saturation",
+        out,
+        "-o",
+        tmp_path / "scan.tsv",
+    )
     assert result.exit_code == 0, result.output
     assert (out / "MA0139.1.png").read_bytes()[:4] == b"\x89PNG"
     [model_pfm] = read_matrices(out / "MA0139.1.model.jaspar")

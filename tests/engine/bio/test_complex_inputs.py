@@ -31,7 +31,11 @@ def test_reads_gzip_and_types_strands(tmp_path):
     with gzip.open(path, "wt") as handle:
         handle.write(">d1 some DNA\nacgt\nAC\n>r1\nACGUU\n>x1\nAAAA\n")
     acids = read_nucleic_acids(path)
-    assert [(a.id, a.sequence, a.na_type) for a in acids] == [("d1", "ACGTAC", "DNA"), ("r1", "ACGTT", "RNA"), ("x1", "AAAA", "DNA")]
+    assert [(a.id, a.sequence, a.na_type) for a in acids] == [
+        ("d1", "ACGTAC", "DNA"),
+        ("r1", "ACGTT", "RNA"),
+        ("x1", "AAAA", "DNA"),
+    ]
     assert complements_for(acids, "auto") == ["GTACGT", "", "TTTT"]
     assert complements_for(acids, "none") == ["", "", ""]
     assert [a.na_type for a in read_nucleic_acids(path, "RNA")] == ["RNA"] * 3

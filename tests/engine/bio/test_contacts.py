@@ -15,8 +15,14 @@ def _atoms_from_pdb(path):
         if line.startswith("ENDMDL"):
             break
         if line.startswith("ATOM") and line[76:78].strip() != "H" and not line[12:16].strip().startswith("H"):
-            atoms.append((line[21], int(line[22:26]), line[17:20].strip(),
-                          np.array([float(line[30:38]), float(line[38:46]), float(line[46:54])])))
+            atoms.append(
+                (
+                    line[21],
+                    int(line[22:26]),
+                    line[17:20].strip(),
+                    np.array([float(line[30:38]), float(line[38:46]), float(line[46:54])]),
+                )
+            )
     return atoms
 
 
@@ -60,10 +66,13 @@ def test_selection_rule_per_chain_and_skips(tmp_path):
     assert len(chains) == 2
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"", "empty file"),
-    (b"hello, this is not a structure\n", "skipped"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty file"),
+        (b"hello, this is not a structure\n", "skipped"),
+    ],
+)
 def test_bad_structures_are_skipped_with_a_reason_and_nothing_left_is_an_error(tmp_path, content, reason):
 
     bad = tmp_path / "bad.pdb"
@@ -77,8 +86,11 @@ def test_bad_structures_are_skipped_with_a_reason_and_nothing_left_is_an_error(t
 
 def test_protein_only_structure_is_skipped(tmp_path):
 
-    lines = [line for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
-             if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")]
+    lines = [
+        line
+        for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
+        if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")
+    ]
     protein_only = tmp_path / "protein.pdb.gz"
     protein_only.write_bytes(gzip.compress("\n".join(lines).encode()))
     result = obte("contacts", "labels", protein_only)

@@ -10,8 +10,16 @@ from obte_cli.engine.bio.molecules import (
 
 @pytest.mark.parametrize(
     "name, canonical",
-    [("dna", "DNA"), ("mRNA", "mRNA"), ("MRNA", "mRNA"), ("genomic DNA", "DNA"), ("viral cRNA", "cRNA"),
-     ("ss-RNA", "ss-RNA"), ("Protein", "protein"), ("other RNA", "RNA")],
+    [
+        ("dna", "DNA"),
+        ("mRNA", "mRNA"),
+        ("MRNA", "mRNA"),
+        ("genomic DNA", "DNA"),
+        ("viral cRNA", "cRNA"),
+        ("ss-RNA", "ss-RNA"),
+        ("Protein", "protein"),
+        ("other RNA", "RNA"),
+    ],
 )
 def test_lookup_is_case_insensitive_and_knows_genbank_mol_types(name, canonical):
     assert molecule_type(name).name == canonical
@@ -30,8 +38,14 @@ def test_every_type_falls_back_to_a_root_tag():
 
 @pytest.mark.parametrize(
     "sequence, expected",
-    [("ACGTNNACGT", "DNA"), ("acguuacg", "RNA"), ("ACGUT", "DNA"), ("MKVLAAGIV", "protein"),
-     ("NNNN", "protein"), ("ACGTX", "protein")],
+    [
+        ("ACGTNNACGT", "DNA"),
+        ("acguuacg", "RNA"),
+        ("ACGUT", "DNA"),
+        ("MKVLAAGIV", "protein"),
+        ("NNNN", "protein"),
+        ("ACGTX", "protein"),
+    ],
 )
 def test_detection_rule(sequence, expected):
     assert detect_molecule_type(sequence).name == expected

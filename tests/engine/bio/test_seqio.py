@@ -53,9 +53,9 @@ def test_missing_file():
         list(read_fasta("/nonexistent/seqs.fa"))
 
 
-headers = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=30).filter(
-    lambda h: h.split() and not h.startswith(">")
-)
+headers = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=30
+).filter(lambda h: h.split() and not h.startswith(">"))
 sequences = st.text(alphabet="ACDEFGHIKLMNPQRSTVWYacgtu*-", min_size=1, max_size=200)
 
 

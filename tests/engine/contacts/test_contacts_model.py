@@ -44,7 +44,9 @@ def _site(protein="MKRLA", na=("ACGT",), labels=None, name="x:A"):
 def _micro(context=256):
     torch.manual_seed(0)
     tokenizer = load_tokenizer("residue")
-    return ObteModel(preset_config("micro", padded_vocab_size(tokenizer.vocab_size), max_positions=context)).eval(), tokenizer
+    return ObteModel(
+        preset_config("micro", padded_vocab_size(tokenizer.vocab_size), max_positions=context)
+    ).eval(), tokenizer
 
 
 # ------------------------------------------------------------------------------------------------ unit
@@ -77,7 +79,9 @@ def test_random_guess_f1_is_the_all_positive_guess():
     y = (np.random.default_rng(0).random(10000) < 0.15).astype(int)
     rate = y.mean()
     assert f1_scores(y, np.ones(len(y)), 0.5)["f1"] == pytest.approx(random_guess_f1(rate))
-    guesses = [f1_scores(y, np.random.default_rng(s).random(len(y)), 1 - q)["f1"] for s, q in enumerate((0.1, 0.5, 0.9))]
+    guesses = [
+        f1_scores(y, np.random.default_rng(s).random(len(y)), 1 - q)["f1"] for s, q in enumerate((0.1, 0.5, 0.9))
+    ]
     assert max(guesses) <= random_guess_f1(rate) + 0.01
     # the paper's random F1 at 8/6/4 Å (0.37/0.247/0.157) are this formula at positive rates 22.7/14.1/8.5%
     assert [round(random_guess_f1(p), 3) for p in (0.227, 0.141, 0.085)] == [0.37, 0.247, 0.157]
@@ -102,7 +106,12 @@ def test_attention_maps_reproduce_the_models_attention():
         model(torch.as_tensor(encoding.ids)[None])
         handle.remove()
         x, out = captured[0]  # the second block's attention: its input and output
-        v = model.blocks[1].attn.qkv(x)[0, :, 2 * config.width :].view(-1, config.n_heads, config.head_dim).transpose(0, 1)
+        v = (
+            model.blocks[1]
+            .attn.qkv(x)[0, :, 2 * config.width :]
+            .view(-1, config.n_heads, config.head_dim)
+            .transpose(0, 1)
+        )
         mixed = (maps[config.n_heads : 2 * config.n_heads] @ v).transpose(0, 1).reshape(-1, config.width)
         assert torch.allclose(model.blocks[1].attn.proj(mixed), out[0], atol=1e-5)
     stack, tokens = probe_features(model, encoding)
@@ -119,7 +128,9 @@ def test_attention_maps_are_the_attention_modules_own_probabilities_when_packed(
     doc_ids = torch.tensor([[0] * 12 + [1] * 8])  # two sequences packed in one row
     packed = model.attention_probabilities(ids, doc_ids)[0]
     first, second = (model.attention_probabilities(ids[:, s])[0] for s in (slice(0, 12), slice(12, 20)))
-    assert torch.allclose(packed[..., :12, :12], first, atol=1e-6) and torch.allclose(packed[..., 12:, 12:], second, atol=1e-6)
+    assert torch.allclose(packed[..., :12, :12], first, atol=1e-6) and torch.allclose(
+        packed[..., 12:, 12:], second, atol=1e-6
+    )
     assert packed[..., :12, 12:].max() == 0 and packed[..., 12:, :12].max() == 0  # never across sequences
     assert packed.std(dim=-1).max() > 0.01  # not uniform
 
@@ -137,10 +148,16 @@ def test_the_probe_learns_a_contact_signal_its_attention_maps_carry():
         sites.append(_site(protein, ("".join(rng.choice(list("ACGT"), 10)),), labels, f"toy{i}:A"))
     encodings = [encode_site(tokenizer, s, 256) for s in sites]
     losses = []
-    probe = train_probe(model, sites, encodings, (4.0, 6.0, 8.0), ProbeSettings(epochs=10, lr=1e-2),
-                        on_step=lambda record: losses.append(record["loss"]))
+    probe = train_probe(
+        model,
+        sites,
+        encodings,
+        (4.0, 6.0, 8.0),
+        ProbeSettings(epochs=10, lr=1e-2),
+        on_step=lambda record: losses.append(record["loss"]),
+    )
     assert len(losses) == 10 * len(sites)
-    assert np.mean(losses[-len(sites):]) < 0.6 * np.mean(losses[: len(sites)])
+    assert np.mean(losses[-len(sites) :]) < 0.6 * np.mean(losses[: len(sites)])
     predicted = np.concatenate(predict_probe(model, probe, encodings, [30] * len(sites)))
     assert roc_auc(predicted[:, 0], np.concatenate([s.labels[:, 0] for s in sites])) > 0.9
 
@@ -156,12 +173,30 @@ def test_folds_keep_identical_chains_together():
 def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("contacts")
-    structures = [shared_file("biopython-tests", "1LCD.cif")] + [shared_file("pdb-protein-dna", f"{p}.pdb.gz")
-                                                                 for p in ("1AZP", "1A74", "1CMA")]
+    structures = [shared_file("biopython-tests", "1LCD.cif")] + [
+        shared_file("pdb-protein-dna", f"{p}.pdb.gz") for p in ("1AZP", "1A74", "1CMA")
+    ]
     assert obte("contacts", "labels", *structures, "--per-chain", "-o", root / "labels.tsv").exit_code == 0
-    assert obte("model", "init", "--preset", "micro", "--context", "512", "--seed", "0", "-o", root / "backbone").exit_code == 0
-    result = obte("finetune", "contacts", "--labels", root / "labels.tsv", "--model", root / "backbone",
-                  "-o", root / "run", "--folds", "2", "--epochs", "2", "--device", "cpu")
+    assert (
+        obte("model", "init", "--preset", "micro", "--context", "512", "--seed", "0", "-o", root / "backbone").exit_code
+        == 0
+    )
+    result = obte(
+        "finetune",
+        "contacts",
+        "--labels",
+        root / "labels.tsv",
+        "--model",
+        root / "backbone",
+        "-o",
+        root / "run",
+        "--folds",
+        "2",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     return root
 
@@ -188,8 +223,20 @@ def test_finetune_contacts_writes_out_of_fold_tables_and_a_model(trained):
 def test_predict_writes_mmcif_whose_bfactors_are_the_probabilities(trained, tmp_path):
 
     structure = shared_file("biopython-tests", "1LCD.cif")
-    result = obte("contacts", "predict", "--structure", structure, "-m", trained / "run" / "model",
-                  "-o", tmp_path / "pred.tsv", "--cif-out", tmp_path / "1LCD.contacts.cif", "--bfactor-cutoff", "6")
+    result = obte(
+        "contacts",
+        "predict",
+        "--structure",
+        structure,
+        "-m",
+        trained / "run" / "model",
+        "-o",
+        tmp_path / "pred.tsv",
+        "--cif-out",
+        tmp_path / "1LCD.contacts.cif",
+        "--bfactor-cutoff",
+        "6",
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "pred.tsv", sep="\t", keep_default_na=False)
     assert list(table.columns[:3]) == ["site", "residue", "aa"] and set(table["site"]) == {"1LCD:A"}
@@ -216,8 +263,22 @@ def test_predict_from_fasta_maps_a_longer_construct_onto_the_chain(trained, tmp_
     chain = "MKPVTLYDVAEYAGVSYQTVSRVVNQASHVSAKTREKVEAAMAELNYIPNR"
     (tmp_path / "p.fa").write_text(f">lacI_construct\nGS{chain}VAQQ\n")
     (tmp_path / "n.fa").write_text(">op1\nAATTGTGAGCG\n>op2\nCGCTCACAATT\n")
-    result = obte("contacts", "predict", "-p", tmp_path / "p.fa", "-n", tmp_path / "n.fa", "-m", trained / "run" / "model",
-                  "-s", shared_file("biopython-tests", "1LCD.cif"), "--cif-out", tmp_path / "out.cif", "-o", tmp_path / "pred.tsv")
+    result = obte(
+        "contacts",
+        "predict",
+        "-p",
+        tmp_path / "p.fa",
+        "-n",
+        tmp_path / "n.fa",
+        "-m",
+        trained / "run" / "model",
+        "-s",
+        shared_file("biopython-tests", "1LCD.cif"),
+        "--cif-out",
+        tmp_path / "out.cif",
+        "-o",
+        tmp_path / "pred.tsv",
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "pred.tsv", sep="\t", keep_default_na=False)
     assert len(table) == len(chain) + 6
@@ -226,11 +287,14 @@ def test_predict_from_fasta_maps_a_longer_construct_onto_the_chain(trained, tmp_
     assert list(mapped["chain_residue"].astype(int)) == list(range(1, len(chain) + 1))
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "nothing to predict"),
-    (["-p", "x.fa"], "give both --protein and --na"),
-    (["--cif-out", "o.cif", "-p", "a.fa", "-n", "b.fa"], "--cif-out needs --structure"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "nothing to predict"),
+        (["-p", "x.fa"], "give both --protein and --na"),
+        (["--cif-out", "o.cif", "-p", "a.fa", "-n", "b.fa"], "--cif-out needs --structure"),
+    ],
+)
 def test_predict_input_errors_are_one_line(trained, args, message):
     result = obte("contacts", "predict", "-m", trained / "run" / "model", *args)
     assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
@@ -238,8 +302,11 @@ def test_predict_input_errors_are_one_line(trained, args, message):
 
 def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_model(trained, tmp_path):
 
-    lines = [line for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
-             if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")]
+    lines = [
+        line
+        for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
+        if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")
+    ]
     (tmp_path / "protein.pdb").write_text("\n".join(lines))
     result = obte("contacts", "predict", "-s", tmp_path / "protein.pdb", "-m", trained / "run" / "model")
     assert result.exit_code == 1 and "no nucleic-acid chain" in result.stderr.strip().splitlines()[-1]
@@ -249,10 +316,28 @@ def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_mode
 
 def test_attention_probe_model_round_trips(trained, tmp_path):
 
-    result = obte("finetune", "contacts", "--labels", trained / "labels.tsv", "--model", trained / "backbone",
-                  "-o", tmp_path / "probe", "--folds", "0", "--epochs", "1", "--probe", "attention", "--device", "cpu")
+    result = obte(
+        "finetune",
+        "contacts",
+        "--labels",
+        trained / "labels.tsv",
+        "--model",
+        trained / "backbone",
+        "-o",
+        tmp_path / "probe",
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--probe",
+        "attention",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
-    predicted = obte("contacts", "predict", "-s", shared_file("biopython-tests", "1LCD.cif"), "-m", tmp_path / "probe" / "model")
+    predicted = obte(
+        "contacts", "predict", "-s", shared_file("biopython-tests", "1LCD.cif"), "-m", tmp_path / "probe" / "model"
+    )
     assert predicted.exit_code == 0, predicted.output
     table = pd.read_csv(pd.io.common.StringIO(predicted.stdout), sep="\t")
     assert table[["p_4", "p_6", "p_8"]].apply(lambda c: c.between(0, 1)).all().all()
@@ -269,10 +354,24 @@ def test_attention_probe_model_round_trips(trained, tmp_path):
 
 def test_bench_contacts_reports_every_predictor_beside_the_random_guess(trained, tmp_path):
 
-    result = obte("bench", "contacts", shared_file("biopython-tests", "1LCD.cif"),
-                  *(shared_file("pdb-protein-dna", f"{p}.pdb.gz") for p in ("1AZP", "1A74", "1CMA")),
-                  "-m", trained / "backbone", "--methods", "head,propensity", "--folds", "2", "--epochs", "1",
-                  "-o", tmp_path / "bench", "--device", "cpu")
+    result = obte(
+        "bench",
+        "contacts",
+        shared_file("biopython-tests", "1LCD.cif"),
+        *(shared_file("pdb-protein-dna", f"{p}.pdb.gz") for p in ("1AZP", "1A74", "1CMA")),
+        "-m",
+        trained / "backbone",
+        "--methods",
+        "head,propensity",
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "-o",
+        tmp_path / "bench",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     metrics = pd.read_csv(tmp_path / "bench" / "metrics.tsv", sep="\t")
     assert set(metrics["predictor"]) == {"propensity", "backbone head"}
@@ -288,7 +387,9 @@ def test_the_bundled_model_predicts_the_bundled_example_and_its_card_matches_its
     assert result.exit_code == 0, result.output
     table = pd.read_csv(pd.io.common.StringIO(result.stdout), sep="\t")
     assert len(table) == 66 and set(table["site"]) == {"1AZP:A"}
-    assert gemmi.read_structure(str(tmp_path / "1AZP.cif"))[0]["A"][0][0].b_iso == pytest.approx(100 * table["p_4"][0], abs=1e-2)
+    assert gemmi.read_structure(str(tmp_path / "1AZP.cif"))[0]["A"][0][0].b_iso == pytest.approx(
+        100 * table["p_4"][0], abs=1e-2
+    )
     metrics = pd.read_csv(default_contacts_model_dir() / "metrics.tsv", sep="\t")
     card = (default_contacts_model_dir() / "README.md").read_text()
     for row in metrics.itertuples():

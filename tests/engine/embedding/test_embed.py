@@ -19,7 +19,9 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("embed")
     made = {}
     for name, tokenizer in (("residue", "residue"), ("bpe", "omnibiote-mixed")):
-        result = obte("model", "init", "--preset", "micro", "-t", tokenizer, "--context", "256", "-o", root / name, "--seed", "4")
+        result = obte(
+            "model", "init", "--preset", "micro", "-t", tokenizer, "--context", "256", "-o", root / name, "--seed", "4"
+        )
         assert result.exit_code == 0, result.output
         made[name] = root / name
     return made
@@ -28,7 +30,11 @@ def models(tmp_path_factory):
 @pytest.fixture(scope="module")
 def proteins(uniprot_fasta, tmp_path_factory):
     """40 real UniProt proteins of up to 240 residues (standard letters), as FASTA."""
-    records = [r for r in read_fasta(uniprot_fasta) if len(r.sequence) <= 240 and set(r.sequence) <= set("ACDEFGHIKLMNPQRSTVWY")][:40]
+    records = [
+        r
+        for r in read_fasta(uniprot_fasta)
+        if len(r.sequence) <= 240 and set(r.sequence) <= set("ACDEFGHIKLMNPQRSTVWY")
+    ][:40]
     path = tmp_path_factory.mktemp("seqs") / "proteins.fa"
     path.write_text("".join(f">{r.id}\n{r.sequence}\n" for r in records))
     return path, records
@@ -40,8 +46,13 @@ def test_packed_equals_alone(models, proteins, kind):
     _, records = proteins
     segments = [Segment(r.sequence, "protein", r.id) for r in records[:12]]
     for pool in ("mean", "first", "per-token"):
-        packed = list(embed_segments(loaded.model, loaded.tokenizer, segments, EmbeddingSettings(pool=pool, layers=(2, -1))))
-        alone = [next(embed_segments(loaded.model, loaded.tokenizer, [s], EmbeddingSettings(pool=pool, layers=(2, -1)))) for s in segments]
+        packed = list(
+            embed_segments(loaded.model, loaded.tokenizer, segments, EmbeddingSettings(pool=pool, layers=(2, -1)))
+        )
+        alone = [
+            next(embed_segments(loaded.model, loaded.tokenizer, [s], EmbeddingSettings(pool=pool, layers=(2, -1))))
+            for s in segments
+        ]
         assert [p.id for p in packed] == [s.name for s in segments]
         for a, b in zip(packed, alone):
             np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-4, rtol=1e-4)
@@ -71,7 +82,9 @@ def test_formats_stdin_gzip_and_order(models, proteins, tmp_path):
     ids, reference, _ = outputs["safetensors"]
     assert ids == [r.id for r in records] and reference.shape == (len(records), 2, 64)
     assert outputs["npy"][0] == ids and np.array_equal(outputs["npy"][1], reference)
-    assert outputs["tsv"][0] == ids and np.allclose(outputs["tsv"][1], reference.reshape(len(records), -1), rtol=1e-5, atol=1e-6)
+    assert outputs["tsv"][0] == ids and np.allclose(
+        outputs["tsv"][1], reference.reshape(len(records), -1), rtol=1e-5, atol=1e-6
+    )
     metadata = load_file(str(tmp_path / "e.safetensors"))
     assert set(metadata) == {"embeddings"}
     piped = obte("embed", "-", "-m", models["residue"], "--layers", "0,-1", "-o", "-", input=path.read_text())
@@ -88,28 +101,46 @@ def test_long_records_error_truncate_or_window(models, proteins, tmp_path):
     refused = obte("embed", fasta, "-m", models["residue"], "-o", tmp_path / "x.npy")
     assert refused.exit_code == 1 and "record 'long'" in refused.stderr and "--truncate or --window" in refused.stderr
     assert not (tmp_path / "x.npy").exists()
-    cut = obte("embed", fasta, "-m", models["residue"], "--truncate", "--pool", "per-token", "-o", tmp_path / "cut.safetensors")
+    cut = obte(
+        "embed", fasta, "-m", models["residue"], "--truncate", "--pool", "per-token", "-o", tmp_path / "cut.safetensors"
+    )
     assert cut.exit_code == 0, cut.output
     _, _, offsets = read_embeddings(tmp_path / "cut.safetensors")
     assert np.diff(offsets).tolist() == [254, len(records[5].sequence)]
-    windows = obte("embed", fasta, "-m", models["residue"], "--window", "200", "--stride", "100", "--pool", "per-token",
-                   "-o", tmp_path / "w.safetensors")
+    windows = obte(
+        "embed",
+        fasta,
+        "-m",
+        models["residue"],
+        "--window",
+        "200",
+        "--stride",
+        "100",
+        "--pool",
+        "per-token",
+        "-o",
+        tmp_path / "w.safetensors",
+    )
     assert windows.exit_code == 0, windows.output
     _, values, offsets = read_embeddings(tmp_path / "w.safetensors")
     assert np.diff(offsets).tolist() == [len(long_seq), len(records[5].sequence)]
     # residues covered by one window only equal that window embedded alone
     loaded = load_model(models["residue"])
-    [first_window] = embed_segments(loaded.model, loaded.tokenizer, [Segment(long_seq[:200], "protein", "w")],
-                                    EmbeddingSettings(pool="per-token"))
+    [first_window] = embed_segments(
+        loaded.model, loaded.tokenizer, [Segment(long_seq[:200], "protein", "w")], EmbeddingSettings(pool="per-token")
+    )
     np.testing.assert_allclose(values[:100], first_window.vectors[:100, 0], atol=1e-4)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--layers", "9"], "--layers: 9 is not a layer"),
-    (["--layers", "x"], "--layers must be comma-separated integers"),
-    (["--pool", "per-token", "-o", "out.npy"], "write them to a .safetensors file"),
-    (["-o", "out.csv"], "output must end in"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "9"], "--layers: 9 is not a layer"),
+        (["--layers", "x"], "--layers must be comma-separated integers"),
+        (["--pool", "per-token", "-o", "out.npy"], "write them to a .safetensors file"),
+        (["-o", "out.csv"], "output must end in"),
+    ],
+)
 def test_bad_options_are_one_line_errors(models, proteins, tmp_path, args, message):
     path, _ = proteins
     base = ["embed", path, "-m", models["residue"]]
@@ -138,10 +169,32 @@ def test_torchrun_ranks_merge_in_input_order(models, proteins, tmp_path, pool):
     single = obte("embed", path, "-m", models["residue"], "--pool", pool, "-o", tmp_path / "one.safetensors")
     assert single.exit_code == 0, single.output
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "obte_cli",
-                          "embed", str(path), "-m", str(models["residue"]), "--pool", pool, "--device", "cpu",
-                          "-o", str(tmp_path / "two.safetensors")],
-                         capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "obte_cli",
+            "embed",
+            str(path),
+            "-m",
+            str(models["residue"]),
+            "--pool",
+            pool,
+            "--device",
+            "cpu",
+            "-o",
+            str(tmp_path / "two.safetensors"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=REPO,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = read_embeddings(tmp_path / "one.safetensors"), read_embeddings(tmp_path / "two.safetensors")
     assert a[0] == b[0] == [r.id for r in records]
@@ -184,8 +237,20 @@ def test_probe_joint_on_real_genbank_pairs(models, tmp_path):
     short = [p for p in pairs if len(p.gene) < 700][:30]
     table = tmp_path / "pairs.tsv"
     table.write_text("id\tgene_seq\tprotein_seq\n" + "".join(f"{p.id}\t{p.gene}\t{p.protein}\n" for p in short))
-    result = obte("embed", "probe-joint", "--pairs", table, "-m", models["residue"], "--steps", "50", "--train-frac", "0.2",
-                  "-o", tmp_path / "probe")
+    result = obte(
+        "embed",
+        "probe-joint",
+        "--pairs",
+        table,
+        "-m",
+        models["residue"],
+        "--steps",
+        "50",
+        "--train-frac",
+        "0.2",
+        "-o",
+        tmp_path / "probe",
+    )
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
     assert [r[0] for r in rows[1:]] == [str(models["residue"]), "random-init control"]

@@ -42,7 +42,9 @@ def model_dir(tmp_path_factory):
 
 def segments():
     return [Segment(s, "protein", n) for n, s in PROTEINS.items()] + [
-        Segment(NUCLEIC["ligand"], "DNA", "ligand"), Segment(NUCLEIC["rna"], "RNA", "rna")]
+        Segment(NUCLEIC["ligand"], "DNA", "ligand"),
+        Segment(NUCLEIC["rna"], "RNA", "rna"),
+    ]
 
 
 @given(st.integers(1, 400), st.sampled_from([0.1, 0.15, 0.3, 0.5]), st.integers(0, 5))
@@ -76,15 +78,22 @@ def test_scores_equal_a_direct_computation_one_group_at_a_time(model_dir):
                 masked = positions[groups == g]
                 ids[masked] = tokenizer.mask_id
                 logits = model.logits(model(ids[None]).hidden[0, masked])[:, : tokenizer.vocab_size]
-                bits -= float(torch.log_softmax(logits, -1).gather(1, torch.as_tensor(encoding.ids[masked])[:, None]).sum())
+                bits -= float(
+                    torch.log_softmax(logits, -1).gather(1, torch.as_tensor(encoding.ids[masked])[:, None]).sum()
+                )
         assert result.tokens == len(segment.sequence)
         assert result.bits_per_residue == pytest.approx(bits / math.log(2) / len(segment.sequence), rel=1e-4)
 
 
 def test_long_records_are_scored_in_windows_covering_every_residue(model_dir):
     loaded = load_model(model_dir)
-    (result,) = score_segments(loaded.model.eval(), loaded.tokenizer, [Segment(PROTEINS["sac7d"], "protein", "s")],
-                               ScoreSettings(per_residue=True), torch.device("cpu"))
+    (result,) = score_segments(
+        loaded.model.eval(),
+        loaded.tokenizer,
+        [Segment(PROTEINS["sac7d"], "protein", "s")],
+        ScoreSettings(per_residue=True),
+        torch.device("cpu"),
+    )
     assert len(PROTEINS["sac7d"]) > 46  # longer than the context of 48 tokens
     assert result.tokens == result.length == len(PROTEINS["sac7d"])
     assert result.per_residue.shape == (len(PROTEINS["sac7d"]), 20)
@@ -95,19 +104,24 @@ def test_long_records_are_scored_in_windows_covering_every_residue(model_dir):
 def test_fresh_model_scores_the_uniform_distribution(tmp_path):
     tokenizer = load_tokenizer("residue")
     model = ObteModel(preset_config("micro", padded_vocab_size(tokenizer.vocab_size), max_positions=128)).eval()
-    (result,) = score_segments(model, tokenizer, [Segment(PROTEINS["lacI_hp"], "protein", "x")], ScoreSettings(),
-                               torch.device("cpu"))
+    (result,) = score_segments(
+        model, tokenizer, [Segment(PROTEINS["lacI_hp"], "protein", "x")], ScoreSettings(), torch.device("cpu")
+    )
     assert result.bits_per_residue == pytest.approx(math.log2(tokenizer.vocab_size), rel=1e-6)  # zero readout
     assert result.perplexity == pytest.approx(tokenizer.vocab_size, rel=1e-6)
 
 
 def test_per_residue_needs_a_residue_tokenizer(tmp_path):
-    result = runner.invoke(app, ["model", "init", "--preset", "micro", "-t", "omnibiote-mixed", "--context", "64",
-                                 "-o", str(tmp_path / "bpe")])
+    result = runner.invoke(
+        app,
+        ["model", "init", "--preset", "micro", "-t", "omnibiote-mixed", "--context", "64", "-o", str(tmp_path / "bpe")],
+    )
     assert result.exit_code == 0, result.output
     fasta = tmp_path / "p.fa"
     fasta.write_text(f">a\n{PROTEINS['sac7d']}\n")
-    result = runner.invoke(app, ["score", str(fasta), "-m", str(tmp_path / "bpe"), "--per-residue", str(tmp_path / "r.tsv")])
+    result = runner.invoke(
+        app, ["score", str(fasta), "-m", str(tmp_path / "bpe"), "--per-residue", str(tmp_path / "r.tsv")]
+    )
     assert result.exit_code == 1
     assert "one-token-per-residue" in result.output
 
@@ -116,12 +130,18 @@ def test_cli_writes_one_row_per_record_and_per_residue(model_dir, tmp_path):
     fasta = tmp_path / "in.fa"
     fasta.write_text("".join(f">{s.name}\n{s.sequence}\n" for s in segments()))
     out, residues = tmp_path / "scores.tsv", tmp_path / "residues.tsv"
-    result = runner.invoke(app, ["score", str(fasta), "-m", str(model_dir), "-o", str(out), "--per-residue", str(residues)])
+    result = runner.invoke(
+        app, ["score", str(fasta), "-m", str(model_dir), "-o", str(out), "--per-residue", str(residues)]
+    )
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in out.read_text().splitlines()]
     assert rows[0] == ["id", "molecule_type", "length", "bits_per_residue", "perplexity", "masked_accuracy"]
-    assert [r[:3] for r in rows[1:]] == [["sac7d", "protein", "66"], ["lacI_hp", "protein", "62"], ["ligand", "DNA", "34"],
-                                        ["rna", "RNA", "46"]]
+    assert [r[:3] for r in rows[1:]] == [
+        ["sac7d", "protein", "66"],
+        ["lacI_hp", "protein", "62"],
+        ["ligand", "DNA", "34"],
+        ["rna", "RNA", "46"],
+    ]
     for r in rows[1:]:
         assert float(r[4]) == pytest.approx(2 ** float(r[3]), rel=1e-3) and 0 <= float(r[5]) <= 1
     lines = residues.read_text().splitlines()

@@ -22,7 +22,9 @@ def small_model(seed=0):
 @pytest.fixture(scope="module")
 def gc_task(pronab, residue_tokenizer):
     """Real DNA ligands from ProNAB; target: standardised GC fraction (a property the model must read)."""
-    strands = sorted({row[0] for e in pronab.values() for row in e["binding data"] if row[0] and set(row[0]) <= set("ACGT")})
+    strands = sorted(
+        {row[0] for e in pronab.values() for row in e["binding data"] if row[0] and set(row[0]) <= set("ACGT")}
+    )
     strands = [s for s in strands if 10 <= len(s) <= 40][:240]
     gc = np.array([(s.count("G") + s.count("C")) / len(s) for s in strands])
     target = (gc - gc.mean()) / gc.std()
@@ -68,7 +70,12 @@ def test_training_is_reproducible_with_a_seed(gc_task, residue_tokenizer):
     for _ in range(2):
         model, head = small_model(), SequenceHead(64)
         settings = FinetuneSettings(epochs=1, batch_size=32, seed=5)
-        runs.append([h["loss"] for h in train_sequence_task(model, head, ids[:64], target[:64], settings, residue_tokenizer.pad_id)])
+        runs.append(
+            [
+                h["loss"]
+                for h in train_sequence_task(model, head, ids[:64], target[:64], settings, residue_tokenizer.pad_id)
+            ]
+        )
     assert runs[0] == runs[1]
 
 

@@ -84,11 +84,15 @@ def test_sequence_task_reads_the_first_token(tokenizer, coding_rows, loss_name):
     assert outputs.shape == (6, n_outputs) and torch.allclose(outputs, first, atol=1e-5)
     if loss_name == "cross_entropy":
         targets = [int(label == "coding") for label in split.labels]
-        assert task.loss(outputs, targets) == pytest.approx(float(F.cross_entropy(first, torch.tensor(targets))), rel=1e-5)
+        assert task.loss(outputs, targets) == pytest.approx(
+            float(F.cross_entropy(first, torch.tensor(targets))), rel=1e-5
+        )
         expected = first.argmax(1).numpy()
     else:
         targets = [float(s.count("G") + s.count("C")) / len(s) for s in split.sequences]
-        assert task.loss(outputs, targets) == pytest.approx(float(((first[:, 0] - torch.tensor(targets)) ** 2).mean()), rel=1e-5)
+        assert task.loss(outputs, targets) == pytest.approx(
+            float(((first[:, 0] - torch.tensor(targets)) ** 2).mean()), rel=1e-5
+        )
         expected = first[:, 0].numpy()
     predicted = task.predict(model, head, ids, tokenizer.pad_id)
     assert len(predicted) == 6 and np.allclose(predicted, expected, atol=1e-5)
@@ -101,7 +105,9 @@ def test_token_task_classes_train_on_residue_tokens_only(tokenizer, hydropathy_r
     ids = [e.ids for e in encodings]
     model, head = _model_and_head(tokenizer, 2)
     task = TokenTask("cross_entropy")
-    targets = [token_targets(e, labels, "classification", {"H": 0, "P": 1}) for e, labels in zip(encodings, split.labels)]
+    targets = [
+        token_targets(e, labels, "classification", {"H": 0, "P": 1}) for e, labels in zip(encodings, split.labels)
+    ]
     with torch.no_grad():
         outputs = task.outputs(model, head, ids, tokenizer.pad_id, CPU)
     assert [o.shape for o in outputs] == [(len(e), 2) for e in encodings]
@@ -133,7 +139,9 @@ def test_token_task_values_standardised_by_the_caller(tokenizer, hydropathy_rows
         outputs = task.outputs(model, head, ids, tokenizer.pad_id, CPU)
     residue_tokens = [segment_residue_tokens(e) for e in encodings]
     assert all(np.isnan(np.delete(y, t)).all() for y, t in zip(targets, residue_tokens))  # tags, <EOS>
-    squared = torch.cat([(o[t, 0] - torch.as_tensor(y[t]).float()) ** 2 for o, y, t in zip(outputs, targets, residue_tokens)])
+    squared = torch.cat(
+        [(o[t, 0] - torch.as_tensor(y[t]).float()) ** 2 for o, y, t in zip(outputs, targets, residue_tokens)]
+    )
     assert task.loss(outputs, targets) == pytest.approx(float(squared.mean()), rel=1e-5)
     predicted = task.predict(model, head, ids, tokenizer.pad_id, max_tokens=300)
     assert [p.shape for p in predicted] == [(len(e),) for e in encodings]
@@ -153,7 +161,9 @@ def test_token_task_contacts_score_protein_tokens_of_a_real_site(tokenizer):
     logits = torch.cat([o[t] for o, t in zip(outputs, protein)])
     fractions = torch.cat([torch.as_tensor(y[t]) for y, t in zip(targets, protein)])
     assert 0 < float(fractions.mean()) < 1  # real contacts, and real non-contacts
-    assert task.loss(outputs, targets) == pytest.approx(float(F.binary_cross_entropy_with_logits(logits, fractions)), rel=1e-5)
+    assert task.loss(outputs, targets) == pytest.approx(
+        float(F.binary_cross_entropy_with_logits(logits, fractions)), rel=1e-5
+    )
     nucleic_changed = [o.clone() for o in outputs]
     for o, e in zip(nucleic_changed, encodings):
         o[e.segment > 0] = 5.0  # the nucleic acids are context, not targets
@@ -182,6 +192,16 @@ def test_tasks_refuse_unknown_losses_and_the_trainer_mismatched_targets(tokenize
         TokenTask("hinge")
     split, encodings = hydropathy_rows
     model, head = _model_and_head(tokenizer, 2)
-    targets = [token_targets(e, labels, "classification", {"H": 0, "P": 1}) for e, labels in zip(encodings, split.labels)]
+    targets = [
+        token_targets(e, labels, "classification", {"H": 0, "P": 1}) for e, labels in zip(encodings, split.labels)
+    ]
     with pytest.raises(ValueError, match="differ in length"):
-        fine_tune(model, head, TokenTask("cross_entropy"), [e.ids for e in encodings], targets[:-1], FinetuneSettings(), tokenizer.pad_id)
+        fine_tune(
+            model,
+            head,
+            TokenTask("cross_entropy"),
+            [e.ids for e in encodings],
+            targets[:-1],
+            FinetuneSettings(),
+            tokenizer.pad_id,
+        )

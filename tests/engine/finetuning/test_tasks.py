@@ -1,6 +1,5 @@
 """`obte finetune classify` / `obte finetune residue` on real-sequence fixtures (tests/data/tasks)."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,18 +17,43 @@ TASKS = DATA / "tasks"
 def backbones(tmp_path_factory):
     root = tmp_path_factory.mktemp("backbones")
     for name, tok in (("residue", "residue"), ("bpe", "omnibiote-mixed")):
-        assert obte("model", "init", "--preset", "micro", "-t", tok, "--context", "256", "-o", root / name, "--seed", "2").exit_code == 0
+        assert (
+            obte(
+                "model", "init", "--preset", "micro", "-t", tok, "--context", "256", "-o", root / name, "--seed", "2"
+            ).exit_code
+            == 0
+        )
     return {"residue": root / "residue", "bpe": root / "bpe"}
 
 
 def _splits(stem, suffix):
-    return ["--train", TASKS / f"{stem}_train.{suffix}", "--dev", TASKS / f"{stem}_dev.{suffix}", "--test", TASKS / f"{stem}_test.{suffix}"]
+    return [
+        "--train",
+        TASKS / f"{stem}_train.{suffix}",
+        "--dev",
+        TASKS / f"{stem}_dev.{suffix}",
+        "--test",
+        TASKS / f"{stem}_test.{suffix}",
+    ]
 
 
 def test_classification_beats_the_majority_class(backbones, tmp_path):
     out = tmp_path / "cls"
-    result = obte("finetune", "classify", *_splits("coding", "csv"), "-m", backbones["residue"], "-o", out,
-                  "--epochs", "4", "--batch-size", "16", "--seed", "0")
+    result = obte(
+        "finetune",
+        "classify",
+        *_splits("coding", "csv"),
+        "-m",
+        backbones["residue"],
+        "-o",
+        out,
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--seed",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     metrics = pd.read_csv(out / "metrics.tsv", sep="\t", dtype={"epoch": str})
     test = metrics[metrics["epoch"].str.startswith("test")].iloc[0]
@@ -51,8 +75,21 @@ def test_sequence_regression(backbones, tmp_path):
         table["label"] = table["sequence"].map(lambda s: (s.count("G") + s.count("C")) / len(s))
         table.to_csv(tmp_path / f"gc_{name}.csv", index=False)
     args = ["--train", tmp_path / "gc_train.csv", "--dev", tmp_path / "gc_dev.csv", "--test", tmp_path / "gc_test.csv"]
-    result = obte("finetune", "classify", *args, "--task", "regression", "-m", backbones["residue"], "-o", tmp_path / "reg",
-                  "--epochs", "4", "--batch-size", "16")
+    result = obte(
+        "finetune",
+        "classify",
+        *args,
+        "--task",
+        "regression",
+        "-m",
+        backbones["residue"],
+        "-o",
+        tmp_path / "reg",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+    )
     assert result.exit_code == 0, result.output
     test = pd.read_csv(tmp_path / "reg" / "metrics.tsv", sep="\t", dtype={"epoch": str}).iloc[-1]
     assert test["spearman"] > 0.5
@@ -63,8 +100,19 @@ def test_sequence_regression(backbones, tmp_path):
 @pytest.mark.parametrize("kind", ["residue", "bpe"])
 def test_per_residue_task_scores_every_residue(backbones, tmp_path, kind):
     out = tmp_path / kind
-    result = obte("finetune", "residue", *_splits("hydropathy", "tsv"), "-m", backbones[kind], "-o", out,
-                  "--epochs", "3", "--batch-size", "8")
+    result = obte(
+        "finetune",
+        "residue",
+        *_splits("hydropathy", "tsv"),
+        "-m",
+        backbones[kind],
+        "-o",
+        out,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+    )
     assert result.exit_code == 0, result.output
     predictions = pd.read_csv(out / "test_predictions.tsv", sep="\t")
     truth = pd.read_csv(TASKS / "hydropathy_test.tsv", sep="\t")
@@ -96,12 +144,15 @@ def test_bpe_span_targets_and_expansion(backbones):
     assert sorted(set(expanded.tolist())) == np.flatnonzero(enc.is_residue).tolist()
 
 
-@pytest.mark.parametrize("kind, files, message", [
-    ("classify", {"train": "seq,cls\nACGT,a\n"}, "header must have 'sequence' and 'label'"),
-    ("classify", {"test": "sequence,label\nACGTACGT,zzz\n"}, "label 'zzz' does not occur in the training split"),
-    ("classify", {"dev": "sequence,label\n"}, "the dev split is empty"),
-    ("residue", {"train": "id\tsequence\tlabels\np1\tMKV\tHH\n"}, "record 'p1' has 2 labels for 3 residues"),
-])
+@pytest.mark.parametrize(
+    "kind, files, message",
+    [
+        ("classify", {"train": "seq,cls\nACGT,a\n"}, "header must have 'sequence' and 'label'"),
+        ("classify", {"test": "sequence,label\nACGTACGT,zzz\n"}, "label 'zzz' does not occur in the training split"),
+        ("classify", {"dev": "sequence,label\n"}, "the dev split is empty"),
+        ("residue", {"train": "id\tsequence\tlabels\np1\tMKV\tHH\n"}, "record 'p1' has 2 labels for 3 residues"),
+    ],
+)
 def test_bad_task_files_are_one_line_errors(backbones, tmp_path, kind, files, message):
     stem, suffix = ("coding", "csv") if kind == "classify" else ("hydropathy", "tsv")
     paths = {}
@@ -109,8 +160,20 @@ def test_bad_task_files_are_one_line_errors(backbones, tmp_path, kind, files, me
         path = tmp_path / f"{split}.{suffix}"
         path.write_text(files[split] if split in files else (TASKS / f"{stem}_{split}.{suffix}").read_text())
         paths[split] = path
-    result = obte("finetune", kind, "--train", paths["train"], "--dev", paths["dev"], "--test", paths["test"],
-                  "-m", backbones["residue"], "-o", tmp_path / "out")
+    result = obte(
+        "finetune",
+        kind,
+        "--train",
+        paths["train"],
+        "--dev",
+        paths["dev"],
+        "--test",
+        paths["test"],
+        "-m",
+        backbones["residue"],
+        "-o",
+        tmp_path / "out",
+    )
     assert result.exit_code == 1
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and message in line and "Traceback" not in result.stderr

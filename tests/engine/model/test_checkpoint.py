@@ -24,12 +24,17 @@ def saved(tmp_path, residue_tokenizer):
 def test_round_trip_gives_identical_outputs(saved, residue_tokenizer):
     path, model = saved
     loaded = load_model(path)
-    ids = torch.as_tensor(residue_tokenizer.encode_one([Segment("MKVLAAGIVW", "protein"), Segment("ACGT", "DNA")]).ids)[None]
+    ids = torch.as_tensor(residue_tokenizer.encode_one([Segment("MKVLAAGIVW", "protein"), Segment("ACGT", "DNA")]).ids)[
+        None
+    ]
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(ids).hidden, model(ids).hidden, atol=0, rtol=0)
     assert loaded.metadata["preset"] == "test"
-    assert loaded.tokenizer.encode_one([Segment("ACGT", "DNA")]).ids.tolist() == residue_tokenizer.encode_one([Segment("ACGT", "DNA")]).ids.tolist()
+    assert (
+        loaded.tokenizer.encode_one([Segment("ACGT", "DNA")]).ids.tolist()
+        == residue_tokenizer.encode_one([Segment("ACGT", "DNA")]).ids.tolist()
+    )
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
 
 

@@ -76,9 +76,16 @@ class CausalSelfAttention(nn.Module):  # non-causal despite the name, as the ref
         q, k, v = (t.view(B, T, H, D // H) for t in (q, k, v))
         f = self.freqs_cis[:T]
         if f.is_complex():  # LLaMA apply_rotary_emb on interleaved pairs
-            rot = lambda t: torch.view_as_real(torch.view_as_complex(t.float().reshape(*t.shape[:-1], -1, 2)) * f[None, :, None]).flatten(3)  # noqa: E731
+
+            def rot(t):
+                return torch.view_as_real(
+                    torch.view_as_complex(t.float().reshape(*t.shape[:-1], -1, 2)) * f[None, :, None]
+                ).flatten(3)
         else:  # bf16-cast buffer: real part only → both members of a pair scaled by cos
-            rot = lambda t: (t.float().reshape(*t.shape[:-1], -1, 2) * f.float()[None, :, None, :, None]).flatten(3)  # noqa: E731
+
+            def rot(t):
+                return (t.float().reshape(*t.shape[:-1], -1, 2) * f.float()[None, :, None, :, None]).flatten(3)
+
         q, k = rot(q).transpose(1, 2), rot(k).transpose(1, 2)
         att = (q @ k.transpose(-2, -1)) * (8 / D)
         y = att.softmax(-1) @ v.transpose(1, 2)
@@ -115,8 +122,13 @@ class OmniBioTA(nn.Module):
         super().__init__()
         self.config = c
         norm = LayerNorm if c.version == 2 else V1LayerNorm
-        self.transformer = nn.ModuleDict(dict(wte=nn.Embedding(c.vocab_size, c.n_embd),
-                                              h=nn.ModuleList(Block(c) for _ in range(c.n_layer)), ln_f=norm(c.n_embd)))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(c.vocab_size, c.n_embd),
+                h=nn.ModuleList(Block(c) for _ in range(c.n_layer)),
+                ln_f=norm(c.n_embd),
+            )
+        )
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         nn.init.normal_(self.lm_head.weight, std=0.5)
 
@@ -187,7 +199,10 @@ def test_converted_models_compute_the_reference_forward(tmp_path, layout):
     result = obte("convert", path, "-o", tmp_path / "converted")
     assert result.exit_code == 0, result.output
     loaded = load_model(tmp_path / "converted")
-    assert loaded.model.config.rope == {"v2-char": "rotary", "v2-char-bf16-rope": "cosine-bf16", "v1-mixed": "rotary"}[layout]
+    assert (
+        loaded.model.config.rope
+        == {"v2-char": "rotary", "v2-char-bf16-rope": "cosine-bf16", "v1-mixed": "rotary"}[layout]
+    )
     assert loaded.tokenizer.vocab_size <= c.vocab_size
     with torch.no_grad():
         got = loaded.model.logits(loaded.model(ids).hidden)
@@ -202,7 +217,12 @@ def test_character_layout_tokenizes_like_the_reference(tmp_path):
     from obte_cli.engine.tokenizers.base import Segment
 
     assert tok.encode_one([Segment("ATCG", "DNA")]).ids.tolist() == [9, 4, 5, 6, 7, 3]
-    assert tok.encode_one([Segment("MA", "protein")]).ids.tolist() == [48, 23 + "ARNDCQEGHILKMFPSTWYV".index("M"), 23, 3]
+    assert tok.encode_one([Segment("MA", "protein")]).ids.tolist() == [
+        48,
+        23 + "ARNDCQEGHILKMFPSTWYV".index("M"),
+        23,
+        3,
+    ]
 
 
 def test_dg_model_converts_with_its_head_and_target_statistics(tmp_path):
@@ -210,8 +230,8 @@ def test_dg_model_converts_with_its_head_and_target_statistics(tmp_path):
     c = GPTConfig(vocab_size=49, n_embd=64, n_layer=2, n_head=4, block_size=64)
     binder = OmniBindER(c, np.array([-9.8, 2.3])).eval()
     from obte_cli.engine.model.omnibiote_convert import reference_char_vocabulary
-    from obte_cli.engine.tokenizers.residue import ResidueTokenizer
     from obte_cli.engine.tokenizers.base import Segment
+    from obte_cli.engine.tokenizers.residue import ResidueTokenizer
 
     tok = ResidueTokenizer(reference_char_vocabulary())
     ids = torch.as_tensor(tok.encode_one([Segment("MKRLAVGG", "protein"), Segment("ACGTTA", "DNA")]).ids)[None]
@@ -264,4 +284,6 @@ def test_extract_reads_module_attributes_as_data(tmp_path):
     extracted = extract(read_checkpoint(_save(module, tmp_path / "m.pt")))
     assert extracted.config["n_head"] == 2 and extracted.config["n_embd"] == 64
     assert "transformer.h.1.attn.freqs_cis" in extracted.tensors
-    assert math.isclose(float(extracted.tensors["lm_head.weight"].std()), float(module.lm_head.weight.detach().std()), rel_tol=1e-6)
+    assert math.isclose(
+        float(extracted.tensors["lm_head.weight"].std()), float(module.lm_head.weight.detach().std()), rel_tol=1e-6
+    )

@@ -118,8 +118,10 @@ def test_parse_fasta_lines_and_maf():
     assert list(dc.parse_maf(maf, "Hsap.")) == [("Hsap.22:5", "ACGT")]
 
 
-@given(st.dictionaries(st.text("abcdefgh", min_size=1, max_size=3), st.integers(0, 10**9), min_size=1, max_size=8),
-       st.sampled_from([0.25, 0.5, 1.0]))
+@given(
+    st.dictionaries(st.text("abcdefgh", min_size=1, max_size=3), st.integers(0, 10**9), min_size=1, max_size=8),
+    st.sampled_from([0.25, 0.5, 1.0]),
+)
 @settings(max_examples=200, deadline=None)
 def test_water_fill_respects_the_cap(available, cap):
     budgets = dc.water_fill(available, cap)
@@ -138,16 +140,30 @@ def test_water_fill_example_and_limit():
     available = {"big": 1000, "mid": 400, "a": 100, "b": 100, "c": 100, "d": 100}
     assert dc.water_fill(available, cap=0.25) == {"big": 200, "mid": 200, "a": 100, "b": 100, "c": 100, "d": 100}
     # with a limit, small sources stay whole and the large ones come down to a common level
-    assert dc.water_fill(available, cap=0.25, limit=600) == {"big": 100, "mid": 100, "a": 100, "b": 100,
-                                                             "c": 100, "d": 100}
+    assert dc.water_fill(available, cap=0.25, limit=600) == {
+        "big": 100,
+        "mid": 100,
+        "a": 100,
+        "b": 100,
+        "c": 100,
+        "d": 100,
+    }
     assert dc.water_fill({"big": 1000, "small": 10}, cap=0.25, limit=110) == {"big": 100, "small": 10}
     assert sum(dc.water_fill({"big": 1000, "small": 1000, "c": 1000, "d": 1000}, 0.25, limit=400).values()) <= 400
 
 
 def test_allocate_balances_modalities():
-    available = {"cog-myva": 100, "mmseqs2-db": 100, "ensembl-tursiops": 100, "macsyfinder-gembase": 100,
-                 "metaphlan2-markers": 10_000, "dm3-upstream2000": 10_000, "human-chr22": 10_000,
-                 "ustilago-genome": 10_000, "dictyostelium-genome": 10_000}
+    available = {
+        "cog-myva": 100,
+        "mmseqs2-db": 100,
+        "ensembl-tursiops": 100,
+        "macsyfinder-gembase": 100,
+        "metaphlan2-markers": 10_000,
+        "dm3-upstream2000": 10_000,
+        "human-chr22": 10_000,
+        "ustilago-genome": 10_000,
+        "dictyostelium-genome": 10_000,
+    }
     budgets = dc.allocate(available, dc.SOURCES, cap=0.25, nucleic_per_protein=1.0)
     protein = sum(budgets[n] for n in ("cog-myva", "mmseqs2-db", "ensembl-tursiops", "macsyfinder-gembase"))
     nucleic = sum(v for n, v in budgets.items() if dc.modality_of(SOURCES[n]) == "nucleic")
@@ -183,8 +199,22 @@ def test_builder_script_end_to_end_on_fake_packages(tmp_path):
     pkgs = tmp_path / "pkgs"
     write_fake_packages(pkgs, rng)
     only = "cog-myva,ensembl-tursiops,mirbase-hairpin,genome-klebsiella-pneumoniae,human-chr22"
-    cmd = [sys.executable, str(REPO / "scripts" / "debian_corpus.py"), "--debs", str(tmp_path / "debs"),
-           "--pkgs", str(pkgs), "-o", str(tmp_path / "out"), "--only", only, "--holdout", "0.2", "--cap", "0.5"]
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "debian_corpus.py"),
+        "--debs",
+        str(tmp_path / "debs"),
+        "--pkgs",
+        str(pkgs),
+        "-o",
+        str(tmp_path / "out"),
+        "--only",
+        only,
+        "--holdout",
+        "0.2",
+        "--cap",
+        "0.5",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     manifest = json.loads((tmp_path / "out" / "corpus-manifest.json").read_text())
     assert manifest["format"] == dc.MANIFEST_FORMAT

@@ -39,9 +39,13 @@ def test_reader_agrees_with_biopython_on_real_genbank_files():
 def _genbank_text(records):
     out = []
     for name, mol, seq in records:
-        out.append(f"LOCUS       {name:<16}{len(seq):>11} bp    {mol:<8}linear   SYN 01-JAN-2020\nDEFINITION  test.\nORIGIN\n")
+        out.append(
+            f"LOCUS       {name:<16}{len(seq):>11} bp    {mol:<8}linear   SYN 01-JAN-2020\nDEFINITION  test.\nORIGIN\n"
+        )
         for i in range(0, len(seq), 60):
-            out.append(f"{i + 1:>9} " + " ".join(seq[j:j + 10].lower() for j in range(i, min(i + 60, len(seq)), 10)) + "\n")
+            out.append(
+                f"{i + 1:>9} " + " ".join(seq[j : j + 10].lower() for j in range(i, min(i + 60, len(seq)), 10)) + "\n"
+            )
         out.append("//\n")
     return "".join(out)
 
@@ -65,11 +69,16 @@ def test_genbank_round_trip(tmp_path_factory, records):
     "text, message",
     [
         (_genbank_text([("AB000001", "DNA", "ACGT")])[:-3], "record 1 ('AB000001') is truncated"),
-        (_genbank_text([("AB000001", "DNA", "ACGT")]).replace("4 bp", "5 bp"), "record 1 ('AB000001'): sequence has 4 letters, LOCUS says 5"),
+        (
+            _genbank_text([("AB000001", "DNA", "ACGT")]).replace("4 bp", "5 bp"),
+            "record 1 ('AB000001'): sequence has 4 letters, LOCUS says 5",
+        ),
         ("LOCUS       AB000001  4 units\n//\n", "record 1: malformed LOCUS line"),
         ("just text\n", "no GenBank records"),
-        (_genbank_text([("AB000001", "DNA", "ACGT")]) * 2 + "LOCUS       AB000003   4 bp DNA\nORIGIN\n//\n",
-         "record 3 ('AB000003'): sequence has 0 letters"),
+        (
+            _genbank_text([("AB000001", "DNA", "ACGT")]) * 2 + "LOCUS       AB000003   4 bp DNA\nORIGIN\n//\n",
+            "record 3 ('AB000003'): sequence has 0 letters",
+        ),
     ],
 )
 def test_genbank_errors_name_file_and_record(tmp_path, text, message):
@@ -152,12 +161,16 @@ def test_corrupt_gzip_fails_cleanly_and_leaves_no_partial_shard(tmp_path):
     result = obte("prep", bad, "-o", out)
     assert result.exit_code == 1
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: ") and "broken.gb.gz" in line and "record" in line and "Traceback" not in result.stderr
+    assert (
+        line.startswith("error: ") and "broken.gb.gz" in line and "record" in line and "Traceback" not in result.stderr
+    )
     assert list((out / "shards").iterdir()) == []
 
 
 def test_prep_usage_errors(tmp_path):
-    assert "--shard must look like I/N" in obte("prep", DATA / "chloroplast_rna.gb", "-o", tmp_path, "--shard", "x").stderr
+    assert (
+        "--shard must look like I/N" in obte("prep", DATA / "chloroplast_rna.gb", "-o", tmp_path, "--shard", "x").stderr
+    )
     assert "0 ≤ I < N" in obte("prep", DATA / "chloroplast_rna.gb", "-o", tmp_path, "--shard", "2/2").stderr
     assert "no such file" in obte("prep", tmp_path / "nope.fa", "-o", tmp_path).stderr
 

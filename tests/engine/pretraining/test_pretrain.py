@@ -24,19 +24,31 @@ from obte_cli.engine.pretraining.loop import (
 from obte_cli.engine.pretraining.token_files import open_corpus
 
 
-
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory, uniprot_fasta):
     """Real proteins (UniProt), chloroplast tRNA/rRNA genes and ProNAB ligands, residue-tokenized."""
     root = tmp_path_factory.mktemp("pretrain")
-    assert obte("prep", uniprot_fasta, DATA / "chloroplast_rna.gb", DATA / "pronab_ligands.fa", "-o", root / "prep").exit_code == 0
+    assert (
+        obte(
+            "prep", uniprot_fasta, DATA / "chloroplast_rna.gb", DATA / "pronab_ligands.fa", "-o", root / "prep"
+        ).exit_code
+        == 0
+    )
     assert obte("tokenize", "corpus", root / "prep", "-o", root / "tokens").exit_code == 0
     return root / "tokens"
 
 
 def _settings(**overrides):
-    base = dict(context=128, batch_tokens=1024, micro_batch_rows=3, total_tokens=1024 * 8, warmup_tokens=1024,
-                lr=0.01, checkpoint_every=3, seed=5)
+    base = dict(
+        context=128,
+        batch_tokens=1024,
+        micro_batch_rows=3,
+        total_tokens=1024 * 8,
+        warmup_tokens=1024,
+        lr=0.01,
+        checkpoint_every=3,
+        seed=5,
+    )
     return PretrainSettings(**{**base, **overrides})
 
 
@@ -133,8 +145,9 @@ def test_held_out_rows_are_scored_at_checkpoints(tokens, tmp_path):
     settings = _settings(holdout=0.1, eval_rows=8)
     result = pretrain(_model(corpus), corpus, settings, tmp_path, DistributedContext())
     scored = [r for r in result.history if "heldout_loss" in r]
-    assert [r["step"] for r in scored] == [s for s in range(1, settings.total_steps + 1)
-                                          if s % settings.checkpoint_every == 0 or s == settings.total_steps]
+    assert [r["step"] for r in scored] == [
+        s for s in range(1, settings.total_steps + 1) if s % settings.checkpoint_every == 0 or s == settings.total_steps
+    ]
     for record in scored:
         assert np.isfinite(record["heldout_loss"]) and 0 <= record["heldout_masked_accuracy"] <= 1
     # the score is a function of the weights: rescoring the final model gives the same numbers
@@ -152,11 +165,20 @@ def test_held_out_rows_are_scored_at_checkpoints(tokens, tmp_path):
     held = RowPlan(corpus, settings.context, seed=settings.seed, holdout=0.1, part="holdout")
     rows = min(held.rows_per_epoch(), 8)
     source = BatchSource(held, rows, settings.micro_batch_rows, maskable, tok.mask_id, tok.pad_id, seed=settings.seed)
-    again = _evaluate(MaskedLMObjective(result.model, torch.from_numpy(protein)), source, protein, residue_counts(tok),
-                      DistributedContext())
+    again = _evaluate(
+        MaskedLMObjective(result.model, torch.from_numpy(protein)),
+        source,
+        protein,
+        residue_counts(tok),
+        DistributedContext(),
+    )
     assert again["heldout_loss"] == pytest.approx(scored[-1]["heldout_loss"], rel=1e-5)
     # one token per residue: the loss in bits is the masked-token-weighted mean of the two modalities' bits/residue
-    bits = [b for b in (again["heldout_protein_bits_per_residue"], again["heldout_nucleic_bits_per_residue"]) if b is not None]
+    bits = [
+        b
+        for b in (again["heldout_protein_bits_per_residue"], again["heldout_nucleic_bits_per_residue"])
+        if b is not None
+    ]
     assert bits and all(b > 0 for b in bits)
     # (the loss is summed in float32, the bits per residue in float64: equal to ~1e-7 relative when one modality)
     loss_bits = again["heldout_loss"] / np.log(2)
@@ -195,18 +217,55 @@ def test_resume_refuses_other_settings(tokens, tmp_path):
     corpus = open_corpus(tokens)
     pretrain(_model(corpus), corpus, _settings(total_tokens=1024 * 3), tmp_path, DistributedContext())
     with pytest.raises(Exception, match="other settings"):
-        pretrain(_model(corpus), corpus, _settings(total_tokens=1024 * 3, lr=0.02), tmp_path, DistributedContext(), resume=True)
+        pretrain(
+            _model(corpus),
+            corpus,
+            _settings(total_tokens=1024 * 3, lr=0.02),
+            tmp_path,
+            DistributedContext(),
+            resume=True,
+        )
 
 
 def _cli_args(tokens, out, *extra):
-    return ["pretrain", "--tokens", str(tokens), "-o", str(out), "--preset", "micro", "--context", "128",
-            "--batch-tokens", "1024", "--micro-batch-rows", "2", "--total-tokens", "6144", "--checkpoint-every", "2",
-            "--seed", "2", "--device", "cpu", *extra]
+    return [
+        "pretrain",
+        "--tokens",
+        str(tokens),
+        "-o",
+        str(out),
+        "--preset",
+        "micro",
+        "--context",
+        "128",
+        "--batch-tokens",
+        "1024",
+        "--micro-batch-rows",
+        "2",
+        "--total-tokens",
+        "6144",
+        "--checkpoint-every",
+        "2",
+        "--seed",
+        "2",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def _torchrun(nproc, args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "obte_cli", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "obte_cli",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
 
 
@@ -227,8 +286,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tokens, tmp_path, mo
     assert len(one_losses) == len(two_losses) == 6
     # same rows, same masks, same global-token mean: equal up to float summation order
     np.testing.assert_allclose(two_losses, one_losses, rtol=2e-5)
-    w1 = (tmp_path / "one" / "model" / "model.safetensors")
-    w2 = (tmp_path / "two" / "model" / "model.safetensors")
+    w1 = tmp_path / "one" / "model" / "model.safetensors"
+    w2 = tmp_path / "two" / "model" / "model.safetensors"
     from safetensors.torch import load_file
 
     a, b = load_file(str(w1)), load_file(str(w2))
@@ -241,20 +300,35 @@ def test_killed_run_resumes_exactly(tokens, tmp_path):
     # Every run in its own process with one thread: float results depend on the thread count.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cli = [sys.executable, "-m", "obte_cli"]
-    straight = subprocess.run([*cli, *_cli_args(tokens, tmp_path / "straight", "--total-tokens", "40960")],
-                              capture_output=True, text=True, env=env, cwd=REPO)
+    straight = subprocess.run(
+        [*cli, *_cli_args(tokens, tmp_path / "straight", "--total-tokens", "40960")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert straight.returncode == 0, straight.stderr[-2000:]
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "obte_cli", *_cli_args(tokens, out, "--total-tokens", "40960")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "obte_cli", *_cli_args(tokens, out, "--total-tokens", "40960")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+    )
     latest = out / "checkpoints" / "latest"
     deadline = time.time() + 120
     while time.time() < deadline and not (latest.is_file() and latest.read_text().strip() >= "step-0000004"):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    resumed = subprocess.run([*cli, *_cli_args(tokens, out, "--total-tokens", "40960", "--resume")],
-                             capture_output=True, text=True, env=env, cwd=REPO)
+    resumed = subprocess.run(
+        [*cli, *_cli_args(tokens, out, "--total-tokens", "40960", "--resume")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _losses(out) == _losses(tmp_path / "straight")
 
@@ -285,8 +359,22 @@ def test_user_mistakes_in_pretrain_are_one_line_errors(tmp_path):
 
 def test_bench_throughput_runs_both_implementations(tmp_path):
     pytest.importorskip("transformers")
-    result = obte("bench", "throughput", "--shapes", "micro", "--vocab", "256", "--rows", "2", "--context", "64",
-                  "--steps", "1", "-o", tmp_path)
+    result = obte(
+        "bench",
+        "throughput",
+        "--shapes",
+        "micro",
+        "--vocab",
+        "256",
+        "--rows",
+        "2",
+        "--context",
+        "64",
+        "--steps",
+        "1",
+        "-o",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
     header = rows[0]

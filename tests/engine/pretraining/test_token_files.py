@@ -1,6 +1,5 @@
 """`obte tokenize train` / `obte tokenize corpus`, token files and context packing, on real sequences."""
 
-
 import numpy as np
 import pytest
 from conftest import DATA, obte
@@ -77,8 +76,12 @@ def test_corpus_token_files_memory_map_and_decode_to_the_shards(corpus_dir, trai
             [decoded] = tok.decode(shard.sequence(i))
             assert decoded.sequence.replace("U", "T") == seq and corpus.molecule_type(shard, i) == mol
     total = sum(int(s.offsets[-1]) for s in corpus.shards)
-    assert total == corpus.manifest["tokens"] == int(result.stdout.split()[-1]) + sum(
-        int(line.split("\t")[2]) for line in result.stdout.strip().splitlines()[1:-1])
+    assert (
+        total
+        == corpus.manifest["tokens"]
+        == int(result.stdout.split()[-1])
+        + sum(int(line.split("\t")[2]) for line in result.stdout.strip().splitlines()[1:-1])
+    )
 
 
 def test_truncated_token_file_is_detected(corpus_dir, trained, tmp_path):
