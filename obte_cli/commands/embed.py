@@ -105,29 +105,29 @@ def embed(
     if window and window + 2 > loaded.model.config.max_positions:
         raise InputError(f"--window {window} does not fit the model's context of {loaded.model.config.max_positions}")
 
-    dist_context = init_distributed(torch_device)
-    loaded.model.to(dist_context.device)
+    processes = init_distributed(torch_device)
+    loaded.model.to(processes.device)
 
     def segments():
         index = 0
         for path in inputs:
             for record in read_fasta(path):
-                if index % dist_context.world_size == dist_context.rank:  # under torchrun: this rank's share
+                if index % processes.world_size == processes.rank:  # under torchrun: this rank's share
                     mol = fixed or detect_molecule_type(record.sequence)
                     yield Segment(record.sequence, mol.name, record.id)
                 index += 1
 
     metadata = {"pool": pool, "layers": ",".join(map(str, settings.layers)), "model": str(model)}
     part = None
-    if dist_context.active:
+    if processes.active:
         if out == "-":
             raise InputError("under torchrun, write to a file (-o out.safetensors), not stdout")
-        part = Path(f"{out}.part-{dist_context.rank}-of-{dist_context.world_size}.safetensors")
+        part = Path(f"{out}.part-{processes.rank}-of-{processes.world_size}.safetensors")
     writer = EmbeddingWriter(part or out, pool, settings.layers, metadata, stdout=sys.stdout)
     started = time.perf_counter()
     residues = 0
     try:
-        for item in embed_segments(loaded.model, loaded.tokenizer, segments(), settings, dist_context.device):
+        for item in embed_segments(loaded.model, loaded.tokenizer, segments(), settings, processes.device):
             writer.add(item)
             residues += item.n_residues
             if stderr_console.is_terminal and len(writer.ids) % 1000 == 0:
@@ -139,13 +139,13 @@ def embed(
                     residues / elapsed,
                 )
         writer.close()
-        if dist_context.active:
-            _merge_parts(out, pool, settings.layers, metadata, dist_context)
+        if processes.active:
+            _merge_parts(out, pool, settings.layers, metadata, processes)
     except BaseException:
         writer.abort()
         raise
     finally:
-        shutdown(dist_context)
+        shutdown(processes)
     elapsed = max(time.perf_counter() - started, 1e-9)
     log.info(
         "embedded %d sequences, %d residues in %.1f s (%.0f sequences/s, %.0f residues/s) → %s",
@@ -158,14 +158,14 @@ def embed(
     )
 
 
-def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, context) -> None:
+def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, processes) -> None:
     """Rank 0 interleaves every rank's part back into input order, then removes the parts."""
     from obte_cli.engine.embedding.io import EmbeddingWriter, merge_interleaved_parts
     from obte_cli.engine.pretraining.distributed import barrier
 
-    barrier(context)
-    if context.is_main:
-        parts = [Path(f"{out}.part-{r}-of-{context.world_size}.safetensors") for r in range(context.world_size)]
+    barrier(processes)
+    if processes.is_main:
+        parts = [Path(f"{out}.part-{r}-of-{processes.world_size}.safetensors") for r in range(processes.world_size)]
         writer = EmbeddingWriter(out, pool, layers, metadata)
         try:
             merge_interleaved_parts(parts, writer, len(layers))
@@ -175,7 +175,7 @@ def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, c
             raise
         for p in parts:
             p.unlink(missing_ok=True)
-    barrier(context)
+    barrier(processes)
 
 
 @app.command("probe-joint")

@@ -161,14 +161,14 @@ def pretrain(
         eval_rows=eval_rows,
         eval_tokens=str(eval_tokens) if eval_tokens is not None else "",
     )
-    dist_context = init_distributed(resolve_device(device))
-    if not dist_context.is_main:
+    processes = init_distributed(resolve_device(device))
+    if not processes.is_main:
         log.setLevel("WARNING")
     try:
         log.info(
             "%d processes, %s; %d steps of %d rows × %d tokens; %s tokens per epoch",
-            dist_context.world_size,
-            dist_context.device,
+            processes.world_size,
+            processes.device,
             settings.total_steps,
             settings.rows_per_step,
             context,
@@ -180,14 +180,14 @@ def pretrain(
                 corpus,
                 settings,
                 out,
-                dist_context,
+                processes,
                 resume,
                 peak_tflops * 1e12 if peak_tflops else None,
                 on_step,
                 eval_corpus,
             )
         final_state = _full_state_dict(result.model, settings.fsdp)
-        if dist_context.is_main and result.history:
+        if processes.is_main and result.history:
             last = result.history[-1]
             baselines = unigram_baselines(corpus)
             if modality != "omni":  # the control trains on one modality: its baseline is that modality's
@@ -208,7 +208,7 @@ def pretrain(
                         "final_masked_accuracy": summary,
                         "unigram_baselines": baselines,
                         "heldout": {k: v for k, v in last.items() if k.startswith("heldout_")},
-                        "processes": dist_context.world_size,
+                        "processes": processes.world_size,
                         "corpus": str(tokens),
                     },
                     "preset": preset if init is None else None,
@@ -251,7 +251,7 @@ def pretrain(
                     ),
                 )
     finally:
-        shutdown(dist_context)
+        shutdown(processes)
 
 
 def _full_state_dict(model, fsdp: bool) -> dict:

@@ -43,7 +43,7 @@ from obte_cli.engine.finetuning.trainer import (
     train_sequence_task,
 )
 from obte_cli.engine.model.directory import load_model, save_model
-from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.tokenizers.base import Tokenizer
 
 
@@ -104,7 +104,7 @@ def assign_folds(
 @dataclass
 class TrainedAffinityModel:
     loaded_backbone: object  # LoadedModel (its model now fine-tuned)
-    head: SequenceHead
+    head: LinearHead
     scaler: TargetScaler
     history: list[dict]
 
@@ -137,7 +137,7 @@ def fit_affinity_model(
     """Fine-tune a fresh copy of the backbone in ``backbone_dir`` to predict ΔG (kcal/mol)."""
     loaded = load_model(backbone_dir, device="cpu")
     torch.manual_seed(settings.seed)
-    head = SequenceHead(loaded.model.config.width, 1)
+    head = LinearHead(loaded.model.config.width, 1)
     scaler = TargetScaler.fit(dg)
     history = train_sequence_task(
         loaded.model, head, token_ids, scaler.transform(dg), settings, loaded.tokenizer.pad_id, device, "mse", on_step

@@ -32,7 +32,7 @@ from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.finetuning.trainer import predict_sequence_task
 from obte_cli.engine.model.directory import CONFIG_FILE, LoadedModel, load_model
-from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.tokenizers.base import Tokenizer
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -40,7 +40,7 @@ ENSEMBLE_FORMAT = "obte-ensemble"
 AFFINITY_TASK = "affinity"
 
 
-def affinity_head_description(head: SequenceHead, scaler: TargetScaler) -> dict:
+def affinity_head_description(head: LinearHead, scaler: TargetScaler) -> dict:
     return {
         **head.describe(),
         "task": AFFINITY_TASK,
@@ -62,7 +62,7 @@ def write_ensemble_manifest(directory: Path, members: list[str], metadata: dict)
 @dataclass
 class AffinityMember:
     loaded: LoadedModel
-    head: SequenceHead
+    head: LinearHead
     scaler: TargetScaler
 
 
@@ -74,9 +74,7 @@ def _member(directory: Path, device: torch.device | str) -> AffinityMember:
             f"{directory}: not a ΔG model (no affinity head; train one with `obte finetune affinity`)"
         )
     try:
-        head = SequenceHead(
-            loaded.model.config.width, int(head_info["n_outputs"]), int(head_info.get("base_width", 32))
-        )
+        head = LinearHead(loaded.model.config.width, int(head_info["n_outputs"]), int(head_info.get("base_width", 32)))
         head.load_state_dict(loaded.head_state, strict=True)
         scaler = TargetScaler(float(head_info["dg_mean"]), float(head_info["dg_sd"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -31,7 +31,7 @@ from obte_cli.engine.finetuning.residues import (
     token_values_to_residues,
 )
 from obte_cli.engine.finetuning.trainer import FinetuneSettings, TokenTask, fine_tune
-from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 HEAD_KIND = "contacts"
@@ -162,9 +162,9 @@ def roc_auc(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ model
-def contact_head(width: int, cutoffs: tuple[float, ...]) -> SequenceHead:
-    """One logit per cutoff on every token (a :class:`SequenceHead` applied token-wise)."""
-    return SequenceHead(width, len(cutoffs))
+def contact_head(width: int, cutoffs: tuple[float, ...]) -> LinearHead:
+    """One logit per cutoff on every token (a :class:`LinearHead` applied token-wise)."""
+    return LinearHead(width, len(cutoffs))
 
 
 CONTACT_TASK = TokenTask("bce")  # one logit per cutoff on every token; protein tokens carry the targets
@@ -179,7 +179,7 @@ def train_contact_head(
     cutoffs: tuple[float, ...],
     device="cpu",
     on_step=None,
-) -> SequenceHead:
+) -> LinearHead:
     """Fine-tune ``model`` and a fresh contact head on ``sites`` (BCE on protein tokens)."""
     torch.manual_seed(settings.seed)
     head = contact_head(model.config.width, cutoffs)
@@ -302,7 +302,7 @@ def load_contact_predictor(directory: str | Path) -> ContactPredictor:
 
         module = AttentionProbe(head["in_channels"], head["n_outputs"], head["channels"])
     else:
-        module = SequenceHead(loaded.model.config.width, head["n_outputs"], head["base_width"])
+        module = LinearHead(loaded.model.config.width, head["n_outputs"], head["base_width"])
     module.load_state_dict(loaded.head_state)
     return ContactPredictor(
         loaded.model.eval(),

@@ -44,7 +44,7 @@ from obte_cli.engine.finetuning.trainer import (
     TokenTask,
     fine_tune,
 )
-from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 TASKS = ("classification", "regression")
@@ -223,7 +223,7 @@ def training_targets(
 # ------------------------------------------------------------------------------------------------ training
 @dataclass
 class TaskResult:
-    head: SequenceHead
+    head: LinearHead
     epochs: list[dict] = field(default_factory=list)  # per epoch: train loss, dev metrics
     best_epoch: int = 0
     test: dict[str, float] = field(default_factory=dict)
@@ -274,7 +274,7 @@ def train_task(
     class_of = {c: i for i, c in enumerate(classes or [])}
     n_outputs = len(classes) if task == "classification" else 1
     torch.manual_seed(settings.seed)
-    head = SequenceHead(model.config.width, n_outputs)
+    head = LinearHead(model.config.width, n_outputs)
     loss_name = "cross_entropy" if task == "classification" else "mse"
     objective = TokenTask(loss_name) if per_residue else SequenceTask(loss_name)
     targets, mean, sd = training_targets(splits["train"], encodings["train"], task, per_residue, class_of)

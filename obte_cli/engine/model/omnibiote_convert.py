@@ -399,7 +399,7 @@ def convert(
     if head_state:
         if extracted.stats is None or len(extracted.stats) < 2:
             raise ModelFormatError(f"{source}: ΔG model without its target statistics (stats)")
-        # OmniBindER: proj_head(emb[:, 0]) · (1024/d) · sd + mean  ==  SequenceHead(base_width=1024) then the scaler
+        # OmniBindER: proj_head(emb[:, 0]) · (1024/d) · sd + mean  ==  LinearHead(base_width=1024) then the scaler
         head = {
             "kind": "sequence",
             "n_outputs": 1,

@@ -28,6 +28,9 @@ from obte_cli.engine.core.errors import InputError
 
 @dataclass
 class DistributedContext:
+    """Where this process stands among its peers. Variables holding one are named ``processes``
+    (``context`` is a token count everywhere in obte)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -61,28 +64,28 @@ def init_distributed(device: torch.device) -> DistributedContext:
     return DistributedContext(rank, world_size, local_rank, device)
 
 
-def shutdown(context: DistributedContext) -> None:
-    if context.active and dist.is_initialized():
+def shutdown(processes: DistributedContext) -> None:
+    if processes.active and dist.is_initialized():
         dist.destroy_process_group()
 
 
-def wrap(module: nn.Module, blocks: nn.ModuleList, context: DistributedContext, fsdp: bool) -> nn.Module:
+def wrap(module: nn.Module, blocks: nn.ModuleList, processes: DistributedContext, fsdp: bool) -> nn.Module:
     """DDP or FSDP2 around ``module`` (whose forward returns the loss terms); unchanged for one process."""
     if fsdp:
         from torch.distributed.fsdp import fully_shard
 
-        if not context.active:
+        if not processes.active:
             raise InputError(
                 "--fsdp shards over several processes: launch with torchrun --nproc-per-node N (or drop --fsdp)"
             )
         for block in blocks:
             fully_shard(block)
         return fully_shard(module)
-    if not context.active:
+    if not processes.active:
         return module
     from torch.nn.parallel import DistributedDataParallel
 
-    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    device_ids = [processes.device.index] if processes.device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=device_ids)
 
 
@@ -105,17 +108,17 @@ def gradient_sync(module: nn.Module, enabled: bool):
         yield
 
 
-def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+def all_reduce_sum(values: torch.Tensor, processes: DistributedContext) -> torch.Tensor:
     """Sum of ``values`` over processes, returned on the device it came from (NCCL reduces only
-    GPU tensors, so CPU bookkeeping tensors travel through ``context.device``)."""
-    if context.active:
+    GPU tensors, so CPU bookkeeping tensors travel through ``processes.device``)."""
+    if processes.active:
         home = values.device
-        values = values.to(context.device, copy=True)
+        values = values.to(processes.device, copy=True)
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         values = values.to(home)
     return values
 
 
-def barrier(context: DistributedContext) -> None:
-    if context.active:
+def barrier(processes: DistributedContext) -> None:
+    if processes.active:
         dist.barrier()

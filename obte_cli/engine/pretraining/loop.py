@@ -151,7 +151,7 @@ def pretrain(
     corpus: TokenCorpus,
     settings: PretrainSettings,
     out_dir: Path,
-    context: DistributedContext,
+    processes: DistributedContext,
     resume: bool = False,
     peak_flops: float | None = None,
     on_step: Callable[[dict], None] | None = None,
@@ -171,10 +171,10 @@ def pretrain(
     protein_token = np.zeros_like(maskable)
     protein_token[tokenizer.residue_ids("protein")] = True
     rows = settings.rows_per_step
-    if rows % context.world_size:
+    if rows % processes.world_size:
         raise ObteError(
             f"a step of {rows} rows ({settings.batch_tokens} tokens / context {settings.context}) "
-            f"cannot be split over {context.world_size} processes: use a multiple of {context.world_size} rows"
+            f"cannot be split over {processes.world_size} processes: use a multiple of {processes.world_size} rows"
         )
     source = BatchSource(
         plan,
@@ -185,8 +185,8 @@ def pretrain(
         tokenizer.pad_id,
         settings.mask_rate,
         settings.seed,
-        context.rank,
-        context.world_size,
+        processes.rank,
+        processes.world_size,
     )
     heldout = None
     held_plan = None
@@ -196,7 +196,7 @@ def pretrain(
         held_plan = RowPlan(corpus, settings.context, settings.modality, settings.seed, settings.holdout, "holdout")
     if held_plan is not None:
         # every rank scores the same number of rows (FSDP gathers parameters at each forward, in step)
-        eval_rows = min(held_plan.rows_per_epoch(), settings.eval_rows) // context.world_size * context.world_size
+        eval_rows = min(held_plan.rows_per_epoch(), settings.eval_rows) // processes.world_size * processes.world_size
         if eval_rows:
             heldout = BatchSource(
                 held_plan,
@@ -207,16 +207,16 @@ def pretrain(
                 tokenizer.pad_id,
                 settings.mask_rate,
                 settings.seed,
-                context.rank,
-                context.world_size,
+                processes.rank,
+                processes.world_size,
             )
 
-    torch.manual_seed(settings.seed + context.rank)
-    model.to(context.device).train()
+    torch.manual_seed(settings.seed + processes.rank)
+    model.to(processes.device).train()
     objective = wrap(
-        MaskedLMObjective(model, torch.from_numpy(protein_token).to(context.device)),
+        MaskedLMObjective(model, torch.from_numpy(protein_token).to(processes.device)),
         model.blocks,
-        context,
+        processes,
         settings.fsdp,
     )
     groups = mup_param_groups(model, settings.lr, settings.weight_decay)
@@ -230,14 +230,14 @@ def pretrain(
         latest = latest_checkpoint(checkpoints)
         if latest is None:
             raise ObteError(f"{checkpoints}: no checkpoint to resume from")
-        state = load_checkpoint(latest, objective, optimizer, context)
+        state = load_checkpoint(latest, objective, optimizer, processes)
         if state.get("settings") != _comparable(settings):
             raise ObteError(f"{latest}: was written with other settings; resume with the same options")
         scheduler.load_state_dict(state["scheduler"])
         start_step, tokens_seen = state["step"], state["tokens"]
-        if context.is_main:
+        if processes.is_main:
             _truncate_metrics(metrics_path, start_step)
-    elif context.is_main:
+    elif processes.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.unlink(missing_ok=True)
 
@@ -249,22 +249,22 @@ def pretrain(
         micro = list(source.step(step))
         masked = sum((_masked_counts(mb.targets, protein_token) for mb in micro), np.zeros(2))
         real = float(sum(mb.tokens for mb in micro))
-        totals = all_reduce_sum(torch.tensor([*masked, real], dtype=torch.float64), context)
+        totals = all_reduce_sum(torch.tensor([*masked, real], dtype=torch.float64), processes)
         masked_global = max(totals[0].item() + totals[1].item(), 1.0)
         optimizer.zero_grad(set_to_none=True)
-        loss_sum = torch.zeros((), device=context.device)
-        correct = torch.zeros(2, device=context.device)
+        loss_sum = torch.zeros((), device=processes.device)
+        correct = torch.zeros(2, device=processes.device)
         for i, mb in enumerate(micro):
-            with gradient_sync(objective, enabled=i == len(micro) - 1), autocast(context.device):
+            with gradient_sync(objective, enabled=i == len(micro) - 1), autocast(processes.device):
                 part_loss, part_correct = objective(
-                    mb.inputs.to(context.device), mb.targets.to(context.device), mb.doc_ids.to(context.device)
+                    mb.inputs.to(processes.device), mb.targets.to(processes.device), mb.doc_ids.to(processes.device)
                 )
                 # DDP and FSDP average gradients over processes; × world_size makes it a global-token mean.
-                (part_loss * (context.world_size / masked_global)).backward()
+                (part_loss * (processes.world_size / masked_global)).backward()
             loss_sum += part_loss.detach().float()
             correct += part_correct.detach().float()
         grad_norm = torch.nn.utils.clip_grad_norm_(objective.parameters(), settings.grad_clip)
-        reduced = all_reduce_sum(torch.cat([loss_sum[None], correct]).cpu(), context)
+        reduced = all_reduce_sum(torch.cat([loss_sum[None], correct]).cpu(), processes)
         loss = reduced[0].item() / masked_global
         if not math.isfinite(loss) or not math.isfinite(float(grad_norm)):
             where = f"; the last good checkpoint is in {checkpoints} (step {last_good})" if last_good else ""
@@ -290,12 +290,12 @@ def pretrain(
             "seconds": elapsed,
         }
         if peak_flops:
-            record["mfu"] = record["tokens_per_s"] / context.world_size * flops_token / peak_flops
+            record["mfu"] = record["tokens_per_s"] / processes.world_size * flops_token / peak_flops
         checkpoint_now = (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.total_steps
         if heldout is not None and checkpoint_now:
-            record.update(_evaluate(objective, heldout, protein_token, residue_counts(tokenizer), context))
+            record.update(_evaluate(objective, heldout, protein_token, residue_counts(tokenizer), processes))
         history.append(record)
-        if context.is_main:
+        if processes.is_main:
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
         if on_step is not None:
@@ -307,7 +307,7 @@ def pretrain(
                 objective,
                 optimizer,
                 {"tokens": tokens_seen, "scheduler": scheduler.state_dict(), "settings": _comparable(settings)},
-                context,
+                processes,
             )
             last_good = step + 1
     return PretrainResult(model, settings.total_steps - start_step, settings.total_steps, history)
@@ -329,7 +329,7 @@ def _evaluate(
     source: BatchSource,
     protein_token: np.ndarray,
     residues: np.ndarray,
-    context: DistributedContext,
+    processes: DistributedContext,
 ) -> dict:
     """Masked-LM loss, accuracy and bits per residue (overall and per modality) on the held-out rows."""
     objective.eval()
@@ -337,11 +337,11 @@ def _evaluate(
     # residues under the masked protein tokens, under the masked nucleic tokens
     sums = torch.zeros(9, dtype=torch.float64)
     for mb in source.step(0):
-        with autocast(context.device):
+        with autocast(processes.device):
             loss_sum, correct, losses = objective(
-                mb.inputs.to(context.device),
-                mb.targets.to(context.device),
-                mb.doc_ids.to(context.device),
+                mb.inputs.to(processes.device),
+                mb.targets.to(processes.device),
+                mb.doc_ids.to(processes.device),
                 with_modality_losses=True,
             )
         sums[0] += float(loss_sum)
@@ -354,7 +354,7 @@ def _evaluate(
             [residues[labels[protein]].sum(), residues[labels[~protein]].sum()], dtype=torch.float64
         )
     objective.train()
-    loss, right_p, right_n, masked_p, masked_n, loss_p, loss_n, res_p, res_n = all_reduce_sum(sums, context).tolist()
+    loss, right_p, right_n, masked_p, masked_n, loss_p, loss_n, res_p, res_n = all_reduce_sum(sums, processes).tolist()
     masked = max(masked_p + masked_n, 1.0)
     return {
         "heldout_loss": loss / masked,

@@ -57,32 +57,32 @@ def save_checkpoint(
     module: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     trainer_state: dict,
-    context: DistributedContext,
+    processes: DistributedContext,
     keep: int = 2,
 ) -> Path:
     root = Path(root)
     final = root / checkpoint_name(step)
     staging = root / f".{checkpoint_name(step)}.partial"
-    if context.is_main:
+    if processes.is_main:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-    barrier(context)
+    barrier(processes)
     model_state, optim_state = get_state_dict(module, optimizer)
     with _single_process_quiet():
         dcp.save(
             {"model": model_state, "optim": optim_state}, checkpoint_id=str(staging), no_dist=not dist.is_initialized()
         )
-    _write_json(staging / f"rng-rank-{context.rank}.json", {"torch": torch.get_rng_state().tolist()})
-    barrier(context)
-    if context.is_main:
-        _write_json(staging / "trainer.json", {**trainer_state, "step": step, "world_size": context.world_size})
+    _write_json(staging / f"rng-rank-{processes.rank}.json", {"torch": torch.get_rng_state().tolist()})
+    barrier(processes)
+    if processes.is_main:
+        _write_json(staging / "trainer.json", {**trainer_state, "step": step, "world_size": processes.world_size})
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
         (root / f".{LATEST}.tmp").write_text(final.name + "\n")
         os.replace(root / f".{LATEST}.tmp", root / LATEST)
         for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
-    barrier(context)
+    barrier(processes)
     return final
 
 
@@ -95,7 +95,7 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, context: DistributedContext
+    path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, processes: DistributedContext
 ) -> dict:
     """Restore model, optimizer and this rank's RNG in place; returns ``trainer.json``."""
     path = Path(path)
@@ -104,7 +104,7 @@ def load_checkpoint(
     with _single_process_quiet():
         dcp.load(state, checkpoint_id=str(path), no_dist=not dist.is_initialized())
     set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-    rng_file = path / f"rng-rank-{context.rank}.json"
+    rng_file = path / f"rng-rank-{processes.rank}.json"
     if rng_file.is_file():
         torch.set_rng_state(torch.tensor(json.loads(rng_file.read_text())["torch"], dtype=torch.uint8))
     return json.loads((path / "trainer.json").read_text())

@@ -9,7 +9,7 @@ from obte_cli.engine.finetuning.trainer import (
     train_sequence_task,
 )
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
-from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.model.packing import microbatches
 from obte_cli.engine.tokenizers.base import Segment
 
@@ -33,7 +33,7 @@ def gc_task(pronab, residue_tokenizer):
 
 
 def test_param_groups_follow_the_paper_recipe():
-    model, head = small_model(), SequenceHead(64)
+    model, head = small_model(), LinearHead(64)
     groups = {g["role"]: g for g in finetune_param_groups(model, head, FinetuneSettings())}
     assert groups["head"]["lr"] == 1e-2 and groups["embedding"]["lr"] == 1e-3
     assert groups["body"]["lr"] == pytest.approx(1e-4 * 1024 / 64)
@@ -53,7 +53,7 @@ def test_microbatches_respect_the_token_budget():
 def test_regression_learns_a_real_sequence_property(gc_task, residue_tokenizer):
     ids, target = gc_task
     train, test = slice(0, 200), slice(200, None)
-    model, head = small_model(), SequenceHead(64)
+    model, head = small_model(), LinearHead(64)
     settings = FinetuneSettings(epochs=6, batch_size=16, seed=0, lr_body=4e-4)
     history = train_sequence_task(model, head, ids[train], target[train], settings, residue_tokenizer.pad_id)
     predicted = predict_sequence_task(model, head, ids[test], residue_tokenizer.pad_id)[:, 0]
@@ -68,7 +68,7 @@ def test_training_is_reproducible_with_a_seed(gc_task, residue_tokenizer):
     ids, target = gc_task
     runs = []
     for _ in range(2):
-        model, head = small_model(), SequenceHead(64)
+        model, head = small_model(), LinearHead(64)
         settings = FinetuneSettings(epochs=1, batch_size=32, seed=5)
         runs.append(
             [
@@ -81,7 +81,7 @@ def test_training_is_reproducible_with_a_seed(gc_task, residue_tokenizer):
 
 def test_prediction_is_the_same_alone_or_batched(gc_task, residue_tokenizer):
     ids, _ = gc_task
-    model, head = small_model(), SequenceHead(64)
+    model, head = small_model(), LinearHead(64)
     with torch.no_grad():
         head.proj.weight.normal_()
         for p in model.parameters():

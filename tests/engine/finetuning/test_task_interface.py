@@ -28,7 +28,7 @@ from obte_cli.engine.finetuning.trainer import (
     per_token_loss,
 )
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.model.heads import SequenceHead
+from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 TASKS = DATA / "tasks"
@@ -39,7 +39,7 @@ def _model_and_head(tokenizer, n_outputs):
     """A micro model and head with random weights (a fresh one attends uniformly and outputs zeros)."""
     torch.manual_seed(0)
     model = ObteModel(preset_config("micro", padded_vocab_size(tokenizer.vocab_size), max_positions=512))
-    head = SequenceHead(model.config.width, n_outputs)
+    head = LinearHead(model.config.width, n_outputs)
     with torch.no_grad():
         for p in [*model.parameters(), *head.parameters()]:
             p.add_(torch.randn_like(p) * 0.2)
