@@ -66,6 +66,7 @@ def pronab(
     from obte_cli.engine.bench.pronab import AffinityCV, run_pronab_bench
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.tables import write_tsv
 
     if model is not None and from_cv is not None:
         raise InputError("give either --model (train and score) or --from-cv (score an existing run), not both")
@@ -98,7 +99,7 @@ def pronab(
     report.baseline = lambda n: log.info("baseline: composition features + gradient boosting on the same %d folds", n)
     results = run_pronab_bench(data, out, seed, from_cv=from_cv, train=train, report=report)
     with open_output("-") as handle:
-        results.to_csv(handle, sep="\t", index=False, float_format="%.4f", na_rep="NA", lineterminator="\n")
+        write_tsv(results, handle)
     for r in results.itertuples():
         log.info(
             "%-16s PCC %.3f ± %.3f   MAE %.3f ± %.3f kcal/mol", r.method, r.pcc_mean, r.pcc_sem, r.mae_mean, r.mae_sem
@@ -123,17 +124,17 @@ def prep(
     """
     import pandas as pd
 
-    from obte_cli.engine.affinity.report import write_tsv
     from obte_cli.engine.bench.prep import bench_prep
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import method_comparison
+    from obte_cli.engine.core.tables import write_tsv
 
     for path in inputs:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     results = pd.DataFrame(bench_prep(inputs, workers, repeats))
     with open_output("-") as handle:
-        results.to_csv(handle, sep="\t", index=False, float_format="%.4g", lineterminator="\n")
+        write_tsv(results, handle, float_format="%.4g")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_tsv(results, out / "bench-prep.tsv")
@@ -168,11 +169,11 @@ def throughput(
     """
     import pandas as pd
 
-    from obte_cli.engine.affinity.report import write_tsv
     from obte_cli.engine.bench.throughput import bench_throughput
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import method_comparison
+    from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.model.encoder import PRESETS, preset_config
 
     shapes = []
@@ -195,7 +196,7 @@ def throughput(
             ) from None
     results = pd.DataFrame(bench_throughput(shapes, rows, context, resolve_device(device), steps, include_hf=not no_hf))
     with open_output("-") as handle:
-        results.to_csv(handle, sep="\t", index=False, float_format="%.4g", na_rep="NA", lineterminator="\n")
+        write_tsv(results, handle, float_format="%.4g")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_tsv(results, out / "bench-throughput.tsv")
@@ -323,11 +324,11 @@ def embed(
     """
     import pandas as pd
 
-    from obte_cli.engine.affinity.report import write_tsv
     from obte_cli.engine.bench.embed import bench_embed
     from obte_cli.engine.bio.molecules import detect_molecule_type
     from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.model.encoder import padded_vocab_size, preset_config
     from obte_cli.engine.tokenizers.base import Segment
     from obte_cli.engine.tokenizers.loading import load_tokenizer
@@ -341,7 +342,7 @@ def embed(
         raise InputError(f"--max-tokens {max_tokens} is below the longest record ({longest} tokens)")
     results = pd.DataFrame(bench_embed(config, tok, segments, batch_size, max_tokens, repeats, include_hf=not no_hf))
     with open_output("-") as handle:
-        results.to_csv(handle, sep="\t", index=False, float_format="%.4g", na_rep="NA", lineterminator="\n")
+        write_tsv(results, handle, float_format="%.4g")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_tsv(results, out / "bench-embed.tsv")
@@ -392,7 +393,6 @@ def contacts(
     """
     import pandas as pd
 
-    from obte_cli.engine.affinity.report import write_tsv
     from obte_cli.engine.contacts.cv import (
         METHODS,
         contact_metrics,
@@ -409,6 +409,7 @@ def contacts(
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import contact_f1_figure
+    from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.finetuning.trainer import FinetuneSettings
     from obte_cli.engine.model.directory import load_model
 
@@ -473,5 +474,5 @@ def contacts(
         metrics, out / "contacts_f1.png", f"contacts: {len(sites)} protein chains, {folds}-fold CV by sequence"
     )
     with open_output("-") as handle:
-        metrics.to_csv(handle, sep="\t", index=False, float_format="%.4g", na_rep="NA")
+        write_tsv(metrics, handle, float_format="%.4g")
     log.info("wrote %s", out)

@@ -210,10 +210,10 @@ def _run_task(
 ) -> None:
     import pandas as pd
 
-    from obte_cli.engine.affinity.report import write_tsv
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.plots import learning_curve
+    from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.finetuning.tasks import (
         class_index,
         encode_split,
@@ -475,7 +475,6 @@ def contacts(
 
     Example: [bold]obte finetune contacts --labels labels.tsv --model backbone/ -o contacts-model/[/bold]
     """
-    from obte_cli.engine.affinity.report import write_tsv
     from obte_cli.engine.contacts.cv import (
         contact_metrics,
         cross_validate_contacts,
@@ -490,6 +489,7 @@ def contacts(
     )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.model.directory import load_model
 
     probe = probe.value

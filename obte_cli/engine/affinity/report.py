@@ -19,6 +19,7 @@ import pandas as pd
 from obte_cli.engine.affinity.cv import CrossValidationResult, FoldAssignment
 from obte_cli.engine.core.metrics import mean_and_sem, regression_metrics
 from obte_cli.engine.core.plots import prediction_scatter
+from obte_cli.engine.core.tables import write_tsv
 
 METRICS = ("pcc", "mae", "rmse")
 
@@ -43,11 +44,6 @@ def metrics_with_summary(fold_metrics: pd.DataFrame, measured: np.ndarray, predi
     pooled = regression_metrics(measured[tested], predicted[tested])
     pooled_row = {"fold": "pooled", "proteins": int(fold_metrics["proteins"].sum()), "rows": pooled.pop("n"), **pooled}
     return pd.concat([table, pd.DataFrame([mean, sem, pooled_row])], ignore_index=True)
-
-
-def write_tsv(table: pd.DataFrame, path: Path) -> Path:
-    table.to_csv(path, sep="\t", index=False, float_format="%.4f", na_rep="NA", lineterminator="\n")
-    return path
 
 
 def folds_table(table: pd.DataFrame, fold_of_row: np.ndarray) -> pd.DataFrame:

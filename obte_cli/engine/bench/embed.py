@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from obte_cli.engine.bench.prep import best_of
+from obte_cli.engine.bench.timing import best_of
 from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
 from obte_cli.engine.tokenizers.base import Segment, Tokenizer

@@ -15,22 +15,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from obte_cli.engine.bench.timing import best_of
 from obte_cli.engine.bio.seqio import open_text
 from obte_cli.engine.pretraining.prep import PrepSettings, input_format, run_prep
-
-
-def best_of(repeats: int, work: Callable[[], None]) -> float:
-    """Shortest wall time of ``repeats`` runs of ``work`` (the run least disturbed by other processes)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def biopython_parse(paths: list[Path]) -> int:

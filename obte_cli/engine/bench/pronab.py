@@ -33,10 +33,11 @@ from obte_cli.engine.affinity.cv import (
     train_all_data,
 )
 from obte_cli.engine.affinity.data import load_affinity_data
-from obte_cli.engine.affinity.report import write_cv_outputs, write_tsv
+from obte_cli.engine.affinity.report import write_cv_outputs
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import mean_and_sem, regression_metrics
 from obte_cli.engine.core.plots import method_comparison
+from obte_cli.engine.core.tables import write_tsv
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
 from obte_cli.engine.model.directory import load_model
 

@@ -21,6 +21,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
+from obte_cli.engine.bench.timing import best_of
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel, flops_per_token
 
 
@@ -35,14 +36,13 @@ def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10)
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
+
+    def multiply() -> None:
         _sync(device)
-        start = time.perf_counter()
         torch.mm(a, b)
         _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+
+    return 2 * size**3 / best_of(repeats, multiply)
 
 
 def _time_steps(step: Callable[[], None], device: torch.device, warmup: int, steps: int) -> float:
