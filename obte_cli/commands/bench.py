@@ -63,7 +63,8 @@ def pronab(
 
     Example: [bold]obte bench pronab --data pronab_dev.json --model backbone/ --out bench-pronab/[/bold]
     """
-    from obte_cli.engine.bench.pronab import AffinityCV, run_pronab_bench
+    from obte_cli.engine.affinity.training import AffinityCV
+    from obte_cli.engine.bench.pronab import run_pronab_bench
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.tables import write_tsv

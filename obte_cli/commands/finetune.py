@@ -56,7 +56,7 @@ def finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_
 
 def affinity_cv_report(data: Path, folds: int, homology_threshold: float | None):
     """Log lines and progress bars of a ΔG cross-validation run (`finetune affinity`, `bench pronab`)."""
-    from obte_cli.engine.bench.pronab import CVReport
+    from obte_cli.engine.affinity.training import CVReport
 
     def encoded(encoded_table, context: int) -> None:
         cut = encoded_table.residues_cut
@@ -152,7 +152,7 @@ def affinity(
     Example: [bold]obte finetune affinity --data pronab.json --model backbone/ --out dg-model/[/bold]
     """
     from obte_cli.engine.affinity.report import summarise_folds
-    from obte_cli.engine.bench.pronab import AffinityCV, train_affinity_cv
+    from obte_cli.engine.affinity.training import AffinityCV, train_affinity_cv
     from obte_cli.engine.core.devices import resolve_device
 
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)

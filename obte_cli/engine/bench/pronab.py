@@ -10,36 +10,21 @@ through the callbacks of :class:`CVReport`.
 
 from __future__ import annotations
 
-import math
-import shutil
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from obte_cli.engine.affinity.baseline import baseline_cross_validation
 from obte_cli.engine.affinity.cv import (
-    CrossValidationResult,
-    EncodedTable,
-    FoldAssignment,
-    assign_folds,
-    cross_validate,
-    encode_affinity_table,
     fold_metrics_table,
-    train_all_data,
 )
 from obte_cli.engine.affinity.data import load_affinity_data
-from obte_cli.engine.affinity.report import write_cv_outputs
+from obte_cli.engine.affinity.training import AffinityCV, CVReport, train_affinity_cv
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import mean_and_sem, regression_metrics
 from obte_cli.engine.core.plots import method_comparison
 from obte_cli.engine.core.tables import write_tsv
-from obte_cli.engine.finetuning.trainer import FinetuneSettings
-from obte_cli.engine.model.directory import load_model
 
 BENCH_COLUMNS = [
     "method",
@@ -97,99 +82,6 @@ def comparison_table(table: pd.DataFrame, fold_of_row: np.ndarray, predictions: 
     return pd.DataFrame(
         [method_summary(m, table, fold_of_row, p) for m, p in predictions.items()], columns=BENCH_COLUMNS
     )
-
-
-def _ignore(*args) -> None:
-    return None
-
-
-def _no_progress(total_steps: int, label: str) -> AbstractContextManager[Callable[[dict], None]]:
-    return nullcontext(_ignore)
-
-
-@dataclass
-class CVReport:
-    """How a cross-validation run tells its caller what it is doing (the engine itself is silent).
-
-    ``progress(total_steps, label)`` returns a context manager that yields the per-step callback
-    (``training_progress`` of the commands fits); the others are called once each, or once per fold.
-    """
-
-    loaded: Callable[[pd.DataFrame, dict], None] = _ignore  # (table, dropped counts)
-    encoded: Callable[[EncodedTable, int], None] = _ignore  # (encoded table, backbone context)
-    assigned: Callable[[FoldAssignment, pd.DataFrame], None] = _ignore  # (folds, table); CV only
-    progress: Callable[[int, str], AbstractContextManager[Callable[[dict], None]]] = _no_progress
-    fold_started: Callable[[int, int, int], None] = _ignore  # (fold, train rows, test rows)
-    fold_done: Callable[[int, dict], None] = _ignore  # (fold, test metrics)
-    baseline: Callable[[int], None] = _ignore  # (folds): the bench's baseline starts
-
-
-@dataclass
-class AffinityCV:
-    """What `obte finetune affinity` trains: a backbone, ΔG fine-tuning settings, folds and the guard."""
-
-    backbone: Path
-    settings: FinetuneSettings
-    folds: int = 10  # 0: one model on all rows
-    homology_threshold: float | None = 0.3  # None: no homology guard
-    truncate: bool = False
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    workers: int | None = None  # homology alignments (None: all cores)
-    homology_cache: Path | None = None
-
-
-@dataclass
-class AffinityCVRun:
-    table: pd.DataFrame
-    folds: FoldAssignment | None  # None for the all-data model (folds = 0)
-    result: CrossValidationResult | None
-
-
-def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | None = None) -> AffinityCVRun:
-    """Fine-tune ΔG models on ``data`` into ``out`` (replaced if it exists): fold-NN/ models,
-    ensemble.json, folds.tsv, predictions.tsv, metrics.tsv and scatter.png; with ``folds = 0`` one
-    all-data/ model and ensemble.json."""
-    report = report or CVReport()
-    out = Path(out)
-    settings = cv.settings
-    table, dropped = load_affinity_data(data)
-    report.loaded(table, dropped)
-    backbone = load_model(cv.backbone)
-    context = backbone.model.config.max_positions
-    encoded = encode_affinity_table(backbone.tokenizer, table, context, cv.truncate)
-    report.encoded(encoded, context)
-    provenance = {"task": "affinity", "data": Path(data).name, "backbone": str(cv.backbone), "seed": settings.seed}
-    del backbone
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    if cv.folds == 0:
-        with report.progress(settings.epochs * math.ceil(len(table) / settings.batch_size), "all data") as on_step:
-            train_all_data(cv.backbone, table, encoded, settings, out, cv.device, provenance, on_step)
-        return AffinityCVRun(table, None, None)
-    assignment = assign_folds(table, cv.folds, settings.seed, cv.homology_threshold, cv.workers, cv.homology_cache)
-    report.assigned(assignment, table)
-    provenance["homology_threshold"] = cv.homology_threshold
-    total_steps = sum(
-        settings.epochs * math.ceil(int((assignment.fold_of_row != f).sum()) / settings.batch_size)
-        for f in range(cv.folds)
-    )
-    with report.progress(total_steps, f"{cv.folds}-fold CV") as on_step:
-        result = cross_validate(
-            cv.backbone,
-            table,
-            encoded,
-            assignment,
-            settings,
-            out,
-            cv.device,
-            provenance,
-            on_fold=report.fold_started,
-            on_step=on_step,
-            on_fold_done=report.fold_done,
-        )
-    write_cv_outputs(out, table, assignment, result, title=f"obte ΔG, {cv.folds}-fold CV by protein")
-    return AffinityCVRun(table, assignment, result)
 
 
 def run_pronab_bench(
