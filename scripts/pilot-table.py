@@ -76,7 +76,7 @@ def main(argv: list[str]) -> None:
     print(
         "\t".join(
             ["unigram"]
-            + ["NA"] * 6
+            + ["NA"] * 7
             + [
                 f"{baseline['protein']:.3f}",
                 f"{2 ** baseline['protein']:.2f}",
