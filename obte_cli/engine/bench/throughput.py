@@ -2,8 +2,9 @@
 
 Both models get the same shape — width, depth, heads, vocabulary, GELU MLP of 4·width, rotary
 positions, SDPA attention, no dropout — the same batch (rows × context tokens of real-vocabulary ids,
-15% masked) and the same optimizer (AdamW), in one process, in fp32 on CPU (bf16 autocast on CUDA).
-A step is forward, masked-LM loss, backward and ``optimizer.step()``; we report the median of the
+15% masked), in one process, in fp32 on CPU (bf16 autocast on CUDA). obte's step is exactly what
+``obte pretrain`` runs (:func:`obte_step`: its masked-LM objective, μP AdamW, gradient clipping and
+schedule); HF's is forward, cross-entropy, backward and a plain AdamW step. We report the median of the
 timed steps after warm-up steps.
 
 MFU is model FLOPs per second (6N + 12·L·d·T per token, :func:`obte_cli.engine.model.encoder.flops_per_token`,
@@ -16,13 +17,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
 from obte_cli.engine.bench.timing import best_of
+from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel, flops_per_token
+from obte_cli.engine.pretraining.loop import MaskedLMObjective, PretrainSettings, make_optimizer, make_scheduler
 
 
 def _sync(device: torch.device) -> None:
@@ -70,17 +72,28 @@ def _batch(vocab: int, rows: int, context: int, mask_id: int, seed: int):
 def obte_step(
     config: ObteConfig, inputs: torch.Tensor, labels: torch.Tensor, device: torch.device
 ) -> Callable[[], None]:
+    """One step of what ``obte pretrain`` runs in one process: its masked-LM objective, its μP AdamW, its
+    gradient clipping and its one-cycle schedule (one micro-batch per step)."""
+    settings = PretrainSettings(
+        context=inputs.shape[1], batch_tokens=inputs.numel(), total_tokens=inputs.numel() * 1000
+    )
     model = ObteModel(config).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    protein_token = torch.zeros(config.vocab_size, dtype=torch.bool, device=device)
+    objective = MaskedLMObjective(model, protein_token)
+    optimizer = make_optimizer(model, settings)
+    scheduler = make_scheduler(optimizer, settings)
     inputs, labels = inputs.to(device), labels.to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    doc_ids = torch.zeros_like(inputs)  # one sequence per row, as the HF model sees it
+    masked = int((labels != -100).sum())
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            loss, _ = model.mlm_loss(inputs, labels)
-        loss.backward()
+        with autocast(device):
+            loss_sum, _ = objective(inputs, labels, doc_ids)
+        (loss_sum / masked).backward()
+        torch.nn.utils.clip_grad_norm_(objective.parameters(), settings.grad_clip)
         optimizer.step()
+        scheduler.step()
 
     return step
 
@@ -109,11 +122,10 @@ def hf_esm_step(
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     inputs, labels = inputs.to(device), labels.to(device)
     mask = torch.ones_like(inputs)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with autocast:
+        with autocast(device):
             logits = model(input_ids=inputs, attention_mask=mask).logits
             loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1))
         loss.backward()

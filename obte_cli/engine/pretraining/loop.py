@@ -129,6 +129,13 @@ def one_cycle_factor(step: int, total_steps: int, warmup_steps: int, scale: floa
     return scale + (1 - scale) * (1 + math.cos(math.pi * progress)) / 2
 
 
+def make_optimizer(model: nn.Module, settings: PretrainSettings) -> torch.optim.AdamW:
+    """AdamW over the μP parameter groups (embeddings, norms and readout at ``lr``; hidden matrices at
+    ``lr``·base_width/width), as pretraining and ``obte bench throughput`` both use it."""
+    groups = mup_param_groups(model, settings.lr, settings.weight_decay)
+    return torch.optim.AdamW(groups, betas=settings.betas, eps=settings.eps)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, settings: PretrainSettings) -> torch.optim.lr_scheduler.LambdaLR:
     """The one-cycle schedule with its warm-up measured in tokens (rounded to whole steps)."""
     tokens_per_step = settings.rows_per_step * settings.context
@@ -219,8 +226,7 @@ def pretrain(
         processes,
         settings.fsdp,
     )
-    groups = mup_param_groups(model, settings.lr, settings.weight_decay)
-    optimizer = torch.optim.AdamW(groups, betas=settings.betas, eps=settings.eps)
+    optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
     checkpoints = out_dir / "checkpoints"
     metrics_path = out_dir / "metrics.jsonl"
