@@ -73,7 +73,7 @@ def pronab(
         raise InputError("give either --model (train and score) or --from-cv (score an existing run), not both")
     if from_cv is None:
         model = backbone_or_default(model)
-    guard_new_output(out, force)
+    guard_new_output(out, force, inputs=(data, model, from_cv))
     threshold = None if no_homology_guard else homology_threshold
     train = None
     if model is not None:

@@ -42,7 +42,7 @@ def convert(
 
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: no such file")
-    guard_new_output(out, force)
+    guard_new_output(out, force, inputs=(checkpoint,))
     if tokenizer and len(tokenizer) > 2:
         raise InputError("--tokenizer takes one file, or two (nucleic then protein)")
     converted = convert_checkpoint(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -156,7 +155,7 @@ def affinity(
     from obte_cli.engine.core.devices import resolve_device
 
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
-    guard_new_output(out, force)
+    guard_new_output(out, force, inputs=(data, model))
     threshold = None if no_homology_guard else homology_threshold
     model = backbone_or_default(model)
     cv = AffinityCV(
@@ -212,6 +211,7 @@ def _run_task(
 
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.outputs import staged_directory
     from obte_cli.engine.core.plots import learning_curve
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.finetuning.tasks import (
@@ -224,7 +224,7 @@ def _run_task(
     from obte_cli.engine.model.directory import load_model, save_model
 
     molecule_type_option(molecule_type)  # validate early: a bad name fails before any training
-    guard_new_output(out, force)
+    guard_new_output(out, force, inputs=(train, dev, test, model))
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     per_residue = kind == "residue"
     reader = read_residue_split if per_residue else read_sequence_split
@@ -264,48 +264,48 @@ def _run_task(
             resolve_device(device),
             on_step,
         )
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    head = {
-        **result.head.describe(),
-        "task": f"{kind}-{task}",
-        "per_residue": per_residue,
-        "classes": classes,
-        "target_mean": result.target_mean,
-        "target_sd": result.target_sd,
-    }
-    save_model(
-        out / "model",
-        loaded.model,
-        loaded.tokenizer,
-        head=head,
-        head_state=result.head.state_dict(),
-        metadata={
-            "task": kind,
-            "train": str(train),
-            "best_epoch": result.best_epoch,
-            "test_metrics": result.test,
-            "finetune": settings.to_dict(),
-        },
-    )
-    epochs_table = pd.DataFrame(result.epochs)
-    test_row = {"epoch": f"test (epoch {result.best_epoch})", **{f"dev_{k}": v for k, v in result.test.items()}}
-    write_tsv(
-        pd.concat([epochs_table.astype({"epoch": str}), pd.DataFrame([test_row])], ignore_index=True).rename(
-            columns=lambda c: c.replace("dev_", "") if c != "train_loss" else c
-        ),
-        out / "metrics.tsv",
-    )
-    with open((out / "test_predictions.tsv"), "w") as handle:
-        handle.write("id\tlabel\tpredicted\n")
-        for record, truth, predicted in zip(splits["test"].ids, splits["test"].labels, result.test_predictions):
-            if per_residue:
-                shown = [classes[int(v)] if classes and v == v else ("NA" if v != v else f"{v:.4g}") for v in predicted]
-                handle.write(f"{record}\t{' '.join(map(str, truth))}\t{' '.join(shown)}\n")
-            else:
-                handle.write(f"{record}\t{truth}\t{classes[int(predicted)] if classes else f'{predicted:.4g}'}\n")
-    learning_curve(result.epochs, out / "learning_curve.png", f"finetune {kind} ({task}): {Path(train).name}")
+    with staged_directory(out, inputs=[train, dev, test, model]) as staging:
+        head = {
+            **result.head.describe(),
+            "task": f"{kind}-{task}",
+            "per_residue": per_residue,
+            "classes": classes,
+            "target_mean": result.target_mean,
+            "target_sd": result.target_sd,
+        }
+        save_model(
+            staging / "model",
+            loaded.model,
+            loaded.tokenizer,
+            head=head,
+            head_state=result.head.state_dict(),
+            metadata={
+                "task": kind,
+                "train": str(train),
+                "best_epoch": result.best_epoch,
+                "test_metrics": result.test,
+                "finetune": settings.to_dict(),
+            },
+        )
+        epochs_table = pd.DataFrame(result.epochs)
+        test_row = {"epoch": f"test (epoch {result.best_epoch})", **{f"dev_{k}": v for k, v in result.test.items()}}
+        write_tsv(
+            pd.concat([epochs_table.astype({"epoch": str}), pd.DataFrame([test_row])], ignore_index=True).rename(
+                columns=lambda c: c.replace("dev_", "") if c != "train_loss" else c
+            ),
+            staging / "metrics.tsv",
+        )
+        with open((staging / "test_predictions.tsv"), "w") as handle:
+            handle.write("id\tlabel\tpredicted\n")
+            for record, truth, predicted in zip(splits["test"].ids, splits["test"].labels, result.test_predictions):
+                if per_residue:
+                    shown = [
+                        classes[int(v)] if classes and v == v else ("NA" if v != v else f"{v:.4g}") for v in predicted
+                    ]
+                    handle.write(f"{record}\t{' '.join(map(str, truth))}\t{' '.join(shown)}\n")
+                else:
+                    handle.write(f"{record}\t{truth}\t{classes[int(predicted)] if classes else f'{predicted:.4g}'}\n")
+        learning_curve(result.epochs, staging / "learning_curve.png", f"finetune {kind} ({task}): {Path(train).name}")
     main = "mcc" if task == "classification" else "spearman"
     log.info("best dev epoch %d; test %s", result.best_epoch, ", ".join(f"{k} {v:.3f}" for k, v in result.test.items()))
     log.info("wrote %s (test %s %.3f)", out, main, result.test[main])
@@ -489,11 +489,12 @@ def contacts(
     )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import staged_directory
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.model.directory import load_model
 
     probe = probe.value
-    guard_new_output(out, force)
+    guard_new_output(out, force, inputs=(labels, model))
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     probe_settings = ProbeSettings.alongside(settings)
     sites, cutoffs = read_contact_labels(labels)
@@ -516,61 +517,59 @@ def contacts(
         loaded = load_model(model)
         return loaded.model, loaded.tokenizer
 
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    with staged_directory(out, inputs=[labels, model]) as staging:
 
-    def steps(n_sites: int) -> int:  # optimizer steps of one fit on n_sites
-        return (
-            settings.epochs * math.ceil(n_sites / settings.batch_size)
-            if probe == "head"
-            else probe_settings.epochs * n_sites
-        )
+        def steps(n_sites: int) -> int:  # optimizer steps of one fit on n_sites
+            return (
+                settings.epochs * math.ceil(n_sites / settings.batch_size)
+                if probe == "head"
+                else probe_settings.epochs * n_sites
+            )
 
-    steps_per_fit = steps(len(sites))
-    if folds:
-        with training_progress(folds * steps(len(sites) - len(sites) // folds), f"{folds}-fold CV") as on_step:
-            cv = cross_validate_contacts(
-                backbone,
-                sites,
-                cutoffs,
-                folds,
-                settings,
-                probe,
-                torch_device,
-                on_fold=lambda f, n: log.info("fold %d/%d", f + 1, n),
-                on_step=on_step,
-                probe_settings=probe_settings,
+        steps_per_fit = steps(len(sites))
+        if folds:
+            with training_progress(folds * steps(len(sites) - len(sites) // folds), f"{folds}-fold CV") as on_step:
+                cv = cross_validate_contacts(
+                    backbone,
+                    sites,
+                    cutoffs,
+                    folds,
+                    settings,
+                    probe,
+                    torch_device,
+                    on_fold=lambda f, n: log.info("fold %d/%d", f + 1, n),
+                    on_step=on_step,
+                    probe_settings=probe_settings,
+                )
+            metrics = contact_metrics(cv, sites)
+            write_tsv(metrics, staging / "metrics.tsv")
+            write_tsv(prediction_table(cv, sites), staging / "predictions.tsv")
+            write_tsv(fold_table(sites, cv.fold_of_site), staging / "folds.tsv")
+            for row in metrics.itertuples():
+                log.info(
+                    "%g Å: F1 %.3f ± %.3f (random guess %.3f; positive rate %.3f), ROC AUC %.3f",
+                    row.cutoff,
+                    row.f1,
+                    row.f1_sem,
+                    row.random_f1,
+                    row.positive_rate,
+                    row.roc_auc,
+                )
+        bb, tokenizer = backbone()
+        encodings = [encode_site(tokenizer, s, bb.config.max_positions) for s in sites]
+        with training_progress(steps_per_fit, "final fit on all sites") as on_step:
+            predictor = fit_contact_predictor(
+                bb, tokenizer, sites, encodings, cutoffs, probe, settings, probe_settings, torch_device, on_step=on_step
             )
-        metrics = contact_metrics(cv, sites)
-        write_tsv(metrics, out / "metrics.tsv")
-        write_tsv(prediction_table(cv, sites), out / "predictions.tsv")
-        write_tsv(fold_table(sites, cv.fold_of_site), out / "folds.tsv")
-        for row in metrics.itertuples():
-            log.info(
-                "%g Å: F1 %.3f ± %.3f (random guess %.3f; positive rate %.3f), ROC AUC %.3f",
-                row.cutoff,
-                row.f1,
-                row.f1_sem,
-                row.random_f1,
-                row.positive_rate,
-                row.roc_auc,
-            )
-    bb, tokenizer = backbone()
-    encodings = [encode_site(tokenizer, s, bb.config.max_positions) for s in sites]
-    with training_progress(steps_per_fit, "final fit on all sites") as on_step:
-        predictor = fit_contact_predictor(
-            bb, tokenizer, sites, encodings, cutoffs, probe, settings, probe_settings, torch_device, on_step=on_step
+        predictor.save(
+            staging / "model",
+            metadata={
+                "task": "contacts",
+                "labels": str(labels),
+                "backbone": str(model),
+                "sites": len(sites),
+                "finetune": settings.to_dict(),
+                "probe": probe_settings.to_dict() if probe == "attention" else None,
+            },
         )
-    predictor.save(
-        out / "model",
-        metadata={
-            "task": "contacts",
-            "labels": str(labels),
-            "backbone": str(model),
-            "sites": len(sites),
-            "finetune": settings.to_dict(),
-            "probe": probe_settings.to_dict() if probe == "attention" else None,
-        },
-    )
     log.info("wrote %s (use it as: obte contacts predict --model %s)", out, out / "model")

@@ -180,7 +180,11 @@ ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Replace --out 
 TsvOutOption = Annotated[str, out_option("Output TSV (default: stdout).")]
 
 
-def guard_new_output(path: Path, force: bool) -> None:
-    """The rule for ``--out`` directories: an existing one is replaced only with ``--force``."""
+def guard_new_output(path: Path, force: bool, inputs: tuple = ()) -> None:
+    """The rule for ``--out`` directories: an existing one is replaced only with ``--force``, and never one
+    that is (or contains) an input of the run. Checked before any work, so a long run cannot fail at the end."""
+    from obte_cli.engine.core.outputs import refuse_input_as_output
+
+    refuse_input_as_output(path, inputs)
     if Path(path).exists() and not force:
         raise InputError(f"{path}: already exists (use --force to replace it)")

@@ -161,14 +161,12 @@ def train(
 
     Example: [bold]obte tokenize train corpus/ -o bpe-4096/ --sample-residues 50000000[/bold]
     """
-    import shutil
-
+    from obte_cli.engine.core.outputs import staged_directory
     from obte_cli.engine.pretraining.train_tokenizer import train_tokenizer
 
-    guard_new_output(out, force)
-    if out.exists():
-        shutil.rmtree(out)
-    tok, chunks = train_tokenizer(sources, out, vocab_size, sample_residues, chunk_length, seed, threads)
+    guard_new_output(out, force, inputs=tuple(sources))
+    with staged_directory(out, inputs=sources) as staging:
+        tok, chunks = train_tokenizer(sources, staging, vocab_size, sample_residues, chunk_length, seed, threads)
     log.info(
         "trained on %d nucleic and %d protein chunks; %d ids in all; wrote %s",
         chunks["nucleic"],
@@ -191,18 +189,17 @@ def corpus(
 
     Example: [bold]obte tokenize corpus corpus/ -t bpe-4096/ -o tokens/[/bold]
     """
-    import shutil
-
+    from obte_cli.engine.core.outputs import staged_directory
     from obte_cli.engine.pretraining.token_files import encode_corpus
     from obte_cli.engine.pretraining.train_tokenizer import shard_files
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
-    guard_new_output(out, force)
+    inputs = (*sources, Path(tokenizer))
+    guard_new_output(out, force, inputs=inputs)
     tok = load_tokenizer(tokenizer)
     shards = shard_files(sources)
-    if out.exists():
-        shutil.rmtree(out)
-    manifest = encode_corpus(tok, shards, out)
+    with staged_directory(out, inputs=inputs) as staging:
+        manifest = encode_corpus(tok, shards, staging)
     with open_output("-") as handle:
         handle.write("shard\tsequences\ttokens\n")
         for entry in manifest["shards"]:

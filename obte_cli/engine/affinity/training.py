@@ -4,7 +4,6 @@ ensemble and its reports, as `obte finetune affinity` and `obte bench pronab` ru
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from obte_cli.engine.affinity.cv import (
 )
 from obte_cli.engine.affinity.data import load_affinity_data
 from obte_cli.engine.affinity.report import write_cv_outputs
+from obte_cli.engine.core.outputs import staged_directory
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
 from obte_cli.engine.model.directory import load_model
 
@@ -89,33 +89,31 @@ def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | 
     report.encoded(encoded, context)
     provenance = {"task": "affinity", "data": Path(data).name, "backbone": str(cv.backbone), "seed": settings.seed}
     del backbone
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    if cv.folds == 0:
-        with report.progress(settings.epochs * math.ceil(len(table) / settings.batch_size), "all data") as on_step:
-            train_all_data(cv.backbone, table, encoded, settings, out, cv.device, provenance, on_step)
-        return AffinityCVRun(table, None, None)
-    assignment = assign_folds(table, cv.folds, settings.seed, cv.homology_threshold, cv.workers, cv.homology_cache)
-    report.assigned(assignment, table)
-    provenance["homology_threshold"] = cv.homology_threshold
-    total_steps = sum(
-        settings.epochs * math.ceil(int((assignment.fold_of_row != f).sum()) / settings.batch_size)
-        for f in range(cv.folds)
-    )
-    with report.progress(total_steps, f"{cv.folds}-fold CV") as on_step:
-        result = cross_validate(
-            cv.backbone,
-            table,
-            encoded,
-            assignment,
-            settings,
-            out,
-            cv.device,
-            provenance,
-            on_fold=report.fold_started,
-            on_step=on_step,
-            on_fold_done=report.fold_done,
+    with staged_directory(out, inputs=[data, cv.backbone]) as staging:
+        if cv.folds == 0:
+            with report.progress(settings.epochs * math.ceil(len(table) / settings.batch_size), "all data") as on_step:
+                train_all_data(cv.backbone, table, encoded, settings, staging, cv.device, provenance, on_step)
+            return AffinityCVRun(table, None, None)
+        assignment = assign_folds(table, cv.folds, settings.seed, cv.homology_threshold, cv.workers, cv.homology_cache)
+        report.assigned(assignment, table)
+        provenance["homology_threshold"] = cv.homology_threshold
+        total_steps = sum(
+            settings.epochs * math.ceil(int((assignment.fold_of_row != f).sum()) / settings.batch_size)
+            for f in range(cv.folds)
         )
-    write_cv_outputs(out, table, assignment, result, title=f"obte ΔG, {cv.folds}-fold CV by protein")
-    return AffinityCVRun(table, assignment, result)
+        with report.progress(total_steps, f"{cv.folds}-fold CV") as on_step:
+            result = cross_validate(
+                cv.backbone,
+                table,
+                encoded,
+                assignment,
+                settings,
+                staging,
+                cv.device,
+                provenance,
+                on_fold=report.fold_started,
+                on_step=on_step,
+                on_fold_done=report.fold_done,
+            )
+        write_cv_outputs(staging, table, assignment, result, title=f"obte ΔG, {cv.folds}-fold CV by protein")
+        return AffinityCVRun(table, assignment, result)

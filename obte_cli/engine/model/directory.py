@@ -17,7 +17,6 @@ safetensors only: nothing on disk is ever unpickled.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from obte_cli import __version__
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
+from obte_cli.engine.core.outputs import replace_directory
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
 from obte_cli.engine.tokenizers.base import Tokenizer
 from obte_cli.engine.tokenizers.loading import load_tokenizer
@@ -84,22 +84,11 @@ def save_model(
             "metadata": metadata or {},
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        _replace_directory(tmp, directory)
+        replace_directory(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
-
-
-def _replace_directory(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``; an existing ``target`` is swapped out first, then removed."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.rename(target, old)
-    os.rename(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_config(directory: str | Path) -> dict:
