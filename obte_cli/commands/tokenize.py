@@ -194,7 +194,8 @@ def corpus(
     from obte_cli.engine.pretraining.train_tokenizer import shard_files
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
-    inputs = (*sources, Path(tokenizer))
+    # a bundled tokenizer name (e.g. residue) is not a path on disk, so it cannot be replaced
+    inputs = (*sources, *([Path(tokenizer)] if Path(tokenizer).exists() else []))
     guard_new_output(out, force, inputs=inputs)
     tok = load_tokenizer(tokenizer)
     shards = shard_files(sources)
