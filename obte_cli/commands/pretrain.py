@@ -68,7 +68,11 @@ def pretrain(
         Modality.omni, "--modality", help="omni (OmniBioTE), protein (ProtBioTE) or nucleic (NucBioTE) data."
     ),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard parameters and optimizer state over processes (FSDP2)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out, exactly."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue from the latest checkpoint in --out, exactly; a new --total-tokens re-targets the LR decay.",
+    ),
     checkpoint_every: int = typer.Option(
         100, "--checkpoint-every", min=1, help="Steps between checkpoints (and held-out scoring)."
     ),
@@ -114,7 +118,7 @@ def pretrain(
         preset_config,
     )
     from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
-    from obte_cli.engine.pretraining.loop import PretrainSettings, unigram_baselines
+    from obte_cli.engine.pretraining.loop import PretrainSettings, resume_budget_change, unigram_baselines
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
     from obte_cli.engine.pretraining.token_files import open_corpus
 
@@ -174,6 +178,15 @@ def pretrain(
             context,
             f"{corpus.manifest['tokens']:,}",
         )
+        change = resume_budget_change(out, settings) if resume else None
+        if change is not None:
+            at_step, before, after = change
+            log.info(
+                "--total-tokens changed from %s to %s: the LR decay is re-targeted from step %d on",
+                f"{before:,}",
+                f"{after:,}",
+                at_step,
+            )
         with training_progress(settings.total_steps, "pretrain") as on_step:
             result = run_pretraining(
                 model,

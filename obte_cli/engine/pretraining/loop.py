@@ -237,9 +237,22 @@ def pretrain(
         if latest is None:
             raise ObteError(f"{checkpoints}: no checkpoint to resume from")
         state = load_checkpoint(latest, objective, optimizer, processes)
-        if state.get("settings") != _comparable(settings):
+        saved = dict(state.get("settings") or {})
+        wanted = _comparable(settings)
+        saved_total = saved.pop("total_tokens", None)
+        if saved != {k: v for k, v in wanted.items() if k != "total_tokens"}:
             raise ObteError(f"{latest}: was written with other settings; resume with the same options")
+        if state["step"] >= settings.total_steps:
+            raise ObteError(
+                f"{latest}: the run is at step {state['step']}, already past the {settings.total_steps} steps "
+                f"of --total-tokens {settings.total_tokens:,}"
+            )
         scheduler.load_state_dict(state["scheduler"])
+        if saved_total != settings.total_tokens:
+            # A new budget re-targets the one-cycle decay from this step on (the batches do not depend
+            # on the budget, so the data order is unchanged); the scheduler's stored LR is recomputed.
+            for group, base_lr, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base_lr * factor(state["step"])
         start_step, tokens_seen = state["step"], state["tokens"]
         if processes.is_main:
             _truncate_metrics(metrics_path, start_step)
@@ -379,8 +392,22 @@ def _masked_counts(targets: torch.Tensor, protein_token: np.ndarray) -> np.ndarr
     return np.array([protein, len(labels) - protein], dtype=np.float64)
 
 
+def resume_budget_change(out_dir: Path, settings: PretrainSettings) -> tuple[int, int, int] | None:
+    """``(step, old_total_tokens, new_total_tokens)`` if resuming ``out_dir`` with ``settings`` changes
+    the run's token budget (which re-targets the LR decay from that step on), else ``None``."""
+    latest = latest_checkpoint(Path(out_dir) / "checkpoints")
+    if latest is None or not (latest / "trainer.json").is_file():
+        return None
+    state = json.loads((latest / "trainer.json").read_text())
+    old = (state.get("settings") or {}).get("total_tokens")
+    if old is None or old == settings.total_tokens:
+        return None
+    return state["step"], old, settings.total_tokens
+
+
 def _comparable(settings: PretrainSettings) -> dict:
-    """Settings that must not change across a resume (the checkpoint interval may)."""
+    """Settings that must not change across a resume, except the budget (``total_tokens``), which
+    :func:`pretrain` handles, and the checkpoint interval, which may change freely."""
     data = settings.to_dict()
     data.pop("checkpoint_every")
     data["betas"] = list(data["betas"])

@@ -12,13 +12,17 @@ import pytest
 import torch
 from conftest import DATA, REPO, obte
 
+from obte_cli.engine.core.errors import ObteError
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
 from obte_cli.engine.pretraining.batches import BatchSource, RowPlan, mask_row
 from obte_cli.engine.pretraining.distributed import DistributedContext
 from obte_cli.engine.pretraining.loop import (
     PretrainSettings,
+    make_optimizer,
+    make_scheduler,
     masked_accuracy_baseline,
     pretrain,
+    resume_budget_change,
     unigram_baselines,
 )
 from obte_cli.engine.pretraining.token_files import open_corpus
@@ -225,6 +229,31 @@ def test_resume_refuses_other_settings(tokens, tmp_path):
             DistributedContext(),
             resume=True,
         )
+
+
+def test_resume_with_a_new_budget_retargets_the_schedule_and_keeps_the_data(tokens, tmp_path):
+    """--total-tokens may change on resume: the steps already run are untouched, the next steps see the
+    same batches, and their LR follows the new one-cycle schedule from the resumed step on."""
+    corpus = open_corpus(tokens)
+    short, longer = _settings(total_tokens=1024 * 6), _settings(total_tokens=1024 * 12)
+    pretrain(_model(corpus), corpus, short, tmp_path, DistributedContext())
+    assert resume_budget_change(tmp_path, longer) == (6, 1024 * 6, 1024 * 12)
+    assert resume_budget_change(tmp_path, short) is None
+    resumed = pretrain(_model(corpus), corpus, longer, tmp_path, DistributedContext(), resume=True)
+    assert resumed.steps_run == 6 and resumed.final_step == 12
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 13))
+    # the LR logged at each resumed step is the new schedule's, not the old one's (which had ended)
+    optimizer = make_optimizer(_model(corpus), longer)
+    schedule = make_scheduler(optimizer, longer)
+    hidden = next(i for i, g in enumerate(optimizer.param_groups) if g["role"] == "hidden")
+    expected = [schedule.base_lrs[hidden] * schedule.lr_lambdas[hidden](step) for step in range(6, 12)]
+    assert [r["lr"] for r in records[6:]] == pytest.approx(expected, rel=1e-9)
+    # the data order does not depend on the budget: resumed steps see what an uninterrupted 12-step run sees
+    straight = pretrain(_model(corpus), corpus, longer, tmp_path / "straight", DistributedContext())
+    assert [r["tokens"] for r in records] == [r["tokens"] for r in straight.history]
+    with pytest.raises(ObteError, match="already past"):
+        pretrain(_model(corpus), corpus, _settings(total_tokens=1024 * 4), tmp_path, DistributedContext(), resume=True)
 
 
 def _cli_args(tokens, out, *extra):
