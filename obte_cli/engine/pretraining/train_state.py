@@ -4,7 +4,8 @@ A checkpoint is a directory ``checkpoints/step-NNNNNNN/`` holding
 
 * the model and optimizer state, written by ``torch.distributed.checkpoint`` (DCP): each rank writes
   its own shards in parallel (FSDP2) or rank 0 writes all (DDP); loading re-shards as needed. DCP
-  stores tensors in its own format — nothing is unpickled from an untrusted source;
+  stores tensors in its own format, and :mod:`obte_cli.engine.pretraining.safe_checkpoint` reads its
+  index and values with allow-listing unpicklers, so a crafted checkpoint cannot run code;
 * ``trainer.json``: step, tokens seen, the LR scheduler's state and the run's settings — the data
   position *is* the step (:mod:`obte_cli.engine.pretraining.batches` makes batches a function of the step);
 * ``rng-rank-R.json``: each rank's torch RNG state (only dropout draws from it).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import warnings
@@ -26,19 +28,29 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+from obte_cli.engine.core.errors import ObteError
 from obte_cli.engine.pretraining.distributed import DistributedContext, barrier
+from obte_cli.engine.pretraining.safe_checkpoint import SafeCheckpointReader, SafeLoadPlanner, checkpoint_failure
 
 LATEST = "latest"
 
 
 @contextlib.contextmanager
 def _single_process_quiet():
-    """DCP warns that it 'assumes a single process' when no process group exists: that is intended."""
+    """DCP warns that it 'assumes a single process' when no process group exists: that is intended.
+    It also logs tracebacks on the root logger while it falls back between index files; the error we
+    raise afterwards says what went wrong in one line."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-        yield
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(previous)
 
 
 def checkpoint_name(step: int) -> str:
@@ -102,9 +114,32 @@ def load_checkpoint(
     model_state, optim_state = get_state_dict(module, optimizer)
     state = {"model": model_state, "optim": optim_state}
     with _single_process_quiet():
-        dcp.load(state, checkpoint_id=str(path), no_dist=not dist.is_initialized())
+        reader, planner = SafeCheckpointReader(path), SafeLoadPlanner()
+        try:
+            dcp.load(state, storage_reader=reader, planner=planner, no_dist=not dist.is_initialized())
+        except (Exception, CheckpointException) as exc:  # DCP wraps failures in a BaseException subclass
+            raise checkpoint_failure(path, exc, reader, planner) from None
     set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     rng_file = path / f"rng-rank-{processes.rank}.json"
     if rng_file.is_file():
-        torch.set_rng_state(torch.tensor(json.loads(rng_file.read_text())["torch"], dtype=torch.uint8))
-    return json.loads((path / "trainer.json").read_text())
+        rng = _read_json(rng_file).get("torch")
+        try:
+            torch.set_rng_state(torch.tensor(rng, dtype=torch.uint8))
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ObteError(f"{rng_file}: not a saved random-number state") from exc
+    trainer = _read_json(path / "trainer.json")
+    kinds = {"step": int, "tokens": int, "scheduler": dict, "settings": dict}
+    for key, kind in kinds.items():
+        if not isinstance(trainer.get(key), kind) or isinstance(trainer.get(key), bool):
+            raise ObteError(f"{path / 'trainer.json'}: {key!r} is missing or not a {kind.__name__}")
+    return trainer
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ObteError(f"{path}: unreadable checkpoint file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ObteError(f"{path}: not a checkpoint file (a JSON object was expected)")
+    return data

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -371,6 +372,24 @@ def test_cli_refuses_to_overwrite_a_run_and_bad_options(tokens, tmp_path):
     count = obte(*_cli_args(tokens, tmp_path / "t", "--total-tokens", "lots"))
     assert count.exit_code == 1 and "not a count" in count.stderr
     assert (tmp_path / "r" / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_refuses_a_hostile_checkpoint_without_running_it(tokens, tmp_path):
+    """A crafted ``.metadata`` in the latest checkpoint: exit 1, one line naming the file, nothing run."""
+    out, marker = tmp_path / "r", tmp_path / "ran"
+    assert obte(*_cli_args(tokens, out, "--total-tokens", "4096")).exit_code == 0
+    latest = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (latest / ".metadata").write_bytes(pickle.dumps(RunsCode()))
+    resumed = obte(*_cli_args(tokens, out, "--total-tokens", "8192", "--resume"))
+    assert resumed.exit_code == 1, resumed.stderr
+    assert "refused to load" in resumed.stderr and ".metadata" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert not marker.exists()
 
 
 def test_user_mistakes_in_pretrain_are_one_line_errors(tmp_path):
