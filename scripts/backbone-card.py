@@ -3,10 +3,12 @@
 
     scripts/backbone-card.py RUN_DIR CORPUS MODEL_DIR
 
-* ``heldout.tsv``: ``obte score`` of MODEL_DIR on CORPUS's held-out split (every residue masked once), per
-  molecule type and per modality: records, residues, bits per residue, perplexity, masked accuracy, and the
-  unigram baseline (the held-out residues' cross-entropy under the training split's residue frequencies of
-  the same modality; 0.0 bits gained means the model knows no more than residue frequencies);
+* ``heldout-records.tsv``: ``obte score`` of MODEL_DIR on every record of CORPUS's held-out split (every
+  residue masked once; the tests re-score a sample of these records with the shipped weights);
+* ``heldout.tsv``: the same, residue-weighted per molecule type and per modality: records, residues, bits
+  per residue, perplexity, masked accuracy, and the unigram baseline (the held-out residues' cross-entropy
+  under the training split's residue frequencies of the same modality; 0 bits gained means the model knows
+  no more than residue frequencies);
 * ``training.tsv``: the held-out curve the run scored at each checkpoint (256 rows, random 15% masks);
 * ``curves.png``: that curve against tokens seen, beside the unigram baselines;
 * ``corpus-manifest.json``: CORPUS's manifest (packages, versions, sha256, licences, filters, totals).
@@ -81,13 +83,13 @@ def write_tsv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def heldout_table(corpus: Path, model: Path) -> list[dict]:
+def heldout_table(corpus: Path, model: Path) -> tuple[list[dict], list[dict]]:
     train_dir, held_dir = corpus / "fasta" / "train", corpus / "fasta" / "heldout"
     types = sorted(p.name for p in held_dir.iterdir() if p.is_dir() and any(p.glob("*.fa.gz")))
     train_letters = {"protein": Counter(), "nucleic": Counter()}
     for molecule_type in sorted(p.name for p in train_dir.iterdir() if p.is_dir()):
         train_letters[MODALITY.get(molecule_type, "nucleic")].update(letters(train_dir / molecule_type))
-    table, by_modality = [], {"protein": ([], Counter()), "nucleic": ([], Counter())}
+    table, records, by_modality = [], [], {"protein": ([], Counter()), "nucleic": ([], Counter())}
     with tempfile.TemporaryDirectory() as scratch:
         for molecule_type in types:
             modality = MODALITY.get(molecule_type, "nucleic")
@@ -97,13 +99,14 @@ def heldout_table(corpus: Path, model: Path) -> list[dict]:
             held_letters = letters(held_dir / molecule_type)
             unigram = cross_entropy_bits(train_letters[modality], held_letters, alphabet)
             table.append(summarise(molecule_type, rows, unigram))
+            records.extend(rows)
             by_modality[modality][0].extend(rows)
             by_modality[modality][1].update(held_letters)
     for modality, (rows, held_letters) in by_modality.items():
         alphabet = AMINO_ACIDS if modality == "protein" else NUCLEOTIDES
         unigram = cross_entropy_bits(train_letters[modality], held_letters, alphabet)
         table.append(summarise(f"all {modality}", rows, unigram))
-    return table
+    return table, records
 
 
 def training_table(run: Path) -> list[dict]:
@@ -151,7 +154,8 @@ def main(argv: list[str]) -> None:
     if len(argv) != 3:
         sys.exit(__doc__)
     run, corpus, model = (Path(a) for a in argv)
-    heldout = heldout_table(corpus, model)
+    heldout, records = heldout_table(corpus, model)
+    write_tsv(records, model / "heldout-records.tsv")
     write_tsv(heldout, model / "heldout.tsv")
     training = training_table(run)
     write_tsv(training, model / "training.tsv")
