@@ -15,6 +15,7 @@ from obte_cli.commands.finetune import (
 )
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
+    MAX_CONTEXT,
     Device,
     DeviceOption,
     ForceOption,
@@ -158,7 +159,7 @@ def throughput(
     ),
     vocab: int = typer.Option(4096, "--vocab", min=1, help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."),
     rows: int = typer.Option(8, "--rows", min=1, help="Sequences per step."),
-    context: int = typer.Option(512, "--context", min=1, help="Tokens per sequence."),
+    context: int = typer.Option(512, "--context", min=1, max=MAX_CONTEXT, help="Tokens per sequence."),
     steps: int = typer.Option(10, "--steps", min=1, help="Timed steps (median reported), after 3 warm-up steps."),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face EsmForMaskedLM comparison."),
     device: Annotated[Device, device_option("auto, cpu or cuda (fp32 on CPU, bf16 autocast on CUDA).")] = Device.cpu,

@@ -9,6 +9,7 @@ import typer
 
 from obte_cli.commands.common import log, new_app, open_output
 from obte_cli.commands.options import (
+    MAX_CONTEXT,
     ForceOption,
     Preset,
     TsvOutOption,
@@ -36,7 +37,11 @@ def init(
         ),
     ),
     context: int = typer.Option(
-        0, "--context", min=0, help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers)."
+        0,
+        "--context",
+        min=0,
+        max=MAX_CONTEXT,
+        help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers).",
     ),
     seed: Annotated[int, seed_option("Random seed of the μP initialisation.")] = 0,
     force: ForceOption = False,

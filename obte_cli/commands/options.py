@@ -136,6 +136,11 @@ def folds_check(value: int) -> int:
 
 DEVICE_HELP = "auto, cpu or cuda."
 
+# Longest context a model or a pretraining row may have. Attention over a packed row is computed with its
+# block-diagonal mask, so memory grows with context² (16,384 tokens already take 8 GB per row for 8 heads):
+# a longer --context is a typo, not a plan.
+MAX_CONTEXT = 16384
+
 
 def device_option(help: str = DEVICE_HELP) -> Any:
     return typer.Option("--device", case_sensitive=False, help=help)

@@ -9,6 +9,7 @@ import typer
 
 from obte_cli.commands.common import log, training_progress
 from obte_cli.commands.options import (
+    MAX_CONTEXT,
     Device,
     DeviceOption,
     Modality,
@@ -46,7 +47,7 @@ def pretrain(
     ),
     init: Path = typer.Option(None, "--init", help="Start from this model directory instead of a fresh preset."),
     context: int = typer.Option(
-        0, "--context", min=0, help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."
+        0, "--context", min=0, max=MAX_CONTEXT, help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."
     ),
     batch_tokens: str = typer.Option(
         "16384", "--batch-tokens", help="Tokens per optimizer step over all processes (paper: ~1M)."

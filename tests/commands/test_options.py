@@ -123,6 +123,20 @@ def test_an_out_of_range_count_is_a_usage_error_naming_the_bound(args, bound):
     assert re.search(rf"(greater than or equal to|>=) ?{bound}\b", message), message
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pretrain", "--tokens", "t", "-o", "o", "--context", "100000"],
+        ["model", "init", "-o", "o", "--context", "20000"],
+        ["bench", "throughput", "--context", "16385"],
+    ],
+)
+def test_a_context_beyond_what_attention_can_hold_is_a_usage_error(args):
+    """Attention memory grows with context²: 100,000 tokens once tried to allocate 40 GB."""
+    message = usage_error(obte(*args))
+    assert "--context" in message and "16384" in message, message
+
+
 def _guarded_commands(tmp_path):
     checkpoint = tmp_path / "model.pt"
     checkpoint.write_bytes(b"")
