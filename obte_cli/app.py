@@ -21,7 +21,7 @@ from obte_cli.commands import pretrain as pretrain_cmd
 from obte_cli.commands import scan_jaspar as scan_jaspar_cmd
 from obte_cli.commands import score as score_cmd
 from obte_cli.commands import tokenize as tokenize_cmd
-from obte_cli.commands.common import new_app, setup_logging
+from obte_cli.commands.common import new_app, run_app, setup_logging
 
 app = new_app(
     "obte: multi-omic biosequence transformers — one encoder for protein and nucleic-acid sequences.\n\n"
@@ -59,7 +59,7 @@ def _global_options(
 
 
 def main() -> None:
-    app(prog_name="obte")
+    run_app(app, prog_name="obte")
 
 
 if __name__ == "__main__":

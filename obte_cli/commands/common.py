@@ -1,7 +1,7 @@
 """Pieces every command shares: the stderr console, logging, error handling, output files.
 
-Conventions (see README): results go to stdout or ``-o FILE`` (written atomically: temp file, then
-rename), everything else — logs, progress — to stderr; a user mistake ends in one line
+Conventions (see README): results go to stdout or ``-o FILE`` (written atomically: a hidden partial
+file, fsynced, then renamed), everything else — logs, progress — to stderr; a user mistake ends in one line
 ``error: <file>: <what>`` and exit code 1, never a traceback; usage errors exit 2; Ctrl-C exits 130.
 """
 
@@ -11,16 +11,16 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from obte_cli.engine.core.errors import ObteError
+from obte_cli.engine.core.outputs import WRITE_ERRNOS, atomic_file, cannot_write
 
 stderr_console = Console(stderr=True)
 log = logging.getLogger("obte")
@@ -45,17 +45,74 @@ class ObteGroup(TyperGroup):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except ObteError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            flush_stdout()  # what was printed before the error; if that fails too, one error line is enough
+            _fail(exc)
         except BrokenPipeError:  # `obte ... | head`: the reader left, nothing is wrong
-            with contextlib.suppress(Exception):
-                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+            _discard_stdout()
             raise typer.Exit(0) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            flush_stdout()
+            _fail(cannot_write(exc.filename, exc) if exc.filename else ObteError(f"cannot write: {exc.strerror}"))
+        error = flush_stdout()
+        if isinstance(error, BrokenPipeError):
+            raise typer.Exit(0)
+        if error is not None:
+            _fail(cannot_write(None, error))
+        return result
+
+
+def _fail(exc: ObteError) -> NoReturn:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1) from None
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that what is still buffered cannot fail again at exit (Python would
+    print 'Exception ignored ...' and exit 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (tests capture stdout in memory)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+def flush_stdout() -> OSError | None:
+    """Flush stdout now, while an error can still be one line; on failure stdout is discarded and the
+    error returned."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        _discard_stdout()
+        return exc
+    return None
+
+
+def run_app(app: typer.Typer, prog_name: str) -> None:
+    """Run the CLI. A write to stdout that fails outside any command (``obte --version > /dev/full``) or
+    in the interpreter's final flush is one ``error:`` line and exit code 1 too."""
+    try:
+        app(prog_name=prog_name)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS or isinstance(exc, BrokenPipeError):
+            raise
+        _discard_stdout()
+        typer.echo(f"error: {cannot_write(None, exc)}", err=True)
+        raise SystemExit(1) from None
+    finally:
+        error = flush_stdout()
+        if error is not None and not isinstance(error, BrokenPipeError):
+            typer.echo(f"error: {cannot_write(None, error)}", err=True)
+            raise SystemExit(1)
 
 
 class DefaultCommandGroup(ObteGroup):
@@ -85,23 +142,20 @@ def new_app(help_text: str, cls: type = ObteGroup) -> typer.Typer:
 
 @contextlib.contextmanager
 def open_output(path: str | Path | None) -> Iterator[TextIO]:
-    """Text output to stdout (None or ``-``) or to a file written atomically."""
+    """Text output to stdout (None or ``-``) or to a file written atomically (see
+    :mod:`obte_cli.engine.core.outputs`); a failed write is one ``error:`` line."""
     if path is None or str(path) == "-":
-        yield sys.stdout
-        sys.stdout.flush()
+        try:
+            yield sys.stdout
+            sys.stdout.flush()
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS or isinstance(exc, BrokenPipeError):
+                raise
+            _discard_stdout()
+            raise cannot_write(None, exc) from None
         return
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise ObteError(f"{path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", newline="\n") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as handle:
+        yield handle
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from obte_cli.engine.affinity.complexes import (
 from obte_cli.engine.bio.complex_inputs import Complex
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
+from obte_cli.engine.core.outputs import write_text_atomic
 from obte_cli.engine.finetuning.trainer import predict_sequence_task
 from obte_cli.engine.model.directory import CONFIG_FILE, LoadedModel, load_model
 from obte_cli.engine.model.heads import LinearHead
@@ -53,10 +54,7 @@ def affinity_head_description(head: LinearHead, scaler: TargetScaler) -> dict:
 def write_ensemble_manifest(directory: Path, members: list[str], metadata: dict) -> Path:
     path = Path(directory) / ENSEMBLE_FILE
     manifest = {"format": ENSEMBLE_FORMAT, "task": AFFINITY_TASK, "members": members, "metadata": metadata}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
 
 
 @dataclass

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from obte_cli.engine.core.outputs import atomic_file
+
 SCORING = {"matrix": "BLOSUM62", "open_gap_score": -11.0, "extend_gap_score": -1.0, "mode": "local"}
 
 _aligner = None
@@ -109,7 +111,6 @@ def homology_matrix(sequences: Sequence[str], workers: int | None = None, cache_
     h = normalise(raw_score_matrix(sequences, workers))
     if cache_path is not None:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(f".tmp-{os.getpid()}.npy")
-        np.save(tmp, h, allow_pickle=False)
-        os.replace(tmp, cache_path)
+        with atomic_file(cache_path, binary=True) as handle:
+            np.save(handle, h, allow_pickle=False)
     return h

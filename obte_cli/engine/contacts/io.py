@@ -23,6 +23,7 @@ from obte_cli.engine.bio.structures import (
 )
 from obte_cli.engine.contacts.sites import ContactSite
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.outputs import write_text_atomic
 
 
 def sites_from_structure(path: str | Path, cutoffs: tuple[float, ...] = DEFAULT_CUTOFFS) -> list[ContactSite]:
@@ -123,10 +124,10 @@ def write_bfactor_structure(path: str | Path, values: dict[str, dict[str, float]
                 for atom in residue:
                     atom.b_iso = 0.0 if value is None or value != value else float(value)
                 set_residues += value is not None and model.num == structure[0].num
-    document = structure.make_mmcif_document()
+    text = structure.make_mmcif_document().as_string()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    document.write_file(str(out))
+    write_text_atomic(out, text)
     return set_residues
 
 

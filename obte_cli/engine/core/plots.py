@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from obte_cli.engine.core.outputs import atomic_file
+
 
 def _pyplot():
     import matplotlib
@@ -17,10 +19,14 @@ def _pyplot():
 
 
 def _save(fig, path: str | Path) -> Path:
-    fig.tight_layout()
+    """Write ``fig`` atomically, in the format its suffix names (PNG without one), and close it."""
     path = Path(path)
-    fig.savefig(path)
-    _pyplot().close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_file(path, binary=True) as handle:
+            fig.savefig(handle, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        _pyplot().close(fig)
     return path
 
 

@@ -8,14 +8,14 @@
 * ``.npy`` — pooled only: the (N, [layers,] width) array; the ids go to ``<name>.ids.txt``, one per line.
 * ``.tsv`` — pooled only: ``id`` then one column per value (``l{layer}_{k}`` with several layers).
 
-The layer axis is dropped when one layer is asked for. Data are written to a temporary file and the
-final file is assembled (header first) when the stream ends, then renamed into place.
+The layer axis is dropped when one layer is asked for. Data stream into a nameless scratch file and the
+final file is assembled (header first) when the stream ends, through the one atomic writer
+(:func:`obte_cli.engine.core.outputs.atomic_file`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.outputs import atomic_file, cannot_write, scratch_directory, write_errors, write_text_atomic
 from obte_cli.engine.embedding.embed import RecordEmbedding
 
 FORMATS = (".safetensors", ".npy", ".tsv")
@@ -39,7 +40,7 @@ def output_format(path: str, pool: str) -> str:
 
 
 class EmbeddingWriter:
-    """Append :class:`RecordEmbedding`s; :meth:`close` assembles the final file."""
+    """Append :class:`RecordEmbedding`s; :meth:`close` assembles the final file, :meth:`abort` drops it."""
 
     def __init__(self, path: str | Path, pool: str, layers: tuple[int, ...], metadata: dict, stdout=None):
         self.path = str(path)
@@ -51,11 +52,19 @@ class EmbeddingWriter:
         self.offsets = [0]
         self.shape_tail: tuple[int, ...] | None = None
         self._stdout = stdout
-        target_dir = Path(self.path).parent if self.path != "-" else Path(tempfile.gettempdir())
-        fd, self._tmp = tempfile.mkstemp(prefix=".obte-embed-", suffix=".tmp", dir=target_dir)
-        self._data = os.fdopen(fd, "w" if self.format == ".tsv" else "wb")
-        if self.format == ".tsv":
-            self._header_written = False
+        # the data stream into a nameless scratch file (nothing is left behind if the run is killed) on the
+        # output's file system: embeddings can outgrow the temp directory
+        self._where = Path(self.path) if self.path != "-" else None
+        directory = scratch_directory(self.path) if self._where else Path(tempfile.gettempdir())
+        self._scratch_where = self._where or directory
+        try:
+            if self.format == ".tsv":
+                self._data = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n", dir=directory)
+            else:
+                self._data = tempfile.TemporaryFile("w+b", dir=directory)
+        except OSError as exc:
+            raise cannot_write(directory, exc) from None
+        self._header_written = False
 
     def _squeeze(self, vectors: np.ndarray) -> np.ndarray:
         # pooled (layers, width) → (width,) for one layer; per-token (n, layers, width) → (n, width)
@@ -69,80 +78,68 @@ class EmbeddingWriter:
         if self.shape_tail is None:
             self.shape_tail = tail
         self.ids.append(item.id)
-        if self.format == ".tsv":
-            if not self._header_written:
-                width = values.shape[-1]
-                names = (
-                    [f"e{k}" for k in range(width)]
-                    if len(self.layers) == 1
-                    else [f"l{layer}_{k}" for layer in self.layers for k in range(width)]
-                )
-                self._data.write("id\t" + "\t".join(names) + "\n")
-                self._header_written = True
-            self._data.write(item.id + "\t" + "\t".join(f"{v:.6g}" for v in values.ravel()) + "\n")
-        else:
-            self._data.write(values.tobytes())
+        with write_errors(self._scratch_where):
+            if self.format == ".tsv":
+                if not self._header_written:
+                    width = values.shape[-1]
+                    names = (
+                        [f"e{k}" for k in range(width)]
+                        if len(self.layers) == 1
+                        else [f"l{layer}_{k}" for layer in self.layers for k in range(width)]
+                    )
+                    self._data.write("id\t" + "\t".join(names) + "\n")
+                    self._header_written = True
+                self._data.write(item.id + "\t" + "\t".join(f"{v:.6g}" for v in values.ravel()) + "\n")
+            else:
+                self._data.write(values.tobytes())
         self.offsets.append(self.offsets[-1] + (len(values) if self.pool == "per-token" else 1))
 
     def close(self) -> None:
-        self._data.close()
+        """Write the output (atomically, see :func:`atomic_file`) and drop the scratch file."""
         try:
-            if self.format == ".tsv":
-                if self.path == "-":
-                    with open(self._tmp) as handle:
-                        shutil.copyfileobj(handle, self._stdout)
+            with write_errors(self._scratch_where):
+                self._data.flush()
+                nbytes = self._data.tell() if self.format == ".safetensors" else 0
+                self._data.seek(0)
+            with write_errors(self._where):
+                if self._where is None:
+                    shutil.copyfileobj(self._data, self._stdout)
                     return
-                final_tmp = self._tmp
-            elif self.format == ".npy":
-                final_tmp = self._assemble_npy()
-                ids_path = Path(self.path).with_suffix(".ids.txt")
-                ids_path.write_text("".join(i + "\n" for i in self.ids))
-            else:
-                final_tmp = self._assemble_safetensors()
-            os.replace(final_tmp, self.path)
+                with atomic_file(self._where, binary=self.format != ".tsv") as out:
+                    if self.format == ".npy":
+                        self._npy_header(out)
+                    elif self.format == ".safetensors":
+                        self._safetensors_header(out, nbytes)
+                    shutil.copyfileobj(self._data, out)
+                    if self.format == ".safetensors" and self.pool == "per-token":
+                        out.write(np.asarray(self.offsets, dtype="<i8").tobytes())
+                if self.format == ".npy":
+                    write_text_atomic(self._where.with_suffix(".ids.txt"), "".join(i + "\n" for i in self.ids))
         finally:
-            Path(self._tmp).unlink(missing_ok=True)
+            self._data.close()
 
     def abort(self) -> None:
         self._data.close()
-        Path(self._tmp).unlink(missing_ok=True)
 
     def _rows(self) -> int:
         return self.offsets[-1]
 
-    def _assemble_npy(self) -> str:
+    def _npy_header(self, out) -> None:
         shape = (self._rows(), *(self.shape_tail or (0,)))
-        out = self._tmp + ".npy"
-        with open(out, "wb") as handle:
-            np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False, "shape": shape})
-            with open(self._tmp, "rb") as data:
-                shutil.copyfileobj(data, handle)
-        return out
+        np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False, "shape": shape})
 
-    def _assemble_safetensors(self) -> str:
+    def _safetensors_header(self, out, nbytes: int) -> None:
         rows = self._rows()
         shape = [rows, *(self.shape_tail or (0,))]
-        nbytes = Path(self._tmp).stat().st_size
         header = {"embeddings": {"dtype": "F32", "shape": shape, "data_offsets": [0, nbytes]}}
-        offsets = np.asarray(self.offsets, dtype="<i8")
         if self.pool == "per-token":
-            header["offsets"] = {
-                "dtype": "I64",
-                "shape": [len(offsets)],
-                "data_offsets": [nbytes, nbytes + offsets.nbytes],
-            }
+            size = 8 * len(self.offsets)
+            header["offsets"] = {"dtype": "I64", "shape": [len(self.offsets)], "data_offsets": [nbytes, nbytes + size]}
         header["__metadata__"] = {"ids": json.dumps(self.ids), **{k: str(v) for k, v in self.metadata.items()}}
         encoded = json.dumps(header, separators=(",", ":")).encode()
         encoded += b" " * (-len(encoded) % 8)
-        out = self._tmp + ".safetensors"
-        with open(out, "wb") as handle:
-            handle.write(struct.pack("<Q", len(encoded)))
-            handle.write(encoded)
-            with open(self._tmp, "rb") as data:
-                shutil.copyfileobj(data, handle)
-            if self.pool == "per-token":
-                handle.write(offsets.tobytes())
-        return out
+        out.write(struct.pack("<Q", len(encoded)))
+        out.write(encoded)
 
 
 def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray | None]:

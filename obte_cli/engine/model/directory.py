@@ -7,18 +7,17 @@ A model is a directory::
       model.safetensors    weights (backbone, readout, and the task head under ``head.``)
       tokenizer.json       the tokenizer (plus its sentencepiece ``.model`` files for BPE)
 
-:func:`save_model` writes into a temporary sibling directory and renames it into place, so a reader
-never sees a half-written model. :func:`load_model` checks that the parts agree — the format version,
-the architecture, the tokenizer's vocabulary against the embedding table, every weight's name and shape
-— and raises :class:`ModelFormatError` with one line saying what is wrong. Weights are read with
-safetensors only: nothing on disk is ever unpickled.
+:func:`save_model` writes into a staged sibling directory (:func:`staged_directory`) and renames it into
+place, so a reader never sees a half-written model. :func:`load_model` checks that the parts agree — the
+format version, the architecture, the tokenizer's vocabulary against the embedding table, every weight's
+name and shape — and raises :class:`ModelFormatError` with one line saying what is wrong. Weights are read
+with safetensors only: nothing on disk is ever unpickled.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from obte_cli import __version__
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
-from obte_cli.engine.core.outputs import replace_directory
+from obte_cli.engine.core.outputs import new_file_mode, staged_directory
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
 from obte_cli.engine.tokenizers.base import Tokenizer
 from obte_cli.engine.tokenizers.loading import load_tokenizer
@@ -66,13 +65,12 @@ def save_model(
         raise FileExistsError(f"{directory} already exists (pass overwrite=True to replace it)")
     if tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError("tokenizer has more ids than the model's embedding table")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with staged_directory(directory) as tmp:
         tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
         for name, t in (head_state or {}).items():
             tensors[f"head.{name}"] = t.detach().to("cpu").contiguous()
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        os.chmod(tmp / WEIGHTS_FILE, new_file_mode())  # safetensors makes its files 0600
         tokenizer_files = tokenizer.save(tmp)
         config = {
             "format": FORMAT_NAME,
@@ -84,10 +82,6 @@ def save_model(
             "metadata": metadata or {},
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        replace_directory(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 

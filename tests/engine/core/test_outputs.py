@@ -1,12 +1,22 @@
-"""Output directories appear whole or not at all, never replace an input, and respect the umask."""
+"""Outputs, files and directories, appear whole or not at all, never replace an input, follow symlinks,
+write devices and FIFOs in place, respect the umask, and fail in one line."""
 
+import errno
 import os
+import stat
+import tempfile
+import threading
 
 import pytest
 from conftest import DATA, obte
 
-from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.core.outputs import refuse_input_as_output, staged_directory
+from obte_cli.engine.core.errors import InputError, ObteError
+from obte_cli.engine.core.outputs import (
+    atomic_file,
+    refuse_input_as_output,
+    staged_directory,
+    write_text_atomic,
+)
 
 
 def _hidden(parent):
@@ -74,3 +84,217 @@ def test_finetune_refuses_to_write_over_its_backbone(tmp_path):
     assert {p.name: p.read_bytes() for p in backbone.iterdir()} == before
     again = obte("tokenize", "corpus", tmp_path / "nothing", "-o", tmp_path, "--force")
     assert again.exit_code == 1 and "would replace the input" in again.stderr and backbone.is_dir()
+
+
+# ---- files: one atomic writer for every output -------------------------------------------------------
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _leftovers(directory):
+    return sorted(p.name for p in directory.iterdir() if ".obte-partial-" in p.name)
+
+
+def test_a_file_appears_whole_with_the_umask_mode(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.tsv", "x\n")
+        os.umask(0o077)
+        with atomic_file(tmp_path / "b.bin", binary=True) as handle:
+            handle.write(b"\0\1")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.tsv").read_text() == "x\n" and (tmp_path / "b.bin").read_bytes() == b"\0\1"
+    assert (tmp_path / "a.tsv").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
+    assert _leftovers(tmp_path) == []
+
+
+def test_replacing_a_file_keeps_its_mode(tmp_path):
+    out = tmp_path / "a.tsv"
+    out.write_text("old\n")
+    out.chmod(0o640)
+    write_text_atomic(out, "new\n")
+    assert out.read_text() == "new\n" and out.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_partial_file_is_hidden_beside_the_output_and_says_what_it_is(tmp_path):
+    with atomic_file(tmp_path / "table.tsv") as handle:
+        handle.write("x\n")
+        assert [name.startswith(".table.tsv.obte-partial-") for name in _leftovers(tmp_path)] == [True]
+        assert not (tmp_path / "table.tsv").exists()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("bug"), KeyboardInterrupt()])
+def test_an_exception_in_the_body_leaves_the_old_file_and_no_partial(tmp_path, error):
+    out = tmp_path / "a.tsv"
+    out.write_text("previous\n")
+    with pytest.raises(type(error)):
+        with atomic_file(out) as handle:
+            handle.write("half")
+            raise error
+    assert out.read_text() == "previous\n" and _leftovers(tmp_path) == []
+
+
+def test_a_full_disk_at_fsync_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
+    out = tmp_path / "a.tsv"
+    out.write_text("previous\n")
+    monkeypatch.setattr(os, "fsync", _no_space)
+    with pytest.raises(ObteError, match=r"a\.tsv: cannot write: No space left on device$"):
+        write_text_atomic(out, "new\n")
+    assert out.read_text() == "previous\n" and _leftovers(tmp_path) == []
+
+
+def test_a_full_disk_while_the_body_writes_is_one_line_and_keeps_the_old_file(tmp_path):
+    out = tmp_path / "a.bin"
+    out.write_bytes(b"previous")
+    with pytest.raises(ObteError, match="cannot write: No space left on device"):
+        with atomic_file(out, binary=True) as handle:
+            handle.write(b"x")
+            _no_space()
+    assert out.read_bytes() == b"previous" and _leftovers(tmp_path) == []
+
+
+def test_other_os_errors_in_the_body_are_not_called_write_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        with atomic_file(tmp_path / "a.tsv"):
+            open(tmp_path / "missing-input.fa")
+    assert not (tmp_path / "a.tsv").exists() and _leftovers(tmp_path) == []
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path):
+    (tmp_path / "real.tsv").write_text("old\n")
+    link = tmp_path / "link.tsv"
+    link.symlink_to("real.tsv")
+    write_text_atomic(link, "new\n")
+    assert link.is_symlink() and os.readlink(link) == "real.tsv"
+    assert (tmp_path / "real.tsv").read_text() == "new\n"
+    dangling = tmp_path / "dangling.tsv"
+    dangling.symlink_to("created.tsv")
+    write_text_atomic(dangling, "made\n")
+    assert dangling.is_symlink() and (tmp_path / "created.tsv").read_text() == "made\n"
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_fifo_is_written_in_place(tmp_path):
+    fifo = tmp_path / "pipe.tsv"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_text_atomic(fifo, "through the pipe\n")
+    reader.join(timeout=10)
+    assert received == ["through the pipe\n"]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and _leftovers(tmp_path) == []
+
+
+def test_a_device_is_written_in_place():
+    write_text_atomic(os.devnull, "discarded\n")  # no partial file in /dev, no rename over /dev/null
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    if os.path.exists("/dev/full"):
+        with pytest.raises(ObteError, match="^/dev/full: cannot write: No space left on device$"):
+            write_text_atomic("/dev/full", "x" * 100)
+
+
+def test_a_directory_a_missing_directory_and_an_unwritable_one_are_one_line_errors(tmp_path, monkeypatch):
+    with pytest.raises(InputError, match="is a directory$"):
+        write_text_atomic(tmp_path, "x")
+    with pytest.raises(ObteError, match="directory .*/nowhere does not exist$"):
+        write_text_atomic(tmp_path / "nowhere" / "a.tsv", "x")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ObteError, match="cannot write: Not a directory$"):
+        write_text_atomic(tmp_path / "file" / "a.tsv", "x")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(ObteError, match="a.tsv: cannot write: Permission denied$"):
+        write_text_atomic(tmp_path / "a.tsv", "x")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_a_real_unwritable_directory_and_read_only_file(tmp_path):
+    (tmp_path / "ro.tsv").write_text("keep\n")
+    (tmp_path / "ro.tsv").chmod(0o444)
+    with pytest.raises(ObteError, match="cannot write: Permission denied$"):
+        write_text_atomic(tmp_path / "ro.tsv", "x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(ObteError, match="cannot write: Permission denied$"):
+            write_text_atomic(locked / "a.tsv", "x")
+    finally:
+        locked.chmod(0o700)
+    assert (tmp_path / "ro.tsv").read_text() == "keep\n"
+
+
+def test_a_staged_directory_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ObteError, match="cannot write"):
+        with staged_directory(tmp_path / "file" / "run"):
+            pass
+    with pytest.raises(ObteError, match="run: cannot write: No space left on device$"):
+        with staged_directory(tmp_path / "run"):
+            _no_space()
+    assert not (tmp_path / "run").exists() and _hidden(tmp_path) == []
+
+
+def test_tables_plots_structures_and_embeddings_go_through_the_atomic_writer(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from obte_cli.engine.contacts.io import write_bfactor_structure
+    from obte_cli.engine.core.plots import histogram
+    from obte_cli.engine.core.resources import example_file
+    from obte_cli.engine.core.tables import write_tsv
+
+    def write_all():
+        write_tsv(pd.DataFrame({"a": [1.0, None]}), tmp_path / "t.tsv")
+        histogram([0.5, -1.0, 2.0], "x", "t", tmp_path / "h.png")
+        write_bfactor_structure(example_file("1AZP.pdb.gz"), {"A": {}}, tmp_path / "s.cif")
+
+    write_all()
+    assert (tmp_path / "t.tsv").read_text() == "a\n1.0000\nNA\n"
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "s.cif").read_text().startswith("data_")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setattr(os, "fsync", _no_space)
+    for name, write in [
+        ("t.tsv", lambda: write_tsv(pd.DataFrame({"a": [2.0]}), tmp_path / "t.tsv")),
+        ("h.png", lambda: histogram([1.0], "x", "t", tmp_path / "h.png")),
+        ("s.cif", lambda: write_bfactor_structure(example_file("1AZP.pdb.gz"), {}, tmp_path / "s.cif")),
+    ]:
+        with pytest.raises(ObteError, match=f"{name}: cannot write: No space left on device$"):
+            write()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".npy", ".safetensors"])
+def test_embedding_files_are_atomic_and_leave_no_scratch(tmp_path, monkeypatch, suffix):
+    import numpy as np
+
+    from obte_cli.engine.embedding.embed import RecordEmbedding
+    from obte_cli.engine.embedding.io import EmbeddingWriter, read_embeddings
+
+    out = tmp_path / f"e{suffix}"
+
+    def write(value):
+        writer = EmbeddingWriter(out, "mean", (0,), {"model": "m"})
+        try:
+            writer.add(RecordEmbedding("r1", 3, np.full((1, 4), value, dtype=np.float32)))
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+
+    write(1.0)
+    assert read_embeddings(out)[1].tolist() == [[1.0] * 4]
+    before = out.read_bytes()
+    monkeypatch.setattr(os, "fsync", _no_space)
+    with pytest.raises(ObteError, match="cannot write: No space left on device$"):
+        write(2.0)
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
