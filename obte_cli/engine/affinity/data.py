@@ -13,7 +13,7 @@ dG             binding free energy ΔG in kcal/mol
 
 Filters (the paper's, §4.3.1), each counted in the returned report:
 
-* ``missing_value`` — ΔG or Kd recorded as 0 (ProNAB's missing values);
+* ``missing_value`` — ΔG or Kd recorded as 0 (ProNAB's missing values) or as NaN or ±infinity;
 * ``other_type`` — molecule type neither DNA nor RNA (ProNAB "Other");
 * ``empty_nucleic_acid``;
 * ``nonstandard_protein`` / ``nonstandard_nucleic_acid`` — letters outside the 20 amino acids or A/C/G/T/U;
@@ -23,11 +23,15 @@ Filters (the paper's, §4.3.1), each counted in the returned report:
 Pairs TSV format (header required; ``protein_id``, ``complement`` and ``na_type`` optional)::
 
     protein_id  protein  nucleic_acid  complement  na_type  dG
+
+A pairs TSV has no missing values: a ΔG that is not a finite number (``NaN``, ``inf``, empty) is an
+error naming file, line and column.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -52,7 +56,7 @@ def _clean_rows(raw: list[dict], source: str) -> tuple[pd.DataFrame, dict[str, i
         protein = canonical_sequence(row["protein"], MOLECULE_TYPES["protein"])
         na = canonical_sequence(row["nucleic_acid"], _DNA)
         complement = canonical_sequence(row["complement"] or "", _DNA)
-        if row["dG"] == 0 or row.get("Kd", 1) == 0:
+        if any(value == 0 or not math.isfinite(value) for value in (row["dG"], row.get("Kd", 1.0))):
             dropped["missing_value"] += 1
         elif na_type not in ("DNA", "RNA"):
             dropped["other_type"] += 1
@@ -138,6 +142,8 @@ def load_pairs_tsv(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
             dg = float(row["dG"])
         except ValueError:
             raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a number") from None
+        if not math.isfinite(dg):
+            raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a finite number")
         na = row["nucleic_acid"]
         na_type = (row.get("na_type") or ("RNA" if "U" in na.upper() else "DNA")).strip()
         if na_type.upper() in ("DNA", "RNA"):

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from obte_cli.engine.contacts.sites import ContactSite, protein_token_targets
 from obte_cli.engine.finetuning.residues import (
@@ -36,9 +35,8 @@ from obte_cli.engine.finetuning.trainer import (
     per_token_loss,
 )
 from obte_cli.engine.model.encoder import ObteModel
+from obte_cli.engine.model.heads import AttentionProbe  # the module; it lives with the other heads
 from obte_cli.engine.tokenizers.base import Encoding
-
-PROBE_KIND = "attention-probe"
 
 
 @dataclass
@@ -85,33 +83,6 @@ def probe_features(model: ObteModel, encoding: Encoding, device="cpu") -> tuple[
     forward = maps[:, protein][:, :, nucleic]
     backward = maps[:, nucleic][:, :, protein].transpose(1, 2)
     return torch.cat([forward, backward]), protein
-
-
-class AttentionProbe(nn.Module):
-    def __init__(self, in_channels: int, n_outputs: int, channels: int = 64):
-        super().__init__()
-        self.in_channels, self.n_outputs, self.channels = in_channels, n_outputs, channels
-        self.net = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(channels, n_outputs, 3, padding=1),
-        )
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(C, T_protein, T_nucleic) → (T_protein, n_outputs) logits (max over nucleic-acid tokens)."""
-        return self.net(features[None])[0].amax(dim=-1).transpose(0, 1)
-
-    def describe(self) -> dict:
-        return {
-            "kind": PROBE_KIND,
-            "in_channels": self.in_channels,
-            "n_outputs": self.n_outputs,
-            "channels": self.channels,
-        }
 
 
 def train_probe(

@@ -31,10 +31,10 @@ from obte_cli.engine.finetuning.residues import (
     token_values_to_residues,
 )
 from obte_cli.engine.finetuning.trainer import FinetuneSettings, TokenTask, fine_tune
-from obte_cli.engine.model.heads import LinearHead
+from obte_cli.engine.model.heads import CONTACTS_TASK, LinearHead, build_head
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
-HEAD_KIND = "contacts"
+HEAD_KIND = CONTACTS_TASK
 REQUIRED_COLUMNS = ("pdb_id", "chain", "resnum", "aa", "na_types", "na_sequences")
 
 
@@ -289,27 +289,22 @@ def fit_contact_predictor(
 
 
 def load_contact_predictor(directory: str | Path) -> ContactPredictor:
-    """A model directory written by `obte finetune contacts` (its ``config.json`` head says how)."""
+    """A model directory written by `obte finetune contacts` (its ``config.json`` head says how;
+    :func:`~obte_cli.engine.model.directory.load_model` has checked every field and weight of it)."""
     from obte_cli.engine.model.directory import load_model
 
     loaded = load_model(directory)
     head = loaded.head or {}
     if head.get("task") != HEAD_KIND:
         raise InputError(f"{directory}: not a contact model (train one with `obte finetune contacts`)")
-    cutoffs = tuple(float(c) for c in head["cutoffs"])
-    if head["method"] == "attention":
-        from obte_cli.engine.contacts.probe import AttentionProbe
-
-        module = AttentionProbe(head["in_channels"], head["n_outputs"], head["channels"])
-    else:
-        module = LinearHead(loaded.model.config.width, head["n_outputs"], head["base_width"])
+    module = build_head(head, loaded.model.config.width)
     module.load_state_dict(loaded.head_state)
     return ContactPredictor(
         loaded.model.eval(),
         loaded.tokenizer,
         head["method"],
         module.eval(),
-        cutoffs,
+        tuple(float(c) for c in head["cutoffs"]),
         [float(t) for t in head["thresholds"]],
         int(head["context"]),
     )

@@ -14,6 +14,9 @@ values), then score it on the test split.
   most common class (or mean value); predictions are expanded back from tokens to residues
   (:mod:`obte_cli.engine.finetuning.residues`), so every metric is per residue and every output has
   exactly one prediction per residue.
+
+Labels have no missing values: an empty label is an error, and so is a regression label (per sequence
+or per residue) that is not a finite number (``NaN``, ``inf``), naming file, line and column.
 """
 
 from __future__ import annotations
@@ -71,12 +74,11 @@ def read_sequence_split(path: str | Path, name: str, task: str) -> Split:
     if table.empty:
         raise InputError(f"{path}: the {name} split is empty")
     labels: list = table["label"].tolist()
-    if task == "regression":
-        try:
-            labels = [float(v) for v in labels]
-        except ValueError:
-            bad = next(v for v in labels if not _is_float(v))
-            raise InputError(f"{path}: label {bad!r} is not a number (--task regression)") from None
+    for number, value in enumerate(labels, start=2):  # line numbers: the header is line 1
+        if not value.strip():
+            raise InputError(f"{path}: line {number}, column label: empty label")
+        if task == "regression":
+            labels[number - 2] = _finite_label(value, f"{path}: line {number}, column label")
     ids = table["id"].tolist() if "id" in table.columns else [f"{name}{i + 1}" for i in range(len(table))]
     return Split(name, ids, table["sequence"].str.strip().tolist(), labels)
 
@@ -104,20 +106,21 @@ def read_residue_split(path: str | Path, name: str, task: str) -> Split:
                 f"{path}: record '{row.id}' has {len(values)} labels for {len(row.sequence.strip())} residues"
             )
         if task == "regression":
-            try:
-                values = [float(v) for v in values]
-            except ValueError:
-                raise InputError(f"{path}: record '{row.id}': labels must be numbers (--task regression)") from None
+            where = f"{path}: line {row.Index + 2} (record '{row.id}'), column labels"
+            values = [_finite_label(v, f"{where}, residue {k}") for k, v in enumerate(values, start=1)]
         labels.append(values)
     return Split(name, table["id"].tolist(), table["sequence"].str.strip().tolist(), labels)
 
 
-def _is_float(text: str) -> bool:
+def _finite_label(text: str, where: str) -> float:
+    """A regression label: a finite number (NaN and infinity would train silently and score NaN)."""
     try:
-        float(text)
+        value = float(text)
     except ValueError:
-        return False
-    return True
+        raise InputError(f"{where}: {text!r} is not a number (--task regression)") from None
+    if not math.isfinite(value):
+        raise InputError(f"{where}: {text!r} is not a finite number (--task regression)")
+    return value
 
 
 def class_index(train: Split, others: list[Split], per_residue: bool, source: dict[str, str]) -> list[str]:

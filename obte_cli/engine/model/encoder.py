@@ -36,15 +36,22 @@ more MLP weights here.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from obte_cli.engine.core import schema
+from obte_cli.engine.core.schema import SchemaError
+
 MLP_KINDS = ("gelu", "swiglu")
 NORM_KINDS = ("layernorm", "omnibiote")
 ROPE_KINDS = ("rotary", "cosine", "cosine-bf16")
+INTEGER_FIELDS = ("vocab_size", "width", "n_layers", "n_heads", "mlp_ratio", "max_positions", "base_width")
+POSITIVE_FIELDS = ("rope_theta", "attn_mult", "readout_mult", "norm_eps")  # finite and > 0
+OPTIONAL_FIELDS = ("mlp", "norm", "rope")  # added after the first models were saved: absent means the default
 
 
 @dataclass
@@ -70,13 +77,23 @@ class ObteConfig:
     # reference's complex buffer computes); "cosine-bf16": the same with cos rounded to bf16 as stored
 
     def __post_init__(self):
+        """Check every field's type and range (a :class:`SchemaError` names the field); numbers are
+        normalised to int / float."""
+        for name in INTEGER_FIELDS:
+            setattr(self, name, schema.integer(getattr(self, name), name))
+        for name in POSITIVE_FIELDS:
+            setattr(self, name, schema.number(getattr(self, name), name, positive=True))
+        self.dropout = schema.fraction(self.dropout, "dropout", upper_open=True)
         for name, allowed in (("mlp", MLP_KINDS), ("norm", NORM_KINDS), ("rope", ROPE_KINDS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
+            schema.choice(getattr(self, name), name, allowed)
         if self.width % self.n_heads:
-            raise ValueError(f"width {self.width} is not divisible by n_heads {self.n_heads}")
+            raise SchemaError("n_heads", f"must divide width (width {self.width} is not divisible by {self.n_heads})")
         if (self.width // self.n_heads) % 2:
-            raise ValueError("head size must be even for rotary embeddings")
+            raise SchemaError(
+                "n_heads",
+                f"must leave an even head size for rotary embeddings (width {self.width} / n_heads {self.n_heads} "
+                f"= {self.width // self.n_heads})",
+            )
 
     @property
     def head_dim(self) -> int:
@@ -95,10 +112,16 @@ class ObteConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ObteConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """The config of an ``architecture`` section; a :class:`SchemaError` (a ValueError) names the
+        field that is missing, unknown, of the wrong type or out of range."""
+        if not isinstance(data, dict):
+            raise SchemaError("", f"architecture must be a JSON object (got {schema.json_type(data)})")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"unknown architecture field(s): {', '.join(unknown)}")
+            raise SchemaError("", f"unknown architecture field(s): {', '.join(unknown)}")
+        for f in fields(cls):
+            if f.name not in OPTIONAL_FIELDS:
+                schema.required(data, f.name)
         return cls(**data)
 
 
@@ -393,6 +416,48 @@ def non_embedding_parameters(config: ObteConfig) -> int:
     norm = 2 * d if config.norm == "omnibiote" else d  # weight (and bias)
     per_block = 4 * d * d + int(mlp) + 2 * norm  # qkv+proj, MLP, two norms
     return L * per_block + norm  # + final norm
+
+
+def _weight_tables(config: ObteConfig) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """Shapes of the model's own weights and of each block's (names relative to ``blocks.<i>.``)."""
+    d, v = config.width, config.vocab_size
+    hidden = config.mlp_ratio * d
+    norm = ("weight", "bias") if config.norm == "omnibiote" else ("weight",)
+    own = {"embed.weight": (v, d), **{f"ln_f.{n}": (d,) for n in norm}, "readout.weight": (v, d)}
+    block = {
+        **{f"ln_1.{n}": (d,) for n in norm},
+        "attn.qkv.weight": (3 * d, d),
+        "attn.proj.weight": (d, d),
+        **{f"ln_2.{n}": (d,) for n in norm},
+        "mlp.fc.weight": (hidden, d),
+        "mlp.proj.weight": (d, hidden // 2 if config.mlp == "swiglu" else hidden),
+    }
+    return own, block
+
+
+def weight_shape(config: ObteConfig, name: str) -> tuple[int, ...] | None:
+    """The shape of weight ``name`` in ``ObteModel(config).state_dict()``, or None if it has no such
+    weight. Computed from the config alone: a model directory's weights are checked against it before
+    anything is built, however many layers or however wide its config.json says the model is."""
+    own, block = _weight_tables(config)
+    layer, dot, rest = name.removeprefix("blocks.").partition(".")
+    if name.startswith("blocks.") and dot and layer.isdecimal() and len(layer) < 19 and str(int(layer)) == layer:
+        return block.get(rest) if int(layer) < config.n_layers else None
+    return own.get(name)
+
+
+def weight_count(config: ObteConfig) -> int:
+    own, block = _weight_tables(config)
+    return len(own) + config.n_layers * len(block)
+
+
+def weight_names(config: ObteConfig) -> Iterator[str]:
+    """Every weight name of ``ObteModel(config)``, lazily (a config may claim a billion layers)."""
+    own, block = _weight_tables(config)
+    yield "embed.weight"
+    for i in range(config.n_layers):
+        yield from (f"blocks.{i}.{name}" for name in block)
+    yield from (name for name in own if name != "embed.weight")
 
 
 def flops_per_token(config: ObteConfig, context: int, training: bool = True) -> float:

@@ -32,7 +32,10 @@ import numpy as np
 
 from obte_cli import __version__
 from obte_cli.engine.bio.molecules import MOLECULE_TYPES
+from obte_cli.engine.core import schema
 from obte_cli.engine.core.errors import InputError, ModelFormatError
+from obte_cli.engine.core.jsonfiles import read_json_file
+from obte_cli.engine.core.schema import SchemaError
 from obte_cli.engine.pretraining.prep import SHARD_SUFFIX, read_shard
 from obte_cli.engine.tokenizers.base import Segment, Tokenizer
 from obte_cli.engine.tokenizers.loading import load_tokenizer
@@ -159,23 +162,85 @@ class TokenCorpus:
         return self.manifest["molecule_types"][int(shard.types[i])]
 
 
-def open_corpus(path: str | Path) -> TokenCorpus:
-    path = Path(path)
+ID_DTYPES = ("<u2", "<u4")  # what encode_corpus writes (see ids_dtype)
+_ID_SCAN_BLOCK = 1 << 24  # ids checked per block when a corpus is opened
+
+
+def _manifest(path: Path) -> dict:
+    """``tokens.json``, every field the readers use checked (a :class:`ModelFormatError` names it)."""
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise InputError(f"{path}: no {MANIFEST} (not a token directory from `obte tokenize corpus`, or incomplete)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json_file(manifest_path, f"{path}: no {MANIFEST}")
     if manifest.get("format") != FORMAT:
         raise ModelFormatError(f"{manifest_path}: not an obte token directory")
+    try:
+        schema.choice(schema.required(manifest, "dtype"), "dtype", ID_DTYPES)
+        schema.integer(schema.required(manifest, "vocab_size"), "vocab_size")
+        types = schema.sequence(schema.required(manifest, "molecule_types"), "molecule_types")
+        for i, name in enumerate(types):
+            schema.choice(name, f"molecule_types[{i}]", TYPE_NAMES)
+        for i, entry in enumerate(schema.sequence(schema.required(manifest, "shards"), "shards", non_empty=False)):
+            schema.mapping(entry, f"shards[{i}]")
+            try:
+                schema.plain_file_name(schema.required(entry, "name"), "name")
+                schema.integer(schema.required(entry, "sequences"), "sequences", minimum=0)
+            except SchemaError as exc:
+                raise exc.within(f"shards[{i}]") from None
+    except SchemaError as exc:
+        raise ModelFormatError(f"{manifest_path}: {exc}") from None
+    return manifest
+
+
+def _check_ids(ids: np.ndarray, vocab_size: int, where: str) -> None:
+    """Every id in [0, vocab_size): an id outside would index past the embedding table, or be taken
+    for another token. Read block by block (the ids are memory-mapped)."""
+    for start in range(0, len(ids), _ID_SCAN_BLOCK):
+        block = np.asarray(ids[start : start + _ID_SCAN_BLOCK])
+        low, high = int(block.min()), int(block.max())
+        if low < 0 or high >= vocab_size:
+            bad = int(np.flatnonzero((block < 0) | (block >= vocab_size))[0])
+            raise ModelFormatError(
+                f"{where}: token {start + bad} has id {int(block[bad])}, outside the tokenizer's "
+                f"{vocab_size} ids (corrupt file, or tokenized with another tokenizer?)"
+            )
+
+
+def open_corpus(path: str | Path) -> TokenCorpus:
+    """Open a token directory: its manifest, tokenizer and shard files are checked against each other
+    — lengths, offsets, molecule types, and every token id within the tokenizer's vocabulary."""
+    path = Path(path)
+    manifest = _manifest(path)
+    vocab_size = load_tokenizer(path).vocab_size
+    if manifest["vocab_size"] != vocab_size:
+        raise ModelFormatError(
+            f"{path / MANIFEST}: vocab_size is {manifest['vocab_size']} but the directory's tokenizer has "
+            f"{vocab_size} ids"
+        )
     dtype = np.dtype(manifest["dtype"])
     shards = []
     for entry in manifest["shards"]:
         name = entry["name"]
-        offsets = np.fromfile(path / f"{name}.offsets.bin", dtype="<i8")
-        ids = np.memmap(path / f"{name}.ids.bin", dtype=dtype, mode="r") if offsets[-1] else np.zeros(0, dtype)
-        types = np.fromfile(path / f"{name}.types.bin", dtype="u1")
-        if len(offsets) != entry["sequences"] + 1 or offsets[-1] != len(ids) or len(types) != entry["sequences"]:
+        files = {kind: path / f"{name}.{kind}.bin" for kind in ("ids", "offsets", "types")}
+        for file in files.values():
+            if not file.is_file():
+                raise ModelFormatError(f"{file}: missing (shard {name} of {path / MANIFEST})")
+        offsets = np.fromfile(files["offsets"], dtype="<i8")
+        if files["ids"].stat().st_size % dtype.itemsize:
             raise ModelFormatError(f"{path}: files of shard {name} disagree with {MANIFEST} (truncated?)")
+        ids = np.memmap(files["ids"], dtype=dtype, mode="r") if files["ids"].stat().st_size else np.zeros(0, dtype)
+        types = np.fromfile(files["types"], dtype="u1")
+        if (
+            len(offsets) != entry["sequences"] + 1
+            or offsets[0] != 0
+            or offsets[-1] != len(ids)
+            or len(types) != entry["sequences"]
+            or (np.diff(offsets) < 0).any()
+        ):
+            raise ModelFormatError(f"{path}: files of shard {name} disagree with {MANIFEST} (truncated?)")
+        if len(types) and int(types.max()) >= len(manifest["molecule_types"]):
+            raise ModelFormatError(f"{files['types']}: molecule type index outside {MANIFEST}'s molecule_types")
+        _check_ids(ids, vocab_size, str(files["ids"]))
         shards.append(TokenShard(name, ids, offsets, types))
     return TokenCorpus(path, manifest, shards)
 

@@ -9,11 +9,13 @@ from obte_cli.engine.bio.molecules import (
     NUCLEIC,
     PROTEIN,
 )
+from obte_cli.engine.core import schema
 from obte_cli.engine.core.errors import (
     InputError,
     ModelFormatError,
 )
 from obte_cli.engine.core.jsonfiles import read_json_file
+from obte_cli.engine.core.schema import SchemaError
 from obte_cli.engine.tokenizers.base import (
     TOKENIZER_FILE,
     Tokenizer,
@@ -27,28 +29,75 @@ from obte_cli.engine.tokenizers.sentencepiece import (
     _Piecewise,
 )
 
+MODALITIES = (PROTEIN, NUCLEIC)
+SPECIAL_NAMES = ("pad", "mask", "eos", "unk")
+
+
+def _special_pieces(config: dict) -> dict[str, str]:
+    pieces = schema.mapping(config.get("special_pieces", REFERENCE_SPECIAL_PIECES), "special_pieces")
+    for name in SPECIAL_NAMES:
+        if name not in pieces:
+            raise SchemaError(f"special_pieces.{name}", "is missing")
+    return {name: schema.text(pieces[name], f"special_pieces.{name}") for name in SPECIAL_NAMES}
+
+
+def _component(entry: object, index: int, directory: Path, pieces: dict[str, str]) -> _Piecewise:
+    """One ``components`` entry of a sentencepiece tokenizer.json, its model file read and checked."""
+    field = f"components[{index}]"
+    entry = schema.mapping(entry, field)
+    try:
+        file = schema.plain_file_name(schema.required(entry, "file"), "file")
+        offset = schema.integer(schema.required(entry, "offset"), "offset", minimum=0)
+        modalities = schema.sequence(schema.required(entry, "modalities"), "modalities")
+        for i, modality in enumerate(modalities):
+            schema.choice(modality, f"modalities[{i}]", MODALITIES)
+        if len(set(modalities)) != len(modalities):
+            raise SchemaError("modalities", f"lists a modality twice (got {schema.shown(modalities)})")
+        digest = entry.get("sha256")
+        if digest is not None:
+            schema.text(digest, "sha256")
+        size = entry.get("pieces")
+        if size is not None:
+            schema.integer(size, "pieces")
+    except SchemaError as exc:
+        raise exc.within(field) from None
+    path = directory / file
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: tokenizer file listed in {TOKENIZER_FILE} is missing")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: unreadable tokenizer file ({exc.strerror or exc})") from None
+    if digest is not None and digest != hashlib.sha256(data).hexdigest():
+        raise ModelFormatError(f"{path}: checksum differs from {TOKENIZER_FILE} (file replaced?)")
+    component = _Piecewise(data, file, offset, modalities, pieces, where=str(path))
+    if size is not None and size != component.size:
+        raise ModelFormatError(f"{path}: has {component.size} pieces, {TOKENIZER_FILE} says {size} (file replaced?)")
+    return component
+
 
 def tokenizer_from_config(config: dict, directory: Path) -> Tokenizer:
-    """Rebuild a tokenizer from its ``tokenizer.json`` contents; model files are read from ``directory``."""
+    """Rebuild a tokenizer from its ``tokenizer.json`` contents; model files are read from ``directory``.
+    Every field is checked; what is wrong is one :class:`ModelFormatError` naming the file and field."""
+    directory = Path(directory)
+    source = directory / TOKENIZER_FILE
     kind = config.get("kind")
-    if kind == "residue":
-        return ResidueTokenizer(config)
-    if kind == "sentencepiece":
-        comps = []
-        pieces = config.get("special_pieces", REFERENCE_SPECIAL_PIECES)
-        for entry in config.get("components", []):
-            path = Path(directory) / entry["file"]
-            if not path.is_file():
-                raise ModelFormatError(f"{directory}: tokenizer file {entry['file']} is missing")
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if entry.get("sha256") and entry["sha256"] != digest:
-                raise ModelFormatError(f"{path}: checksum differs from tokenizer.json (file replaced?)")
-            comps.append(_Piecewise(data, entry["file"], int(entry["offset"]), entry["modalities"], pieces))
-        if not comps:
-            raise ModelFormatError(f"{directory}/{TOKENIZER_FILE}: no sentencepiece components")
-        return SentencePieceTokenizer(comps, pieces)
-    raise ModelFormatError(f"{directory}/{TOKENIZER_FILE}: unknown tokenizer kind {kind!r}")
+    try:
+        if kind == "residue":
+            return ResidueTokenizer(config)
+        if kind == "sentencepiece":
+            pieces = _special_pieces(config)
+            entries = schema.sequence(schema.required(config, "components"), "components")
+            comps = [_component(entry, i, directory, pieces) for i, entry in enumerate(entries)]
+            return SentencePieceTokenizer(comps, pieces)
+    except SchemaError as exc:
+        raise ModelFormatError(f"{source}: {exc}") from None
+    except ModelFormatError as exc:
+        message = str(exc)
+        if message.startswith(str(directory)):  # names its file already
+            raise
+        raise ModelFormatError(f"{source}: {message.removeprefix(f'{kind} tokenizer: ')}") from None
+    raise ModelFormatError(f"{source}: unknown tokenizer kind {schema.shown(kind)} (known: residue, sentencepiece)")
 
 
 def load_tokenizer(source: str | Path) -> Tokenizer:

@@ -19,10 +19,12 @@ from obte_cli.engine.bio.molecules import (
     molecule_type,
     tag_chain,
 )
+from obte_cli.engine.core import schema
 from obte_cli.engine.core.errors import (
     InputError,
     ModelFormatError,
 )
+from obte_cli.engine.core.schema import SchemaError
 from obte_cli.engine.tokenizers.base import (
     _STANDARD,
     TOKENIZER_FILE,
@@ -49,18 +51,30 @@ class ResidueTokenizer(Tokenizer):
     def __init__(self, vocabulary: dict | None = None):
         vocab = vocabulary or default_residue_vocabulary()
         try:
-            self.specials = {k: int(v) for k, v in vocab["specials"].items()}
-            self.tags = {molecule_type(k).name: int(v) for k, v in vocab["tags"].items()}
-            self.letters = {
-                PROTEIN: {k.upper(): int(v) for k, v in vocab["protein"].items()},
-                NUCLEIC: {k.upper(): int(v) for k, v in vocab["nucleic"].items()},
-            }
-            self.pad_id = self.specials["pad"]
-            self.mask_id = self.specials["mask"]
-            self.unk_id = self.specials["unk"]
-            self.eos_id = self.specials["eos"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFormatError(f"residue tokenizer: malformed vocabulary ({exc})") from None
+            tables = {section: self._id_table(vocab, section) for section in ("specials", "tags", PROTEIN, NUCLEIC)}
+            for name in ("pad", "mask", "eos", "unk"):
+                if name not in tables["specials"]:
+                    raise SchemaError(f"specials.{name}", "is missing")
+            for modality in (PROTEIN, NUCLEIC):
+                for letter in tables[modality]:
+                    if len(letter) != 1 or not letter.isalpha() or not letter.isascii():
+                        raise SchemaError(modality, f"keys must be single letters (got {schema.shown(letter)})")
+                if len({letter.upper() for letter in tables[modality]}) != len(tables[modality]):
+                    raise SchemaError(modality, "lists a letter twice (upper and lower case)")
+        except SchemaError as exc:
+            raise ModelFormatError(f"residue tokenizer: {exc}") from None
+        try:
+            self.tags = {molecule_type(k).name: v for k, v in tables["tags"].items()}
+        except KeyError as exc:
+            raise ModelFormatError(f"residue tokenizer: tags: {exc.args[0]}") from None
+        self.specials = tables["specials"]
+        self.letters = {
+            modality: {k.upper(): v for k, v in tables[modality].items()} for modality in (PROTEIN, NUCLEIC)
+        }
+        self.pad_id = self.specials["pad"]
+        self.mask_id = self.specials["mask"]
+        self.unk_id = self.specials["unk"]
+        self.eos_id = self.specials["eos"]
         for modality, table in self.letters.items():
             if not set(table) >= _STANDARD[modality]:
                 missing = "".join(sorted(_STANDARD[modality] - set(table)))
@@ -89,6 +103,12 @@ class ResidueTokenizer(Tokenizer):
             for letter in _STANDARD[modality]:
                 lut[ord(letter)] = table[letter]
             self._lut[modality] = lut
+
+    @staticmethod
+    def _id_table(vocab: object, section: str) -> dict[str, int]:
+        """``vocab[section]``: an object of names → non-negative integer ids."""
+        table = schema.mapping(schema.required(schema.mapping(vocab, "vocabulary"), section), section)
+        return {name: schema.integer(value, f"{section}.{name}", minimum=0) for name, value in table.items()}
 
     @property
     def vocab_size(self) -> int:

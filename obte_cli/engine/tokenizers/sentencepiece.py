@@ -35,15 +35,31 @@ REFERENCE_SPECIAL_PIECES = {"pad": "<s>", "mask": "</s>", "eos": "<EOS>", "unk":
 class _Piecewise:
     """One sentencepiece model, the id offset it occupies and the modalities it serves."""
 
-    def __init__(self, model_bytes: bytes, file: str, offset: int, modalities: list[str], special_pieces: dict):
+    def __init__(
+        self,
+        model_bytes: bytes,
+        file: str,
+        offset: int,
+        modalities: list[str],
+        special_pieces: dict,
+        where: str | None = None,
+    ):
+        """``file`` is the model's name in tokenizer.json; ``where`` names it in errors (default ``file``)."""
         import sentencepiece as spm
 
         self.file = file
+        self.where = where or file
         self.model_bytes = model_bytes
         self.offset = offset
         self.modalities = list(modalities)
-        self.sp = spm.SentencePieceProcessor(model_proto=model_bytes)
-        self.size = self.sp.get_piece_size()
+        try:
+            self.sp = spm.SentencePieceProcessor(model_proto=model_bytes)
+            self.size = self.sp.get_piece_size()
+        except (RuntimeError, OSError, ValueError, TypeError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:120]
+            raise ModelFormatError(f"{self.where}: not a readable sentencepiece model ({reason})") from None
+        if self.size < 1:
+            raise ModelFormatError(f"{self.where}: sentencepiece model without pieces")
         pieces = [self.sp.id_to_piece(i) for i in range(self.size)]
         self.pieces = pieces
         self.index = {p: i for i, p in enumerate(pieces)}
@@ -62,13 +78,11 @@ class _Piecewise:
         for modality in self.modalities:
             missing = [c for c in sorted(_STANDARD[modality]) if c not in self.index]
             if missing:
-                raise ModelFormatError(
-                    f"sentencepiece model {file}: no piece for {modality} letter(s) {''.join(missing)}"
-                )
+                raise ModelFormatError(f"{self.where}: no piece for {modality} letter(s) {''.join(missing)}")
 
     def _local(self, piece: str) -> int:
         if piece not in self.index:
-            raise ModelFormatError(f"sentencepiece model {self.file}: no piece {piece!r}")
+            raise ModelFormatError(f"{self.where}: no piece {piece!r} in this sentencepiece model")
         return self.index[piece]
 
     def tag_piece(self, mol: MoleculeType) -> str | None:
@@ -118,8 +132,11 @@ class SentencePieceTokenizer(Tokenizer):
         comps, offset = [], 0
         pieces = dict(special_pieces or REFERENCE_SPECIAL_PIECES)
         for path, modalities in files.items():
-            data = Path(path).read_bytes()
-            comp = _Piecewise(data, Path(path).name, offset, modalities, pieces)
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read the sentencepiece model ({exc.strerror or exc})") from None
+            comp = _Piecewise(data, Path(path).name, offset, modalities, pieces, where=str(path))
             comps.append(comp)
             offset += comp.size
         return cls(comps, pieces)

@@ -40,11 +40,12 @@ def test_round_trip_gives_identical_outputs(saved, residue_tokenizer):
 
 def test_head_weights_travel_with_the_model(tmp_path, residue_tokenizer):
     model = ObteModel(ObteConfig(vocab_size=64, width=32, n_layers=1, n_heads=4))
-    head = {"weight": torch.randn(1, 32), "bias": torch.zeros(1)}
-    save_model(tmp_path / "m", model, residue_tokenizer, head={"task": "affinity"}, head_state=head)
+    head = {"proj.weight": torch.randn(1, 32), "proj.bias": torch.zeros(1)}
+    description = {"kind": "sequence", "n_outputs": 1, "task": "affinity", "dg_mean": -9.5, "dg_sd": 2.0}
+    save_model(tmp_path / "m", model, residue_tokenizer, head=description, head_state=head)
     loaded = load_model(tmp_path / "m")
-    assert loaded.head == {"task": "affinity"}
-    torch.testing.assert_close(loaded.head_state["weight"], head["weight"])
+    assert loaded.head == description
+    torch.testing.assert_close(loaded.head_state["proj.weight"], head["proj.weight"])
 
 
 def test_save_is_atomic_and_refuses_to_overwrite(saved, residue_tokenizer):
