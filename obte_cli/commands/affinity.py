@@ -13,9 +13,12 @@ from obte_cli.commands.options import (
     Device,
     DeviceOption,
     NaType,
+    OnUnknown,
+    OnUnknownOption,
     Pairing,
     TsvOutOption,
     model_option,
+    suggests_on_unknown,
 )
 
 COLUMNS = ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"]
@@ -25,6 +28,7 @@ def _format(value: float, spec: str) -> str:
     return "NA" if math.isnan(value) else format(value, spec)
 
 
+@suggests_on_unknown
 def affinity(
     proteins: str = typer.Argument(..., help="Protein FASTA (plain or .gz; '-' for stdin)."),
     nucleic_acids: str = typer.Argument(..., help="DNA/RNA FASTA (plain or .gz; '-' for stdin)."),
@@ -41,6 +45,7 @@ def affinity(
     truncate: bool = typer.Option(
         False, "--truncate", help="Cut long proteins at the C-terminus to fit the model's context."
     ),
+    on_unknown: OnUnknownOption = OnUnknown.error,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -68,9 +73,9 @@ def affinity(
     if proteins == "-" and nucleic_acids == "-":
         raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
     torch_device = resolve_device(device)
-    protein_records = read_proteins(proteins)
-    acid_records = read_nucleic_acids(nucleic_acids, na_type.value)
-    complements = complements_for(acid_records, complement)
+    protein_records = read_proteins(proteins, on_unknown.value)
+    acid_records = read_nucleic_acids(nucleic_acids, na_type.value, on_unknown.value)
+    complements = complements_for(acid_records, complement, on_unknown.value)
     complexes = pair_complexes(protein_records, acid_records, complements, pairs.value)
     ensemble = load_affinity_model(model or default_affinity_model_dir(), torch_device)
     log.info("model %s: %d member(s), context %d", ensemble.path, len(ensemble.members), ensemble.context)
@@ -78,7 +83,7 @@ def affinity(
     with open_output(out) as handle:
         # The header goes out with the first predictions, so an input error in the first chunk
         # (say, a complex too long for the context) leaves stdout empty rather than half-written.
-        for p in predict_affinities(ensemble, complexes, truncate, torch_device):
+        for p in predict_affinities(ensemble, complexes, truncate, torch_device, on_unknown=on_unknown.value):
             if n == 0:
                 handle.write("\t".join(COLUMNS) + "\n")
             row = [

@@ -127,6 +127,7 @@ def prep(
     import pandas as pd
 
     from obte_cli.engine.bench.prep import bench_prep
+    from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import method_comparison
     from obte_cli.engine.core.tables import write_tsv
@@ -134,11 +135,12 @@ def prep(
     for path in inputs:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
+    if out is not None:
+        output_directory(out)  # now, not after the measurements
     results = pd.DataFrame(bench_prep(inputs, workers, repeats))
     with open_output("-") as handle:
         write_tsv(results, handle, float_format="%.4g")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         write_tsv(results, out / "bench-prep.tsv")
         labels = [f"{m}\n×{w}" if w > 1 else m for m, w in zip(results["method"], results["workers"])]
         method_comparison(
@@ -173,6 +175,7 @@ def throughput(
 
     from obte_cli.engine.bench.throughput import bench_throughput
     from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import method_comparison
     from obte_cli.engine.core.tables import write_tsv
@@ -196,11 +199,12 @@ def throughput(
             raise InputError(
                 "the comparison needs Hugging Face transformers: pip install transformers (or pass --no-hf)"
             ) from None
+    if out is not None:
+        output_directory(out)  # now, not after the measurements
     results = pd.DataFrame(bench_throughput(shapes, rows, context, resolve_device(device), steps, include_hf=not no_hf))
     with open_output("-") as handle:
         write_tsv(results, handle, float_format="%.4g")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         write_tsv(results, out / "bench-throughput.tsv")
         labels = [f"{s}\n{i.split()[0]}" for s, i in zip(results["shape"], results["implementation"])]
         method_comparison(
@@ -249,10 +253,12 @@ def jaspar(
     )
     from obte_cli.engine.bio.motifs import read_matrices
     from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import histogram
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
+    output_directory(out)  # now, not after the scan
     model_dir = model or default_affinity_model_dir()
     torch_device = resolve_device(device)
     table, _ = load_affinity_data(data)
@@ -276,7 +282,6 @@ def jaspar(
         if member not in members:
             members[member] = load_affinity_model(Path(model_dir) / member, torch_device)
         rows += scan_matrix(members[member], matrix, protein, mutants, rate, seed, torch_device, truncate=True)
-    out.mkdir(parents=True, exist_ok=True)
     with open_output(out / "bench-jaspar.tsv") as handle:
         handle.write("\t".join(SCAN_COLUMNS) + "\n")
         for r in rows:
@@ -329,6 +334,7 @@ def embed(
     from obte_cli.engine.bench.embed import bench_embed
     from obte_cli.engine.bio.molecules import detect_molecule_type
     from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.model.encoder import padded_vocab_size, preset_config
@@ -336,6 +342,8 @@ def embed(
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     preset = preset.value
+    if out is not None:
+        output_directory(out)  # now, not after the measurements
     tok = load_tokenizer(tokenizer)
     segments = [Segment(r.sequence, detect_molecule_type(r.sequence).name, r.id) for r in read_fasta(fasta)]
     longest = max(len(tok.encode_one([s])) for s in segments)
@@ -346,7 +354,6 @@ def embed(
     with open_output("-") as handle:
         write_tsv(results, handle, float_format="%.4g")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         write_tsv(results, out / "bench-embed.tsv")
 
 
@@ -409,6 +416,7 @@ def contacts(
     )
     from obte_cli.engine.contacts.probe import ProbeSettings
     from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import contact_f1_figure
     from obte_cli.engine.core.tables import write_tsv
@@ -419,6 +427,7 @@ def contacts(
     if not wanted or any(m not in METHODS for m in wanted):
         raise InputError(f"--methods: choose from {', '.join(METHODS)} (got {methods!r})")
     files = structure_files(structures)
+    output_directory(out)  # now, not after the cross-validation
     sites, skipped = labelled_sites(files, max_residues)
     model = model or [backbone_or_default(None)]
     first = load_model(model[0])
@@ -438,7 +447,6 @@ def contacts(
         len(files),
         len(skipped),
     )
-    out.mkdir(parents=True, exist_ok=True)
     settings = FinetuneSettings(epochs=epochs, batch_size=8, seed=seed)
     probe_settings = ProbeSettings.alongside(settings)
     torch_device = resolve_device(device)

@@ -13,9 +13,13 @@ from obte_cli.commands.options import (
     Device,
     DeviceOption,
     NaType,
+    OnUnknown,
     TsvOutOption,
+    cutoffs_check,
     model_option,
     number_in,
+    on_unknown_option,
+    suggests_on_unknown,
 )
 
 app = new_app("Protein–nucleic-acid contacts: per-residue labels from PDB/mmCIF structures.")
@@ -24,15 +28,8 @@ LABEL_COLUMNS = ["pdb_id", "chain", "resnum", "icode", "aa", "modified", "min_di
 
 
 def _parse_cutoffs(text: str) -> tuple[float, ...]:
-    from obte_cli.engine.core.errors import InputError
-
-    try:
-        cutoffs = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise InputError(f"--cutoff must be comma-separated distances in Å, e.g. 4,6,8 (got {text!r})") from None
-    if not cutoffs or min(cutoffs) <= 0:
-        raise InputError("--cutoff needs at least one positive distance")
-    return cutoffs
+    """The distances of a ``--cutoff`` that :func:`cutoffs_check` has let through, sorted, without repeats."""
+    return tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
 
 
 def _label(cutoff: float) -> str:
@@ -41,9 +38,15 @@ def _label(cutoff: float) -> str:
 
 @app.command("labels")
 def labels(
-    structures: list[Path] = typer.Argument(..., help="PDB or mmCIF files (plain or .gz)."),
+    structures: list[Path] = typer.Argument(..., help="PDB or mmCIF files (plain or .gz), or directories of them."),
     cutoff: str = typer.Option(
-        "4,6,8", "--cutoff", help="Contact distances in Å (any heavy atom to any nucleotide heavy atom)."
+        "4,6,8",
+        "--cutoff",
+        callback=cutoffs_check,
+        help=(
+            "Contact distances in Å (any heavy atom to any nucleotide heavy atom), each in (0, 20]: contacts are "
+            "a few Å (4/6/8 in the paper); beyond 20 Å a residue is merely in the same region."
+        ),
     ),
     per_chain: bool = typer.Option(
         False,
@@ -59,14 +62,16 @@ def labels(
 
     Columns: pdb_id, chain, resnum, icode, aa, modified, min_distance (Å; NA beyond the largest cutoff),
     contact_4, contact_6, contact_8 (0/1), na_chains, na_types, na_sequences. Structures that do not
-    qualify are skipped with a reason on stderr.
+    qualify are skipped with a reason on stderr; a file that does not exist is an error.
 
     Example: [bold]obte contacts labels pdb/*.cif.gz --per-chain -o labels.tsv[/bold]
     """
     from obte_cli.engine.bio.structures import contact_sites
+    from obte_cli.engine.contacts.io import structure_files
     from obte_cli.engine.core.errors import InputError
 
     cutoffs = _parse_cutoffs(cutoff)
+    structures = structure_files(structures)  # a missing file is an error, not a skipped structure
     columns = LABEL_COLUMNS + [_label(c) for c in cutoffs] + ["na_chains", "na_types", "na_sequences"]
     written = skipped = 0
     with open_output(out) as handle:
@@ -103,6 +108,7 @@ def labels(
 
 
 @app.command("predict")
+@suggests_on_unknown
 def predict(
     structure: Path = typer.Option(
         None,
@@ -129,6 +135,13 @@ def predict(
         help="Which cutoff's probability goes in the B-factors (default: the model's smallest).",
     ),
     na_type: NaType = typer.Option(NaType.auto, "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
+    on_unknown: Annotated[
+        OnUnknown,
+        on_unknown_option(
+            "Letters outside the standard alphabets in --protein/--na (20 amino acids; A, C, G, T/U): 'error' names "
+            "the record and position; 'unk' reads each as the <unk> token (as chains from --structure always are)."
+        ),
+    ] = OnUnknown.error,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -138,9 +151,12 @@ def predict(
     structure, 1-based position from FASTA), aa, p_4/p_6/p_8 (probabilities), call_4/call_6/call_8 (1 at
     or above the model's F1-fitted threshold), and from a structure the observed contact_4/6/8. With
     FASTA and --structure, each protein is aligned to its best-matching chain (column chain_residue).
+    A protein too long for the model's context is cut: its last residues get NA, with a warning.
 
     Example: [bold]obte contacts predict --structure share/examples/1AZP.pdb.gz --cif-out 1AZP.contacts.cif[/bold]
     """
+    import numpy as np
+
     from obte_cli.engine.bio.complex_inputs import read_nucleic_acids, read_proteins
     from obte_cli.engine.contacts.io import (
         bfactor_values,
@@ -170,7 +186,7 @@ def predict(
         )
     chain_sites = sites_from_structure(structure, cutoffs) if structure is not None else []
     if protein is not None:
-        acids = read_nucleic_acids(nucleic_acid, na_type.value)
+        acids = read_nucleic_acids(nucleic_acid, na_type.value, on_unknown.value)
         if not 1 <= len(acids) <= 2:
             raise InputError(f"{nucleic_acid}: {len(acids)} records; give the one or two strands bound by the protein")
         sites = [
@@ -181,11 +197,23 @@ def predict(
                 [a.na_type for a in acids],
                 [str(i + 1) for i in range(len(p.sequence))],
             )
-            for p in read_proteins(protein)
+            for p in read_proteins(protein, on_unknown.value)
         ]
     else:
         sites = chain_sites
     probabilities = predictor.predict(sites, device=resolve_device(device))
+    for site, p in zip(sites, probabilities):
+        missing = np.flatnonzero(np.isnan(p[:, 0]))
+        if missing.size:  # the protein was cut to fit the context (the nucleic acids are kept whole)
+            log.warning(
+                "%s: residues %s–%s (%d of %d) lie beyond the model's context of %d tokens: no prediction (NA)",
+                site.name,
+                site.residue_ids[missing[0]],
+                site.residue_ids[missing[-1]],
+                missing.size,
+                len(site.protein),
+                predictor.context,
+            )
     observed = protein is None  # sites read from the structure carry their observed contacts
     placements, mappings = place_on_structure(sites, chain_sites, observed)
     for site, mapping in zip(sites, mappings):

@@ -19,12 +19,15 @@ from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
     Device,
     DeviceOption,
+    OnUnknown,
+    OnUnknownOption,
     Pool,
     backbone_or_default,
     model_option,
     number_in,
     out_option,
     seed_option,
+    suggests_on_unknown,
 )
 
 app = new_app(
@@ -47,6 +50,7 @@ def _parse_layers(text: str) -> tuple[int, ...]:
 
 
 @app.command("sequences")
+@suggests_on_unknown
 def embed(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
     model: Annotated[
@@ -71,6 +75,7 @@ def embed(
         0, "--window", min=0, help="Embed long records in windows of this many residues (averaged where they overlap)."
     ),
     stride: int = typer.Option(0, "--stride", min=0, help="Residues between window starts (default: half a window)."),
+    on_unknown: OnUnknownOption = OnUnknown.error,
     device: DeviceOption = Device.auto,
     out: Annotated[
         str, out_option("Output: .safetensors (ids in its metadata), .npy (+ .ids.txt), .tsv, or '-' (TSV on stdout).")
@@ -83,7 +88,7 @@ def embed(
     import sys
 
     from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.bio.seqio import read_fasta, stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
@@ -94,10 +99,17 @@ def embed(
 
     if truncate and window:
         raise InputError("use either --truncate or --window, not both")
+    stdin_once(inputs)
     pool = pool.value
     fixed = molecule_type_option(molecule_type)
     settings = EmbeddingSettings(
-        pool=pool, layers=_parse_layers(layers), max_tokens=max_tokens, truncate=truncate, window=window, stride=stride
+        pool=pool,
+        layers=_parse_layers(layers),
+        max_tokens=max_tokens,
+        truncate=truncate,
+        window=window,
+        stride=stride,
+        on_unknown=on_unknown.value,
     )
     torch_device = resolve_device(device)
     model = backbone_or_default(model)
@@ -215,6 +227,7 @@ def probe_joint(
     """
     import torch
 
+    from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.embedding.joint_probe import (
         clip_probe,
@@ -229,6 +242,8 @@ def probe_joint(
         raise InputError("give --model, or both --model-gene and --model-protein")
     if model_gene is None:
         model = backbone_or_default(model)
+    if out is not None:
+        output_directory(out)  # now, not after the training
     is_tsv = pairs.suffix.lower() in (".tsv", ".txt")
     gene_pairs = pairs_from_tsv(pairs) if is_tsv else pairs_from_genbank(pairs)
     if len(gene_pairs) < 12:
@@ -298,7 +313,6 @@ def probe_joint(
     if out is not None:
         from obte_cli.engine.core.plots import similarity_boxplot
 
-        out.mkdir(parents=True, exist_ok=True)
         with open_output(out / "probe.tsv") as handle:
             handle.write("\t".join(columns) + "\n")
             for r in rows:

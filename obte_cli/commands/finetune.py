@@ -14,6 +14,8 @@ from obte_cli.commands.options import (
     Device,
     DeviceOption,
     ForceOption,
+    OnUnknown,
+    OnUnknownOption,
     Probe,
     Task,
     backbone_or_default,
@@ -21,8 +23,10 @@ from obte_cli.commands.options import (
     guard_new_output,
     model_option,
     number_in,
+    on_unknown_option,
     out_option,
     seed_option,
+    suggests_on_unknown,
 )
 
 app = new_app("Fine-tune an obte model on a downstream task.")
@@ -95,6 +99,7 @@ def affinity_cv_report(data: Path, folds: int, homology_threshold: float | None)
 
 
 @app.command("affinity")
+@suggests_on_unknown
 def affinity(
     data: Path = typer.Option(..., "--data", "-d", help=DATA_HELP),
     model: Annotated[
@@ -137,6 +142,13 @@ def affinity(
     truncate: bool = typer.Option(
         False, "--truncate", help="Cut proteins at the C-terminus to fit the context instead of failing."
     ),
+    on_unknown: Annotated[
+        OnUnknown,
+        on_unknown_option(
+            "Rows with letters outside the standard alphabets (20 amino acids; A, C, G, T/U): 'error' drops and "
+            "counts them (the paper's filter); 'unk' keeps them, each such letter read as the <unk> token."
+        ),
+    ] = OnUnknown.error,
     seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for the homology alignments (0: all cores)."),
@@ -167,6 +179,7 @@ def affinity(
         device=resolve_device(device),
         workers=workers or None,
         homology_cache=homology_cache(),
+        on_unknown=on_unknown.value,
     )
     run = train_affinity_cv(data, out, cv, affinity_cv_report(data, folds, threshold))
     if run.result is None:
@@ -203,6 +216,7 @@ def _run_task(
     lr_body: float,
     warmup: float,
     truncate: bool,
+    on_unknown: str,
     seed: int,
     device: Device,
     force: bool,
@@ -239,7 +253,7 @@ def _run_task(
     loaded = load_model(model)
     context = loaded.model.config.max_positions
     encodings = {
-        name: encode_split(loaded.tokenizer, split, molecule_type, context, truncate, sources[name])
+        name: encode_split(loaded.tokenizer, split, molecule_type, context, truncate, sources[name], on_unknown)
         for name, split in splits.items()
     }
     log.info(
@@ -315,6 +329,7 @@ TASK_HELP = "classification (MCC, F1, accuracy) or regression (Spearman, Pearson
 
 
 @app.command("classify")
+@suggests_on_unknown
 def classify(
     train: Path = typer.Option(..., "--train", help="Training CSV with header: sequence,label (GUE layout)."),
     dev: Path = typer.Option(..., "--dev", help="Dev CSV (selects the best epoch)."),
@@ -333,6 +348,7 @@ def classify(
     ),
     warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
     truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context."),
+    on_unknown: OnUnknownOption = OnUnknown.error,
     seed: Annotated[int, seed_option("Seed for shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
@@ -358,6 +374,7 @@ def classify(
         lr_body,
         warmup,
         truncate,
+        on_unknown.value,
         seed,
         device,
         force,
@@ -365,6 +382,7 @@ def classify(
 
 
 @app.command("residue")
+@suggests_on_unknown
 def residue(
     train: Path = typer.Option(
         ..., "--train", help="Training TSV with header: id, sequence, labels (one per residue)."
@@ -387,6 +405,7 @@ def residue(
     truncate: bool = typer.Option(
         False, "--truncate", help="Cut sequences longer than the context (their tail is not scored)."
     ),
+    on_unknown: OnUnknownOption = OnUnknown.error,
     seed: Annotated[int, seed_option("Seed for shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
@@ -412,6 +431,7 @@ def residue(
         lr_body,
         warmup,
         truncate,
+        on_unknown.value,
         seed,
         device,
         force,
@@ -419,6 +439,7 @@ def residue(
 
 
 @app.command("contacts")
+@suggests_on_unknown
 def contacts(
     labels: Path = typer.Option(..., "--labels", "-l", help="Per-residue labels from `obte contacts labels`."),
     model: Annotated[
@@ -461,6 +482,14 @@ def contacts(
     warmup: float = typer.Option(
         0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."
     ),
+    on_unknown: Annotated[
+        OnUnknown,
+        on_unknown_option(
+            "Letters outside the standard alphabets: 'unk' reads each as the <unk> token (labels from structures "
+            "write unknown and unmapped modified residues as X, nucleotides as N); 'error' refuses them, naming "
+            "the site and position."
+        ),
+    ] = OnUnknown.unk,
     seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation.")] = 0,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
@@ -492,12 +521,19 @@ def contacts(
     from obte_cli.engine.core.outputs import staged_directory
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.tokenizers.base import check_standard
 
     probe = probe.value
     guard_new_output(out, force, inputs=(labels, model))
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     probe_settings = ProbeSettings.alongside(settings)
     sites, cutoffs = read_contact_labels(labels)
+    if on_unknown == OnUnknown.error:  # sites are encoded with <unk> for such letters; refuse them first
+        for site in sites:
+            try:
+                check_standard(site.segments())
+            except InputError as exc:
+                raise exc.within(str(labels)) from None
     n_proteins = len({s.protein for s in sites})
     if folds and n_proteins < folds:
         raise InputError(f"{labels}: {n_proteins} distinct protein sequences, fewer than --folds {folds}")

@@ -17,6 +17,7 @@ taken from the engine's constants; tests/commands/test_options.py checks that th
 
 from __future__ import annotations
 
+import functools
 import math
 from enum import Enum
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
-from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.errors import InputError, UnknownResidueError
 
 
 class StrChoice(str, Enum):
@@ -125,6 +126,28 @@ def number_in(low: float | None = None, high: float | None = None, *, low_open: 
     return check
 
 
+# Contacts are defined at a few ångströms (the paper's 4, 6 and 8 Å: side chain to base or backbone); at
+# 20 Å a residue merely lies in the same region of the complex, and a far larger cutoff makes every atom a
+# neighbour of every other (1e9 Å once ran for minutes), so anything beyond 20 Å is a typo.
+MAX_CONTACT_CUTOFF = 20.0
+
+
+def cutoffs_check(text: str) -> str:
+    """``--cutoff``: comma-separated distances in Å, each finite and in (0, 20], else a usage error."""
+    wanted = _interval(0, MAX_CONTACT_CUTOFF, True, False)
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise typer.BadParameter(f"give one or more distances in Å, e.g. 4,6,8 (got {text!r})")
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise typer.BadParameter(f"must be comma-separated distances in Å, e.g. 4,6,8 (got {part!r})") from None
+        if not (math.isfinite(value) and 0 < value <= MAX_CONTACT_CUTOFF):
+            raise typer.BadParameter(f"each distance must be {wanted} Å (got {part})")
+    return text
+
+
 def folds_check(value: int) -> int:
     """``--folds``: 0 (no cross-validation) or at least 2; one fold cannot both train and test."""
     if value == 1:
@@ -179,7 +202,37 @@ def out_option(help: str) -> Any:
     return typer.Option("--out", "-o", help=help)
 
 
+ON_UNKNOWN_HELP = (
+    "Letters outside the standard alphabets (20 amino acids; A, C, G, T/U), such as X or N: 'error' names the "
+    "record and position; 'unk' reads each as the <unk> token."
+)
+ON_UNKNOWN_HINT = "use --on-unknown unk to read such letters as <unk>"
+
+
+def on_unknown_option(help: str = ON_UNKNOWN_HELP) -> Any:
+    """``--on-unknown error|unk``, for every command that encodes the user's sequences; decorate the
+    command with :func:`suggests_on_unknown` so that its errors point at the option."""
+    return typer.Option("--on-unknown", help=help)
+
+
+def suggests_on_unknown(command):
+    """Decorator for a command with ``--on-unknown``: a non-standard letter's error then ends with the hint
+    to use it (the engine's message alone does not, as not every command has the option)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UnknownResidueError as exc:
+            exc.hint = ON_UNKNOWN_HINT
+            raise
+
+    run.suggests_on_unknown = True  # tests/commands/test_input_errors.py checks every such command has it
+    return run
+
+
 DeviceOption = Annotated[Device, device_option()]
+OnUnknownOption = Annotated[OnUnknown, on_unknown_option()]
 SeedOption = Annotated[int, seed_option()]
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Replace --out if it exists.")]
 TsvOutOption = Annotated[str, out_option("Output TSV (default: stdout).")]

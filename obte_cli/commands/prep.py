@@ -35,11 +35,13 @@ def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
     started = time.perf_counter()
     records = 0
 
-    def describe(stats, skipped: bool) -> str:
+    def describe(stats, skipped: bool, rate: str = "") -> str:
         if skipped:
             return f"{stats.input}: already done ({stats.records_kept} records kept), skipped"
         dropped = ", ".join(f"{k} {v}" for k, v in stats.dropped.items()) or "none"
-        return f"{stats.input}: {stats.records_kept} of {stats.records_read} records kept (dropped: {dropped})"
+        line = f"{stats.input}: {stats.records_kept} of {stats.records_read} records kept (dropped: {dropped}){rate}"
+        # malformed records: the first of each kind, so that it can be found in the file
+        return "".join([line, *(f"\n  {reason}, first: {message}" for reason, message in stats.examples.items())])
 
     if not (stderr_console.is_terminal and log.isEnabledFor(logging.INFO)):
 
@@ -47,7 +49,7 @@ def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
             nonlocal records
             records += 0 if skipped else stats.records_read
             elapsed = max(time.perf_counter() - started, 1e-9)
-            log.info("%s; %.0f records/s", describe(stats, skipped), records / elapsed)
+            log.info("%s", describe(stats, skipped, f"; {records / elapsed:.0f} records/s"))
 
         yield on_file
         return
@@ -103,8 +105,10 @@ def prep(
     """Filter sequence archives into training shards, with counts of everything kept and dropped.
 
     Keeps only the sequence and its molecule type (GenBank LOCUS type: DNA, mRNA, tRNA, rRNA, cRNA,
-    ss-RNA, ...). Records with non-standard letters are dropped and counted. Re-running skips inputs whose
-    shard is complete. Prints kept records and residues per molecule type (TSV).
+    ss-RNA, ...). Records with non-standard letters are dropped and counted, and so are empty and malformed
+    records (no sequence, no ORIGIN, a length that disagrees with LOCUS, a truncated record, binary data):
+    one bad record does not stop a run; only a file that is not sequence data at all does. Re-running skips
+    inputs whose shard is complete. Prints kept records and residues per molecule type (TSV).
 
     Example: [bold]obte prep gbvrl*.seq.gz uniref100.fasta.gz -o corpus/ --workers 8[/bold]
     """

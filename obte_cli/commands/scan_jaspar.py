@@ -11,10 +11,13 @@ from obte_cli.commands.common import log, open_output
 from obte_cli.commands.options import (
     Device,
     DeviceOption,
+    OnUnknown,
+    OnUnknownOption,
     TsvOutOption,
     model_option,
     number_in,
     seed_option,
+    suggests_on_unknown,
 )
 
 RATE = number_in(0, 1, low_open=True)
@@ -35,6 +38,7 @@ def read_accessions(path: Path) -> dict[str, list[str]]:
     return {r.matrix_id: [a for a in r.uniprot.replace(";", ",").split(",") if a.strip()] for r in table.itertuples()}
 
 
+@suggests_on_unknown
 def scan_jaspar(
     matrices: list[Path] = typer.Argument(
         ..., help="JASPAR (.jaspar, one or many matrices), .pfm, MEME (.meme) or TRANSFAC files."
@@ -62,6 +66,7 @@ def scan_jaspar(
     ),
     seed: Annotated[int, seed_option("Seed of the mutants (per matrix, independent of file order).")] = 0,
     truncate: bool = typer.Option(False, "--truncate", help="Cut long proteins to fit the model's context."),
+    on_unknown: OnUnknownOption = OnUnknown.error,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -84,12 +89,15 @@ def scan_jaspar(
     from obte_cli.engine.bio.complex_inputs import read_proteins
     from obte_cli.engine.bio.motifs import read_matrices
     from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
+    if saturation is not None:
+        output_directory(saturation, "--saturation")  # now, not after the scan
     torch_device = resolve_device(device)
     all_matrices = [m for path in matrices for m in read_matrices(path)]
-    proteins = read_proteins(protein)
+    proteins = read_proteins(protein, on_unknown.value)
     owner = match_proteins(all_matrices, proteins, read_accessions(accessions) if accessions else None)
     missing = [m for m in all_matrices if owner[m.matrix_id] is None]
     for m in missing:
@@ -105,7 +113,7 @@ def scan_jaspar(
         handle.write("\t".join(SCAN_COLUMNS) + "\n")
         for matrix in usable:
             for r in scan_matrix(
-                ensemble, matrix, owner[matrix.matrix_id], mutants, rate, seed, torch_device, truncate
+                ensemble, matrix, owner[matrix.matrix_id], mutants, rate, seed, torch_device, truncate, on_unknown.value
             ):
                 rows.append(r)
                 handle.write(format_scan_row(r) + "\n")
@@ -122,21 +130,20 @@ def scan_jaspar(
         summary["spearman_ddG_vs_logodds_drop"],
     )
     if saturation is not None:
-        _write_saturation(saturation, usable, owner, ensemble, torch_device, truncate)
+        _write_saturation(saturation, usable, owner, ensemble, torch_device, truncate, on_unknown.value)
 
 
-def _write_saturation(directory: Path, matrices, owner, ensemble, device, truncate: bool) -> None:
+def _write_saturation(directory: Path, matrices, owner, ensemble, device, truncate: bool, on_unknown: str) -> None:
     import numpy as np
 
     from obte_cli.engine.affinity.specificity import saturation_scan
     from obte_cli.engine.bio.motifs import BASES
     from obte_cli.engine.core.plots import saturation_figure
 
-    directory.mkdir(parents=True, exist_ok=True)
     with open_output(directory / "saturation.tsv") as table:
         table.write("matrix_id\ttf_name\tprotein_id\tposition\tconsensus_base\tbase\tddG\tmodel_p\tjaspar_p\n")
         for matrix in matrices:
-            sat = saturation_scan(ensemble, matrix, owner[matrix.matrix_id], device, truncate)
+            sat = saturation_scan(ensemble, matrix, owner[matrix.matrix_id], device, truncate, on_unknown)
             reference = matrix.probabilities
             for i, c in enumerate(sat.consensus):
                 for j, b in enumerate(BASES):

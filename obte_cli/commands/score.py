@@ -18,10 +18,13 @@ from obte_cli.commands.options import (
     TsvOutOption,
     backbone_or_default,
     model_option,
+    on_unknown_option,
     seed_option,
+    suggests_on_unknown,
 )
 
 
+@suggests_on_unknown
 def score(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or compressed; '-' reads stdin."),
     model: Annotated[
@@ -49,11 +52,13 @@ def score(
     max_tokens: int = typer.Option(
         16384, "--max-tokens", min=64, help="Tokens per forward pass (memory bound; no effect on the numbers)."
     ),
-    on_unknown: OnUnknown = typer.Option(
-        OnUnknown.error,
-        "--on-unknown",
-        help="Letters outside the standard alphabet: 'error', or 'unk' to score them as <unk>.",
-    ),
+    on_unknown: Annotated[
+        OnUnknown,
+        on_unknown_option(
+            "Letters outside the standard alphabets (20 amino acids; A, C, G, T/U), such as X or N: 'error' names "
+            "the record and position; 'unk' scores each as the <unk> token."
+        ),
+    ] = OnUnknown.error,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -66,7 +71,7 @@ def score(
     Example: [bold]obte score heldout.fa -m my-model -o scores.tsv[/bold]
     """
     from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.bio.seqio import read_fasta, stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.embedding.scoring import (
@@ -77,6 +82,7 @@ def score(
     from obte_cli.engine.model.directory import load_model
     from obte_cli.engine.tokenizers.base import Segment
 
+    stdin_once(inputs)
     on_unknown = on_unknown.value
     fixed = molecule_type_option(molecule_type)
     torch_device = resolve_device(device)

@@ -11,10 +11,12 @@ from obte_cli.commands.common import log, new_app, open_output
 from obte_cli.commands.options import (
     ForceOption,
     OnUnknown,
+    OnUnknownOption,
     TsvOutOption,
     guard_new_output,
     out_option,
     seed_option,
+    suggests_on_unknown,
 )
 
 app = new_app("Tokenize sequences with a bundled tokenizer, a tokenizer directory or a model directory.")
@@ -31,15 +33,12 @@ ENCODE_COLUMNS = ["record_id", "molecule_type", "n_residues", "n_tokens", "token
 
 
 @app.command("encode")
+@suggests_on_unknown
 def encode(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-m", help=MOLECULE_HELP),
-    on_unknown: OnUnknown = typer.Option(
-        OnUnknown.error,
-        "--on-unknown",
-        help="Non-standard letters: 'error' (name record and position) or 'unk' (<unk> token).",
-    ),
+    on_unknown: OnUnknownOption = OnUnknown.error,
     spans: bool = typer.Option(
         False,
         "--spans",
@@ -55,11 +54,12 @@ def encode(
     Example: [bold]obte tokenize encode proteins.fa -t omnibiote-mixed --spans -o tokens.tsv[/bold]
     """
     from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.bio.seqio import display_name, read_fasta, stdin_once
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.tokenizers.base import Segment
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
+    stdin_once(inputs)
     on_unknown = on_unknown.value
     fixed_type = molecule_type_option(molecule_type)
     tok = load_tokenizer(tokenizer)
@@ -73,7 +73,7 @@ def encode(
                 try:
                     enc = tok.encode_one([Segment(record.sequence, mol.name, record.id)], on_unknown=on_unknown)
                 except InputError as exc:
-                    raise InputError(f"{path}: {exc}") from None
+                    raise exc.within(display_name(path)) from None
                 row = [
                     record.id,
                     mol.name,
@@ -106,19 +106,25 @@ def decode(
 
     Example: [bold]obte tokenize encode seqs.fa | obte tokenize decode -[/bold]
     """
-    from obte_cli.engine.bio.seqio import display_name, open_text, write_fasta
+    from obte_cli.engine.bio.seqio import _lines, display_name, open_text, write_fasta
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     tok = load_tokenizer(tokenizer)
     name = display_name(tokens)
     records = []
+    line_no = 1
+
+    def where() -> str:
+        return f"line {line_no}"
+
     with open_text(tokens) as handle:
-        header = handle.readline().rstrip("\n").split("\t")
+        lines = _lines(handle, name, where)  # binary data and broken gzip streams are one-line errors
+        header = next(lines, "").rstrip("\n").split("\t")
         if "record_id" not in header or "token_ids" not in header:
             raise InputError(f"{name}: header must have record_id and token_ids columns (got {' '.join(header)[:80]})")
         id_col, ids_col = header.index("record_id"), header.index("token_ids")
-        for line_no, line in enumerate(handle, start=2):
+        for line_no, line in enumerate(lines, start=2):
             if not line.strip():
                 continue
             fields = line.rstrip("\n").split("\t")

@@ -366,3 +366,15 @@ def test_bench_jaspar_uses_only_held_out_proteins(pronab_path, tmp_path):
     summary = result.stdout.strip().splitlines()
     assert summary[0].split("\t")[:3] == ["matrices", "mutants", "mean_ddG"]
     assert (tmp_path / "bench-jaspar.png").is_file()
+
+
+def test_unknown_letters_need_on_unknown_unk_and_then_predict(cv_run, tmp_path):
+    out, _ = cv_run
+    (tmp_path / "p.fa").write_text(">p1\nMKRIAXLGKRR\n")
+    (tmp_path / "na.fa").write_text(">d1\nACGNTACG\n")
+    refused = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out)
+    assert refused.exit_code == 1 and "(use --on-unknown unk to read such letters as <unk>)" in refused.stderr
+    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out, "--on-unknown", "unk")
+    assert result.exit_code == 0, result.output
+    row = result.stdout.strip().splitlines()[1].split("\t")
+    assert row[:2] == ["p1", "d1"] and math.isfinite(float(row[2]))

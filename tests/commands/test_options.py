@@ -70,6 +70,12 @@ def test_device_names_ignore_case_as_before():
         (["affinity", "p.fa", "na.fa", "--pairs", "cross"], ["all", "zip"]),
         (["affinity", "p.fa", "na.fa", "--na-type", "dna"], ["auto", "DNA", "RNA"]),
         (["contacts", "predict", "--na-type", "XNA"], ["auto", "DNA", "RNA"]),
+        (["affinity", "p.fa", "na.fa", "--on-unknown", "drop"], ["error", "unk"]),
+        (["embed", "sequences", "-", "-m", "m", "-o", "x.npy", "--on-unknown", "skip"], ["error", "unk"]),
+        (["finetune", "classify", "--on-unknown", "drop"], ["error", "unk"]),
+        (["finetune", "contacts", "--on-unknown", "drop"], ["error", "unk"]),
+        (["contacts", "predict", "--on-unknown", "drop"], ["error", "unk"]),
+        (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--on-unknown", "drop"], ["error", "unk"]),
     ],
 )
 def test_a_bad_choice_is_a_usage_error_listing_the_choices(args, choices):
@@ -92,6 +98,16 @@ def test_a_bad_choice_is_a_usage_error_listing_the_choices(args, choices):
         (["contacts", "predict", "--bfactor-cutoff", "-4"], "must be ≥ 0 (got -4)"),
         (["finetune", "affinity", "--folds", "1"], "0 (no cross-validation) or at least 2"),
         (["finetune", "contacts", "--folds", "1"], "0 (no cross-validation) or at least 2"),
+        # --cutoff 1e9 once searched for neighbours for minutes, and nan was taken
+        (["contacts", "labels", "x.pdb", "--cutoff", "1e9"], "each distance must be in (0, 20] Å (got 1e9)"),
+        (["contacts", "labels", "x.pdb", "--cutoff", "nan"], "each distance must be in (0, 20] Å (got nan)"),
+        (["contacts", "labels", "x.pdb", "--cutoff", "4,inf"], "each distance must be in (0, 20] Å (got inf)"),
+        (["contacts", "labels", "x.pdb", "--cutoff", "0,4"], "each distance must be in (0, 20] Å (got 0)"),
+        (
+            ["contacts", "labels", "x.pdb", "--cutoff", "4,six"],
+            "comma-separated distances in Å, e.g. 4,6,8 (got 'six')",
+        ),
+        (["contacts", "labels", "x.pdb", "--cutoff", ","], "give one or more distances in Å"),
     ],
 )
 def test_an_impossible_float_is_a_usage_error_naming_the_range(args, wanted):
@@ -197,6 +213,12 @@ def test_choices_agree_with_the_engine():
 def test_a_choice_reads_as_its_value():
     assert str(options.Pool.per_token) == f"{options.Pool.per_token}" == "per-token"
     assert options.Device.cuda == "cuda" and isinstance(options.Device.cuda, str)
+
+
+def test_the_cutoff_bound_is_explained_and_the_paper_cutoffs_pass():
+    assert options.cutoffs_check("4,6,8") == "4,6,8" and options.cutoffs_check("20") == "20"
+    help_text = " ".join(obte("contacts", "labels", "--help").stdout.split())
+    assert "(0, 20]" in help_text and "4/6/8" in help_text
 
 
 def test_number_in():

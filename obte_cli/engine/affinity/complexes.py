@@ -41,10 +41,10 @@ def complex_segments(
 
 
 def encode_complex(
-    tokenizer: Tokenizer, segments: list[Segment], context: int, truncate: bool = False
+    tokenizer: Tokenizer, segments: list[Segment], context: int, truncate: bool = False, on_unknown: str = "error"
 ) -> tuple[Encoding, int]:
     """Encode one complex; returns the encoding and the number of protein residues cut (0 if none)."""
-    encoding = tokenizer.encode_one(segments)
+    encoding = tokenizer.encode_one(segments, on_unknown=on_unknown)
     if len(encoding) <= context:
         return encoding, 0
     name = segments[0].name or "input"
@@ -58,6 +58,7 @@ def encode_complex(
         segments,
         context,
         f"record '{name}': the nucleic acids alone exceed the model's context of {context}",
+        on_unknown=on_unknown,
     )
     kept = int(encoding.end[encoding.segment == 0].max())  # residues of the protein still encoded
     return encoding, len(segments[0].sequence) - kept

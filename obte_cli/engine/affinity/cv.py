@@ -58,12 +58,14 @@ def row_name(table: pd.DataFrame, row: int) -> str:
     return f"{table['protein_id'].iat[row]} (row {row + 1})"
 
 
-def encode_affinity_table(tokenizer: Tokenizer, table: pd.DataFrame, context: int, truncate: bool) -> EncodedTable:
+def encode_affinity_table(
+    tokenizer: Tokenizer, table: pd.DataFrame, context: int, truncate: bool, on_unknown: str = "error"
+) -> EncodedTable:
     """Token ids of every complex in ``table`` (errors name the protein and the row)."""
     ids, cut = [], []
     for row, r in enumerate(table.itertuples(index=False)):
         segments = complex_segments(r.protein, r.nucleic_acid, r.complement, r.na_type, row_name(table, row))
-        encoding, residues_cut = encode_complex(tokenizer, segments, context, truncate)
+        encoding, residues_cut = encode_complex(tokenizer, segments, context, truncate, on_unknown)
         ids.append(encoding.ids)
         cut.append(residues_cut)
     return EncodedTable(ids, np.asarray(cut, dtype=np.int64), np.asarray([len(i) for i in ids], dtype=np.int64))

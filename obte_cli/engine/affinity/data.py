@@ -13,10 +13,11 @@ dG             binding free energy ΔG in kcal/mol
 
 Filters (the paper's, §4.3.1), each counted in the returned report:
 
-* ``missing_value`` — ΔG or Kd recorded as 0 (ProNAB's missing values) or as NaN or ±infinity;
+* ``missing_value`` — ΔG or Kd recorded as 0 (ProNAB's missing values), as null, or as NaN or ±infinity;
 * ``other_type`` — molecule type neither DNA nor RNA (ProNAB "Other");
-* ``empty_nucleic_acid``;
-* ``nonstandard_protein`` / ``nonstandard_nucleic_acid`` — letters outside the 20 amino acids or A/C/G/T/U;
+* ``empty_protein`` / ``empty_nucleic_acid`` — no sequence (empty, or null in the JSON);
+* ``nonstandard_protein`` / ``nonstandard_nucleic_acid`` — letters outside the 20 amino acids or A/C/G/T/U
+  (unless ``keep_nonstandard``: then such rows stay, for a tokenizer to read the letters as ``<unk>``);
 * ``duplicate`` — exact repeats of (protein, nucleic acid, complement, type, ΔG) are kept once: ProNAB
   lists many measurements several times, and repeats would only re-weight the loss.
 
@@ -25,7 +26,8 @@ Pairs TSV format (header required; ``protein_id``, ``complement`` and ``na_type`
     protein_id  protein  nucleic_acid  complement  na_type  dG
 
 A pairs TSV has no missing values: a ΔG that is not a finite number (``NaN``, ``inf``, empty) is an
-error naming file, line and column.
+error naming file, line and column. In ProNAB JSON a sequence or strand that is neither a string nor null
+is an error naming the entry and row.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ _NUCLEIC = frozenset(NUCLEOTIDES)
 _DNA = MOLECULE_TYPES["DNA"]  # canonical form of either strand type: upper case, U written as T
 
 
-def _clean_rows(raw: list[dict], source: str) -> tuple[pd.DataFrame, dict[str, int]]:
+def _clean_rows(raw: list[dict], source: str, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     dropped: Counter[str] = Counter()
     kept = []
     seen = set()
@@ -60,11 +62,13 @@ def _clean_rows(raw: list[dict], source: str) -> tuple[pd.DataFrame, dict[str, i
             dropped["missing_value"] += 1
         elif na_type not in ("DNA", "RNA"):
             dropped["other_type"] += 1
+        elif not protein:
+            dropped["empty_protein"] += 1
         elif not na:
             dropped["empty_nucleic_acid"] += 1
-        elif not set(protein) <= _PROTEIN:
+        elif not keep_nonstandard and not set(protein) <= _PROTEIN:
             dropped["nonstandard_protein"] += 1
-        elif not set(na + complement) <= _NUCLEIC:
+        elif not keep_nonstandard and not set(na + complement) <= _NUCLEIC:
             dropped["nonstandard_nucleic_acid"] += 1
         else:
             key = (protein, na, complement, na_type, row["dG"])
@@ -87,7 +91,23 @@ def _clean_rows(raw: list[dict], source: str) -> tuple[pd.DataFrame, dict[str, i
     return pd.DataFrame(kept, columns=COLUMNS), dict(dropped)
 
 
-def load_pronab_json(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
+def _text(value, what: str) -> str:
+    """A sequence field of the JSON: a string, or null for none; anything else is no sequence at all."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be a string or null (got {type(value).__name__} {str(value)[:20]!r})")
+    return value
+
+
+def _number(value) -> float:
+    """Kd or ΔG: null is a missing value (NaN, dropped as ``missing_value``); a non-number raises ValueError."""
+    if isinstance(value, bool) or (value is not None and not isinstance(value, (int, float, str))):
+        raise ValueError(value)
+    return math.nan if value is None else float(value)
+
+
+def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """Read ProNAB as curated by the OmniBioTE authors (dict keyed by UniProt accession)."""
     try:
         data = json.loads(Path(path).read_text())
@@ -104,28 +124,30 @@ def load_pronab_json(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
             rows = entry["binding data"]
         except (KeyError, TypeError):
             raise InputError(f"{path}: entry '{accession}' lacks 'Sequence' or 'binding data'") from None
+        sequence = _text(sequence, f"{path}: entry '{accession}': 'Sequence'")
+        if not isinstance(rows, list):
+            raise InputError(f"{path}: entry '{accession}': 'binding data' must be a list of rows")
         for number, row in enumerate(rows, start=1):
+            where = f"{path}: entry '{accession}' row {number}"
             try:
                 na, na_type, kd, dg, complement = row
                 raw.append(
                     {
                         "protein_id": accession,
                         "protein": sequence,
-                        "nucleic_acid": na or "",
-                        "complement": complement or "",
+                        "nucleic_acid": _text(na, f"{where}: the nucleic acid"),
+                        "complement": _text(complement, f"{where}: the complement"),
                         "na_type": na_type,
-                        "Kd": float(kd),
-                        "dG": float(dg),
+                        "Kd": _number(kd),
+                        "dG": _number(dg),
                     }
                 )
             except (TypeError, ValueError):
-                raise InputError(
-                    f"{path}: entry '{accession}' row {number}: expected [nucleic_acid, type, Kd, dG, complement]"
-                ) from None
-    return _clean_rows(raw, str(path))
+                raise InputError(f"{where}: expected [nucleic_acid, type, Kd, dG, complement]") from None
+    return _clean_rows(raw, str(path), keep_nonstandard)
 
 
-def load_pairs_tsv(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
+def load_pairs_tsv(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """Read a pairs TSV (see module docstring); ``na_type`` defaults to RNA if the strand has U, else DNA."""
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
@@ -158,14 +180,16 @@ def load_pairs_tsv(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
                 "dG": dg,
             }
         )
-    return _clean_rows(raw, str(path))
+    return _clean_rows(raw, str(path), keep_nonstandard)
 
 
-def load_affinity_data(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
+def load_affinity_data(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """Dispatch on content: a JSON object is ProNAB, anything else a pairs TSV."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     with open(path, "rb") as handle:
         first = handle.read(64).lstrip()
-    return load_pronab_json(path) if first.startswith(b"{") else load_pairs_tsv(path)
+    if first.startswith(b"{"):
+        return load_pronab_json(path, keep_nonstandard)
+    return load_pairs_tsv(path, keep_nonstandard)

@@ -149,8 +149,10 @@ def predict_affinities(
     truncate: bool = False,
     device: torch.device | str = "cpu",
     chunk_size: int = 256,
+    on_unknown: str = "error",
 ) -> Iterator[AffinityPrediction]:
-    """Stream predictions, encoding and predicting ``chunk_size`` complexes at a time (bounded memory)."""
+    """Stream predictions, encoding and predicting ``chunk_size`` complexes at a time (bounded memory);
+    ``on_unknown`` as for :meth:`~obte_cli.engine.tokenizers.base.Tokenizer.encode_one`."""
     chunk: list[tuple[Complex, np.ndarray, int]] = []
 
     def flush() -> Iterator[AffinityPrediction]:
@@ -165,7 +167,7 @@ def predict_affinities(
         segments = complex_segments(
             item.protein.sequence, na.sequence, item.complement, na.na_type, f"{item.protein.id} + {na.id}"
         )
-        encoding, cut = encode_complex(ensemble.tokenizer, segments, ensemble.context, truncate)
+        encoding, cut = encode_complex(ensemble.tokenizer, segments, ensemble.context, truncate, on_unknown)
         chunk.append((item, encoding.ids, cut))
         if len(chunk) >= chunk_size:
             yield from flush()

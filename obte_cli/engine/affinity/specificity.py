@@ -106,6 +106,7 @@ def scan_matrix(
     seed: int,
     device="cpu",
     truncate: bool = False,
+    on_unknown: str = "error",
 ) -> list[ScanRow]:
     consensus = matrix.consensus()
     rng = np.random.default_rng(matrix_seed(seed, matrix.matrix_id))
@@ -113,7 +114,11 @@ def scan_matrix(
     sites = [consensus, *mutants]
     predictions = list(
         predict_affinities(
-            ensemble, [_duplex(protein, s, f"{matrix.matrix_id}:{k}") for k, s in enumerate(sites)], truncate, device
+            ensemble,
+            [_duplex(protein, s, f"{matrix.matrix_id}:{k}") for k, s in enumerate(sites)],
+            truncate,
+            device,
+            on_unknown=on_unknown,
         )
     )
     dg_consensus = predictions[0].dg
@@ -184,14 +189,23 @@ class Saturation:
 
 
 def saturation_scan(
-    ensemble: AffinityEnsemble, matrix: Matrix, protein: NamedSequence, device="cpu", truncate: bool = False
+    ensemble: AffinityEnsemble,
+    matrix: Matrix,
+    protein: NamedSequence,
+    device="cpu",
+    truncate: bool = False,
+    on_unknown: str = "error",
 ) -> Saturation:
     consensus = matrix.consensus()
     substitutions = single_substitutions(consensus)
     sites = [consensus] + [s for _, _, s in substitutions]
     predictions = list(
         predict_affinities(
-            ensemble, [_duplex(protein, s, f"{matrix.matrix_id}:{k}") for k, s in enumerate(sites)], truncate, device
+            ensemble,
+            [_duplex(protein, s, f"{matrix.matrix_id}:{k}") for k, s in enumerate(sites)],
+            truncate,
+            device,
+            on_unknown=on_unknown,
         )
     )
     ddg = np.zeros((len(consensus), 4))

@@ -65,6 +65,9 @@ class AffinityCV:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     workers: int | None = None  # homology alignments (None: all cores)
     homology_cache: Path | None = None
+    # "error": rows with letters outside the standard alphabets are dropped and counted (the paper's filter);
+    # "unk": they are kept, each such letter read as <unk>
+    on_unknown: str = "error"
 
 
 @dataclass
@@ -81,11 +84,11 @@ def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | 
     report = report or CVReport()
     out = Path(out)
     settings = cv.settings
-    table, dropped = load_affinity_data(data)
+    table, dropped = load_affinity_data(data, keep_nonstandard=cv.on_unknown == "unk")
     report.loaded(table, dropped)
     backbone = load_model(cv.backbone)
     context = backbone.model.config.max_positions
-    encoded = encode_affinity_table(backbone.tokenizer, table, context, cv.truncate)
+    encoded = encode_affinity_table(backbone.tokenizer, table, context, cv.truncate, cv.on_unknown)
     report.encoded(encoded, context)
     provenance = {"task": "affinity", "data": Path(data).name, "backbone": str(cv.backbone), "seed": settings.seed}
     del backbone

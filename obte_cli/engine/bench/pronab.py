@@ -21,6 +21,7 @@ from obte_cli.engine.affinity.cv import (
 )
 from obte_cli.engine.affinity.data import load_affinity_data
 from obte_cli.engine.affinity.training import AffinityCV, CVReport, train_affinity_cv
+from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import mean_and_sem, regression_metrics
 from obte_cli.engine.core.plots import method_comparison
@@ -102,7 +103,7 @@ def run_pronab_bench(
     if train is not None:
         from_cv = out / "obte-cv"
         train_affinity_cv(data, from_cv, train, report)
-    out.mkdir(parents=True, exist_ok=True)
+    output_directory(out)
     table, _ = load_affinity_data(data)
     fold_of_row, obte_predicted = folds_from_predictions(table, Path(from_cv) / "predictions.tsv")
     report.baseline(len(set(fold_of_row) - {-1}))

@@ -12,6 +12,12 @@ with a release header (``GBVRL1.SEQ ...``) before the first LOCUS line; it is sk
 
 Errors name the file and the record: a LOCUS line without a length unit, sequence lines outside ORIGIN,
 a file that ends inside a record (no ``//``), and the sequence length disagreeing with the LOCUS length.
+:func:`scan_genbank` returns such records as :class:`~obte_cli.engine.bio.seqio.Malformed` items instead (a
+reason and that message), so `obte prep` drops and counts them; a file with no LOCUS line, or binary data
+before the first, is not GenBank at all and always an error. Reasons: ``malformed_locus``,
+``no_sequence`` (no ORIGIN: CONTIG and WGS master records), ``empty_sequence``, ``length_mismatch``,
+``truncated_record`` (the next LOCUS or the end of the file comes before ``//``), ``binary_data`` and
+``stray_line`` (ORIGIN or ``//`` outside a record).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from obte_cli.engine.bio.molecules import molecule_type
-from obte_cli.engine.bio.seqio import _lines, display_name, open_text
+from obte_cli.engine.bio.seqio import Malformed, _lines, display_name, is_binary, open_text
 from obte_cli.engine.core.errors import InputError
 
 _STRIP_ORIGIN = str.maketrans("", "", "0123456789 \t\r\n")
@@ -56,45 +62,93 @@ def parse_locus(line: str, where: str) -> tuple[str, int, str]:
     raise InputError(f"{where}: malformed LOCUS line (no 'N bp' or 'N aa'): {line.strip()[:80]!r}")
 
 
-def read_genbank(path: str | Path) -> Iterator[SequenceRecord]:
-    """Stream the records of a GenBank flat file (plain, .gz, or ``-`` for stdin)."""
+def scan_genbank(path: str | Path) -> Iterator[SequenceRecord | Malformed]:
+    """Stream the records of a GenBank flat file (plain, .gz, .xz, or ``-`` for stdin), malformed ones as
+    :class:`Malformed` items (see the module docstring)."""
     name = display_name(path)
     number = 0
-    locus: tuple[str, int, str] | None = None
+    open_record = False  # between a LOCUS line and its '//'
+    locus: tuple[str, int, str] = ("", 0, "")
+    problem: Malformed | None = None  # what is wrong with the open record, found before its end
     in_origin = False
     chunks: list[str] = []
+    junk = False  # inside a stretch of binary data outside any record (reported once)
 
     def hint() -> str:
         return f"record {number}" if number else "the start of the file"
 
-    with open_text(path) as handle:
-        for line in _lines(handle, name, hint):
-            if in_origin:
-                if line.startswith("//"):
-                    sequence = "".join(chunks)
-                    record_id, length, mol = locus
-                    where = f"{name}: record {number} ('{record_id}')"
-                    if len(sequence) != length:
-                        raise InputError(f"{where}: sequence has {len(sequence)} letters, LOCUS says {length}")
-                    if not sequence:
-                        raise InputError(f"{where}: no sequence after ORIGIN")
-                    yield SequenceRecord(record_id, mol, sequence, number)
-                    locus, in_origin, chunks = None, False, []
-                else:
-                    chunks.append(line.translate(_STRIP_ORIGIN))
+    def where() -> str:
+        return f"{name}: record {number}" + (f" ('{locus[0]}')" if locus[0] else "")
+
+    def close() -> SequenceRecord | Malformed:
+        if problem is not None:
+            return problem
+        if not in_origin:
+            return Malformed("no_sequence", f"{where()}: record ends without an ORIGIN sequence", number)
+        sequence = "".join(chunks)
+        record_id, length, mol = locus
+        if not sequence:
+            said = f"sequence has 0 letters, LOCUS says {length}" if length else "no sequence after ORIGIN"
+            return Malformed("empty_sequence", f"{where()}: {said}", number)
+        if len(sequence) != length:
+            return Malformed(
+                "length_mismatch", f"{where()}: sequence has {len(sequence)} letters, LOCUS says {length}", number
+            )
+        return SequenceRecord(record_id, mol, sequence, number)
+
+    with open_text(path, errors="surrogateescape") as handle:
+        for line in _lines(handle, name, hint, nul_is_error=False):
+            # the hot path, most lines of a file: sequence inside ORIGIN (plain ASCII, no NUL)
+            if in_origin and line.isascii() and "\x00" not in line and not line.startswith(("//", "LOCUS")):
+                chunks.append(line.translate(_STRIP_ORIGIN))
+                continue
+            if "\x00" in line or (not line.isascii() and is_binary(line)):
+                if number == 0:
+                    raise InputError(f"{name}: binary data near the start of the file, not a GenBank file")
+                if open_record:
+                    problem = problem or Malformed(
+                        "binary_data", f"{where()}: binary data, not a text sequence file", number
+                    )
+                elif not junk:
+                    junk = True
+                    yield Malformed(
+                        "binary_data", f"{name}: binary data after {hint()}, not a text sequence file", number
+                    )
+                continue
+            if in_origin and not line.startswith(("//", "LOCUS")):  # sequence with non-ASCII text: not standard
+                chunks.append(line.translate(_STRIP_ORIGIN))
             elif line.startswith("LOCUS"):
-                if locus is not None:
-                    raise InputError(f"{name}: record {number} ('{locus[0]}') has no ORIGIN/'//' before the next LOCUS")
+                if open_record:
+                    yield problem or Malformed(
+                        "truncated_record", f"{where()} has no ORIGIN/'//' before the next LOCUS", number
+                    )
                 number += 1
-                locus = parse_locus(line, f"{name}: record {number}")
-            elif line.startswith("ORIGIN"):
-                if locus is None:
-                    raise InputError(f"{name}: ORIGIN outside a record near {hint()}")
-                in_origin = True
+                open_record, in_origin, chunks, problem, junk = True, False, [], None, False
+                try:
+                    locus = parse_locus(line, f"{name}: record {number}")
+                except InputError as exc:
+                    locus, problem = ("", 0, ""), Malformed("malformed_locus", str(exc), number)
             elif line.startswith("//"):
-                where = f"{name}: record {number}" + (f" ('{locus[0]}')" if locus else "")
-                raise InputError(f"{where}: record ends without an ORIGIN sequence")
-    if locus is not None:
-        raise InputError(f"{name}: record {number} ('{locus[0]}') is truncated (file ends before '//')")
+                if open_record:
+                    yield close()
+                    open_record = in_origin = False
+                else:
+                    yield Malformed("stray_line", f"{name}: '//' outside a record near {hint()}", number)
+            elif line.startswith("ORIGIN"):
+                if open_record:
+                    in_origin = True
+                else:
+                    yield Malformed("stray_line", f"{name}: ORIGIN outside a record near {hint()}", number)
+    if open_record:
+        yield problem or Malformed("truncated_record", f"{where()} is truncated (file ends before '//')", number)
     if number == 0:
         raise InputError(f"{name}: no GenBank records (no LOCUS line)")
+
+
+def read_genbank(path: str | Path) -> Iterator[SequenceRecord]:
+    """Stream the records of a GenBank flat file (plain, .gz, .xz, or ``-`` for stdin); a malformed record
+    is an :class:`InputError` naming file and record."""
+    for item in scan_genbank(path):
+        if isinstance(item, Malformed):
+            raise InputError(item.message)
+        yield item

@@ -4,6 +4,12 @@ The reader streams (constant memory in the number of records), detects gzip and 
 than the file name, and raises :class:`InputError` naming the file and record for malformed input:
 an empty file, text before the first ``>`` header, a record without sequence, a binary file or a
 truncated gzip stream.
+
+Two levels of trouble are told apart, for readers that must not stop at one bad record in a 100 GB archive
+(:func:`scan_fasta`, used by `obte prep`): a *file* that is not sequence data at all (no records, text or
+binary data before the first record, a corrupt compressed stream) is always an :class:`InputError`; a
+*record* that is malformed (no sequence, an empty header, bytes that are not text) comes back as a
+:class:`Malformed` item with a reason and the one-line message :func:`read_fasta` raises for it.
 """
 
 from __future__ import annotations
@@ -31,15 +37,35 @@ class FastaRecord:
     number: int  # 1-based position of the record in its file
 
 
+@dataclass(frozen=True)
+class Malformed:
+    """A record that cannot be read: why (``empty_sequence``, ``binary_data`` ...; the key it is counted
+    under) and the one-line message, naming file and record, that a strict reader raises for it."""
+
+    reason: str
+    message: str
+    number: int  # 1-based position of the record in its file
+
+
 def display_name(path: str | Path) -> str:
     return "<stdin>" if str(path) == "-" else str(path)
 
 
-def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a possibly gzip- or xz-compressed text file, or standard input for ``-``."""
+def stdin_once(paths) -> None:
+    """Standard input can be read once: ``-`` given twice (``obte tokenize encode - -``) is an error."""
+    if sum(str(p) == "-" for p in paths) > 1:
+        raise InputError("'-' (standard input) is given more than once; it can be read only once")
+
+
+def open_text(path: str | Path, errors: str = "strict") -> io.TextIOBase:
+    """Open a possibly gzip- or xz-compressed text file, or standard input for ``-``. ``errors`` as for
+    :class:`io.TextIOWrapper`: ``surrogateescape`` lets a reader see undecodable bytes (see :func:`is_binary`)
+    instead of stopping at them."""
     name = display_name(path)
     if str(path) == "-":
         raw = sys.stdin.buffer
+        if raw.closed:
+            raise InputError(f"{name}: already read (standard input can be read only once)")
     else:
         try:
             raw = open(path, "rb")  # noqa: SIM115 - returned to the caller
@@ -54,14 +80,31 @@ def open_text(path: str | Path) -> io.TextIOBase:
         buffered = gzip.GzipFile(fileobj=buffered, mode="rb")
     elif buffered.peek(6)[:6] == XZ_MAGIC:
         buffered = lzma.LZMAFile(buffered, mode="rb")
-    return io.TextIOWrapper(buffered, encoding="utf-8", errors="strict", newline=None)
+    return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors, newline=None)
 
 
-def _lines(handle: io.TextIOBase, name: str, record_hint: Callable[[], str]) -> Iterator[str]:
-    """Yield lines, turning decoding and gzip failures into one-line InputErrors."""
+def is_binary(line: str) -> bool:
+    """A line that is not text: a NUL byte, or bytes that are not UTF-8 (read with ``surrogateescape``).
+    Cheap on the usual ASCII line (``str.isascii`` is a flag lookup)."""
+    if "\x00" in line:
+        return True
+    if line.isascii():
+        return False
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _lines(
+    handle: io.TextIOBase, name: str, record_hint: Callable[[], str], nul_is_error: bool = True
+) -> Iterator[str]:
+    """Yield lines, turning decoding and gzip failures into one-line InputErrors (and a NUL byte, unless the
+    caller checks :func:`is_binary` itself)."""
     try:
         for line in handle:
-            if "\x00" in line:
+            if nul_is_error and "\x00" in line:
                 raise InputError(f"{name}: binary data near {record_hint()}, not a text sequence file")
             yield line
     except UnicodeDecodeError:
@@ -71,33 +114,48 @@ def _lines(handle: io.TextIOBase, name: str, record_hint: Callable[[], str]) -> 
         raise InputError(f"{name}: corrupt or truncated {kind} stream near {record_hint()} ({exc})") from None
 
 
-def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
-    """Stream the records of a FASTA file (plain, .gz, or ``-`` for stdin)."""
+def scan_fasta(path: str | Path) -> Iterator[FastaRecord | Malformed]:
+    """Stream the records of a FASTA file (plain, .gz, .xz, or ``-`` for stdin), malformed ones as
+    :class:`Malformed` items (see the module docstring); a file that is not FASTA raises :class:`InputError`."""
     name = display_name(path)
     header: str | None = None
     chunks: list[str] = []
     number = 0
+    binary = False  # the current record holds bytes that are not text
 
     def hint() -> str:
         return f"record {number}" if number else "the start of the file"
 
-    def finish() -> FastaRecord:
+    def finish() -> FastaRecord | Malformed:
+        if binary:
+            return Malformed(
+                "binary_data", f"{name}: binary data near record {number}, not a text sequence file", number
+            )
         words = header.split()
         if not words:
-            raise InputError(f"{name}: record {number} has an empty header")
+            return Malformed("empty_header", f"{name}: record {number} has an empty header", number)
         sequence = "".join(chunks)
         if not sequence:
-            raise InputError(f"{name}: record {number} ('{words[0]}') has no sequence")
+            return Malformed("empty_sequence", f"{name}: record {number} ('{words[0]}') has no sequence", number)
         return FastaRecord(words[0], header.strip(), sequence, number)
 
-    with open_text(path) as handle:
-        for line in _lines(handle, name, hint):
-            if line.startswith(">"):
+    with open_text(path, errors="surrogateescape") as handle:
+        for line in _lines(handle, name, hint, nul_is_error=False):
+            if "\x00" in line or (not line.isascii() and is_binary(line)):
+                if header is None:  # before any record: not a sequence file at all
+                    raise InputError(f"{name}: binary data near {hint()}, not a text sequence file")
+                if line.startswith(">"):  # a header with bytes that are not text still starts a record
+                    yield finish()
+                    number += 1
+                    header, chunks = "", []
+                binary = True
+            elif line.startswith(">"):
                 if header is not None:
                     yield finish()
                 number += 1
                 header = line[1:].rstrip("\r\n")
                 chunks = []
+                binary = False
             elif line.strip():
                 if header is None:
                     raise InputError(
@@ -107,6 +165,15 @@ def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
         if header is None:
             raise InputError(f"{name}: no FASTA records (empty file?)")
         yield finish()
+
+
+def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
+    """Stream the records of a FASTA file (plain, .gz, .xz, or ``-`` for stdin); a malformed record is an
+    :class:`InputError` naming file and record."""
+    for item in scan_fasta(path):
+        if isinstance(item, Malformed):
+            raise InputError(item.message)
+        yield item
 
 
 def write_fasta(records: Iterator[tuple[str, str]], handle: io.TextIOBase, width: int = 60) -> None:

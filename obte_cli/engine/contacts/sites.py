@@ -90,13 +90,26 @@ def read_contact_labels(path: str | Path) -> tuple[list[ContactSite], tuple[floa
             raise InputError(f"{path}: site {name}: contact columns must be 0 or 1") from None
         if not set(np.unique(labels)) <= {0, 1}:
             raise InputError(f"{path}: site {name}: contact columns must be 0 or 1")
+        # one letter per row, or the residues and their labels drift apart (a wrong-length protein)
+        bad = next(((i, a) for i, a in zip(rows.index, rows["aa"]) if len(a) != 1 or not a.isalpha()), None)
+        if bad is not None:
+            raise InputError(
+                f"{path}: line {bad[0] + 2} (site {name}): aa must be one amino-acid letter (got {bad[1][:10]!r})"
+            )
+        na_sequences = rows["na_sequences"].iat[0].split(",")
+        na_types = rows["na_types"].iat[0].split(",")
+        if len(na_sequences) != len(na_types) or not all(na_sequences):
+            raise InputError(
+                f"{path}: site {name}: na_sequences and na_types must list the same number of non-empty entries "
+                f"(got {len(na_sequences)} and {len(na_types)})"
+            )
         icode = rows["icode"] if "icode" in rows.columns else [""] * len(rows)
         sites.append(
             ContactSite(
                 name,
                 "".join(rows["aa"]),
-                rows["na_sequences"].iat[0].split(","),
-                rows["na_types"].iat[0].split(","),
+                na_sequences,
+                na_types,
                 [f"{r}{i}" for r, i in zip(rows["resnum"], icode)],
                 labels,
             )
@@ -106,8 +119,9 @@ def read_contact_labels(path: str | Path) -> tuple[list[ContactSite], tuple[floa
 
 # ------------------------------------------------------------------------------------------------ encoding
 def encode_site(tokenizer: Tokenizer, site: ContactSite, context: int, truncate: bool = True) -> Encoding:
-    """Encode a site; unknown residues (X, modified nucleotides written N) become ``<unk>``. Too long:
-    an error, or the protein is cut at its C-terminal end (its cut residues get no prediction)."""
+    """Encode a site; unknown residues (X, modified nucleotides written N) become ``<unk>`` (a caller that
+    wants them refused checks the sites first, :func:`~obte_cli.engine.tokenizers.base.check_standard`). Too
+    long: an error, or the protein is cut at its C-terminal end (its cut residues get no prediction)."""
     segments = site.segments()
     encoding = tokenizer.encode_one(segments, on_unknown="unk")
     if len(encoding) <= context:

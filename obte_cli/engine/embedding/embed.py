@@ -45,6 +45,7 @@ class EmbeddingSettings:
     window: int = 0  # residues per window (0: no windows)
     stride: int = 0  # residues between window starts (0: window // 2)
     chunk_records: int = 1024
+    on_unknown: str = "error"  # or "unk": letters outside the standard alphabets become <unk>
 
 
 @dataclass
@@ -64,7 +65,7 @@ class _Unit:
 def encode_units(
     tokenizer: Tokenizer, index: int, segment: Segment, context: int, settings: EmbeddingSettings
 ) -> list[_Unit]:
-    encoding = tokenizer.encode_one([segment])
+    encoding = tokenizer.encode_one([segment], on_unknown=settings.on_unknown)
     if len(encoding) <= context:
         return [_Unit(index, encoding, 0)]
     if settings.window:
@@ -76,7 +77,7 @@ def encode_units(
             starts.append(length - settings.window)
         for start in starts:
             piece = Segment(segment.sequence[start : start + settings.window], segment.molecule, segment.name)
-            window_encoding = tokenizer.encode_one([piece])
+            window_encoding = tokenizer.encode_one([piece], on_unknown=settings.on_unknown)
             if len(window_encoding) > context:
                 raise InputError(
                     f"record '{segment.name}': a window of {settings.window} residues is {len(window_encoding)} "
@@ -86,7 +87,7 @@ def encode_units(
             units.append(_Unit(index, window_encoding, start))
         return units
     if settings.truncate:
-        return [_Unit(index, encode_prefix_to_fit(tokenizer, [segment], context), 0)]
+        return [_Unit(index, encode_prefix_to_fit(tokenizer, [segment], context, on_unknown=settings.on_unknown), 0)]
     raise InputError(
         f"record '{segment.name}': {len(encoding)} tokens exceed the model's context of {context} "
         "(use --truncate or --window)"

@@ -140,7 +140,13 @@ def class_index(train: Split, others: list[Split], per_residue: bool, source: di
 
 
 def encode_split(
-    tokenizer: Tokenizer, split: Split, molecule: str, context: int, truncate: bool, source: str
+    tokenizer: Tokenizer,
+    split: Split,
+    molecule: str,
+    context: int,
+    truncate: bool,
+    source: str,
+    on_unknown: str = "error",
 ) -> list[Encoding]:
     fixed = None if molecule == "auto" else lookup_type(molecule)
     encodings = []
@@ -148,16 +154,16 @@ def encode_split(
         mol = fixed or detect_molecule_type(sequence)
         segment = Segment(sequence, mol.name, record)
         try:
-            encoding = tokenizer.encode_one([segment])
+            encoding = tokenizer.encode_one([segment], on_unknown=on_unknown)
             if len(encoding) > context:
                 if not truncate:
                     raise InputError(
                         f"record '{record}': {len(encoding)} tokens exceed the model's context of {context} (use "
                         "--truncate)"
                     )
-                encoding = encode_prefix_to_fit(tokenizer, [segment], context)
+                encoding = encode_prefix_to_fit(tokenizer, [segment], context, on_unknown=on_unknown)
         except InputError as exc:
-            raise InputError(f"{source}: {exc}") from None
+            raise exc.within(source) from None
         encodings.append(encoding)
     return encodings
 

@@ -16,6 +16,14 @@ Filters, each counted per reason: ``unknown_molecule_type`` (blank or unknown Ge
 ``nonstandard_protein`` / ``nonstandard_nucleic_acid`` (letters outside the 20 amino acids or A/C/G/T/U;
 the paper's filter), ``too_short`` / ``too_long`` (optional limits), ``duplicate`` (optional, exact
 sequence and type repeats within a file, remembered as 16-byte digests).
+
+A run over a 100 GB archive does not stop at one bad record: empty and malformed records (a FASTA header
+without sequence, a GenBank record without ORIGIN, a length that disagrees with LOCUS, a truncated last
+record, bytes that are not text; see :func:`~obte_cli.engine.bio.seqio.scan_fasta` and
+:func:`~obte_cli.engine.bio.genbank.scan_genbank` for the reasons) are dropped and counted like the filters,
+and each file's statistics keep the first message per reason (``examples``), naming file and record. Only an
+input that is not sequence data at all (no records, binary data or text before the first one, a corrupt
+compressed stream) is an error.
 """
 
 from __future__ import annotations
@@ -32,14 +40,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from obte_cli import __version__
-from obte_cli.engine.bio.genbank import read_genbank
+from obte_cli.engine.bio.genbank import scan_genbank
 from obte_cli.engine.bio.molecules import (
     AMINO_ACIDS,
+    MOLECULE_TYPES,
     NUCLEIC,
+    PROTEIN,
     detect_molecule_type,
     molecule_type,
 )
-from obte_cli.engine.bio.seqio import open_text, read_fasta
+from obte_cli.engine.bio.seqio import Malformed, _lines, display_name, is_binary, open_text, scan_fasta
+from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError
 
 GENBANK_SUFFIXES = (".gb", ".gbk", ".gbff", ".seq", ".genbank")
@@ -48,6 +59,7 @@ SHARD_SUFFIX = ".tsv.gz"
 MANIFEST_FORMAT = "obte-prep"
 _PROTEIN_LETTERS = frozenset(AMINO_ACIDS)
 _NUCLEIC_LETTERS = frozenset("ACGTU")
+_SHARD_LETTERS = {PROTEIN: _PROTEIN_LETTERS, NUCLEIC: frozenset("ACGT")}  # what a shard holds: canonical letters
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ class ShardStats:
     kept_by_type: dict[str, dict[str, int]] = field(default_factory=dict)  # type → {records, residues}
     dropped: dict[str, int] = field(default_factory=dict)  # reason → records
     settings: dict = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)  # malformed-record reason → its first message
 
 
 def input_format(path: Path) -> str:
@@ -82,15 +95,18 @@ def input_format(path: Path) -> str:
         return "genbank"
     if name.endswith(FASTA_SUFFIXES):
         return "fasta"
-    with open_text(path) as handle:
-        for line in handle:
+    shown = display_name(path)
+    with open_text(path, errors="surrogateescape") as handle:
+        for line in _lines(handle, shown, lambda: "the start of the file", nul_is_error=False):
+            if is_binary(line):
+                raise InputError(f"{shown}: binary data near the start of the file, not a text sequence file")
             if line.strip():
                 if line.startswith(">"):
                     return "fasta"
                 if line.startswith("LOCUS") or "Genetic Sequence Data Bank" in line:
                     return "genbank"
                 break
-    raise InputError(f"{path}: neither FASTA nor GenBank (name it .fa/.fasta/.gb/.gbff/.seq, optionally .gz)")
+    raise InputError(f"{shown}: neither FASTA nor GenBank (name it .fa/.fasta/.gb/.gbff/.seq, optionally .gz)")
 
 
 def shard_name(path: Path) -> str:
@@ -106,15 +122,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _records(path: Path, fmt: str, settings: PrepSettings) -> Iterator[tuple[str, str]]:
-    """(molecule type name or "", sequence as written) per record."""
+def _records(path: Path, fmt: str, settings: PrepSettings) -> Iterator[tuple[str, str] | Malformed]:
+    """(molecule type name or "", sequence as written) per record, or a malformed record to drop."""
     if fmt == "genbank":
-        for record in read_genbank(path):
-            yield record.molecule_type, record.sequence
+        for record in scan_genbank(path):
+            yield record if isinstance(record, Malformed) else (record.molecule_type, record.sequence)
         return
     fixed = None if settings.molecule_type == "auto" else molecule_type(settings.molecule_type).name
-    for record in read_fasta(path):
-        yield fixed or detect_molecule_type(record.sequence).name, record.sequence
+    for record in scan_fasta(path):
+        if isinstance(record, Malformed):
+            yield record
+        else:
+            yield fixed or detect_molecule_type(record.sequence).name, record.sequence
 
 
 def clean_record(type_name: str, sequence: str, settings: PrepSettings) -> tuple[str, str] | str:
@@ -178,9 +197,13 @@ def prep_file(path: Path, shards_dir: Path, settings: PrepSettings) -> ShardStat
     fd, tmp_name = tempfile.mkstemp(prefix=f".{shard.name}.", suffix=".tmp", dir=shards_dir)
     try:
         with os.fdopen(fd, "wb") as raw, _GzipLines(raw, settings.compression_level) as out:
-            for type_name, sequence in _records(path, fmt, settings):
+            for item in _records(path, fmt, settings):
                 stats.records_read += 1
-                result = clean_record(type_name, sequence, settings)
+                if isinstance(item, Malformed):
+                    dropped[item.reason] += 1
+                    stats.examples.setdefault(item.reason, item.message)
+                    continue
+                result = clean_record(*item, settings)
                 if isinstance(result, str):
                     dropped[result] += 1
                     continue
@@ -267,8 +290,7 @@ def run_prep(
     for path in inputs:
         if not Path(path).is_file():
             raise InputError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a regular file")
-    shards_dir = Path(out_dir) / "shards"
-    shards_dir.mkdir(parents=True, exist_ok=True)
+    shards_dir = output_directory(output_directory(out_dir, "--out") / "shards", "--out")
     selected = select_inputs(inputs, *shard)
     results: dict[Path, ShardStats] = {}
     todo = []
@@ -332,8 +354,28 @@ def build_manifest(stats: list[ShardStats], settings: PrepSettings, shard: tuple
 
 
 def read_shard(path: Path) -> Iterator[tuple[str, str]]:
-    """(molecule type, sequence) per line of a shard."""
+    """(molecule type, sequence) per line of a shard. Anything that `obte prep` does not write (a line
+    without a tab, an unknown type, an empty or non-canonical sequence, binary data, a truncated gzip
+    stream) is an :class:`InputError` naming the shard and line."""
+    name = display_name(path)
+    line_no = 0
+
+    def hint() -> str:
+        return f"line {line_no + 1}"
+
     with open_text(path) as handle:
-        for line in handle:
-            mol, _, sequence = line.rstrip("\n").partition("\t")
+        for line in _lines(handle, name, hint):
+            line_no += 1
+            mol, tab, sequence = line.rstrip("\n").partition("\t")
+            problem = None
+            if not tab:
+                problem = "no tab between molecule type and sequence"
+            elif mol not in MOLECULE_TYPES:
+                problem = f"unknown molecule type {mol[:40]!r}"
+            elif not sequence:
+                problem = "empty sequence"
+            elif not _SHARD_LETTERS[MOLECULE_TYPES[mol].modality].issuperset(sequence):
+                problem = "letters outside the canonical alphabet (upper-case amino acids, or A/C/G/T)"
+            if problem:
+                raise InputError(f"{name}: line {line_no}: {problem} (not an obte prep shard?)")
             yield mol, sequence

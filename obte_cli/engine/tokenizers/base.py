@@ -23,7 +23,8 @@ map residues to tokens and back.
 Residues are upper-cased; nucleic U is read as T (one token for both, the tag says RNA) and written
 back as U when decoding an RNA type. Letters outside the standard alphabets (20 amino acids; A/C/G/T/U)
 raise :class:`UnknownResidueError` naming record and 1-based position, or with ``on_unknown="unk"``
-become one ``<unk>`` token each (BPE never merges across them).
+become one ``<unk>`` token each (BPE never merges across them). Every tokenizer has a ``<unk>`` id
+(``unk_id``, one for both modalities), so a model fine-tuned on such inputs reads them the same way later.
 """
 
 from __future__ import annotations
@@ -131,6 +132,14 @@ def _prepare(segment: Segment, on_unknown: str) -> _Prepared:
     if not text:
         raise InputError(f"record '{segment.name}': empty {mol.name} sequence")
     return _Prepared(mol, text, unknown)
+
+
+def check_standard(segments: Iterable[Segment]) -> None:
+    """Raise what ``on_unknown="error"`` raises (:class:`UnknownResidueError` for the first letter outside
+    the standard alphabets, :class:`InputError` for an empty sequence or unknown type) without encoding:
+    for inputs that are encoded later with ``on_unknown="unk"`` whatever the user chose."""
+    for segment in segments:
+        _prepare(segment, "error")
 
 
 def _runs(text: str, unknown: np.ndarray) -> list[tuple[int, int]]:

@@ -59,3 +59,17 @@ def test_complement_file_must_match_the_nucleic_acids(tmp_path):
     acids = read_nucleic_acids(tmp_path / "n.fa")
     with pytest.raises(InputError, match="1 complementary strands for 2 nucleic acids"):
         complements_for(acids, str(tmp_path / "c.fa"))
+
+
+def test_unknown_letters_are_refused_naming_the_record_or_let_through_for_unk(tmp_path):
+    from obte_cli.engine.core.errors import UnknownResidueError
+
+    (tmp_path / "p.fa").write_text(">p1\nMKVXLA\n")
+    (tmp_path / "n.fa").write_text(">d1\nACNGT\n")
+    with pytest.raises(UnknownResidueError, match=r"record 1 \('p1'\): non-standard amino acid 'X' at position 4"):
+        read_proteins(tmp_path / "p.fa")
+    with pytest.raises(UnknownResidueError, match="'N' at position 3 is not a nucleotide"):
+        read_nucleic_acids(tmp_path / "n.fa")
+    assert read_proteins(tmp_path / "p.fa", "unk")[0].sequence == "MKVXLA"
+    acids = read_nucleic_acids(tmp_path / "n.fa", "auto", "unk")
+    assert acids[0].sequence == "ACNGT" and complements_for(acids, "auto") == ["ACNGT"]

@@ -79,3 +79,56 @@ def test_xz_is_read_and_a_truncated_xz_is_one_error(tmp_path, uniprot_fasta):
     path.write_bytes(lzma.compress(uniprot_fasta.read_bytes())[:5000])
     with pytest.raises(InputError, match="truncated xz"):
         list(read_fasta(path))
+
+
+# ---- malformed records: counted drops for `obte prep`, one-line errors for every other reader ----------
+def test_scan_returns_malformed_records_and_read_stops_at_the_first(tmp_path):
+    from obte_cli.engine.bio.seqio import FastaRecord, Malformed, scan_fasta
+
+    path = tmp_path / "mixed.fa"
+    path.write_bytes(b">a\nACGT\n>b\n>\nMKV\n>c \xff\xfe\nAC\n>d\nAC\x00GT\n>e\nMK\nVL\n")
+    items = list(scan_fasta(path))
+    assert [(i.reason, i.number) if isinstance(i, Malformed) else (i.id, i.sequence) for i in items] == [
+        ("a", "ACGT"),
+        ("empty_sequence", 2),
+        ("empty_header", 3),
+        ("binary_data", 4),
+        ("binary_data", 5),
+        ("e", "MKVL"),
+    ]
+    assert all(str(path) in i.message and "\n" not in i.message for i in items if isinstance(i, Malformed))
+    assert isinstance(items[-1], FastaRecord) and items[-1].number == 6
+    with pytest.raises(InputError, match=r"record 2 \('b'\) has no sequence"):
+        list(read_fasta(path))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\xff\xfe\x00\x01binary\n>a\nACGT\n", "binary data near the start of the file"),
+        (b">\xff\xfe\nACGT\n", "binary data near the start of the file"),
+        (b"text\n>a\nACGT\n", "comes before the first '>' header"),
+        (b"\n\n", "no FASTA records"),
+    ],
+)
+def test_a_file_that_is_not_fasta_is_an_error_even_when_scanning(tmp_path, content, message):
+    from obte_cli.engine.bio.seqio import scan_fasta
+
+    path = tmp_path / "x.fa"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        list(scan_fasta(path))
+
+
+def test_standard_input_can_be_read_once(monkeypatch):
+    import sys
+
+    from obte_cli.engine.bio.seqio import stdin_once
+
+    stdin_once(["a.fa", "-", "b.fa"])
+    with pytest.raises(InputError, match="more than once"):
+        stdin_once(["-", "a.fa", "-"])
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b">a\nACGT\n")))
+    assert [r.sequence for r in read_fasta("-")] == ["ACGT"]
+    with pytest.raises(InputError, match="<stdin>: already read"):  # the first reader closed it
+        list(read_fasta("-"))

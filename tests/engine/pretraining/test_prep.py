@@ -183,3 +183,150 @@ def test_bench_prep_reports_every_method(tmp_path):
     assert [(r[0], r[1]) for r in rows[1:]] == [("biopython SeqIO.parse", "1"), ("obte prep", "1"), ("obte prep", "2")]
     assert all(float(r[4]) > 0 for r in rows[1:])
     assert (tmp_path / "bench-prep.png").is_file() and (tmp_path / "bench-prep.tsv").is_file()
+
+
+# ---- one bad record does not stop a run (#20 item 10) -------------------------------------------------
+GOOD = _genbank_text([("AB000001", "DNA", "ACGTACGT")])
+BAD_GENBANK = [  # (record text, the reason it is dropped under)
+    ("LOCUS       AB000002   0 bp    DNA     linear   SYN 01-JAN-2020\nORIGIN\n//\n", "empty_sequence"),
+    ("LOCUS       AB000003   4 bp    DNA     linear   SYN 01-JAN-2020\nORIGIN\n//\n", "empty_sequence"),
+    ("LOCUS       AB000004   5 bp    DNA\nORIGIN\n        1 acgt\n//\n", "length_mismatch"),
+    ("LOCUS       AB000005 DNA linear\nORIGIN\n        1 acgt\n//\n", "malformed_locus"),
+    ("LOCUS       AB000006   4 bp    DNA\nCONTIG      join(AB000001.1:1..4)\n//\n", "no_sequence"),
+    ("ORIGIN\n", "stray_line"),
+    ("//\n", "stray_line"),
+    ("LOCUS       AB000007   4 bp    DNA\nORIGIN\n        1 acgt\n", "truncated_record"),  # next LOCUS before //
+]
+
+
+def test_malformed_genbank_records_are_dropped_and_counted_each_under_its_reason(tmp_path):
+    path = tmp_path / "mixed.gb"
+    path.write_text(GOOD + "".join(text for text, _ in BAD_GENBANK) + GOOD.replace("AB000001", "AB000009"))
+    out = tmp_path / "corpus"
+    result = obte("prep", path, "-o", out)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    expected = {}
+    for _, reason in BAD_GENBANK:
+        expected[reason] = expected.get(reason, 0) + 1
+    assert manifest["dropped"] == expected
+    assert manifest["records_kept"] == 2 and manifest["records_read"] == 2 + len(BAD_GENBANK)
+    stats = json.loads(next((out / "shards").glob("*.json")).read_text())
+    assert stats["examples"]["length_mismatch"] == (
+        f"{path}: record 4 ('AB000004'): sequence has 4 letters, LOCUS says 5"
+    )
+    assert "length_mismatch, first: " in result.stderr  # and the log shows where to look
+
+
+def test_a_truncated_last_record_and_binary_data_inside_records_are_drops(tmp_path):
+    path = tmp_path / "tail.gb"
+    binary = GOOD.replace("AB000001", "AB000002").replace("ORIGIN", "ORIGIN\n\x00\xff\xfe junk").encode("latin-1")
+    path.write_bytes(GOOD.encode() + binary + b"\x00\x01\x02 between records\n" + GOOD[:-10].encode())
+    result = obte("prep", path, "-o", tmp_path / "corpus")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "corpus" / "manifest.json").read_text())
+    assert manifest["dropped"] == {"binary_data": 2, "truncated_record": 1} and manifest["records_kept"] == 1
+
+
+def test_empty_and_malformed_fasta_records_are_dropped_and_counted(tmp_path):
+    path = tmp_path / "seqs.fa"
+    path.write_bytes(b">a\n\n>b\nMKVLA\n>\nACGT\n>c\nMK\xffVL\n>d\nACGT\n")
+    result = obte("prep", path, "-o", tmp_path / "corpus")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "corpus" / "manifest.json").read_text())
+    assert manifest["dropped"] == {"binary_data": 1, "empty_header": 1, "empty_sequence": 1}
+    assert manifest["kept_by_type"] == {"DNA": {"records": 1, "residues": 4}, "protein": {"records": 1, "residues": 5}}
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("data.bin", b"\xff\xfe\x00garbage\x80\x81", "data.bin: binary data near the start of the file"),
+        ("notes.txt", b"hello\n", "notes.txt: neither FASTA nor GenBank"),
+        ("x.fa", b"\x89PNG\r\n\x1a\n\x00\x00", "x.fa: binary data near the start of the file"),
+        ("x.gb", b"\x00\x01LOCUS", "x.gb: binary data near the start of the file, not a GenBank file"),
+        ("x.gb", b"just text\n", "x.gb: no GenBank records"),
+        ("x.fa", b"", "x.fa: no FASTA records"),
+    ],
+)
+def test_a_file_that_is_not_sequence_data_is_one_line_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = obte("prep", path, "-o", tmp_path / "corpus")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"error: {tmp_path}/") and message in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_out_that_is_a_file_is_one_line_error(tmp_path):
+    out = tmp_path / "corpus.txt"
+    out.write_text("keep me")
+    result = obte("prep", DATA / "chloroplast_rna.gb", "-o", out)
+    assert result.exit_code == 1 and result.stderr.strip() == (
+        f"error: {out}: not a directory (--out names a directory to write files into)"
+    )
+    assert out.read_text() == "keep me"
+
+
+# Random files, GenBank-ish and FASTA-ish: every record ends in the shard or in a counted drop; the only
+# error is the one-line InputError of a file that is not sequence data at all.
+_GENBANK_LINES = st.sampled_from(
+    [
+        "LOCUS       AB000001   8 bp    DNA     linear   SYN 01-JAN-2020\n",
+        "LOCUS       AB000002   4 aa            linear   SYN 01-JAN-2020\n",
+        "LOCUS       AB000003 mRNA\n",
+        "LOCUS       AB000004   0 bp    RNA\n",
+        "DEFINITION  something.\n",
+        "FEATURES             Location/Qualifiers\n",
+        "ORIGIN\n",
+        "        1 acgtacgt\n",
+        "        1 mkvl\n",
+        "        1 acgnnxyz 12\n",
+        "//\n",
+        "\n",
+        "CONTIG      join(A:1..4)\n",
+    ]
+)
+_FASTA_LINES = st.sampled_from(
+    [">a desc\n", ">\n", "> \n", ">b\n", "ACGT\n", "mkvlaw\n", "AC GT\n", "\n", "XB*-\n", "ACGU\n", "\r\n"]
+)
+_BINARY = st.binary(min_size=1, max_size=12).map(lambda b: b + b"\n")
+
+
+def _prep_outcome(tmp_path, name: str, content: bytes):
+    from obte_cli.engine.pretraining.prep import prep_file
+
+    folder = tmp_path / "shards"
+    folder.mkdir(exist_ok=True)
+    path = tmp_path / name
+    path.write_bytes(content)
+    try:
+        stats = prep_file(path, folder, PrepSettings())
+    except InputError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+        return None
+    assert stats.records_read == stats.records_kept + sum(stats.dropped.values())
+    assert set(stats.examples) <= set(stats.dropped)
+    return stats
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(["x.gb", "x.fa", "x.dat", "x.fa.gz"]))
+def test_random_bytes_are_a_one_line_error_or_counted_records(tmp_path_factory, content, name):
+    _prep_outcome(tmp_path_factory.mktemp("prep"), name, content)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(_GENBANK_LINES, _BINARY.map(lambda b: b.decode("latin-1"))), max_size=25))
+def test_genbank_ish_files_after_a_good_record_never_stop_the_run(tmp_path_factory, lines):
+    content = (GOOD + "".join(lines)).encode("latin-1")
+    stats = _prep_outcome(tmp_path_factory.mktemp("prep"), "x.gb", content)
+    assert stats is not None and stats.records_kept >= 1  # sequence data: never an error
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(_FASTA_LINES, _BINARY.map(lambda b: b.decode("latin-1"))), max_size=25))
+def test_fasta_ish_files_after_a_good_record_never_stop_the_run(tmp_path_factory, lines):
+    content = (">first\nACGTACGT\n" + "".join(lines)).encode("latin-1")
+    stats = _prep_outcome(tmp_path_factory.mktemp("prep"), "x.fa", content)
+    assert stats is not None and stats.records_read >= 1

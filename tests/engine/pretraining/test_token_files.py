@@ -1,11 +1,14 @@
 """`obte tokenize train` / `obte tokenize corpus`, token files and context packing, on real sequences."""
 
+import gzip
+
 import numpy as np
 import pytest
 from conftest import DATA, obte
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.pretraining.prep import read_shard
 from obte_cli.engine.pretraining.token_files import (
     corpus_sequences,
@@ -125,3 +128,31 @@ def test_ranks_split_sequences_disjointly(corpus_dir, tmp_path):
     whole = [tuple(s) for s in corpus_sequences(corpus)]
     parts = [[tuple(s) for s in corpus_sequences(corpus, r, 2)] for r in (0, 1)]
     assert sorted(parts[0] + parts[1]) == sorted(whole) and abs(len(parts[0]) - len(parts[1])) <= 1
+
+
+# ---- shards that `obte prep` did not write: one line naming shard and line, never a traceback ----------
+_GOOD_SHARD = gzip.compress(b"protein\tMKVLAAGG\nDNA\tACGTACGT\n" * 200)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (_GOOD_SHARD[: len(_GOOD_SHARD) // 2], "corrupt or truncated gzip stream"),  # printed only "Aborted."
+        (gzip.compress(b"protein\tMKV\n\xff\xfe\n"), "binary data"),
+        (gzip.compress(b"protein\tMKV\nplasmid\tACGT\n"), "line 2: unknown molecule type 'plasmid'"),
+        (gzip.compress(b"protein\tMKV\nno tab here\n"), "line 2: no tab between molecule type and sequence"),
+        (gzip.compress(b"DNA\t\n"), "line 1: empty sequence"),
+        (gzip.compress(b"DNA\tacgu\n"), "line 1: letters outside the canonical alphabet"),
+    ],
+    ids=["truncated", "binary", "type", "no-tab", "empty", "letters"],
+)
+@pytest.mark.parametrize("command", [["train", "--vocab-size", "64"], ["corpus"]], ids=["train", "corpus"])
+def test_a_malformed_shard_is_one_line_error(tmp_path, content, message, command):
+    shard = tmp_path / "bad.tsv.gz"
+    shard.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        list(read_shard(shard))
+    result = obte("tokenize", command[0], shard, "-o", tmp_path / "out", *command[1:])
+    assert result.exit_code == 1 and "Traceback" not in result.output and "Aborted" not in result.output
+    assert result.stderr.startswith(f"error: {shard}: ") and message in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "out").exists()

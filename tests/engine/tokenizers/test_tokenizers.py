@@ -194,3 +194,25 @@ def test_residue_length_counts_the_residues_of_a_token(residue_tokenizer, mixed_
     for sequence, mol in (("MKTAYIAKQRQISFVKSHFSRQ", "protein"), ("ACGTTGCAAGGCTTAACGGA", "DNA")):
         encoding = mixed_tokenizer.encode_one([Segment(sequence, mol, "x")])
         assert sum(mixed_tokenizer.residue_length(int(i)) for i in encoding.ids) == len(sequence)
+
+
+def test_every_tokenizer_has_one_unk_id_that_no_residue_uses(any_tokenizer):
+    """What --on-unknown unk relies on: a model fine-tuned on <unk> reads it later as the same id."""
+    unk = any_tokenizer.unk_id
+    assert 0 <= unk < any_tokenizer.vocab_size and unk in any_tokenizer.special_ids().tolist()
+    assert unk not in any_tokenizer.residue_ids("protein").tolist() + any_tokenizer.residue_ids("nucleic").tolist()
+    for segment in (Segment("ACNGT", "DNA"), Segment("ACNGU", "RNA"), Segment("MKXV", "protein")):
+        assert (any_tokenizer.encode_one([segment], on_unknown="unk").ids == unk).sum() == 1
+
+
+def test_the_unknown_letter_error_keeps_its_kind_and_takes_a_hint():
+    from obte_cli.engine.tokenizers.base import check_standard
+
+    with pytest.raises(UnknownResidueError) as info:
+        check_standard([Segment("MKV", "protein", "a"), Segment("ACNGT", "DNA", "b")])
+    error = info.value.within("f.fa")
+    assert isinstance(error, UnknownResidueError) and (error.letter, error.position) == ("N", 3)
+    assert str(error) == "f.fa: record 'b': non-standard DNA letter 'N' at position 3"
+    error.hint = "use --on-unknown unk"
+    assert str(error).endswith("position 3 (use --on-unknown unk)")
+    assert str(InputError("x").within("f.fa")) == "f.fa: x"
