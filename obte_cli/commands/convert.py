@@ -40,13 +40,15 @@ def convert(
     from obte_cli.engine.model.omnibiote_convert import convert as convert_checkpoint
     from obte_cli.engine.model.omnibiote_convert import extract, read_checkpoint
 
+    if checkpoint.is_dir():
+        raise InputError(f"{checkpoint}: is a directory, not a checkpoint file")
     if not checkpoint.is_file():
-        raise InputError(f"{checkpoint}: no such file")
+        raise InputError(f"{checkpoint}: " + ("not a regular file" if checkpoint.exists() else "no such file"))
     guard_new_output(out, force, inputs=(checkpoint,))
     if tokenizer and len(tokenizer) > 2:
         raise InputError("--tokenizer takes one file, or two (nucleic then protein)")
     converted = convert_checkpoint(
-        extract(read_checkpoint(checkpoint)), list(tokenizer or []), str(checkpoint), n_heads or None
+        extract(read_checkpoint(checkpoint), str(checkpoint)), list(tokenizer or []), str(checkpoint), n_heads or None
     )
     save_model(
         out,

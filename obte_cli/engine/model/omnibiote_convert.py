@@ -6,13 +6,18 @@ restricted unpickler rebuilds only
 
 * tensors, from the zip archive's storage files (``torch._utils._rebuild_tensor_v2``,
   ``_rebuild_parameter``), dtypes and storage types;
-* plain containers (``collections.OrderedDict``) and numpy arrays (the ΔG model's ``stats``);
+* plain containers (``collections.OrderedDict``) and numpy arrays of numbers (the ΔG model's ``stats``);
 * module and config *objects* of the reference's classes, as inert records of their attributes
   (:class:`Recorded`): the class is never imported and no method of it runs.
 
 Any other global — ``os.system``, ``builtins.eval``, a class outside the reference's modules — is
 refused with an error naming it, before anything is built. ``torch.save(state_dict)`` files and
 ``weights_only`` files go through the same reader.
+
+A damaged or crafted file is a :class:`ModelFormatError` naming the file and the problem, and never costs
+more memory than a small multiple of the file's size: every size the pickle declares (a storage's
+elements × element size, a tensor's offset + extent) is checked against the archive entry's size before
+anything is read or allocated, and the model built from the tensors against the bytes the file stores.
 
 Layouts (``../shared/notes/omnibiote-reference.md`` §2–4), detected from keys and shapes:
 
@@ -28,8 +33,16 @@ from __future__ import annotations
 
 import builtins
 import io
+import lzma
+import math
 import pickle
+import pickletools
+import reprlib
+import struct
+import sys
+import warnings
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.core.errors import InputError, ModelFormatError
+from obte_cli.engine.core.schema import SchemaError
 
 # Modules whose classes may appear as *recorded* objects (never imported): the reference code's own
 # modules, torch.nn layers, the mup package and torch.compile's wrapper.
@@ -51,6 +65,43 @@ RECORDED_MODULE_PREFIXES = (
     "torch._dynamo.eval_frame",
     "omnibiota",
     "OmniBioTE",
+)
+
+# The archive's entries together may expand to at most MAX_EXPANSION × the file's size (+ SIZE_SLACK):
+# torch.save stores them uncompressed and weights barely compress, so more is a zip bomb, not a checkpoint.
+MAX_EXPANSION = 32
+SIZE_SLACK = 1 << 20
+# The converted float32 model may take at most MAX_MODEL_GROWTH × the bytes its tensors' storages hold
+# (+ SIZE_SLACK): bf16 → float32 doubles them and a tied embedding/readout doubles them again; more means
+# the pickle points many tensors at the same storage.
+MAX_MODEL_GROWTH = 8
+
+# What zipfile raises for a damaged entry: bad CRC, bad local header, a broken deflate/LZMA stream, data cut
+# short, an unknown compression method, an encrypted entry.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+)
+_MEMO_OPCODES = ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET")
+# What a damaged data.pkl makes the unpickler (or the allowed constructors it calls) raise.
+_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    RuntimeError,
+    RecursionError,
 )
 
 _STORAGE_DTYPES = {
@@ -86,6 +137,28 @@ _DTYPES = {
 }
 
 
+class _Malformed(ValueError):
+    """A piece of the pickle that the allowed constructors refuse; :func:`read_checkpoint` names the file."""
+
+
+def _short(value) -> str:
+    """A bounded repr for error messages (a crafted pickle can make any value huge)."""
+    return reprlib.repr(value)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _is_count(value) -> bool:
+    """A non-negative int that fits in int64 (larger ones only make arithmetic on them slow)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63
+
+
+def _is_counts(value) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) <= 64 and all(_is_count(v) for v in value)
+
+
 class Recorded:
     """An object of a class named in the pickle, kept as data: its qualified name and attributes."""
 
@@ -97,7 +170,7 @@ class Recorded:
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):  # (dict, slots)
-            state = {**(state[0] or {}), **state[1]}
+            state = {**(state[0] if isinstance(state[0], dict) else {}), **state[1]}
         self.state = state if isinstance(state, dict) else {"_state": state}
 
     def __repr__(self) -> str:
@@ -108,15 +181,25 @@ def _recorded_class(module: str, name: str) -> type:
     return type(name, (Recorded,), {"qualname": f"{module}.{name}"})
 
 
+class _Constructor:
+    """How the unpickler hands out this module's functions and classes: callable (REDUCE), but not a type
+    (NEWOBJ fails) and without attributes a pickle's BUILD could overwrite for the rest of the process."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
+
+    def __setstate__(self, state):
+        raise _Malformed("the pickle tries to modify a constructor")
+
+
 @dataclass
 class _StorageType:
     dtype: torch.dtype
-
-
-def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-    if not isinstance(storage, torch.Tensor):
-        raise ModelFormatError("checkpoint: a tensor refers to something that is not a storage")
-    return torch.as_strided(storage, tuple(size), tuple(stride), offset).clone()
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
@@ -124,32 +207,149 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
 
 
 def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    if not isinstance(text, str) or not isinstance(encoding, str):
+        raise _Malformed("malformed byte string")
     if encoding.lower().replace("-", "") not in ("latin1", "iso88591"):
-        raise ModelFormatError(f"checkpoint: unexpected byte encoding {encoding!r}")
+        raise _Malformed(f"unexpected byte encoding {_short(encoding)}")
     return text.encode("latin1")
 
 
+# ---- numpy: its own reconstruction is not hardened against crafted state (an object array's state with
+# a list shorter than its shape crashes the interpreter), so only plain numeric arrays and scalars are
+# rebuilt, from state checked here first.
 def _numpy_multiarray():
-    """numpy's array/scalar constructors (safe: they only build arrays), under numpy 1 or 2."""
+    """numpy's array/scalar constructors, under numpy 1 or 2."""
     core = getattr(np, "_core", None) or np.core
     return core.multiarray
+
+
+class _NumpyDtype:
+    """``numpy.dtype(name, align, copy)`` from a pickle, limited to plain numbers (bool, int, float, complex)."""
+
+    def __init__(self, name=None, align=False, copy=True):
+        dtype = np.dtype(name) if isinstance(name, str) and len(name) <= 8 else None
+        if dtype is None or dtype.kind not in "biufc" or dtype.fields or dtype.subdtype:
+            raise _Malformed(f"numpy type {_short(name)} is not a plain number type")
+        self.dtype = dtype
+
+    def __setstate__(self, state):
+        order = state[1] if isinstance(state, tuple) and len(state) > 1 else "="
+        if order in ("<", ">"):
+            self.dtype = self.dtype.newbyteorder(order)
+        elif order not in ("|", "="):
+            raise _Malformed(f"numpy byte order {_short(order)}")
+
+
+class _NdarrayMarker:
+    """Stands for ``numpy.ndarray`` in a pickle: only :func:`_reconstruct_array` accepts it; calling it fails."""
+
+    __slots__ = ()
+
+
+_NDARRAY = _NdarrayMarker()
+
+
+class _CheckedArray(np.ndarray):
+    """A numpy array whose pickled state (shape, dtype, bytes) is checked before numpy sees it."""
+
+    def __setstate__(self, state):
+        ok = isinstance(state, tuple) and len(state) in (4, 5)
+        if ok:
+            shape, spec, fortran, raw = state[-4:]
+            ok = (
+                isinstance(shape, tuple)
+                and len(shape) <= 32
+                and all(_is_count(n) for n in shape)
+                and isinstance(spec, _NumpyDtype)
+                and isinstance(spec.dtype, np.dtype)
+                and spec.dtype.kind in "biufc"
+                and not spec.dtype.hasobject
+                and isinstance(raw, (bytes, bytearray))
+                and len(raw) == math.prod(shape) * spec.dtype.itemsize
+            )
+        if not ok:
+            raise _Malformed("a numpy array's shape, type and data disagree")
+        super().__setstate__((1, shape, spec.dtype, bool(fortran), bytes(raw)))
+
+
+def _reconstruct_array(subtype=None, shape=None, code=None):
+    if subtype is not _NDARRAY or shape != (0,):
+        raise _Malformed("a numpy array is rebuilt in an unexpected way")
+    return _numpy_multiarray()._reconstruct(_CheckedArray, (0,), b"b")
+
+
+def _numpy_scalar(spec=None, data=None):
+    if not (
+        isinstance(spec, _NumpyDtype) and isinstance(data, (bytes, bytearray)) and len(data) == spec.dtype.itemsize
+    ):
+        raise _Malformed("a malformed numpy scalar")
+    return np.frombuffer(bytes(data), dtype=spec.dtype)[0]
+
+
+class _Archive:
+    """The entries of a torch zip checkpoint: each one's size is checked before it is read, each is read
+    (and its CRC checked) once, and all of them together may not expand past MAX_EXPANSION × the file."""
+
+    def __init__(self, archive: zipfile.ZipFile, source: str, file_size: int):
+        self.archive = archive
+        self.source = source
+        self.file_size = file_size
+        self.allowance = MAX_EXPANSION * file_size + SIZE_SLACK
+        self.storages: dict[str, torch.Tensor] = {}  # entry name → its bytes (uint8), read once
+
+    def entry(self, name: str, what: str) -> zipfile.ZipInfo:
+        try:
+            return self.archive.getinfo(name)
+        except KeyError:
+            raise ModelFormatError(f"{self.source}: {what} is missing from the archive (no {name})") from None
+
+    def read(self, info: zipfile.ZipInfo) -> bytes:
+        if info.file_size > self.allowance:
+            raise ModelFormatError(
+                f"{self.source}: {info.filename} would expand to {info.file_size:,} bytes, far more than a "
+                f"{self.file_size:,}-byte file holds (a zip bomb, not a checkpoint)"
+            )
+        self.allowance -= info.file_size
+        try:
+            data = self.archive.read(info)
+        except _ZIP_ERRORS as exc:
+            raise ModelFormatError(
+                f"{self.source}: {info.filename} is damaged ({type(exc).__name__}: {_clip(str(exc))}); "
+                "the file is corrupt or incomplete"
+            ) from None
+        if len(data) != info.file_size:
+            raise ModelFormatError(
+                f"{self.source}: {info.filename} holds {len(data):,} bytes but the archive lists {info.file_size:,}; "
+                "the file is corrupt or incomplete"
+            )
+        return data
+
+    def storage(self, info: zipfile.ZipInfo) -> torch.Tensor:
+        """The entry's bytes as a uint8 tensor that owns its memory (typed storages are views of it)."""
+        if info.filename not in self.storages:
+            data = self.read(info)
+            storage = torch.empty(len(data), dtype=torch.uint8)
+            storage.numpy()[:] = np.frombuffer(data, dtype=np.uint8)
+            self.storages[info.filename] = storage
+        return self.storages[info.filename]
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler for torch zip checkpoints that never imports or calls anything outside the allow-list."""
 
-    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, source: str):
+    def __init__(self, data: bytes, archive: _Archive, prefix: str, source: str):
         super().__init__(io.BytesIO(data))
         self.archive = archive
         self.prefix = prefix
         self.source = source
+        self.classes: dict[str, type] = {}
 
     def find_class(self, module: str, name: str):
         qualified = f"{module}.{name}"
         if qualified in ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor"):
-            return _rebuild_tensor
+            return _Constructor(self.rebuild_tensor)
         if qualified in ("torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"):
-            return _rebuild_parameter
+            return _Constructor(_rebuild_parameter)
         if qualified == "collections.OrderedDict":
             return OrderedDict
         if module == "torch" and name in _STORAGE_DTYPES:
@@ -160,53 +360,141 @@ class RestrictedUnpickler(pickle.Unpickler):
             return tuple
         if qualified == "torch.device":
             return str
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
-            return getattr(_numpy_multiarray(), name)
-        if qualified in ("numpy.ndarray", "numpy.dtype"):
-            return getattr(np, name)
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
+            return _Constructor(_reconstruct_array)
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "scalar":
+            return _Constructor(_numpy_scalar)
+        if qualified == "numpy.ndarray":
+            return _NDARRAY
+        if qualified == "numpy.dtype":
+            return _Constructor(_NumpyDtype)
         if qualified == "_codecs.encode":  # how protocol-2 pickles store bytes (numpy arrays): str → bytes only
-            return _latin1_bytes
+            return _Constructor(_latin1_bytes)
         if module in ("builtins", "__builtin__") and name in ("set", "frozenset", "slice"):
             return getattr(builtins, name)
         if any(
             module == p.rstrip(".") or module.startswith(p if p.endswith(".") else p + ".")
             for p in RECORDED_MODULE_PREFIXES
         ):
-            return _recorded_class(module, name)
+            if qualified not in self.classes:
+                self.classes[qualified] = _recorded_class(module, name)
+            return self.classes[qualified]
         raise ModelFormatError(
-            f"{self.source}: refused to load: the pickle names {qualified}, which is not a tensor, "
+            f"{self.source}: refused to load: the pickle names {_clip(qualified)}, which is not a tensor, "
             "container or OmniBioTE module class (nothing was executed)"
         )
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise ModelFormatError(f"{self.source}: unknown persistent id {pid!r}")
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise ModelFormatError(f"{self.source}: unknown persistent id {_short(pid)}")
         _, storage_type, key, _location, numel = pid
         dtype = storage_type.dtype if isinstance(storage_type, _StorageType) else storage_type
         if not isinstance(dtype, torch.dtype):
-            raise ModelFormatError(f"{self.source}: storage of unknown type {storage_type!r}")
-        raw = self.archive.read(f"{self.prefix}data/{key}")
-        return torch.frombuffer(bytearray(raw), dtype=dtype)[:numel] if raw else torch.empty(0, dtype=dtype)
+            raise ModelFormatError(f"{self.source}: storage of unknown type {_short(storage_type)}")
+        if not (isinstance(key, str) and key and _is_count(numel)):
+            raise ModelFormatError(f"{self.source}: malformed storage reference {_short(pid)}")
+        info = self.archive.entry(f"{self.prefix}data/{key}", f"storage data/{key}")
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        if numel * itemsize > info.file_size:  # checked before anything is read or allocated
+            raise ModelFormatError(
+                f"{self.source}: storage data/{key} declares {numel:,} {str(dtype).removeprefix('torch.')} "
+                f"elements ({numel * itemsize:,} bytes) but the archive holds {info.file_size:,} bytes for it "
+                "(truncated or corrupt)"
+            )
+        if numel == 0:
+            return torch.empty(0, dtype=dtype)
+        return self.archive.storage(info)[: numel * itemsize].view(dtype)
+
+    def rebuild_tensor(self, storage=None, offset=None, size=None, stride=None, *_):
+        """``torch._utils._rebuild_tensor_v2``: a view of ``storage`` (nothing is copied or allocated),
+        after checking that it lies inside the storage and does not repeat its elements."""
+        if not isinstance(storage, torch.Tensor):
+            raise ModelFormatError(f"{self.source}: a tensor refers to {_short(storage)}, not a storage")
+        if not (_is_count(offset) and _is_counts(size) and _is_counts(stride) and len(size) == len(stride)):
+            raise ModelFormatError(
+                f"{self.source}: a tensor's offset, size and stride are malformed ({_short((offset, size, stride))})"
+            )
+        size, stride, available = tuple(size), tuple(stride), storage.numel()
+        numel = math.prod(size)
+        if numel == 0:
+            if max(size, default=0) >= 1 << 48:
+                raise ModelFormatError(f"{self.source}: an empty tensor of size {_short(list(size))} is malformed")
+            return storage.new_empty(size)
+        end = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+        if end > available:
+            raise ModelFormatError(
+                f"{self.source}: a {list(size)} tensor at offset {offset:,} reaches element {end:,} of a storage "
+                f"of {available:,} (truncated or corrupt)"
+            )
+        if numel > available:
+            raise ModelFormatError(
+                f"{self.source}: a {list(size)} tensor of {numel:,} elements repeats the {available:,} of its storage "
+                f"(strides {list(stride)})"
+            )
+        return torch.as_strided(storage, size, stride, offset)
+
+
+def _check_opcodes(data: bytes, source: str) -> None:
+    """Walk data.pkl's opcodes (reading nothing into memory) before the C unpickler runs them: it sizes its
+    memo table by the largest index a PUT names (LONG_BINPUT 2^31 fills 16 GB with zeros) and allocates a
+    counted string's declared length before finding it cut short."""
+    try:
+        with warnings.catch_warnings():  # a STRING argument with a bad escape is a DeprecationWarning
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for opcode, arg, _ in pickletools.genops(data):
+                if opcode.name in _MEMO_OPCODES and arg > len(data):
+                    raise ModelFormatError(
+                        f"{source}: unreadable checkpoint (data.pkl names memo slot {arg:,} in {len(data):,} bytes)"
+                    )
+    except ValueError as exc:  # an unknown opcode, an argument cut short, no STOP
+        raise ModelFormatError(f"{source}: unreadable checkpoint (data.pkl: {_clip(str(exc))})") from None
 
 
 def read_checkpoint(path: str | Path):
-    """The unpickled root object of a torch zip checkpoint, built only from allow-listed pieces."""
+    """The unpickled root object of a torch zip checkpoint, built only from allow-listed pieces.
+
+    A missing file or a directory is an :class:`InputError`; anything wrong inside the file a
+    :class:`ModelFormatError` naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a checkpoint file")
+    if not path.is_file():
+        raise InputError(f"{path}: " + ("not a regular file" if path.exists() else "no such file"))
     try:
+        file_size = path.stat().st_size
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelFormatError(f"{path}: not a torch checkpoint (zip) file ({exc})") from None
+    except PermissionError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
+    except (*_ZIP_ERRORS, KeyError, IndexError, OverflowError) as exc:
+        raise ModelFormatError(
+            f"{path}: not a torch checkpoint (zip) file ({_clip(str(exc)) or type(exc).__name__})"
+        ) from None
     with archive:
-        names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+        names = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
         if not names:
             raise ModelFormatError(f"{path}: no data.pkl inside (not a torch.save file)")
         prefix = names[0][: -len("data.pkl")]
+        files = _Archive(archive, str(path), file_size)
+        if prefix + "byteorder" in archive.namelist():
+            order = files.read(archive.getinfo(prefix + "byteorder")).strip()
+            if order not in (sys.byteorder.encode(), b""):
+                raise ModelFormatError(f"{path}: saved with {_short(order.decode('latin1'))} byte order, not supported")
+        data = files.read(archive.getinfo(names[0]))
+        _check_opcodes(data, str(path))
         try:
-            return RestrictedUnpickler(archive.read(names[0]), archive, prefix, str(path)).load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return RestrictedUnpickler(data, files, prefix, str(path)).load()
         except ModelFormatError:
             raise
-        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise ModelFormatError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+        except _Malformed as exc:
+            raise ModelFormatError(f"{path}: {exc}") from None
+        except MemoryError:  # the pickle declared a string or bytes object larger than memory
+            raise ModelFormatError(
+                f"{path}: unreadable checkpoint (data.pkl declares an impossibly large object)"
+            ) from None
+        except _PICKLE_ERRORS as exc:
+            raise ModelFormatError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {_clip(str(exc))})") from None
 
 
 @dataclass
@@ -216,43 +504,93 @@ class ExtractedCheckpoint:
     stats: np.ndarray | None = None  # OmniBindER's (mean, sd)
 
 
-def _walk_module(obj: Recorded, prefix: str, out: dict[str, torch.Tensor]) -> None:
+def _walk_module(obj: Recorded, prefix: str, out: dict[str, torch.Tensor], seen: set[int]) -> None:
+    if id(obj) in seen:  # a pickle can make modules contain themselves
+        return
+    seen.add(id(obj))
     state = obj.state
     for group in ("_parameters", "_buffers"):
-        for name, value in (state.get(group) or {}).items():
-            if isinstance(value, torch.Tensor):
+        values = state.get(group)
+        for name, value in values.items() if isinstance(values, dict) else ():
+            if isinstance(name, str) and isinstance(value, torch.Tensor):
                 out[prefix + name] = value
-    for name, child in (state.get("_modules") or {}).items():
-        if isinstance(child, Recorded):
-            _walk_module(child, f"{prefix}{name}.", out)
+    children = state.get("_modules")
+    for name, child in children.items() if isinstance(children, dict) else ():
+        if isinstance(name, str) and isinstance(child, Recorded):
+            _walk_module(child, f"{prefix}{name}.", out, seen)
 
 
-def extract(root) -> ExtractedCheckpoint:
+def _check_within_storage(tensor: torch.Tensor, name: str, source: str) -> None:
+    """Views are checked when built, but a pickle can also re-point a tensor (``Tensor.__setstate__``):
+    no tensor may have more elements than its storage, or converting it would allocate more than the file."""
+    held = tensor.untyped_storage().nbytes() // tensor.element_size()
+    if tensor.numel() > held:
+        raise ModelFormatError(
+            f"{source}: {_clip(name)} is a {list(tensor.shape)} tensor over a storage of {held:,} elements "
+            "(corrupt or crafted)"
+        )
+
+
+def _plain(attributes: dict) -> dict:
+    """The attributes of a recorded config that are plain JSON values (they go into the model's metadata)."""
+    return {
+        k: v
+        for k, v in attributes.items()
+        if isinstance(k, str)
+        and (
+            isinstance(v, (bool, str))
+            or (isinstance(v, int) and abs(v) < 1 << 53)
+            or (isinstance(v, float) and math.isfinite(v))
+        )
+    }
+
+
+def _stats(raw, source: str) -> np.ndarray:
+    """OmniBindER's (mean, sd): a few numbers, as an array, a tensor or a list (nothing larger is converted)."""
+    number = (int, float, np.number)
+    few = (
+        (isinstance(raw, torch.Tensor) and raw.numel() <= 16)
+        or (isinstance(raw, np.ndarray) and raw.size <= 16)
+        or (isinstance(raw, (list, tuple)) and len(raw) <= 16 and all(isinstance(v, number) for v in raw))
+        or isinstance(raw, number)
+    )
+    if not few:
+        raise ModelFormatError(f"{source}: the model's stats are not a few numbers (a {type(raw).__name__})")
+    try:
+        return np.asarray(raw, dtype=np.float64).ravel()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFormatError(f"{source}: the model's stats are not numbers ({_clip(str(exc))})") from None
+
+
+def extract(root, source: str = "checkpoint") -> ExtractedCheckpoint:
     """Flat tensors (``module.`` / ``_orig_mod.`` wrappers removed), config and stats from a checkpoint."""
     tensors: dict[str, torch.Tensor] = {}
     config: dict = {}
     stats = None
     if isinstance(root, Recorded):
-        _walk_module(root, "", tensors)
-        for holder in (root, *(c for c in (root.state.get("_modules") or {}).values() if isinstance(c, Recorded))):
+        _walk_module(root, "", tensors, set())
+        children = root.state.get("_modules")
+        children = [c for c in children.values() if isinstance(c, Recorded)] if isinstance(children, dict) else []
+        for holder in (root, *children):
             cfg = holder.state.get("config")
             if isinstance(cfg, Recorded) and not config:
-                config = {k: v for k, v in cfg.state.items() if isinstance(v, (int, float, str, bool))}
+                config = _plain(cfg.state)
             elif isinstance(cfg, dict) and not config:
-                config = dict(cfg)
+                config = _plain(cfg)
         if root.state.get("stats") is not None:
-            stats = np.asarray(root.state["stats"], dtype=np.float64).ravel()
+            stats = _stats(root.state["stats"], source)
     elif isinstance(root, dict):
         inner = (
             root.get("state_dict", root.get("model", root))
             if isinstance(root.get("state_dict", root.get("model")), dict)
             else root
         )
-        tensors = {k: v for k, v in inner.items() if isinstance(v, torch.Tensor)}
+        tensors = {k: v for k, v in inner.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     else:
-        raise ModelFormatError(f"checkpoint holds a {type(root).__name__}, not a model or a state dict")
+        raise ModelFormatError(f"{source}: checkpoint holds a {type(root).__name__}, not a model or a state dict")
     cleaned = {}
     for name, tensor in tensors.items():
+        _check_within_storage(tensor, name, source)
         for wrapper in ("_orig_mod.", "module."):
             name = name.replace(wrapper, "")
         cleaned[name] = tensor
@@ -301,6 +639,60 @@ class ConvertedModel:
     metadata: dict
 
 
+def _tensor(t: dict[str, torch.Tensor], name: str, source: str, dims: int | None = None) -> torch.Tensor:
+    """``t[name]``, or a ModelFormatError saying it is missing or has the wrong number of dimensions."""
+    value = t.get(name)
+    if value is None:
+        raise ModelFormatError(f"{source}: no {name} in the checkpoint (incomplete or not an OmniBioTE model)")
+    if dims is not None and value.dim() != dims:
+        raise ModelFormatError(f"{source}: {name} is {list(value.shape)}, not a {dims}-dimensional tensor")
+    return value
+
+
+def _layer_count(t: dict[str, torch.Tensor], source: str) -> int:
+    """How many ``transformer.h.N`` blocks there are; their numbers must run 0, 1, … without gaps."""
+    numbers = {k.split(".")[2] for k in t if k.startswith("transformer.h.") and k.count(".") >= 3}
+    if not all(n.isdigit() and len(n) <= 6 for n in numbers):
+        raise ModelFormatError(f"{source}: transformer.h has non-numeric layers {_short(sorted(numbers))}")
+    layers = sorted(int(n) for n in numbers)
+    if not layers:
+        raise ModelFormatError(f"{source}: no transformer.h.N layers in the checkpoint")
+    if layers != list(range(len(layers))):
+        missing = sorted(set(range(layers[-1] + 1)) - set(layers))
+        raise ModelFormatError(
+            f"{source}: transformer.h lacks layer {missing[0]} (it has {len(layers)} of 0–{layers[-1]})"
+        )
+    return len(layers)
+
+
+def _check_fits(state: dict[str, torch.Tensor], origin: dict[str, str], config, source: str) -> None:
+    """Before the model is allocated: every tensor's shape against the one the detected layout needs
+    (computed from the config, nothing built), and the model's size against the bytes the file stores."""
+    from obte_cli.engine.model.encoder import weight_count, weight_shape
+
+    layout = (
+        f"{config.norm} norm, {config.mlp} MLP, width {config.width}, {config.n_layers} layers, "
+        f"vocabulary {config.vocab_size}"
+    )
+    for name, tensor in state.items():
+        want = weight_shape(config, name)
+        if want is None or tuple(tensor.shape) != want:
+            raise ModelFormatError(
+                f"{source}: {origin[name]} is {list(tensor.shape)} but the detected layout ({layout}) needs "
+                f"{list(want or ())}"
+            )
+    if len(state) != weight_count(config):
+        raise ModelFormatError(f"{source}: the checkpoint's tensors do not make up a {layout} model")
+    needed = 4 * sum(v.numel() for v in state.values())  # float32
+    storages = {v.untyped_storage().data_ptr(): v.untyped_storage().nbytes() for v in state.values()}
+    stored = sum(storages.values())
+    if needed > MAX_MODEL_GROWTH * stored + SIZE_SLACK:
+        raise ModelFormatError(
+            f"{source}: the weights would take {needed:,} bytes but the file stores {stored:,}: its tensors reuse "
+            "the same storage far beyond weight tying (corrupt or crafted)"
+        )
+
+
 def convert(
     extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source: str, n_heads: int | None = None
 ) -> ConvertedModel:
@@ -313,19 +705,28 @@ def convert(
     t = dict(extracted.tensors)
     head_state = {}
     if "proj_head.weight" in t:  # OmniBindER: omnibiota.* + proj_head
-        head_state = {"proj.weight": t.pop("proj_head.weight").float(), "proj.bias": t.pop("proj_head.bias").float()}
+        head_state = {
+            "proj.weight": _tensor(t, "proj_head.weight", source, dims=2),
+            "proj.bias": _tensor(t, "proj_head.bias", source, dims=1),
+        }
         t = {k.removeprefix("omnibiota."): v for k, v in t.items() if k.startswith("omnibiota.")}
     if "transformer.wte.weight" not in t:
         raise ModelFormatError(f"{source}: no transformer.wte.weight — not an OmniBioTE checkpoint")
     if any(k.startswith("pos_emb") or k.startswith("transformer.pos_emb") for k in t):
         raise ModelFormatError(f"{source}: learned position embeddings (position_encoding='learned') are not supported")
-    vocab, width = t["transformer.wte.weight"].shape
-    n_layers = len({k.split(".")[2] for k in t if k.startswith("transformer.h.")})
+    vocab, width = _tensor(t, "transformer.wte.weight", source, dims=2).shape
+    if not vocab or not width:
+        raise ModelFormatError(f"{source}: transformer.wte.weight is [{vocab}, {width}]: an empty embedding")
+    n_layers = _layer_count(t, source)
     v2 = "transformer.h.0.ln_1.alpha" in t
-    fc = t["transformer.h.0.mlp.c_fc.weight"]
-    proj = t["transformer.h.0.mlp.c_proj.weight"]
+    fc = _tensor(t, "transformer.h.0.mlp.c_fc.weight", source, dims=2)
+    proj = _tensor(t, "transformer.h.0.mlp.c_proj.weight", source, dims=2)
     swiglu = proj.shape[1] * 2 == fc.shape[0]
     freqs = t.get("transformer.h.0.attn.freqs_cis")
+    if freqs is not None and (freqs.dim() != 2 or 0 in freqs.shape):
+        raise ModelFormatError(
+            f"{source}: transformer.h.0.attn.freqs_cis is {list(freqs.shape)}, not a [context, head_dim / 2] table"
+        )
     if n_heads is None:
         n_heads = extracted.config.get("n_head")
     if n_heads is None and freqs is not None:
@@ -336,39 +737,52 @@ def convert(
         rope = "rotary"
     else:
         rope = "cosine-bf16" if freqs.dtype == torch.bfloat16 else "cosine"
-    context = int(freqs.shape[0]) if freqs is not None else int(extracted.config.get("block_size", 1024))
-    config = ObteConfig(
-        vocab_size=vocab,
-        width=width,
-        n_layers=n_layers,
-        n_heads=int(n_heads),
-        mlp_ratio=fc.shape[0] // width,
-        max_positions=context,
-        attn_mult=8.0,
-        base_width=32,
-        readout_mult=1.0 if v2 else 24 / 32,
-        norm_eps=1e-5,
-        mlp="swiglu" if swiglu else "gelu",
-        norm="omnibiote" if v2 else "layernorm",
-        rope=rope,
-    )
-    state = {"embed.weight": t["transformer.wte.weight"], "readout.weight": t["lm_head.weight"]}
+    context = int(freqs.shape[0]) if freqs is not None else extracted.config.get("block_size", 1024)
+    try:
+        config = ObteConfig(
+            vocab_size=vocab,
+            width=width,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            mlp_ratio=fc.shape[0] // width,
+            max_positions=context,
+            attn_mult=8.0,
+            base_width=32,
+            readout_mult=1.0 if v2 else 24 / 32,
+            norm_eps=1e-5,
+            mlp="swiglu" if swiglu else "gelu",
+            norm="omnibiote" if v2 else "layernorm",
+            rope=rope,
+        )
+    except SchemaError as exc:
+        raise ModelFormatError(f"{source}: the checkpoint's shapes and config give no valid model ({exc})") from None
+    origin = {"embed.weight": "transformer.wte.weight", "readout.weight": "lm_head.weight"}
     for i in range(n_layers):
         src, dst = f"transformer.h.{i}.", f"blocks.{i}."
-        state[dst + "attn.qkv.weight"] = t[src + "attn.c_attn.weight"]
-        state[dst + "attn.proj.weight"] = t[src + "attn.c_proj.weight"]
-        state[dst + "mlp.fc.weight"] = t[src + "mlp.c_fc.weight"]
-        state[dst + "mlp.proj.weight"] = t[src + "mlp.c_proj.weight"]
+        origin[dst + "attn.qkv.weight"] = src + "attn.c_attn.weight"
+        origin[dst + "attn.proj.weight"] = src + "attn.c_proj.weight"
+        origin[dst + "mlp.fc.weight"] = src + "mlp.c_fc.weight"
+        origin[dst + "mlp.proj.weight"] = src + "mlp.c_proj.weight"
         for norm in ("ln_1", "ln_2"):
             if v2:
-                state[dst + f"{norm}.weight"] = t[src + f"{norm}.alpha"]
-                state[dst + f"{norm}.bias"] = t[src + f"{norm}.gamma"]
+                origin[dst + f"{norm}.weight"] = src + f"{norm}.alpha"
+                origin[dst + f"{norm}.bias"] = src + f"{norm}.gamma"
             else:
-                state[dst + f"{norm}.weight"] = t[src + f"{norm}.weight"]
+                origin[dst + f"{norm}.weight"] = src + f"{norm}.weight"
     if v2:
-        state["ln_f.weight"], state["ln_f.bias"] = t["transformer.ln_f.alpha"], t["transformer.ln_f.gamma"]
+        origin["ln_f.weight"], origin["ln_f.bias"] = "transformer.ln_f.alpha", "transformer.ln_f.gamma"
     else:
-        state["ln_f.weight"] = t["transformer.ln_f.weight"]
+        origin["ln_f.weight"] = "transformer.ln_f.weight"
+    state = {dst: _tensor(t, src, source) for dst, src in origin.items()}
+    _check_fits(state, origin, config, source)
+    if head_state and (
+        list(head_state["proj.weight"].shape) != [1, width] or list(head_state["proj.bias"].shape) != [1]
+    ):
+        raise ModelFormatError(
+            f"{source}: proj_head is {list(head_state['proj.weight'].shape)} + {list(head_state['proj.bias'].shape)}, "
+            f"not the ΔG head's [1, {width}] + [1]"
+        )
+    head_state = {k: v.float() for k, v in head_state.items()}
     model = ObteModel(config)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
@@ -399,6 +813,8 @@ def convert(
     if head_state:
         if extracted.stats is None or len(extracted.stats) < 2:
             raise ModelFormatError(f"{source}: ΔG model without its target statistics (stats)")
+        if not np.isfinite(extracted.stats[:2]).all():
+            raise ModelFormatError(f"{source}: the ΔG target statistics (stats) are not finite: {extracted.stats[:2]}")
         # OmniBindER: proj_head(emb[:, 0]) · (1024/d) · sd + mean  ==  LinearHead(base_width=1024) then the scaler
         head = {
             "kind": "sequence",
