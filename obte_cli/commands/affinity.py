@@ -21,7 +21,8 @@ from obte_cli.commands.options import (
     suggests_on_unknown,
 )
 
-COLUMNS = ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"]
+COLUMNS = ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M", "na_type", "complement", "protein_truncated"]
+ASSUMED = " (assumed)"  # after the na_type of a strand that is DNA only because it has no U
 
 
 def _format(value: float, spec: str) -> str:
@@ -30,18 +31,48 @@ def _format(value: float, spec: str) -> str:
 
 @suggests_on_unknown
 def affinity(
-    proteins: str = typer.Argument(..., help="Protein FASTA (plain or .gz; '-' for stdin)."),
-    nucleic_acids: str = typer.Argument(..., help="DNA/RNA FASTA (plain or .gz; '-' for stdin)."),
+    proteins: str | None = typer.Argument(
+        None,
+        metavar="PROTEINS",
+        help="Protein FASTA (plain or .gz; '-' for stdin); not with --complexes.",
+        show_default=False,
+    ),
+    nucleic_acids: str | None = typer.Argument(
+        None,
+        metavar="NUCLEIC_ACIDS",
+        help="DNA/RNA FASTA (plain or .gz; '-' for stdin); not with --complexes.",
+        show_default=False,
+    ),
+    complexes_tsv: str | None = typer.Option(
+        None,
+        "--complexes",
+        metavar="TSV",
+        help="Instead of the two FASTA files: a TSV with one complex per row, the pairs TSV `obte finetune "
+        "affinity` trains on (columns protein, nucleic_acid; optional protein_id, na_id, na_type, complement; "
+        "a dG column is ignored). An empty complement cell is a single strand.",
+        show_default=False,
+    ),
     model: Annotated[Path | None, model_option("ΔG model or ensemble directory (default: the bundled model).")] = None,
-    pairs: Pairing = typer.Option(
-        Pairing.all, "--pairs", help="'all': every protein with every nucleic acid; 'zip': i-th with i-th."
+    pairs: Pairing | None = typer.Option(
+        None,
+        "--pairs",
+        help="'all' (default): every protein with every nucleic acid; 'zip': i-th with i-th.",
+        show_default=False,
     ),
     complement: str = typer.Option(
-        "auto",
+        "none",
         "--complement",
-        help="'auto': reverse complement for DNA, none for RNA; 'none'; or a FASTA of complements (same order).",
+        metavar="none|revcomp|FILE",
+        help="'none': every strand single-stranded; 'revcomp': add each strand's reverse complement "
+        "(double-stranded sites); or a FASTA with one complement per nucleic-acid record, in order, an "
+        "empty record leaving that one single-stranded. Nothing is added unless asked.",
     ),
-    na_type: NaType = typer.Option(NaType.auto, "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),
+    na_type: NaType = typer.Option(
+        NaType.auto,
+        "--na-type",
+        help="DNA, RNA, or 'auto': RNA if the strand has a U, else DNA, marked 'DNA (assumed)' in the output, "
+        "as RNA is often written with T (then say --na-type RNA). With --complexes: for empty na_type cells.",
+    ),
     truncate: bool = typer.Option(
         False, "--truncate", help="Cut long proteins at the C-terminus to fit the model's context."
     ),
@@ -52,7 +83,10 @@ def affinity(
     """Predict the binding free energy ΔG (kcal/mol) and Kd of protein–nucleic-acid pairs.
 
     Output TSV: protein_id, na_id, dG_kcal_mol (ensemble mean), dG_sd (spread of the ensemble's fold
-    models; NA for a single model) and Kd_M (from ΔG = RT ln Kd at 298.15 K).
+    models; NA for a single model), Kd_M (from ΔG = RT ln Kd at 298.15 K), and what the prediction
+    assumed: na_type (DNA, RNA, or 'DNA (assumed)' for a strand of A/C/G/T guessed by --na-type auto),
+    complement (no: single-stranded; revcomp; given: from the complement FASTA or TSV column) and
+    protein_truncated (yes/no).
 
     Example: [bold]obte affinity proteins.fa dna.fa -o affinity.tsv[/bold]
     """
@@ -60,23 +94,53 @@ def affinity(
         load_affinity_model,
         predict_affinities,
     )
-    from obte_cli.engine.bio.complex_inputs import (
-        complements_for,
-        pair_complexes,
-        read_nucleic_acids,
-        read_proteins,
-    )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
-    if proteins == "-" and nucleic_acids == "-":
-        raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
     torch_device = resolve_device(device)
-    protein_records = read_proteins(proteins, on_unknown.value)
-    acid_records = read_nucleic_acids(nucleic_acids, na_type.value, on_unknown.value)
-    complements = complements_for(acid_records, complement, on_unknown.value)
-    complexes = pair_complexes(protein_records, acid_records, complements, pairs.value)
+    if complexes_tsv is not None:
+        if proteins is not None or nucleic_acids is not None:
+            raise InputError("give either --complexes TSV or the two FASTA files, not both")
+        if pairs is not None:
+            raise InputError("--pairs does not apply to --complexes: each row of the TSV is one complex")
+        if complement != "none":
+            raise InputError(
+                "--complement does not apply to --complexes: the TSV's complement column gives each row's "
+                "(empty: single-stranded)"
+            )
+        from obte_cli.engine.affinity.data import read_complexes_tsv
+
+        complexes = read_complexes_tsv(complexes_tsv, na_type.value, on_unknown.value)
+        assumed = sum(c.nucleic_acid.na_type_assumed for c in complexes)
+        source = "given"
+        how = "an na_type column or --na-type RNA"
+    else:
+        if proteins is None or nucleic_acids is None:
+            raise InputError("give a protein FASTA and a nucleic-acid FASTA, or --complexes TSV")
+        if proteins == "-" and nucleic_acids == "-":
+            raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
+        from obte_cli.engine.bio.complex_inputs import (
+            complements_for,
+            pair_complexes,
+            read_nucleic_acids,
+            read_proteins,
+        )
+
+        protein_records = read_proteins(proteins, on_unknown.value)
+        acid_records = read_nucleic_acids(nucleic_acids, na_type.value, on_unknown.value)
+        strands = complements_for(acid_records, complement, on_unknown.value)
+        complexes = pair_complexes(protein_records, acid_records, strands, (pairs or Pairing.all).value)
+        assumed = sum(a.na_type_assumed for a in acid_records)
+        source = "revcomp" if complement == "revcomp" else "given"
+        how = "--na-type RNA"
+    if assumed:
+        log.warning(
+            "%d nucleic acid(s) of A/C/G/T only taken as DNA ('DNA (assumed)' in the output); RNA written with T "
+            "needs %s",
+            assumed,
+            how,
+        )
     ensemble = load_affinity_model(model or default_affinity_model_dir(), torch_device)
     log.info("model %s: %d member(s), context %d", ensemble.path, len(ensemble.members), ensemble.context)
     n = truncated = 0
@@ -86,12 +150,16 @@ def affinity(
         for p in predict_affinities(ensemble, complexes, truncate, torch_device, on_unknown=on_unknown.value):
             if n == 0:
                 handle.write("\t".join(COLUMNS) + "\n")
+            acid = p.complex.nucleic_acid
             row = [
                 p.complex.protein.id,
-                p.complex.nucleic_acid.id,
+                acid.id,
                 _format(p.dg, ".3f"),
                 _format(p.dg_sd, ".3f"),
                 _format(p.kd, ".3e"),
+                acid.na_type + (ASSUMED if acid.na_type_assumed else ""),
+                source if p.complex.complement else "no",
+                "yes" if p.residues_cut > 0 else "no",
             ]
             handle.write("\t".join(row) + "\n")
             n += 1

@@ -33,7 +33,8 @@ app = new_app("Fine-tune an obte model on a downstream task.")
 
 DATA_HELP = (
     "ProNAB JSON (the OmniBioTE curation) or a pairs TSV with columns "
-    "protein_id (optional), protein, nucleic_acid, complement (optional), na_type (optional, DNA), dG (kcal/mol)."
+    "protein_id (optional), protein, nucleic_acid, complement (optional), na_type (optional: RNA if the strand "
+    "has a U, else DNA), dG (kcal/mol); `obte affinity --complexes` predicts for the same file."
 )
 BACKBONE_HELP = f"Backbone model directory {BACKBONE_DEFAULT_HELP}."
 TASK_OUT_HELP = "Output directory: model/, metrics.tsv, test_predictions.tsv, learning_curve.png."

@@ -11,6 +11,8 @@ from obte_cli.engine.affinity.complexes import RT_KCAL
 from obte_cli.engine.affinity.data import load_pronab_json
 from obte_cli.engine.affinity.ensemble import load_affinity_model
 
+COLUMNS = ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M", "na_type", "complement", "protein_truncated"]
+
 
 @pytest.fixture(scope="module")
 def small_pairs(pronab_path, tmp_path_factory):
@@ -117,7 +119,9 @@ def test_affinity_cli_on_real_pronab_sequences(cv_run, small_pairs, tmp_path):
     result = obte("affinity", proteins, acids, "--model", out, "-o", tmp_path / "dg.tsv")
     assert result.exit_code == 0, result.output
     dg = pd.read_csv(tmp_path / "dg.tsv", sep="\t")
-    assert list(dg.columns) == ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"]
+    assert list(dg.columns) == COLUMNS
+    assert set(dg["na_type"]) <= {"DNA (assumed)", "RNA"} and set(dg["complement"]) == {"no"}
+    assert set(dg["protein_truncated"]) == {"no"}
     assert len(dg) == 3 * 2 and list(dg["na_id"][:2]) == ["na0", "na1"]
     assert (dg["dG_sd"] > 0).all()  # three fold models disagree a little
     assert np.allclose(dg["Kd_M"], np.exp(dg["dG_kcal_mol"] / RT_KCAL), rtol=2e-3)
@@ -125,7 +129,7 @@ def test_affinity_cli_on_real_pronab_sequences(cv_run, small_pairs, tmp_path):
     single = obte("affinity", proteins, acids, "--model", out / "fold-01")
     assert single.exit_code == 0
     rows = [line.split("\t") for line in single.stdout.strip().splitlines()]
-    assert rows[0] == ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"] and rows[1][3] == "NA"
+    assert rows[0] == COLUMNS and rows[1][3] == "NA"
 
 
 def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
@@ -136,16 +140,21 @@ def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
     acids.write_text(">d1\nACGTACGGTA\n>r1\nACGUUAGC\n")
     zipped = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip")
     assert zipped.exit_code == 0, zipped.output
-    assert [line.split("\t")[:2] for line in zipped.stdout.splitlines()[1:]] == [["p1", "d1"], ["p2", "r1"]]
-    # An explicit complement file equal to the reverse complement gives the same answer as 'auto' for DNA.
+    rows = [line.split("\t") for line in zipped.stdout.splitlines()[1:]]
+    assert [r[:2] for r in rows] == [["p1", "d1"], ["p2", "r1"]]
+    assert [r[5:] for r in rows] == [["DNA (assumed)", "no", "no"], ["RNA", "no", "no"]]  # nothing invented
+    # An explicit complement file equal to the reverse complement gives the same answer as 'revcomp'.
+    revcomp = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", "revcomp")
     comp = tmp_path / "comp.fa"
     comp.write_text(">c1\nTACCGTACGT\n>c2\n\nA\n")
     explicit = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", comp)
-    assert explicit.exit_code == 0, explicit.output
-    assert explicit.stdout.splitlines()[1] == zipped.stdout.splitlines()[1]
-    assert explicit.stdout.splitlines()[2] != zipped.stdout.splitlines()[2]  # RNA: now double-stranded
+    assert explicit.exit_code == revcomp.exit_code == 0, explicit.output
+    given, rc = ([line.split("\t") for line in r.stdout.splitlines()[1:]] for r in (explicit, revcomp))
+    assert given[0][:5] == rc[0][:5] and (given[0][6], rc[0][6]) == ("given", "revcomp")
+    assert given[0][2] != rows[0][2]  # double-stranded now
+    assert given[1][2] != rows[1][2] and given[1][6] == "given"  # the RNA too: paired with 'A'
     none = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", "none")
-    assert none.stdout.splitlines()[1] != zipped.stdout.splitlines()[1]
+    assert none.stdout == zipped.stdout
 
 
 @pytest.mark.parametrize(
@@ -177,7 +186,7 @@ def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
             ">p1\n" + "M" * 400 + "\n",
             ">d1\nACGT\n",
             [],
-            "record 'p1 + d1': 414 tokens exceed the model's context of 384",
+            "record 'p1 + d1': 408 tokens exceed the model's context of 384",
         ),
     ],
 )
@@ -208,7 +217,8 @@ def test_truncate_cuts_the_protein_and_warns(cv_run, tmp_path):
     result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out, "--truncate")
     assert result.exit_code == 0, result.output
     assert "had their protein truncated" in result.stderr
-    assert len(result.stdout.strip().splitlines()) == 2
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[1].split("\t")[5:] == ["DNA (assumed)", "no", "yes"]
 
 
 def test_folds_zero_trains_one_all_data_model(small_pairs, backbone, tmp_path):
@@ -315,7 +325,7 @@ def test_bundled_default_model_runs_the_readme_example():
     result = obte("affinity", example_file("dna_binding_proteins.fa"), example_file("dna.fa"))
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
-    assert rows[0] == ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M"] and len(rows) == 1 + 4 * 5
+    assert rows[0] == COLUMNS and len(rows) == 1 + 4 * 5
     dg = np.array([float(r[2]) for r in rows[1:]])
     assert ((dg > -16) & (dg < -4)).all() and all(float(r[3]) > 0 for r in rows[1:])
 
@@ -378,3 +388,111 @@ def test_unknown_letters_need_on_unknown_unk_and_then_predict(cv_run, tmp_path):
     assert result.exit_code == 0, result.output
     row = result.stdout.strip().splitlines()[1].split("\t")
     assert row[:2] == ["p1", "d1"] and math.isfinite(float(row[2]))
+
+
+# ---- what is assumed: molecule type, complementary strand (the bundled default model) ----------------
+
+PROTEIN = "MSDNKKPRKTRTSFTAEQLEELEKEFHFNRYLTRRRRIEIAHALCLTERQIKIWFQNRRMKWKK"
+
+
+def _rows(result) -> list[list[str]]:
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split("\t") == COLUMNS
+    return [line.split("\t") for line in lines[1:]]
+
+
+def test_single_stranded_unless_asked_and_rna_written_with_t(tmp_path):
+    (tmp_path / "p.fa").write_text(f">hox\n{PROTEIN}\n")
+    # an ssDNA aptamer, an RNA written with U, and the same RNA written with T (as ProNAB writes it)
+    (tmp_path / "na.fa").write_text(">apt\nGGTTGGTGTGGTTGG\n>u\nACGUUAGCAU\n>t\nACGTTAGCAT\n")
+    default = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa"))
+    assert [r[1] for r in default] == ["apt", "u", "t"]
+    assert [r[5:] for r in default] == [
+        ["DNA (assumed)", "no", "no"],
+        ["RNA", "no", "no"],
+        ["DNA (assumed)", "no", "no"],
+    ]
+    assert default[1][2] != default[2][2]  # T-written RNA taken as DNA (with a warning) ...
+    warned = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa")
+    assert "2 nucleic acid(s) of A/C/G/T only taken as DNA" in warned.stderr and "--na-type RNA" in warned.stderr
+    as_rna = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--na-type", "RNA"))
+    assert [r[5] for r in as_rna] == ["RNA"] * 3
+    assert as_rna[1][2:5] == as_rna[2][2:5] == default[1][2:5]  # ... and as RNA once said so
+    revcomp = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--complement", "revcomp"))
+    assert [r[6] for r in revcomp] == ["revcomp"] * 3
+    assert all(r[2] != d[2] for r, d in zip(revcomp, default))
+    auto = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--complement", "auto")
+    assert auto.exit_code == 1 and auto.stdout == ""
+    assert auto.stderr.strip().splitlines()[-1].startswith("error: --complement auto is no more")
+
+
+def test_one_call_mixes_single_and_double_strands(tmp_path):
+    (tmp_path / "p.fa").write_text(f">hox\n{PROTEIN}\n")
+    (tmp_path / "na.fa").write_text(">site\nTTAATGGCTAATTA\n>apt\nGGTTGGTGTGGTTGG\n")
+    (tmp_path / "comp.fa").write_text(">site-rc\nTAATTAGCCATTAA\n>apt (single-stranded)\n")
+    mixed = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--complement", tmp_path / "comp.fa"))
+    assert [r[6] for r in mixed] == ["given", "no"]
+    revcomp = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--complement", "revcomp"))
+    single = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa"))
+    assert mixed[0][:5] == revcomp[0][:5] and mixed[1][:5] == single[1][:5]
+
+
+def test_complexes_tsv_predicts_what_the_fasta_call_does(tmp_path):
+    proteins = {"hox": PROTEIN, "short": PROTEIN[:40]}
+    (tmp_path / "p.fa").write_text("".join(f">{k}\n{v}\n" for k, v in proteins.items()))
+    (tmp_path / "na.fa").write_text(">site\nTTAATGGCTAATTA\n>rna\nACGTTAGCAT\n")
+    (tmp_path / "comp.fa").write_text(">site-rc\nTAATTAGCCATTAA\n>none\n")
+    fasta = _rows(
+        obte(
+            "affinity",
+            tmp_path / "p.fa",
+            tmp_path / "na.fa",
+            "--pairs",
+            "zip",
+            "--na-type",
+            "RNA",
+            "--complement",
+            tmp_path / "comp.fa",
+        )
+    )
+    # the pairs TSV `finetune affinity` reads (with a dG column, ignored here), in lower case
+    (tmp_path / "c.tsv").write_text(
+        "protein_id\tna_id\tprotein\tnucleic_acid\tcomplement\tna_type\tdG\n"
+        f"hox\tsite\t{PROTEIN.lower()}\tttaatggctaatta\tTAATTAGCCATTAA\tRNA\t-9.1\n"
+        f"short\trna\t{PROTEIN[:40]}\tACGTTAGCAT\t\tRNA\t-7\n"
+    )
+    tsv = _rows(obte("affinity", "--complexes", tmp_path / "c.tsv"))
+    assert tsv == fasta and [r[5:] for r in tsv] == [["RNA", "given", "no"], ["RNA", "no", "no"]]
+    # without ids and na_type: ids by line, the type guessed as for FASTA and said so
+    (tmp_path / "bare.tsv").write_text(f"protein\tnucleic_acid\n{PROTEIN}\tTTAATGGCTAATTA\n")
+    bare = obte("affinity", "--complexes", tmp_path / "bare.tsv")
+    assert [r[:2] + r[5:] for r in _rows(bare)] == [["protein2", "na2", "DNA (assumed)", "no", "no"]]
+    assert "an na_type column or --na-type RNA" in bare.stderr
+
+
+@pytest.mark.parametrize(
+    "tsv, args, message",
+    [
+        ("protein\tdG\nMKV\t-9\n", [], "c.tsv: missing column(s) nucleic_acid (need protein, nucleic_acid)"),
+        ("protein\tnucleic_acid\tna_type\nMKV\tACGT\tssDNA\n", [], "c.tsv: line 2: na_type 'ssDNA' is not DNA or RNA"),
+        ("protein\tnucleic_acid\n\tACGT\n", [], "c.tsv: line 2, protein: no protein sequence"),
+        ("protein\tnucleic_acid\nMKV\tACGT\n", ["p.fa"], "give either --complexes TSV or the two FASTA files"),
+        ("protein\tnucleic_acid\nMKV\tACGT\n", ["--pairs", "zip"], "--pairs does not apply to --complexes"),
+        ("protein\tnucleic_acid\nMKV\tACGT\n", ["--complement", "revcomp"], "--complement does not apply"),
+    ],
+)
+def test_complexes_tsv_errors_are_one_line(tmp_path, tsv, args, message):
+    (tmp_path / "c.tsv").write_text(tsv)
+    (tmp_path / "p.fa").write_text(">p1\nMKV\n")
+    args = [tmp_path / a if a.endswith(".fa") else a for a in args]
+    result = obte("affinity", "--complexes", tmp_path / "c.tsv", *args)
+    assert result.exit_code == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
+
+
+def test_without_inputs_says_what_to_give():
+    result = obte("affinity")
+    assert result.exit_code == 1
+    assert "give a protein FASTA and a nucleic-acid FASTA, or --complexes TSV" in result.stderr

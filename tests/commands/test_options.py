@@ -190,7 +190,7 @@ def test_guard_new_output(tmp_path):
 
 
 def test_choices_agree_with_the_engine():
-    from obte_cli.engine.bio.complex_inputs import PAIRING_CHOICES
+    from obte_cli.engine.bio.complex_inputs import NA_TYPE_CHOICES, PAIRING_CHOICES
     from obte_cli.engine.core.devices import DEVICE_CHOICES
     from obte_cli.engine.embedding.embed import POOLS
     from obte_cli.engine.finetuning.tasks import TASKS
@@ -206,6 +206,7 @@ def test_choices_agree_with_the_engine():
         (options.Modality, MODALITIES),
         (options.OnUnknown, ON_UNKNOWN_CHOICES),
         (options.Pairing, PAIRING_CHOICES),
+        (options.NaType, NA_TYPE_CHOICES),
     ]:
         assert [c.value for c in choice] == list(engine), choice
 

@@ -21,13 +21,17 @@ Filters (the paper's, §4.3.1), each counted in the returned report:
 * ``duplicate`` — exact repeats of (protein, nucleic acid, complement, type, ΔG) are kept once: ProNAB
   lists many measurements several times, and repeats would only re-weight the loss.
 
-Pairs TSV format (header required; ``protein_id``, ``complement`` and ``na_type`` optional)::
+Pairs TSV format (header required; ``protein_id``, ``complement`` and ``na_type`` optional; an empty
+``na_type`` is RNA if the strand has a U, else DNA; an empty ``complement`` is a single strand)::
 
     protein_id  protein  nucleic_acid  complement  na_type  dG
 
 A pairs TSV has no missing values: a ΔG that is not a finite number (``NaN``, ``inf``, empty) is an
 error naming file, line and column. In ProNAB JSON a sequence or strand that is neither a string nor null
 is an error naming the entry and row.
+
+The same pairs TSV, read by the same reader (:func:`read_pairs_rows`), is what `obte affinity --complexes`
+predicts for (:func:`read_complexes_tsv`: dG optional and ignored, an optional ``na_id`` column, no filters).
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from obte_cli.engine.bio.complex_inputs import Complex, nucleic_acid_record, protein_record
 from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES
+from obte_cli.engine.bio.seqio import display_name
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.tokenizers.base import canonical_sequence
 
@@ -147,40 +153,87 @@ def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[
     return _clean_rows(raw, str(path), keep_nonstandard)
 
 
-def load_pairs_tsv(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Read a pairs TSV (see module docstring); ``na_type`` defaults to RNA if the strand has U, else DNA."""
+def read_pairs_rows(path: str | Path, need_dg: bool = True) -> list[dict]:
+    """The rows of a pairs TSV as written, each a dict with its ``line`` number, ``protein_id`` and ``na_id``
+    (``protein<line>`` / ``na<line>`` when the column is absent or the cell empty), ``protein``,
+    ``nucleic_acid``, ``complement`` and ``na_type`` ("" when not given), and with ``need_dg`` a finite
+    ``dG``. Without ``need_dg`` (prediction) the dG column is optional and not read."""
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable TSV ({str(exc).splitlines()[0]})") from None
-    missing = [c for c in ("protein", "nucleic_acid", "dG") if c not in table.columns]
+    required = ["protein", "nucleic_acid", "dG"] if need_dg else ["protein", "nucleic_acid"]
+    missing = [c for c in required if c not in table.columns]
     if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (need protein, nucleic_acid, dG)")
-    raw = []
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(required)})")
+    rows = []
     for number, row in enumerate(table.to_dict("records"), start=2):
-        try:
-            dg = float(row["dG"])
-        except ValueError:
-            raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a number") from None
-        if not math.isfinite(dg):
-            raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a finite number")
-        na = row["nucleic_acid"]
-        na_type = (row.get("na_type") or ("RNA" if "U" in na.upper() else "DNA")).strip()
+        item = {
+            "line": number,
+            "protein_id": row.get("protein_id") or f"protein{number}",
+            "na_id": row.get("na_id") or f"na{number}",
+            "protein": row["protein"],
+            "nucleic_acid": row["nucleic_acid"],
+            "complement": row.get("complement", ""),
+            "na_type": row.get("na_type", "").strip(),
+        }
+        if need_dg:
+            try:
+                dg = float(row["dG"])
+            except ValueError:
+                raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a number") from None
+            if not math.isfinite(dg):
+                raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a finite number")
+            item["dG"] = dg
+        rows.append(item)
+    return rows
+
+
+def load_pairs_tsv(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Read a pairs TSV (see module docstring); ``na_type`` defaults to RNA if the strand has U, else DNA."""
+    raw = []
+    for row in read_pairs_rows(path):
+        na_type = row["na_type"] or ("RNA" if "U" in row["nucleic_acid"].upper() else "DNA")
         if na_type.upper() in ("DNA", "RNA"):
             na_type = na_type.upper()
-        raw.append(
-            {
-                "protein_id": row.get("protein_id") or f"protein{number}",
-                "protein": row["protein"],
-                "nucleic_acid": na,
-                "complement": row.get("complement", ""),
-                "na_type": na_type,
-                "dG": dg,
-            }
-        )
+        raw.append({**{c: row[c] for c in COLUMNS}, "na_type": na_type})
     return _clean_rows(raw, str(path), keep_nonstandard)
+
+
+def read_complexes_tsv(path: str | Path, na_type: str = "auto", on_unknown: str = "error") -> list[Complex]:
+    """The complexes of a pairs TSV, one per row, for prediction (`obte affinity --complexes`): the file
+    `obte finetune affinity` trains on, read by the same reader, so a user predicts exactly what they
+    would train on. The dG column is optional and ignored. No row is filtered: what training would drop
+    (an na_type other than DNA or RNA, an empty sequence, letters outside the alphabets unless
+    ``on_unknown="unk"``) is an error naming file and line. ``na_type`` (auto, DNA or RNA) applies to rows
+    whose na_type cell is empty; an empty complement cell is a single strand."""
+    name = display_name(path)
+    complexes = []
+    for row in read_pairs_rows(path, need_dg=False):
+        where = f"{name}: line {row['line']}"
+        given = row["na_type"]
+        if given and given.upper() not in ("DNA", "RNA"):
+            raise InputError(f"{where}: na_type {given!r} is not DNA or RNA (or empty, to guess from the strand)")
+        kind = given.upper() if given else na_type
+        protein = protein_record(row["protein_id"], _letters(row["protein"]), f"{where}, protein", on_unknown)
+        acid = nucleic_acid_record(
+            row["na_id"], _letters(row["nucleic_acid"]), f"{where}, nucleic_acid", kind, on_unknown
+        )
+        complement = _letters(row["complement"])
+        if complement:
+            complement = nucleic_acid_record(
+                row["na_id"], complement, f"{where}, complement", acid.na_type, on_unknown
+            ).sequence
+        complexes.append(Complex(protein, acid, complement))
+    if not complexes:
+        raise InputError(f"{name}: no complexes (only a header)")
+    return complexes
+
+
+def _letters(text: str) -> str:
+    return "".join(text.split())
 
 
 def load_affinity_data(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:

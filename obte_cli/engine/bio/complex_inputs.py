@@ -4,12 +4,16 @@
   position otherwise; with ``on_unknown="unk"`` other letters are let through, for the tokenizer to read
   as ``<unk>``); a file whose records all look like nucleic acid is refused, as the arguments were most
   likely swapped;
-* nucleic acids: A/C/G/T/U only (or, with ``on_unknown="unk"``, any letters); a record is RNA if it has U
-  and no T, else DNA (or fixed by the caller);
+* nucleic acids: A/C/G/T/U only (or, with ``on_unknown="unk"``, any letters), stored with U written as T;
+  the molecule type is fixed by the caller (``DNA``/``RNA``) or, with ``auto``, RNA if the strand has a U
+  and otherwise DNA. The latter is only a guess: ProNAB and many labs write RNA with T, so a strand of
+  A/C/G/T alone is marked :attr:`NamedSequence.na_type_assumed` for the caller to say so;
 * pairing: ``all`` (every protein with every nucleic acid) or ``zip`` (the i-th with the i-th);
-* complementary strand: ``auto`` adds the reverse complement to DNA (a double-stranded site, as most of
-  ProNAB's DNA measurements) and leaves RNA single-stranded; ``none`` never adds one; or a FASTA file
-  with one complement per nucleic-acid record, in the same order.
+* complementary strand, never invented: ``none`` leaves every strand single-stranded, ``revcomp`` adds
+  the reverse complement of every strand (a double-stranded site), and a FASTA file gives one complement
+  per nucleic-acid record, in the same order, where an empty record leaves that strand single-stranded.
+  The former ``auto`` (the reverse complement for every DNA, so single-stranded DNA became a duplex) is
+  refused with a message naming what replaced it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from obte_cli.engine.bio.molecules import AMINO_ACIDS, detect_molecule_type
-from obte_cli.engine.bio.seqio import display_name, read_fasta
+from obte_cli.engine.bio.seqio import Malformed, display_name, read_fasta, scan_fasta
 from obte_cli.engine.core.errors import InputError, UnknownResidueError
 
 PAIRING_CHOICES = ("all", "zip")
+NA_TYPE_CHOICES = ("auto", "DNA", "RNA")
+COMPLEMENT_CHOICES = ("none", "revcomp")  # or the path of a FASTA file of complements
 _AMINO = frozenset(AMINO_ACIDS)
 _NUCLEIC = frozenset("ACGTU")
 _COMPLEMENT = str.maketrans("ACGTU", "TGCAA")
@@ -34,6 +40,7 @@ class NamedSequence:
     sequence: str  # upper case; nucleic acids with U written as T
     source: str  # "file: record N ('id')", for error messages
     na_type: str = ""  # DNA or RNA for nucleic acids
+    na_type_assumed: bool = False  # DNA only because the strand has no U (--na-type auto): a guess
 
 
 @dataclass(frozen=True)
@@ -54,22 +61,54 @@ def _first_bad_letter(sequence: str, alphabet: frozenset) -> tuple[int, str] | N
     return None
 
 
+def protein_record(record_id: str, sequence: str, where: str, on_unknown: str = "error") -> NamedSequence:
+    """One protein, upper case, its letters checked (``where`` names it in errors)."""
+    sequence = sequence.upper()
+    if not sequence:
+        raise InputError(f"{where}: no protein sequence")
+    bad = _first_bad_letter(sequence, _AMINO) if on_unknown == "error" else None
+    if bad:
+        position, letter = bad
+        raise UnknownResidueError(
+            record_id,
+            position,
+            letter,
+            "protein",
+            f"{where}: non-standard amino acid {letter!r} at position {position}, not one of the 20 standard ones",
+        )
+    return NamedSequence(record_id, sequence, where)
+
+
+def nucleic_acid_record(
+    record_id: str, sequence: str, where: str, na_type: str = "auto", on_unknown: str = "error"
+) -> NamedSequence:
+    """One nucleic-acid strand, upper case with U written as T, its letters checked and its type fixed:
+    ``na_type`` DNA or RNA, or ``auto`` (RNA if it has a U, else DNA, marked as assumed)."""
+    if na_type not in NA_TYPE_CHOICES:
+        raise InputError(f"{where}: molecule type must be auto, DNA or RNA (got {na_type!r})")
+    sequence = sequence.upper()
+    if not sequence:
+        raise InputError(f"{where}: no nucleic-acid sequence")
+    bad = _first_bad_letter(sequence, _NUCLEIC) if on_unknown == "error" else None
+    if bad:
+        position, letter = bad
+        raise UnknownResidueError(
+            record_id,
+            position,
+            letter,
+            "nucleic acid",
+            f"{where}: {letter!r} at position {position} is not a nucleotide A, C, G, T or U",
+        )
+    assumed = na_type == "auto" and "U" not in sequence
+    kind = na_type if na_type != "auto" else ("DNA" if assumed else "RNA")
+    return NamedSequence(record_id, sequence.replace("U", "T"), where, kind, assumed)
+
+
 def read_proteins(path: str | Path, on_unknown: str = "error") -> list[NamedSequence]:
-    proteins = []
-    for record in read_fasta(path):
-        sequence = record.sequence.upper()
-        where = _where(path, record.number, record.id)
-        bad = _first_bad_letter(sequence, _AMINO) if on_unknown == "error" else None
-        if bad:
-            position, letter = bad
-            raise UnknownResidueError(
-                record.id,
-                position,
-                letter,
-                "protein",
-                f"{where}: non-standard amino acid {letter!r} at position {position}, not one of the 20 standard ones",
-            )
-        proteins.append(NamedSequence(record.id, sequence, where))
+    proteins = [
+        protein_record(record.id, record.sequence, _where(path, record.number, record.id), on_unknown)
+        for record in read_fasta(path)
+    ]
     if all(detect_molecule_type(p.sequence).modality == "nucleic" for p in proteins):
         raise InputError(
             f"{display_name(path)}: every record looks like a nucleic acid, not a protein (arguments swapped?)"
@@ -78,44 +117,52 @@ def read_proteins(path: str | Path, on_unknown: str = "error") -> list[NamedSequ
 
 
 def read_nucleic_acids(path: str | Path, na_type: str = "auto", on_unknown: str = "error") -> list[NamedSequence]:
-    if na_type not in ("auto", "DNA", "RNA"):
+    if na_type not in NA_TYPE_CHOICES:
         raise InputError(f"--na-type must be auto, DNA or RNA (got {na_type!r})")
-    acids = []
-    for record in read_fasta(path):
-        sequence = record.sequence.upper()
-        where = _where(path, record.number, record.id)
-        bad = _first_bad_letter(sequence, _NUCLEIC) if on_unknown == "error" else None
-        if bad:
-            position, letter = bad
-            raise UnknownResidueError(
-                record.id,
-                position,
-                letter,
-                "nucleic acid",
-                f"{where}: {letter!r} at position {position} is not a nucleotide A, C, G, T or U",
-            )
-        kind = na_type if na_type != "auto" else ("RNA" if "U" in sequence and "T" not in sequence else "DNA")
-        acids.append(NamedSequence(record.id, sequence.replace("U", "T"), where, kind))
-    return acids
+    return [
+        nucleic_acid_record(record.id, record.sequence, _where(path, record.number, record.id), na_type, on_unknown)
+        for record in read_fasta(path)
+    ]
 
 
 def reverse_complement(sequence: str) -> str:
     return sequence.translate(_COMPLEMENT)[::-1]
 
 
+def _read_complements(path: str | Path, on_unknown: str) -> list[str]:
+    """The strands of a complements FASTA, "" for an empty record (that nucleic acid stays single-stranded)."""
+    strands = []
+    for item in scan_fasta(path):
+        if isinstance(item, Malformed):
+            if item.reason != "empty_sequence":
+                raise InputError(item.message)
+            strands.append("")
+        else:
+            where = _where(path, item.number, item.id)
+            strands.append(nucleic_acid_record(item.id, item.sequence, where, "DNA", on_unknown).sequence)
+    return strands
+
+
 def complements_for(acids: list[NamedSequence], complement: str, on_unknown: str = "error") -> list[str]:
-    """One complementary strand (or "") per nucleic acid, following the ``complement`` policy."""
+    """One complementary strand (or "" for none) per nucleic acid: ``none``, ``revcomp`` or a FASTA file
+    (see the module docstring). Nothing is added that the caller did not ask for."""
     if complement == "none":
         return [""] * len(acids)
+    if complement == "revcomp":
+        return [reverse_complement(a.sequence) for a in acids]
     if complement == "auto":
-        return [reverse_complement(a.sequence) if a.na_type == "DNA" else "" for a in acids]
-    strands = read_nucleic_acids(complement, on_unknown=on_unknown)
+        raise InputError(
+            "--complement auto is no more: it added a reverse complement to every DNA, making single-stranded "
+            "DNA a duplex; use 'revcomp' for double-stranded sites, 'none' (the default) for single strands, "
+            "or a FASTA of complements"
+        )
+    strands = _read_complements(complement, on_unknown)
     if len(strands) != len(acids):
         raise InputError(
             f"{display_name(complement)}: {len(strands)} complementary strands for {len(acids)} nucleic acids "
-            "(give one per nucleic-acid record, in the same order)"
+            "(give one per nucleic-acid record, in the same order; an empty record for a single strand)"
         )
-    return [s.sequence for s in strands]
+    return strands
 
 
 def pair_complexes(

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -5,6 +7,7 @@ from obte_cli.engine.affinity.data import (
     load_affinity_data,
     load_pairs_tsv,
     load_pronab_json,
+    read_complexes_tsv,
 )
 from obte_cli.engine.bio.homology import (
     alignment_score,
@@ -55,6 +58,67 @@ def test_pairs_tsv_defaults_and_errors(tmp_path):
     path.write_text("protein\tnucleic_acid\tdG\nMKXV\tACGT\t-9\n")
     with pytest.raises(InputError, match="no usable rows"):
         load_pairs_tsv(path)
+
+
+def test_complexes_tsv_reads_what_finetune_trains_on_without_filtering(tmp_path, pronab_table):
+    table, _ = pronab_table
+    path = tmp_path / "pairs.tsv"
+    table.head(30).to_csv(path, sep="\t", index=False)
+    complexes = read_complexes_tsv(path)
+    assert [(c.protein.id, c.protein.sequence) for c in complexes] == list(
+        zip(table["protein_id"][:30], table["protein"][:30])
+    )
+    assert [(c.nucleic_acid.sequence, c.complement, c.nucleic_acid.na_type) for c in complexes] == list(
+        zip(table["nucleic_acid"][:30], table["complement"][:30], table["na_type"][:30])
+    )
+    assert not any(c.nucleic_acid.na_type_assumed for c in complexes)  # the na_type column says
+    assert [c.nucleic_acid.id for c in complexes][:2] == ["na2", "na3"]  # no na_id column: by line
+
+
+def test_complexes_tsv_defaults_types_and_errors(tmp_path):
+    path = tmp_path / "c.tsv"
+    # no dG (prediction), ids optional, lower case, U written as T, an empty na_type guessed, the same
+    # complex twice kept twice (training would keep it once)
+    path.write_text(
+        "protein_id\tna_id\tprotein\tnucleic_acid\tna_type\tcomplement\n"
+        "p1\tapt\tmkvla\tacgu\t\t\n"
+        "\t\tMKVLA\tACGT\t\tacgu\n"
+        "p3\tx\tMKVLA\tACGT\trna\t\n"
+        "p3\tx\tMKVLA\tACGT\trna\t\n"
+    )
+    complexes = read_complexes_tsv(path)
+    assert [(c.protein.id, c.nucleic_acid.id) for c in complexes] == [
+        ("p1", "apt"),
+        ("protein3", "na3"),
+        ("p3", "x"),
+        ("p3", "x"),
+    ]
+    assert [c.protein.sequence for c in complexes] == ["MKVLA"] * 4
+    assert [(c.nucleic_acid.sequence, c.nucleic_acid.na_type, c.nucleic_acid.na_type_assumed) for c in complexes] == [
+        ("ACGT", "RNA", False),
+        ("ACGT", "DNA", True),
+        ("ACGT", "RNA", False),
+        ("ACGT", "RNA", False),
+    ]
+    assert [c.complement for c in complexes] == ["", "ACGT", "", ""]
+    # --na-type fills the empty cells only
+    filled = read_complexes_tsv(path, "RNA")
+    assert [c.nucleic_acid.na_type for c in filled] == ["RNA"] * 4
+    assert not any(c.nucleic_acid.na_type_assumed for c in filled)
+    for text, message in [
+        ("protein\tdG\nMKV\t-9\n", "missing column(s) nucleic_acid (need protein, nucleic_acid)"),
+        ("protein\tnucleic_acid\tna_type\nMKV\tACGT\tDNA\nMKV\tACGT\tOther\n", "line 3: na_type 'Other' is not"),
+        ("protein\tnucleic_acid\nMKV\t\n", "line 2, nucleic_acid: no nucleic-acid sequence"),
+        ("protein\tnucleic_acid\nMKXV\tACGT\n", "line 2, protein: non-standard amino acid 'X' at position 3"),
+        ("protein\tnucleic_acid\tcomplement\nMKV\tACGT\tACNT\n", "line 2, complement: 'N' at position 3"),
+        ("protein\tnucleic_acid\n", "no complexes (only a header)"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(InputError, match=re.escape(message)):
+            read_complexes_tsv(path)
+    path.write_text("protein\tnucleic_acid\nMKXV\tACNT\n")
+    unk = read_complexes_tsv(path, on_unknown="unk")[0]
+    assert (unk.protein.sequence, unk.nucleic_acid.sequence) == ("MKXV", "ACNT")
 
 
 def test_homology_scores_real_proteins(pronab_table):

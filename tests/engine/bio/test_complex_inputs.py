@@ -29,16 +29,35 @@ def test_reverse_complement_is_an_involution_that_pairs_bases(strand):
 def test_reads_gzip_and_types_strands(tmp_path):
     path = tmp_path / "na.fa.gz"
     with gzip.open(path, "wt") as handle:
-        handle.write(">d1 some DNA\nacgt\nAC\n>r1\nACGUU\n>x1\nAAAA\n")
+        handle.write(">d1 some DNA\nacgt\nAC\n>r1\nACGUU\n>x1\nAAAA\n>m1\nACGUT\n")
     acids = read_nucleic_acids(path)
-    assert [(a.id, a.sequence, a.na_type) for a in acids] == [
-        ("d1", "ACGTAC", "DNA"),
-        ("r1", "ACGTT", "RNA"),
-        ("x1", "AAAA", "DNA"),
+    assert [(a.id, a.sequence, a.na_type, a.na_type_assumed) for a in acids] == [
+        ("d1", "ACGTAC", "DNA", True),  # A/C/G/T only: DNA is a guess (RNA is often written with T)
+        ("r1", "ACGTT", "RNA", False),
+        ("x1", "AAAA", "DNA", True),
+        ("m1", "ACGTT", "RNA", False),  # a U makes it RNA, whatever else it holds
     ]
-    assert complements_for(acids, "auto") == ["GTACGT", "", "TTTT"]
-    assert complements_for(acids, "none") == ["", "", ""]
-    assert [a.na_type for a in read_nucleic_acids(path, "RNA")] == ["RNA"] * 3
+    assert complements_for(acids, "none") == ["", "", "", ""]
+    assert complements_for(acids, "revcomp") == ["GTACGT", "AACGT", "TTTT", "AACGT"]
+    as_rna = read_nucleic_acids(path, "RNA")
+    assert [(a.na_type, a.na_type_assumed) for a in as_rna] == [("RNA", False)] * 4
+    assert [a.sequence for a in as_rna] == [a.sequence for a in acids]
+
+
+def test_complement_auto_is_refused_saying_what_replaced_it(tmp_path):
+    (tmp_path / "n.fa").write_text(">a\nACG\n")
+    with pytest.raises(InputError, match="--complement auto is no more: .* use 'revcomp' for double-stranded sites"):
+        complements_for(read_nucleic_acids(tmp_path / "n.fa"), "auto")
+
+
+def test_an_empty_complement_record_leaves_that_strand_single_stranded(tmp_path):
+    (tmp_path / "n.fa").write_text(">a\nACG\n>b\nGTT\n>c\nAAC\n")
+    (tmp_path / "c.fa").write_text(">ca\ncgu\n>cb\n>cc\nGTT\n")
+    acids = read_nucleic_acids(tmp_path / "n.fa")
+    assert complements_for(acids, str(tmp_path / "c.fa")) == ["CGT", "", "GTT"]
+    (tmp_path / "bad.fa").write_text(">ca\nCGT\n>cb\nCGN\n")
+    with pytest.raises(InputError, match=r"bad.fa: record 2 \('cb'\): 'N' at position 3 is not a nucleotide"):
+        complements_for(acids[:2], str(tmp_path / "bad.fa"))
 
 
 def test_pairing_all_and_zip(tmp_path):
@@ -57,7 +76,9 @@ def test_complement_file_must_match_the_nucleic_acids(tmp_path):
     (tmp_path / "n.fa").write_text(">a\nACG\n>b\nGTT\n")
     (tmp_path / "c.fa").write_text(">ca\nCGT\n")
     acids = read_nucleic_acids(tmp_path / "n.fa")
-    with pytest.raises(InputError, match="1 complementary strands for 2 nucleic acids"):
+    with pytest.raises(
+        InputError, match="1 complementary strands for 2 nucleic acids .*an empty record for a single strand"
+    ):
         complements_for(acids, str(tmp_path / "c.fa"))
 
 
@@ -72,4 +93,4 @@ def test_unknown_letters_are_refused_naming_the_record_or_let_through_for_unk(tm
         read_nucleic_acids(tmp_path / "n.fa")
     assert read_proteins(tmp_path / "p.fa", "unk")[0].sequence == "MKVXLA"
     acids = read_nucleic_acids(tmp_path / "n.fa", "auto", "unk")
-    assert acids[0].sequence == "ACNGT" and complements_for(acids, "auto") == ["ACNGT"]
+    assert acids[0].sequence == "ACNGT" and complements_for(acids, "revcomp") == ["ACNGT"]
