@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -41,9 +42,16 @@ def pronab(pronab_path) -> dict:
     return json.loads(pronab_path.read_text())
 
 
+PROTEIN_FILES = sorted((DATA / "debian-heldout" / "protein").glob("*.fa.gz"))
+
+
 @pytest.fixture(scope="session")
-def uniprot_fasta() -> Path:
-    return shared_file("sequences", "uniprot_query500.fasta")
+def protein_fasta(tmp_path_factory) -> Path:
+    """The 305 real proteins (UniProt, COG, Ensembl, MMseqs2, MacSyFinder) of ``tests/data/debian-heldout/protein``,
+    concatenated in file-name order into one plain FASTA file."""
+    path = tmp_path_factory.mktemp("proteins") / "proteins.fa"
+    path.write_bytes(b"".join(gzip.decompress(p.read_bytes()) for p in PROTEIN_FILES))
+    return path
 
 
 @pytest.fixture(scope="session")

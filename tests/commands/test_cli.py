@@ -3,6 +3,7 @@
 import gzip
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO, obte
@@ -71,21 +72,25 @@ def test_bpe_model_init(tmp_path):
     assert "vocab_size\t65536" in info and "max_positions\t512" in info
 
 
-def test_encode_decode_round_trip_on_real_proteins(tmp_path, uniprot_fasta, tiny_model):
+def test_encode_decode_round_trip_on_real_proteins(tmp_path, protein_fasta, tiny_model):
+    # the real proteins, plus one with the letters UniProt also uses (selenocysteine U, pyrrolysine O, B, Z, X)
+    fasta = tmp_path / "proteins.fa"
+    fasta.write_text(Path(protein_fasta).read_text() + ">nonstandard\nMKBZUXOACD\n")
     tokens = tmp_path / "tokens.tsv"
-    result = obte("tokenize", "encode", uniprot_fasta, "-t", tiny_model, "--spans", "--on-unknown", "unk", "-o", tokens)
+    result = obte("tokenize", "encode", fasta, "-t", tiny_model, "--spans", "--on-unknown", "unk", "-o", tokens)
     assert result.exit_code == 0, result.output
     rows = tokens.read_text().strip().split("\n")
     assert rows[0].split("\t") == ["record_id", "molecule_type", "n_residues", "n_tokens", "token_ids", "token_spans"]
-    assert len(rows) == 501
+    assert len(rows) == 307
     back = tmp_path / "back.fa"
     assert obte("tokenize", "decode", tokens, "-t", tiny_model, "-o", back).exit_code == 0
-    originals = list(read_fasta(uniprot_fasta))
+    originals = list(read_fasta(fasta))
     decoded = list(read_fasta(back))
     assert [r.id for r in decoded] == [r.id for r in originals]
     standard = set("ACDEFGHIKLMNPQRSTVWY")
     expected = ["".join(c if c in standard else "X" for c in r.sequence.upper()) for r in originals]
     assert [r.sequence for r in decoded] == expected
+    assert decoded[-1].sequence == "MKXXXXXACD"
 
 
 def test_bpe_round_trip_through_stdin(pronab):
@@ -102,11 +107,11 @@ def test_bpe_round_trip_through_stdin(pronab):
     assert decoded.stdout.replace("\n", "") == fasta.replace("\n", "")
 
 
-def test_gzip_input(tmp_path, uniprot_fasta):
+def test_gzip_input(tmp_path, protein_fasta):
     packed = tmp_path / "seqs.fa.gz"
-    packed.write_bytes(gzip.compress(uniprot_fasta.read_bytes()))
+    packed.write_bytes(gzip.compress(protein_fasta.read_bytes()))
     result = obte("tokenize", "encode", packed, "--on-unknown", "unk")
-    assert result.exit_code == 0 and len(result.stdout.strip().split("\n")) == 501
+    assert result.exit_code == 0 and len(result.stdout.strip().split("\n")) == 306
 
 
 @pytest.mark.parametrize(

@@ -9,18 +9,19 @@ from obte_cli.engine.bio.seqio import read_fasta, write_fasta
 from obte_cli.engine.core.errors import InputError
 
 
-def test_reads_real_uniprot_file(uniprot_fasta):
-    records = list(read_fasta(uniprot_fasta))
-    assert len(records) == 500
-    assert records[0].id == "tr|A7TBS3|A7TBS3_NEMVE"
-    assert records[0].sequence.startswith("VCIHTENQNQ")
+def test_reads_real_protein_file(protein_fasta):
+    records = list(read_fasta(protein_fasta))
+    assert len(records) == 305
+    assert records[0].id == "cog-myva.2430"
+    assert records[0].sequence.startswith("KKGSFLVLGN")
+    assert records[-1].id == "mmseqs2-db.13868"
     assert [r.number for r in records[:3]] == [1, 2, 3]
 
 
-def test_gzip_is_detected_by_content_not_name(tmp_path, uniprot_fasta):
+def test_gzip_is_detected_by_content_not_name(tmp_path, protein_fasta):
     packed = tmp_path / "seqs.txt"  # no .gz suffix on purpose
-    packed.write_bytes(gzip.compress(uniprot_fasta.read_bytes()))
-    assert [r.sequence for r in read_fasta(packed)] == [r.sequence for r in read_fasta(uniprot_fasta)]
+    packed.write_bytes(gzip.compress(protein_fasta.read_bytes()))
+    assert [r.sequence for r in read_fasta(packed)] == [r.sequence for r in read_fasta(protein_fasta)]
 
 
 @pytest.mark.parametrize(
@@ -41,9 +42,9 @@ def test_malformed_input_gives_one_line_error(tmp_path, content, message):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_truncated_gzip(tmp_path, uniprot_fasta):
+def test_truncated_gzip(tmp_path, protein_fasta):
     path = tmp_path / "cut.fa.gz"
-    path.write_bytes(gzip.compress(uniprot_fasta.read_bytes())[:5000])
+    path.write_bytes(gzip.compress(protein_fasta.read_bytes())[:5000])
     with pytest.raises(InputError, match="truncated gzip"):
         list(read_fasta(path))
 
@@ -70,13 +71,13 @@ def test_write_then_read_round_trip(tmp_path_factory, records, width):
     assert [r.id for r in back] == [h.split()[0] for h, _ in records]
 
 
-def test_xz_is_read_and_a_truncated_xz_is_one_error(tmp_path, uniprot_fasta):
+def test_xz_is_read_and_a_truncated_xz_is_one_error(tmp_path, protein_fasta):
     import lzma
 
     path = tmp_path / "seqs.fna.xz"  # the suffix does not matter: the magic bytes do
-    path.write_bytes(lzma.compress(uniprot_fasta.read_bytes()))
-    assert [r.sequence for r in read_fasta(path)] == [r.sequence for r in read_fasta(uniprot_fasta)]
-    path.write_bytes(lzma.compress(uniprot_fasta.read_bytes())[:5000])
+    path.write_bytes(lzma.compress(protein_fasta.read_bytes()))
+    assert [r.sequence for r in read_fasta(path)] == [r.sequence for r in read_fasta(protein_fasta)]
+    path.write_bytes(lzma.compress(protein_fasta.read_bytes())[:5000])
     with pytest.raises(InputError, match="truncated xz"):
         list(read_fasta(path))
 

@@ -28,11 +28,11 @@ def models(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def proteins(uniprot_fasta, tmp_path_factory):
-    """40 real UniProt proteins of up to 240 residues (standard letters), as FASTA."""
+def proteins(protein_fasta, tmp_path_factory):
+    """40 real proteins (UniProt, COG, Ensembl, ...) of up to 240 residues (standard letters), as FASTA."""
     records = [
         r
-        for r in read_fasta(uniprot_fasta)
+        for r in read_fasta(protein_fasta)
         if len(r.sequence) <= 240 and set(r.sequence) <= set("ACDEFGHIKLMNPQRSTVWY")
     ][:40]
     path = tmp_path_factory.mktemp("seqs") / "proteins.fa"

@@ -30,12 +30,12 @@ from obte_cli.engine.pretraining.token_files import open_corpus
 
 
 @pytest.fixture(scope="module")
-def tokens(tmp_path_factory, uniprot_fasta):
-    """Real proteins (UniProt), chloroplast tRNA/rRNA genes and ProNAB ligands, residue-tokenized."""
+def tokens(tmp_path_factory, protein_fasta):
+    """Real proteins (tests/data/debian-heldout), chloroplast tRNA/rRNA genes and ProNAB ligands, residue-tokenized."""
     root = tmp_path_factory.mktemp("pretrain")
     assert (
         obte(
-            "prep", uniprot_fasta, DATA / "chloroplast_rna.gb", DATA / "pronab_ligands.fa", "-o", root / "prep"
+            "prep", protein_fasta, DATA / "chloroplast_rna.gb", DATA / "pronab_ligands.fa", "-o", root / "prep"
         ).exit_code
         == 0
     )

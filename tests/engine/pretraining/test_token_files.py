@@ -20,9 +20,9 @@ from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 
 @pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory, uniprot_fasta):
+def corpus_dir(tmp_path_factory, protein_fasta):
     out = tmp_path_factory.mktemp("corpus") / "prep"
-    result = obte("prep", DATA / "chloroplast_rna.gb", DATA / "pronab_ligands.fa", uniprot_fasta, "-o", out)
+    result = obte("prep", DATA / "chloroplast_rna.gb", DATA / "pronab_ligands.fa", protein_fasta, "-o", out)
     assert result.exit_code == 0, result.output
     return out
 
