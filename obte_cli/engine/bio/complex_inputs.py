@@ -54,11 +54,14 @@ def _where(path: str | Path, number: int, record_id: str) -> str:
     return f"{display_name(path)}: record {number} ('{record_id}')"
 
 
-def _first_bad_letter(sequence: str, alphabet: frozenset) -> tuple[int, str] | None:
+def _refuse_unknown(record_id: str, sequence: str, alphabet: frozenset, kind: str, message: str, where: str) -> None:
+    """UnknownResidueError at the first letter outside ``alphabet``; ``message`` is formatted with
+    ``letter`` and ``position`` (1-based) and prefixed with ``where``."""
     for i, letter in enumerate(sequence):
         if letter not in alphabet:
-            return i + 1, letter
-    return None
+            position = i + 1
+            text = message.format(letter=letter, position=position)
+            raise UnknownResidueError(record_id, position, letter, kind, f"{where}: {text}")
 
 
 def protein_record(record_id: str, sequence: str, where: str, on_unknown: str = "error") -> NamedSequence:
@@ -66,15 +69,14 @@ def protein_record(record_id: str, sequence: str, where: str, on_unknown: str = 
     sequence = sequence.upper()
     if not sequence:
         raise InputError(f"{where}: no protein sequence")
-    bad = _first_bad_letter(sequence, _AMINO) if on_unknown == "error" else None
-    if bad:
-        position, letter = bad
-        raise UnknownResidueError(
+    if on_unknown == "error":
+        _refuse_unknown(
             record_id,
-            position,
-            letter,
+            sequence,
+            _AMINO,
             "protein",
-            f"{where}: non-standard amino acid {letter!r} at position {position}, not one of the 20 standard ones",
+            "non-standard amino acid {letter!r} at position {position}, not one of the 20 standard ones",
+            where,
         )
     return NamedSequence(record_id, sequence, where)
 
@@ -89,15 +91,14 @@ def nucleic_acid_record(
     sequence = sequence.upper()
     if not sequence:
         raise InputError(f"{where}: no nucleic-acid sequence")
-    bad = _first_bad_letter(sequence, _NUCLEIC) if on_unknown == "error" else None
-    if bad:
-        position, letter = bad
-        raise UnknownResidueError(
+    if on_unknown == "error":
+        _refuse_unknown(
             record_id,
-            position,
-            letter,
+            sequence,
+            _NUCLEIC,
             "nucleic acid",
-            f"{where}: {letter!r} at position {position} is not a nucleotide A, C, G, T or U",
+            "{letter!r} at position {position} is not a nucleotide A, C, G, T or U",
+            where,
         )
     assumed = na_type == "auto" and "U" not in sequence
     kind = na_type if na_type != "auto" else ("DNA" if assumed else "RNA")

@@ -46,6 +46,7 @@ from obte_cli.engine.pretraining.token_files import TokenCorpus
 from obte_cli.engine.pretraining.train_state import (
     latest_checkpoint,
     load_checkpoint,
+    read_checkpoint_json,
     save_checkpoint,
 )
 
@@ -398,7 +399,7 @@ def resume_budget_change(out_dir: Path, settings: PretrainSettings) -> tuple[int
     latest = latest_checkpoint(Path(out_dir) / "checkpoints")
     if latest is None or not (latest / "trainer.json").is_file():
         return None
-    state = json.loads((latest / "trainer.json").read_text())
+    state = read_checkpoint_json(latest / "trainer.json")
     old = (state.get("settings") or {}).get("total_tokens")
     if old is None or old == settings.total_tokens:
         return None

@@ -122,12 +122,12 @@ def load_checkpoint(
     set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     rng_file = path / f"rng-rank-{processes.rank}.json"
     if rng_file.is_file():
-        rng = _read_json(rng_file).get("torch")
+        rng = read_checkpoint_json(rng_file).get("torch")
         try:
             torch.set_rng_state(torch.tensor(rng, dtype=torch.uint8))
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ObteError(f"{rng_file}: not a saved random-number state") from exc
-    trainer = _read_json(path / "trainer.json")
+    trainer = read_checkpoint_json(path / "trainer.json")
     kinds = {"step": int, "tokens": int, "scheduler": dict, "settings": dict}
     for key, kind in kinds.items():
         if not isinstance(trainer.get(key), kind) or isinstance(trainer.get(key), bool):
@@ -135,7 +135,8 @@ def load_checkpoint(
     return trainer
 
 
-def _read_json(path: Path) -> dict:
+def read_checkpoint_json(path: Path) -> dict:
+    """A checkpoint's JSON object (``trainer.json``, RNG state); unreadable or malformed is an ObteError."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
