@@ -20,12 +20,14 @@ from obte_cli.commands.options import (
     DeviceOption,
     ForceOption,
     Preset,
+    Readout,
     backbone_or_default,
     device_option,
     guard_new_output,
     model_option,
     number_in,
     out_option,
+    readout_option,
     seed_option,
 )
 from obte_cli.commands.scan_jaspar import RATE, read_accessions
@@ -54,13 +56,16 @@ def pronab(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Complexes per optimizer step."),
     truncate: bool = typer.Option(True, "--truncate/--no-truncate", help="Cut proteins to the backbone's context."),
     seed: Annotated[int, seed_option("Seed for folds, training and the baseline.")] = 0,
+    readout: Annotated[Readout, readout_option()] = Readout.first,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
 ) -> None:
     """ΔG on ProNAB: the obte model vs composition features + gradient boosting, on the same folds.
 
     Prints one TSV row per method: PCC, MAE and RMSE as mean and SEM over folds, and pooled over all
-    out-of-fold predictions. Writes bench.tsv and bench.png to --out.
+    out-of-fold predictions; within-protein PCC (mean over test proteins with ≥ 5 measurements: does it
+    rank one protein's nucleic acids?) and per-protein PCC (of the proteins' mean ΔG).
+    Writes bench.tsv and bench.png to --out.
 
     Example: [bold]obte bench pronab --data pronab_dev.json --model backbone/ --out bench-pronab/[/bold]
     """
@@ -96,6 +101,7 @@ def pronab(
             device=resolve_device(device),
             workers=None,
             homology_cache=homology_cache(),
+            readout=readout.value,
         )
     report = affinity_cv_report(data, folds, threshold)
     report.baseline = lambda n: log.info("baseline: composition features + gradient boosting on the same %d folds", n)
@@ -104,7 +110,16 @@ def pronab(
         write_tsv(results, handle)
     for r in results.itertuples():
         log.info(
-            "%-16s PCC %.3f ± %.3f   MAE %.3f ± %.3f kcal/mol", r.method, r.pcc_mean, r.pcc_sem, r.mae_mean, r.mae_sem
+            "%-16s PCC %.3f ± %.3f   MAE %.3f ± %.3f kcal/mol   within-protein PCC %.3f (%d proteins)   "
+            "per-protein PCC %.3f",
+            r.method,
+            r.pcc_mean,
+            r.pcc_sem,
+            r.mae_mean,
+            r.mae_sem,
+            r.within_protein_pcc,
+            r.within_protein_n,
+            r.per_protein_pcc,
         )
     log.info("wrote %s", out)
 

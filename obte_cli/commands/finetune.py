@@ -17,6 +17,7 @@ from obte_cli.commands.options import (
     OnUnknown,
     OnUnknownOption,
     Probe,
+    Readout,
     Task,
     backbone_or_default,
     folds_check,
@@ -25,6 +26,7 @@ from obte_cli.commands.options import (
     number_in,
     on_unknown_option,
     out_option,
+    readout_option,
     seed_option,
     suggests_on_unknown,
 )
@@ -150,6 +152,7 @@ def affinity(
             "counts them (the paper's filter); 'unk' keeps them, each such letter read as the <unk> token."
         ),
     ] = OnUnknown.error,
+    readout: Annotated[Readout, readout_option()] = Readout.first,
     seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for the homology alignments (0: all cores)."),
@@ -181,6 +184,7 @@ def affinity(
         workers=workers or None,
         homology_cache=homology_cache(),
         on_unknown=on_unknown.value,
+        readout=readout.value,
     )
     run = train_affinity_cv(data, out, cv, affinity_cv_report(data, folds, threshold))
     if run.result is None:

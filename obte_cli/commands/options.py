@@ -52,6 +52,23 @@ class Pool(StrChoice):
     per_token = "per-token"
 
 
+class Readout(StrChoice):
+    """What a ΔG head reads (obte_cli.engine.finetuning.trainer.Readout)."""
+
+    first = "first"
+    parts_mean = "parts-mean"
+
+
+READOUT_HELP = (
+    "What the ΔG head reads: 'first', the first token's final state (the reference's choice), or 'parts-mean', "
+    "the mean states of the protein and of the nucleic acid side by side."
+)
+
+
+def readout_option() -> Any:
+    return typer.Option("--readout", help=READOUT_HELP)
+
+
 class OnUnknown(StrChoice):
     error = "error"
     unk = "unk"

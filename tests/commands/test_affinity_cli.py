@@ -5,25 +5,20 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import obte, shared_file
+from conftest import DATA, obte, shared_file
 
 from obte_cli.engine.affinity.complexes import RT_KCAL
-from obte_cli.engine.affinity.data import load_pronab_json
+from obte_cli.engine.affinity.data import load_pairs_tsv
 from obte_cli.engine.affinity.ensemble import load_affinity_model
 
 COLUMNS = ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M", "na_type", "complement", "protein_truncated"]
 
 
 @pytest.fixture(scope="module")
-def small_pairs(pronab_path, tmp_path_factory):
-    """35 real ProNAB measurements of 12 short proteins, as a pairs TSV."""
-    table, _ = load_pronab_json(pronab_path)
-    short = table[table["protein"].str.len() <= 200]
-    keep = list(dict.fromkeys(short["protein"]))[:12]
-    subset = short[short["protein"].isin(keep)].groupby("protein", sort=False).head(4)
-    path = tmp_path_factory.mktemp("affinity") / "pairs.tsv"
-    subset.to_csv(path, sep="\t", index=False)
-    return path, subset.reset_index(drop=True)
+def small_pairs():
+    """47 real ProNAB measurements of 12 short proteins (tests/data/pronab_sample.tsv), as a pairs TSV."""
+    path = DATA / "pronab_sample.tsv"
+    return path, load_pairs_tsv(path)[0]
 
 
 @pytest.fixture(scope="module")
@@ -496,3 +491,47 @@ def test_without_inputs_says_what_to_give():
     result = obte("affinity")
     assert result.exit_code == 1
     assert "give a protein FASTA and a nucleic-acid FASTA, or --complexes TSV" in result.stderr
+
+
+def test_parts_mean_readout_end_to_end(small_pairs, backbone, tmp_path):
+    """--readout parts-mean: recorded in each fold model's head, used again when the model predicts, and the
+    bench prints the within-protein and per-protein PCC of its out-of-fold predictions."""
+    from obte_cli.engine.affinity.cv import encode_affinity_table
+    from obte_cli.engine.core.metrics import group_mean_pcc, within_group_pcc
+
+    out = tmp_path / "dg"
+    args = ["--folds", "2", "--epochs", "1", "--batch-size", "16", "--seed", "1", "--device", "cpu"]
+    result = obte(
+        "finetune", "affinity", "--data", small_pairs[0], "--model", backbone, "--out", out, "--readout", "parts-mean",
+        *args,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = load_affinity_model(out)
+    assert {m.readout.kind for m in model.members} == {"parts-mean"} and model.metadata["readout"] == "parts-mean"
+    assert model.members[0].head.proj.in_features == 2 * model.members[0].loaded.model.config.width
+    predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
+    rows = predictions[predictions["fold"] == 1]
+    table = small_pairs[1].iloc[rows["row"] - 1].reset_index(drop=True)
+    fold_one = load_affinity_model(out / "fold-01")
+    dg, _ = fold_one.predict(encode_affinity_table(fold_one.tokenizer, table, fold_one.context, False).token_ids)
+    assert np.allclose(dg, rows["dG_predicted"], atol=2e-3)
+
+    bench = obte("bench", "pronab", "--data", small_pairs[0], "--from-cv", out, "--out", tmp_path / "bench")
+    assert bench.exit_code == 0, bench.output
+    assert "within-protein PCC" in bench.stderr and "per-protein PCC" in bench.stderr
+    scores = pd.read_csv(tmp_path / "bench" / "bench.tsv", sep="\t").set_index("method")
+    proteins = small_pairs[1]["protein"].to_numpy()[predictions["row"] - 1]
+    within, n = within_group_pcc(predictions["dG_measured"], predictions["dG_predicted"], proteins)
+    assert n >= 3 and scores.loc["obte", "within_protein_n"] == n
+    assert scores.loc["obte", "within_protein_pcc"] == pytest.approx(within, abs=2e-4)  # bench.tsv has 4 decimals
+    per_protein = group_mean_pcc(predictions["dG_measured"], predictions["dG_predicted"], proteins)
+    assert scores.loc["obte", "per_protein_pcc"] == pytest.approx(per_protein, abs=2e-4)
+    assert np.isfinite(scores.loc["composition+GBM", ["within_protein_pcc", "per_protein_pcc"]].astype(float)).all()
+
+
+def test_readout_choice_is_a_usage_error(small_pairs, backbone, tmp_path):
+    result = obte(
+        "finetune", "affinity", "--data", small_pairs[0], "--model", backbone, "--out", tmp_path / "x",
+        "--readout", "cls",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--readout" in result.output

@@ -39,6 +39,7 @@ from obte_cli.engine.core.metrics import regression_metrics
 from obte_cli.engine.finetuning.folds import FoldPlan, plan_folds
 from obte_cli.engine.finetuning.trainer import (
     FinetuneSettings,
+    Readout,
     predict_sequence_task,
     train_sequence_task,
 )
@@ -103,16 +104,23 @@ def assign_folds(
     return FoldAssignment(plan, plan.fold_of_rows(groups))
 
 
+def affinity_readout(kind: str, tokenizer: Tokenizer) -> Readout:
+    """The :class:`Readout` of kind ``kind`` for complexes encoded by ``tokenizer``."""
+    return Readout(kind, tokenizer.end_ids() if kind == "parts-mean" else frozenset())
+
+
 @dataclass
 class TrainedAffinityModel:
     loaded_backbone: object  # LoadedModel (its model now fine-tuned)
     head: LinearHead
     scaler: TargetScaler
     history: list[dict]
+    readout: Readout
 
     def predict(self, token_ids: list[np.ndarray], device: torch.device | str = "cpu") -> np.ndarray:
         backbone = self.loaded_backbone
-        z = predict_sequence_task(backbone.model, self.head, token_ids, backbone.tokenizer.pad_id, device)[:, 0]
+        pad_id = backbone.tokenizer.pad_id
+        z = predict_sequence_task(backbone.model, self.head, token_ids, pad_id, device, readout=self.readout)[:, 0]
         return self.scaler.inverse(z)
 
     def save(self, directory: Path, metadata: dict) -> Path:
@@ -121,7 +129,7 @@ class TrainedAffinityModel:
             directory,
             backbone.model,
             backbone.tokenizer,
-            head=affinity_head_description(self.head, self.scaler),
+            head=affinity_head_description(self.head, self.scaler, self.readout.kind),
             head_state=self.head.state_dict(),
             metadata=metadata,
             overwrite=True,
@@ -135,16 +143,28 @@ def fit_affinity_model(
     settings: FinetuneSettings,
     device: torch.device | str = "cpu",
     on_step: Callable[[dict], None] | None = None,
+    readout: str = "first",
 ) -> TrainedAffinityModel:
-    """Fine-tune a fresh copy of the backbone in ``backbone_dir`` to predict ΔG (kcal/mol)."""
+    """Fine-tune a fresh copy of the backbone in ``backbone_dir`` to predict ΔG (kcal/mol), read out as
+    ``readout`` (see :class:`~obte_cli.engine.finetuning.trainer.Readout`)."""
     loaded = load_model(backbone_dir, device="cpu")
+    reader = affinity_readout(readout, loaded.tokenizer)
     torch.manual_seed(settings.seed)
-    head = LinearHead(loaded.model.config.width, 1)
+    head = LinearHead(reader.input_width(loaded.model.config.width), 1)
     scaler = TargetScaler.fit(dg)
     history = train_sequence_task(
-        loaded.model, head, token_ids, scaler.transform(dg), settings, loaded.tokenizer.pad_id, device, "mse", on_step
+        loaded.model,
+        head,
+        token_ids,
+        scaler.transform(dg),
+        settings,
+        loaded.tokenizer.pad_id,
+        device,
+        "mse",
+        on_step,
+        readout=reader,
     )
-    return TrainedAffinityModel(loaded, head, scaler, history)
+    return TrainedAffinityModel(loaded, head, scaler, history, reader)
 
 
 @dataclass
@@ -180,6 +200,7 @@ def cross_validate(
     on_fold: Callable[[int, int, int], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
     on_fold_done: Callable[[int, dict], None] | None = None,
+    readout: str = "first",
 ) -> CrossValidationResult:
     """Train one model per fold (see module docstring); writes ``fold-NN/`` and ``ensemble.json``.
 
@@ -195,7 +216,7 @@ def cross_validate(
         if on_fold is not None:
             on_fold(fold, len(train), len(test))
         trained = fit_affinity_model(
-            backbone_dir, [encoded.token_ids[i] for i in train], dg[train], settings, device, on_step
+            backbone_dir, [encoded.token_ids[i] for i in train], dg[train], settings, device, on_step, readout
         )
         predicted[test] = trained.predict([encoded.token_ids[i] for i in test], device)
         metrics = regression_metrics(dg[test], predicted[test])
@@ -228,11 +249,11 @@ def train_all_data(
     device: torch.device | str = "cpu",
     provenance: dict | None = None,
     on_step: Callable[[dict], None] | None = None,
+    readout: str = "first",
 ) -> Path:
     """``--folds 0``: one model on every row, saved as ``all-data/`` and listed in ``ensemble.json``."""
-    trained = fit_affinity_model(
-        backbone_dir, encoded.token_ids, table["dG"].to_numpy(dtype=np.float64), settings, device, on_step
-    )
+    dg = table["dG"].to_numpy(dtype=np.float64)
+    trained = fit_affinity_model(backbone_dir, encoded.token_ids, dg, settings, device, on_step, readout)
     trained.save(out_dir / "all-data", {**(provenance or {}), "train_rows": len(table), "finetune": settings.to_dict()})
     write_ensemble_manifest(out_dir, ["all-data"], provenance or {})
     return out_dir / ENSEMBLE_FILE

@@ -31,7 +31,7 @@ from obte_cli.engine.bio.complex_inputs import Complex
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.core.outputs import write_text_atomic
-from obte_cli.engine.finetuning.trainer import predict_sequence_task
+from obte_cli.engine.finetuning.trainer import Readout, predict_sequence_task
 from obte_cli.engine.model.directory import CONFIG_FILE, LoadedModel, load_model
 from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.tokenizers.base import Tokenizer
@@ -41,9 +41,10 @@ ENSEMBLE_FORMAT = "obte-ensemble"
 AFFINITY_TASK = "affinity"
 
 
-def affinity_head_description(head: LinearHead, scaler: TargetScaler) -> dict:
+def affinity_head_description(head: LinearHead, scaler: TargetScaler, readout: str = "first") -> dict:
     return {
         **head.describe(),
+        "readout": readout,
         "task": AFFINITY_TASK,
         "target": "dG_kcal_mol",
         "dg_mean": scaler.mean,
@@ -62,6 +63,7 @@ class AffinityMember:
     loaded: LoadedModel
     head: LinearHead
     scaler: TargetScaler
+    readout: Readout
 
 
 def _member(directory: Path, device: torch.device | str) -> AffinityMember:
@@ -72,12 +74,17 @@ def _member(directory: Path, device: torch.device | str) -> AffinityMember:
             f"{directory}: not a ΔG model (no affinity head; train one with `obte finetune affinity`)"
         )
     try:
-        head = LinearHead(loaded.model.config.width, int(head_info["n_outputs"]), int(head_info.get("base_width", 32)))
+        readout = Readout(head_info.get("readout", "first"), loaded.tokenizer.end_ids())
+        head = LinearHead(
+            readout.input_width(loaded.model.config.width),
+            int(head_info["n_outputs"]),
+            int(head_info.get("base_width", 32)),
+        )
         head.load_state_dict(loaded.head_state, strict=True)
         scaler = TargetScaler(float(head_info["dg_mean"]), float(head_info["dg_sd"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFormatError(f"{directory / CONFIG_FILE}: bad affinity head ({str(exc).splitlines()[0]})") from None
-    return AffinityMember(loaded, head.to(device).eval(), scaler)
+    return AffinityMember(loaded, head.to(device).eval(), scaler, readout)
 
 
 @dataclass
@@ -99,7 +106,9 @@ class AffinityEnsemble:
         per_member = np.stack(
             [
                 m.scaler.inverse(
-                    predict_sequence_task(m.loaded.model, m.head, token_ids, self.tokenizer.pad_id, device)[:, 0]
+                    predict_sequence_task(
+                        m.loaded.model, m.head, token_ids, self.tokenizer.pad_id, device, readout=m.readout
+                    )[:, 0]
                 )
                 for m in self.members
             ]

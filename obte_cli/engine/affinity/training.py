@@ -68,6 +68,9 @@ class AffinityCV:
     # "error": rows with letters outside the standard alphabets are dropped and counted (the paper's filter);
     # "unk": they are kept, each such letter read as <unk>
     on_unknown: str = "error"
+    # what the ΔG head reads: "first" (the first token, as the reference) or "parts-mean" (the protein's
+    # and the nucleic acid's mean states side by side)
+    readout: str = "first"
 
 
 @dataclass
@@ -90,12 +93,20 @@ def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | 
     context = backbone.model.config.max_positions
     encoded = encode_affinity_table(backbone.tokenizer, table, context, cv.truncate, cv.on_unknown)
     report.encoded(encoded, context)
-    provenance = {"task": "affinity", "data": Path(data).name, "backbone": str(cv.backbone), "seed": settings.seed}
+    provenance = {
+        "task": "affinity",
+        "data": Path(data).name,
+        "backbone": str(cv.backbone),
+        "seed": settings.seed,
+        "readout": cv.readout,
+    }
     del backbone
     with staged_directory(out, inputs=[data, cv.backbone]) as staging:
         if cv.folds == 0:
             with report.progress(settings.epochs * math.ceil(len(table) / settings.batch_size), "all data") as on_step:
-                train_all_data(cv.backbone, table, encoded, settings, staging, cv.device, provenance, on_step)
+                train_all_data(
+                    cv.backbone, table, encoded, settings, staging, cv.device, provenance, on_step, cv.readout
+                )
             return AffinityCVRun(table, None, None)
         assignment = assign_folds(table, cv.folds, settings.seed, cv.homology_threshold, cv.workers, cv.homology_cache)
         report.assigned(assignment, table)
@@ -117,6 +128,7 @@ def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | 
                 on_fold=report.fold_started,
                 on_step=on_step,
                 on_fold_done=report.fold_done,
+                readout=cv.readout,
             )
         write_cv_outputs(staging, table, assignment, result, title=f"obte ΔG, {cv.folds}-fold CV by protein")
         return AffinityCVRun(table, assignment, result)

@@ -4,7 +4,16 @@ The model's numbers come from a cross-validation run's ``predictions.tsv``: one 
 :func:`train_affinity_cv` (the protocol of `obte finetune affinity`, which runs the same function), or an
 earlier run's directory. The baseline (:mod:`obte_cli.engine.affinity.baseline`) is trained on exactly
 those folds — the same test proteins, the same train-only (homology-guarded) rows — so the two columns
-differ only in the method. :func:`run_pronab_bench` does it all; nothing here prints: progress goes
+differ only in the method.
+
+Besides PCC and MAE over all test complexes, two figures say *what* a method learned (computed on the
+out-of-fold predictions, proteins grouped by sequence):
+
+* ``within_protein_pcc`` — mean over test proteins with ≥ 5 measurements of the PCC between predicted
+  and measured ΔG across that protein's nucleic acids: nucleic-acid specificity
+  (:func:`~obte_cli.engine.core.metrics.within_group_pcc`; ``within_protein_n`` proteins);
+* ``per_protein_pcc`` — PCC between each protein's mean predicted and mean measured ΔG: does it rank
+  the proteins? :func:`run_pronab_bench` does it all; nothing here prints: progress goes
 through the callbacks of :class:`CVReport`.
 """
 
@@ -23,7 +32,7 @@ from obte_cli.engine.affinity.data import load_affinity_data
 from obte_cli.engine.affinity.training import AffinityCV, CVReport, train_affinity_cv
 from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.core.metrics import mean_and_sem, regression_metrics
+from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
 from obte_cli.engine.core.plots import method_comparison
 from obte_cli.engine.core.tables import write_tsv
 
@@ -39,7 +48,11 @@ BENCH_COLUMNS = [
     "rmse_sem",
     "pooled_pcc",
     "pooled_mae",
+    "within_protein_pcc",
+    "within_protein_n",
+    "per_protein_pcc",
 ]
+MIN_ROWS_WITHIN_PROTEIN = 5  # a test protein needs this many measurements for its within-protein PCC
 
 
 def folds_from_predictions(table: pd.DataFrame, predictions_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +89,12 @@ def method_summary(method: str, table: pd.DataFrame, fold_of_row: np.ndarray, pr
     for metric in ("pcc", "mae", "rmse"):
         row[f"{metric}_mean"], row[f"{metric}_sem"] = mean_and_sem(folds[metric].tolist())
     row["pooled_pcc"], row["pooled_mae"] = pooled["pcc"], pooled["mae"]
+    # proteins are grouped by sequence, as the folds are
+    true, guess, proteins = table["dG"].to_numpy()[tested], predicted[tested], table["protein"].to_numpy()[tested]
+    row["within_protein_pcc"], row["within_protein_n"] = within_group_pcc(
+        true, guess, proteins, MIN_ROWS_WITHIN_PROTEIN
+    )
+    row["per_protein_pcc"] = group_mean_pcc(true, guess, proteins)
     return row
 
 

@@ -22,6 +22,45 @@ def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, flo
     }
 
 
+def _pcc(true: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.corrcoef(predicted, true)[0, 1])
+
+
+def within_group_pcc(
+    true: np.ndarray, predicted: np.ndarray, groups: np.ndarray, min_size: int = 5
+) -> tuple[float, int]:
+    """(mean over groups of the PCC between ``true`` and ``predicted`` inside the group, groups counted).
+
+    For ΔG the groups are proteins, so this is nucleic-acid specificity: does the model rank one
+    protein's nucleic acids by affinity? Groups with fewer than ``min_size`` rows, or whose true values
+    are all equal, are left out (their PCC is undefined whatever the model does). A model whose
+    predictions are constant inside a group knows nothing about that group's order and counts 0 there.
+    NaN, 0 when no group qualifies.
+    """
+    true = np.asarray(true, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    groups = np.asarray(groups)
+    scores = []
+    for group in np.unique(groups):
+        rows = groups == group
+        if rows.sum() < min_size or true[rows].std() == 0:
+            continue
+        scores.append(0.0 if predicted[rows].std() == 0 else _pcc(true[rows], predicted[rows]))
+    return (float(np.mean(scores)) if scores else float("nan")), len(scores)
+
+
+def group_mean_pcc(true: np.ndarray, predicted: np.ndarray, groups: np.ndarray) -> float:
+    """PCC between the per-group means of ``true`` and of ``predicted`` (for ΔG: does the model rank the
+    proteins by their mean affinity?). NaN with fewer than two groups or a constant side."""
+    _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+    sizes = np.bincount(group_of_row)
+    true_means = np.bincount(group_of_row, weights=np.asarray(true, dtype=np.float64)) / sizes
+    predicted_means = np.bincount(group_of_row, weights=np.asarray(predicted, dtype=np.float64)) / sizes
+    if len(sizes) < 2 or true_means.std() == 0 or predicted_means.std() == 0:
+        return float("nan")
+    return _pcc(true_means, predicted_means)
+
+
 def rank_regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Spearman and Pearson correlations and MAE (NaN correlations when either side is constant)."""
     from scipy.stats import pearsonr, spearmanr

@@ -16,7 +16,8 @@ Tasks: the loop knows nothing of what a task predicts. A :class:`Task` says how 
 micro-batch (``outputs``), the loss of those outputs against the examples' targets (``loss``) and how
 to turn outputs into predictions (``predict``). Two cover every caller:
 
-* :class:`SequenceTask` — one target per sequence, read from the first token (the molecule tag);
+* :class:`SequenceTask` — one target per sequence, read from the first token (the molecule tag) or,
+  with the ``parts-mean`` :class:`Readout`, from the mean states of the two partners of a complex;
 * :class:`TokenTask` — one target per token (per-residue tasks, contacts), with the one per-token
   loss (:func:`per_token_loss`) and the one per-token predict.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,6 +40,7 @@ from torch import nn
 
 from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.model.encoder import ObteModel
+from obte_cli.engine.model.heads import READOUTS, readout_width
 from obte_cli.engine.model.mup import parameter_role
 from obte_cli.engine.model.packing import microbatches, pack
 
@@ -81,17 +84,70 @@ def finetune_param_groups(model: ObteModel, head: nn.Module, settings: FinetuneS
     return [{"role": role, **group} for role, group in groups.items() if group["params"]]
 
 
-def first_token_outputs(
-    model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int, device: torch.device
+@dataclass(frozen=True)
+class Readout:
+    """How a sequence task turns one sequence's final hidden states into its head's input.
+
+    * ``first`` — the state of the first token, the molecule tag (the reference's choice; there is no
+      CLS token). The head reads ``width`` numbers.
+    * ``parts-mean`` — the mean state of the first segment (up to and including its ``<EOS>``: for a
+      complex, the protein) next to the mean state of everything after it (the nucleic acid and its
+      complement): ``2 · width`` numbers, so the head sees each partner whole instead of asking the tag
+      to summarise both. ``end_ids`` are the tokenizer's ``<EOS>`` ids (:meth:`Tokenizer.end_ids`).
+    """
+
+    kind: str = "first"
+    end_ids: frozenset[int] = frozenset()
+
+    def __post_init__(self):
+        if self.kind not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)} (got {self.kind!r})")
+        if self.kind == "parts-mean" and not self.end_ids:
+            raise ValueError("the parts-mean readout needs the tokenizer's <EOS> ids")
+
+    def input_width(self, width: int) -> int:
+        """Numbers per sequence the head reads, for a backbone of ``width``."""
+        return readout_width(width, self.kind)
+
+    def first_part_length(self, ids: np.ndarray) -> int:
+        """Tokens of the first segment (its tag, residues and ``<EOS>``); the second part must not be empty."""
+        ends = np.flatnonzero(np.isin(ids, list(self.end_ids)))
+        if len(ends) == 0 or ends[0] + 1 >= len(ids):
+            raise ValueError("the parts-mean readout needs two parts (e.g. a protein and a nucleic acid)")
+        return int(ends[0]) + 1
+
+    def pool(self, hidden: torch.Tensor, placements: list, sequences: Sequence[np.ndarray]) -> torch.Tensor:
+        """(N, input_width) head inputs from packed ``hidden`` (rows, T, width) and each sequence's
+        (row, offset, length) placement."""
+        if self.kind == "first":
+            rows = torch.tensor([r for r, _, _ in placements], device=hidden.device)
+            offsets = torch.tensor([o for _, o, _ in placements], device=hidden.device)
+            return hidden[rows, offsets]
+        vectors = []
+        for (row, offset, n), ids in zip(placements, sequences):
+            states = hidden[row, offset : offset + n]
+            cut = self.first_part_length(np.asarray(ids))
+            vectors.append(torch.cat([states[:cut].mean(0), states[cut:].mean(0)]))
+        return torch.stack(vectors)
+
+
+FIRST_TOKEN = Readout()
+
+
+def sequence_outputs(
+    model: ObteModel,
+    head: nn.Module,
+    sequences: Sequence[np.ndarray],
+    pad_id: int,
+    device: torch.device,
+    readout: Readout = FIRST_TOKEN,
 ) -> torch.Tensor:
-    """Pack ``sequences``, run the encoder, and apply ``head`` to each sequence's first-token state."""
+    """Pack ``sequences``, run the encoder, and apply ``head`` to each sequence's ``readout``."""
     batch = pack(sequences, context=max(len(s) for s in sequences), pad_id=pad_id)
     ids, doc_ids = batch.ids.to(device), batch.doc_ids.to(device)
     with autocast(device):
         hidden = model(ids, doc_ids).hidden
-    rows = torch.tensor([r for r, _, _ in batch.placements], device=device)
-    offsets = torch.tensor([o for _, o, _ in batch.placements], device=device)
-    return head(hidden[rows, offsets].float())
+    return head(readout.pool(hidden, batch.placements, sequences).float())
 
 
 def token_outputs(
@@ -116,7 +172,7 @@ def grouped_outputs(
     device: torch.device | str = "cpu",
     max_tokens: int = 16384,
 ) -> list[torch.Tensor]:
-    """``outputs_fn`` (:func:`first_token_outputs` or :func:`token_outputs`) over ``sequences`` in eval
+    """``outputs_fn`` (:func:`sequence_outputs` or :func:`token_outputs`) over ``sequences`` in eval
     mode, in micro-batches of at most ``max_tokens`` tokens: one float32 CPU tensor per sequence, in
     input order (its output row, or its (n_tokens, n_outputs) outputs)."""
     device = torch.device(device)
@@ -137,9 +193,11 @@ def predict_sequence_task(
     pad_id: int,
     device: torch.device | str = "cpu",
     max_tokens: int = 16384,
+    readout: Readout = FIRST_TOKEN,
 ) -> np.ndarray:
     """Head outputs (N, n_outputs) for ``sequences``, in input order, packed by token budget."""
-    rows = grouped_outputs(first_token_outputs, model, head, sequences, pad_id, device, max_tokens)
+    outputs_fn = partial(sequence_outputs, readout=readout)
+    rows = grouped_outputs(outputs_fn, model, head, sequences, pad_id, device, max_tokens)
     if not rows:
         return np.zeros((0, head.proj.out_features), dtype=np.float32)
     return torch.stack(rows).numpy()
@@ -170,17 +228,19 @@ class Task(Protocol):
 
 @dataclass(frozen=True)
 class SequenceTask:
-    """One target per sequence, from the head on the first token: ``mse`` on (standardised) values or
-    ``cross_entropy`` on class ids. ``predict`` gives one value or class id per sequence."""
+    """One target per sequence, from the head on the sequence's ``readout`` (the first token unless
+    told): ``mse`` on (standardised) values or ``cross_entropy`` on class ids. ``predict`` gives one
+    value or class id per sequence."""
 
     loss_name: str = "mse"
+    readout: Readout = FIRST_TOKEN
 
     def __post_init__(self):
         if self.loss_name not in ("mse", "cross_entropy"):
             raise ValueError(f"a sequence task's loss is mse or cross_entropy (got {self.loss_name!r})")
 
     def outputs(self, model, head, sequences, pad_id, device) -> torch.Tensor:
-        return first_token_outputs(model, head, sequences, pad_id, device)
+        return sequence_outputs(model, head, sequences, pad_id, device, self.readout)
 
     def loss(self, outputs: torch.Tensor, targets: list) -> torch.Tensor:
         y = torch.as_tensor(np.asarray(targets)).to(outputs.device)
@@ -189,7 +249,7 @@ class SequenceTask:
         return F.cross_entropy(outputs, y.long())
 
     def predict(self, model, head, sequences, pad_id, device="cpu", max_tokens=16384) -> np.ndarray:
-        outputs = predict_sequence_task(model, head, sequences, pad_id, device, max_tokens)
+        outputs = predict_sequence_task(model, head, sequences, pad_id, device, max_tokens, self.readout)
         return outputs.argmax(1) if self.loss_name == "cross_entropy" else outputs[:, 0]
 
 
@@ -349,9 +409,9 @@ def train_sequence_task(
     loss_name: str = "mse",
     on_step: Callable[[dict], None] | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    readout: Readout = FIRST_TOKEN,
 ) -> list[dict]:
     """:func:`fine_tune` on a :class:`SequenceTask`: ``targets`` are (N,) floats for ``mse`` (standardise
     them first) or (N,) class ids for ``cross_entropy``."""
-    return fine_tune(
-        model, head, SequenceTask(loss_name), sequences, targets, settings, pad_id, device, on_step, on_epoch
-    )
+    task = SequenceTask(loss_name, readout)
+    return fine_tune(model, head, task, sequences, targets, settings, pad_id, device, on_step, on_epoch)

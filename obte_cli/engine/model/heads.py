@@ -38,6 +38,14 @@ FINETUNE_TASKS = tuple(
 TASKS = (AFFINITY_TASK, CONTACTS_TASK, *FINETUNE_TASKS)
 CONTACT_METHODS = {"head": SEQUENCE_HEAD, "attention": PROBE_KIND}  # contacts' ``method`` → its head kind
 DEFAULT_BASE_WIDTH = 32
+# what a sequence head reads (obte_cli.engine.finetuning.trainer.Readout): the first token's state, or the
+# mean states of a complex's two parts side by side (twice the width)
+READOUTS = ("first", "parts-mean")
+
+
+def readout_width(width: int, readout: str) -> int:
+    """Numbers per sequence a head with ``readout`` reads from a backbone of ``width``."""
+    return 2 * width if readout == "parts-mean" else width
 
 
 class LinearHead(nn.Module):
@@ -91,7 +99,11 @@ def build_head(description: dict, width: int) -> nn.Module:
     """A freshly initialised module for a head description that :func:`check_head` accepted."""
     if description["kind"] == PROBE_KIND:
         return AttentionProbe(description["in_channels"], description["n_outputs"], description["channels"])
-    return LinearHead(width, description["n_outputs"], description.get("base_width", DEFAULT_BASE_WIDTH))
+    return LinearHead(
+        readout_width(width, description.get("readout", "first")),
+        description["n_outputs"],
+        description.get("base_width", DEFAULT_BASE_WIDTH),
+    )
 
 
 def head_weight_shapes(description: dict, width: int) -> dict[str, tuple[int, ...]]:
@@ -99,7 +111,7 @@ def head_weight_shapes(description: dict, width: int) -> dict[str, tuple[int, ..
     the description alone (nothing is allocated, however large its numbers)."""
     n = description["n_outputs"]
     if description["kind"] == SEQUENCE_HEAD:
-        return {"proj.weight": (n, width), "proj.bias": (n,)}
+        return {"proj.weight": (n, readout_width(width, description.get("readout", "first"))), "proj.bias": (n,)}
     c_in, c = description["in_channels"], description["channels"]
     shapes = {}
     for index, (inputs, outputs) in enumerate(((c_in, c), (c, c), (c, c), (c, n))):
@@ -132,6 +144,7 @@ def check_head(head: object, config: ObteConfig) -> dict:
     n_outputs = schema.integer(_need(head, "n_outputs"), "n_outputs")
     if kind == SEQUENCE_HEAD:
         schema.integer(head.get("base_width", DEFAULT_BASE_WIDTH), "base_width")
+        schema.choice(head.get("readout", "first"), "readout", READOUTS)
     else:
         in_channels = schema.integer(_need(head, "in_channels"), "in_channels")
         schema.integer(_need(head, "channels"), "channels")
@@ -175,6 +188,8 @@ def _check_contacts(head: dict, kind: str, n_outputs: int, config: ObteConfig) -
 
 def _check_finetuned(head: dict, task: str, kind: str, n_outputs: int) -> None:
     _kind_must_be(kind, SEQUENCE_HEAD, f"task {task}")
+    if head.get("readout", "first") != "first":
+        raise SchemaError("readout", f"must be first for task {task} (got {schema.shown(head['readout'])})")
     per_residue = schema.boolean(_need(head, "per_residue"), "per_residue")
     if per_residue != task.startswith("residue-"):
         raise SchemaError("per_residue", f"must be {str(not per_residue).lower()} for task {task}")

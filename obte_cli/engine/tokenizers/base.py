@@ -241,6 +241,10 @@ class Tokenizer(ABC):
     @abstractmethod
     def _is_eos(self, token_id: int) -> bool: ...
 
+    def end_ids(self) -> frozenset[int]:
+        """Every id that ends a segment (``<EOS>``; some tokenizers have one per modality)."""
+        return frozenset(i for i in range(self.vocab_size) if self._is_eos(i))
+
     @abstractmethod
     def _residue_text(self, token_id: int, mol: MoleculeType) -> str: ...
 
