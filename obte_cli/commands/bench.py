@@ -19,8 +19,10 @@ from obte_cli.commands.options import (
     Device,
     DeviceOption,
     ForceOption,
+    Gb1Split,
     Preset,
     Readout,
+    Suite,
     backbone_or_default,
     device_option,
     guard_new_output,
@@ -501,3 +503,115 @@ def contacts(
     with open_output("-") as handle:
         write_tsv(metrics, handle, float_format="%.4g")
     log.info("wrote %s", out)
+
+
+@app.command("tasks")
+def tasks(
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        "-d",
+        help="Data root holding gue/, flip/secondary_structure/, flip/gb1/ and scope/astral_2.07_40.fa, "
+        "as the benchmarks ship (e.g. ../shared/data).",
+    ),
+    models: Annotated[
+        list[Path] | None,
+        model_option(f"Model directory; repeat for several {BACKBONE_DEFAULT_HELP}."),
+    ] = None,
+    suites: list[Suite] = typer.Option(
+        [Suite.all], "--suite", "-s", help="gue, ss3, gb1, homology or all; repeat for several."
+    ),
+    only: list[str] = typer.Option(
+        [], "--task", help="Run only these tasks (names as in the output, e.g. gue/tf/0); repeat for several."
+    ),
+    gb1_split: Gb1Split = typer.Option(Gb1Split.three_vs_rest, "--gb1-split", help="Which FLIP GB1 split."),
+    max_train_tokens: int = typer.Option(
+        100_000, "--max-train-tokens", min=1, help="CPU budget: tokens of training examples per epoch, per task."
+    ),
+    max_eval_examples: int = typer.Option(
+        1_000, "--max-eval-examples", min=1, help="CPU budget: dev and test examples per task (seeded subset)."
+    ),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Fine-tuning epochs (the best on dev is scored)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per optimizer step."),
+    no_fresh_control: bool = typer.Option(
+        False, "--no-fresh-control", help="Skip the fresh-init control of each model (half the time)."
+    ),
+    seed: Annotated[int, seed_option("Seed of the subsets, the homology split, the fresh controls and training.")] = 0,
+    device: DeviceOption = Device.auto,
+    force: ForceOption = False,
+    out: Annotated[Path, out_option("Directory for tasks.tsv (one row per task and model) and tasks.png.")] = ...,
+) -> None:
+    """Single-omic benchmarks: fine-tune each model on GUE (DNA, MCC), FLIP secondary structure (Q3), FLIP GB1
+    (Spearman ρ) and SCOPe remote homology (fold accuracy, superfamilies held out), each beside a fresh-init
+    control of the same shape, with one recipe and a CPU budget (both recorded in every row).
+
+    Prints the rows as TSV; tasks.tsv is rewritten after every task, so an interrupted run keeps its results.
+
+    Example: [bold]obte bench tasks --data ../shared/data --suite gue --suite ss3 -o bench-tasks/[/bold]
+    """
+    import pandas as pd
+
+    from obte_cli.engine.bench.suites import SUITES, load_suite
+    from obte_cli.engine.bench.tasks import RESULT_COLUMNS, TaskBudget, run_task_bench, score_matrix
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.directories import output_directory
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.plots import score_grid
+    from obte_cli.engine.core.tables import write_tsv
+
+    chosen_models = models or [backbone_or_default(None)]
+    names = _model_names(chosen_models)
+    guard_new_output(out, force, inputs=(data, *chosen_models))
+    wanted = list(SUITES) if Suite.all in suites else list(dict.fromkeys(s.value for s in suites))
+    task_list = [t for suite in wanted for t in load_suite(suite, data, seed, gb1_split.value)]
+    if only:
+        unknown = sorted(set(only) - {t.name for t in task_list})
+        if unknown:
+            raise InputError(f"--task {unknown[0]}: no such task in {', '.join(wanted)}")
+        task_list = [t for t in task_list if t.name in only]
+    settings = finetune_settings(epochs, batch_size, 16384, 1e-2, 1e-3, 1e-4, 0.05, seed)
+    budget = TaskBudget(max_train_tokens, max_eval_examples)
+    output_directory(out)
+    log.info(
+        "%d tasks × %d models%s; budget %d training tokens per epoch, %d dev/test examples; %d epochs",
+        len(task_list),
+        len(names),
+        "" if no_fresh_control else " (each with a fresh-init control)",
+        max_train_tokens,
+        max_eval_examples,
+        epochs,
+    )
+    done: list[dict] = []
+
+    def save(row: dict) -> None:
+        done.append(row)
+        log.info("%s  %s (%s): %s %.3f  [%.0f s]", row["task"], row["model"], row["init"], row["metric"],
+                 row["score"], row["seconds"])  # fmt: skip
+        write_tsv(pd.DataFrame(done, columns=RESULT_COLUMNS), out / "tasks.tsv")
+
+    results = run_task_bench(
+        dict(zip(names, chosen_models)),
+        task_list,
+        settings,
+        budget,
+        resolve_device(device),
+        fresh_control=not no_fresh_control,
+        on_run=lambda task, model, init: log.info("fine-tuning %s on %s (%s)", model, task, init),
+        on_result=save,
+    )
+    with open_output("-") as handle:
+        write_tsv(results, handle)
+    score_grid(
+        score_matrix(results),
+        out / "tasks.png",
+        f"single-omic tasks ({max_train_tokens:,} training tokens per epoch, ≤ {max_eval_examples:,} test examples)",
+    )
+    log.info("wrote %s", out)
+
+
+def _model_names(models: list[Path]) -> list[str]:
+    """Short, distinct names for the output: the directory names, with parents added where two collide."""
+    names = [Path(m).name or str(m) for m in models]
+    if len(set(names)) < len(names):
+        names = [str(m) for m in models]
+    return names

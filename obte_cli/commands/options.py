@@ -69,6 +69,24 @@ def readout_option() -> Any:
     return typer.Option("--readout", help=READOUT_HELP)
 
 
+class Suite(StrChoice):
+    """`obte bench tasks` suites (obte_cli.engine.bench.suites.SUITES, and all of them)."""
+
+    all = "all"
+    gue = "gue"
+    ss3 = "ss3"
+    gb1 = "gb1"
+    homology = "homology"
+
+
+class Gb1Split(StrChoice):
+    one_vs_rest = "one_vs_rest"
+    two_vs_rest = "two_vs_rest"
+    three_vs_rest = "three_vs_rest"
+    low_vs_high = "low_vs_high"
+    sampled = "sampled"
+
+
 class OnUnknown(StrChoice):
     error = "error"
     unk = "unk"

@@ -16,6 +16,8 @@ from the content. Counts become an (L, 4) array in A, C, G, T order.
 from __future__ import annotations
 
 import io
+import lzma
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +85,7 @@ def read_matrices(path: str | Path) -> list[Matrix]:
     with open_text(path) as handle:
         try:
             text = handle.read()
-        except (UnicodeDecodeError, EOFError, OSError) as exc:
+        except (UnicodeDecodeError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
             raise InputError(f"{name}: unreadable ({exc})") from None
     fmt = _guess_format(path, text)
     try:

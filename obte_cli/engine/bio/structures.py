@@ -78,8 +78,9 @@ def read_structure(path: str | Path, remove_hydrogens: bool = True):
         raise InputError(f"{path}: empty file")
     try:
         structure = gemmi.read_structure(str(path))
-    except (RuntimeError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable PDB/mmCIF structure ({str(exc).splitlines()[0][:100]})") from None
+    except (RuntimeError, ValueError, OSError, IndexError) as exc:  # gemmi's C++ errors, mapped by pybind11
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:100]
+        raise InputError(f"{path}: not a readable PDB/mmCIF structure ({reason})") from None
     if len(structure) == 0:
         raise InputError(f"{path}: no models (not a structure?)")
     structure.setup_entities()

@@ -212,3 +212,27 @@ def contact_f1_figure(metrics, path: str | Path, title: str) -> Path:
     ax.legend(fontsize=7, frameon=False, loc="upper left")
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def score_grid(matrix, path: str | Path, title: str) -> Path:
+    """Rows (tasks) × columns (models) of scores as an annotated heat map (PNG); ``matrix`` is a DataFrame."""
+    plt = _pyplot()
+    values = matrix.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * values.shape[1], 1.0 + 0.32 * values.shape[0]), dpi=120)
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    for (row, column), value in np.ndenumerate(values):
+        text = "–" if value != value else f"{value:.3f}"
+        ax.text(
+            column,
+            row,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if value < np.nanmean(values) else "black",
+        )
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in matrix.columns], fontsize=7, rotation=20, ha="right")
+    ax.set_yticks(range(values.shape[0]), [str(i) for i in matrix.index], fontsize=7)
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)

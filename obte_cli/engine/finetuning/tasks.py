@@ -15,8 +15,11 @@ values), then score it on the test split.
   (:mod:`obte_cli.engine.finetuning.residues`), so every metric is per residue and every output has
   exactly one prediction per residue.
 
-Labels have no missing values: an empty label is an error, and so is a regression label (per sequence
-or per residue) that is not a finite number (``NaN``, ``inf``), naming file, line and column.
+Residue classes may be missing where the caller says so (``None``, e.g. residues unresolved in a
+structure, as the secondary-structure benchmark masks them): those residues are neither trained on nor
+scored. In the files this module reads, labels have no missing values: an empty label is an error, and
+so is a regression label (per sequence or per residue) that is not a finite number (``NaN``, ``inf``),
+naming file, line and column.
 """
 
 from __future__ import annotations
@@ -125,12 +128,12 @@ def _finite_label(text: str, where: str) -> float:
 
 def class_index(train: Split, others: list[Split], per_residue: bool, source: dict[str, str]) -> list[str]:
     """Sorted training classes; a dev/test label outside them is an error naming file and record."""
-    seen = sorted({v for labels in train.labels for v in labels} if per_residue else set(train.labels))
+    seen = sorted({v for labels in train.labels for v in labels} - {None} if per_residue else set(train.labels))
     known = set(seen)
     for split in others:
         for record, labels in zip(split.ids, split.labels):
             for value in labels if per_residue else [labels]:
-                if value not in known:
+                if value is not None and value not in known:
                     raise InputError(
                         f"{source[split.name]}: record '{record}': label {value!r} does not occur in the training split"
                     )
@@ -180,12 +183,15 @@ def split_metrics(split: Split, predicted: list, task: str, per_residue: bool, c
     if per_residue:
         truth = np.concatenate(
             [
-                np.array([class_of[v] for v in labels] if task == "classification" else labels, dtype=float)
+                np.array(
+                    [np.nan if v is None else class_of[v] for v in labels] if task == "classification" else labels,
+                    dtype=float,
+                )
                 for labels in split.labels
             ]
         )
         p = np.concatenate(predicted)
-        keep = ~np.isnan(p)
+        keep = ~np.isnan(p) & ~np.isnan(truth)
         truth, p = truth[keep], p[keep]
         if task == "classification":
             truth, p = truth.astype(int), p.astype(int)
@@ -200,10 +206,14 @@ def token_targets(encoding: Encoding, labels: list, task: str, classes: dict | N
     """One target per token: the index of the most common class (``classes`` maps class → index) or
     the mean value of the residues it covers; NO_CLASS (-100) / NaN for tags and ``<EOS>``."""
     if task == "classification":
-        return residue_labels_to_tokens(
-            encoding, labels, lambda covered: classes[Counter(covered).most_common(1)[0][0]], NO_CLASS
-        )
+        return residue_labels_to_tokens(encoding, labels, lambda covered: _majority_class(covered, classes), NO_CLASS)
     return residue_labels_to_tokens(encoding, labels, lambda covered: float(np.mean(covered)), np.nan)
+
+
+def _majority_class(covered: list, classes: dict) -> int:
+    """The index of the most common class among a token's residues; NO_CLASS if none has a label."""
+    labelled = [v for v in covered if v is not None]
+    return classes[Counter(labelled).most_common(1)[0][0]] if labelled else NO_CLASS
 
 
 def standardise(values: np.ndarray) -> tuple[float, float]:
