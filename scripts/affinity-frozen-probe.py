@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""What a backbone's frozen representation knows about ΔG: ridge probes on the default ΔG folds.
+
+Fine-tuning a backbone on ProNAB takes hours per model on a CPU; a frozen probe takes minutes and asks the
+first question of the ΔG issue: does pretraining put anything into the representation that composition
+does not? For every model given, each complex is encoded once (the layout of `obte finetune affinity`,
+proteins cut to the context) and its states are read out per layer, as the first token and as the
+protein's and the nucleic acid's mean states (the two readouts of `--readout`). A ridge regression,
+its penalty chosen by 5-fold CV grouped by protein *inside* each training side, predicts ΔG on the
+same 10 protein-grouped folds with the homology guard as `obte finetune affinity --seed 0`. The
+composition features of the gradient-boosting baseline get the same ridge, and the baseline itself is
+scored too.
+
+    scripts/affinity-frozen-probe.py PRONAB_JSON MODEL [MODEL ...] > probe.tsv
+
+Prints one TSV row per (model, readout, layer): PCC and MAE as mean ± SEM over folds, within-protein
+and per-protein PCC (as `obte bench pronab`). Each model takes about 5 minutes on one CPU core.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from obte_cli.engine.affinity.baseline import composition_features
+from obte_cli.engine.affinity.complexes import complex_segments, encode_complex
+from obte_cli.engine.affinity.cv import assign_folds
+from obte_cli.engine.affinity.data import load_affinity_data
+from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
+from obte_cli.engine.model.directory import load_model
+
+FOLDS, SEED, HOMOLOGY = 10, 0, 0.3
+ALPHAS = np.logspace(-1, 5, 13)
+
+
+def states(model_dir: str, table) -> np.ndarray:
+    """(complexes, layers + 1, 3, width): per layer the protein mean, nucleic-acid mean and first token."""
+    loaded = load_model(model_dir)
+    model, tokenizer = loaded.model.eval(), loaded.tokenizer
+    context, n_layers = model.config.max_positions, model.config.n_layers
+    encodings = [
+        encode_complex(tokenizer, complex_segments(r.protein, r.nucleic_acid, r.complement, r.na_type), context, True)[
+            0
+        ]
+        for r in table.itertuples(index=False)
+    ]
+    out = np.zeros((len(encodings), n_layers + 1, 3, model.config.width), np.float32)
+    order = np.argsort([len(e) for e in encodings])
+    with torch.inference_mode():
+        for start in range(0, len(order), 16):
+            batch = order[start : start + 16]
+            length = max(len(encodings[i]) for i in batch)
+            ids = torch.full((len(batch), length), tokenizer.pad_id)
+            doc_ids = torch.full((len(batch), length), -1)
+            for row, i in enumerate(batch):
+                ids[row, : len(encodings[i])] = torch.as_tensor(encodings[i].ids)
+                doc_ids[row, : len(encodings[i])] = 0
+            layers = model(ids, doc_ids, layers=tuple(range(n_layers + 1))).layers
+            for layer in range(n_layers + 1):
+                for row, i in enumerate(batch):
+                    hidden = layers[layer][row, : len(encodings[i])]
+                    protein = torch.as_tensor(encodings[i].segment == 0)
+                    out[i, layer] = torch.stack([hidden[protein].mean(0), hidden[~protein].mean(0), hidden[0]]).numpy()
+    return out
+
+
+def cross_validated(features: np.ndarray, dg: np.ndarray, fold_of_row: np.ndarray, groups: np.ndarray, ridge: bool):
+    predicted = np.full(len(dg), np.nan)
+    for fold in range(FOLDS):
+        test = fold_of_row == fold
+        if ridge:
+            search = GridSearchCV(
+                make_pipeline(StandardScaler(), Ridge()),
+                {"ridge__alpha": ALPHAS},
+                cv=GroupKFold(5),
+                scoring="neg_mean_squared_error",
+            )
+            search.fit(features[~test], dg[~test], groups=groups[~test])
+            predicted[test] = search.predict(features[test])
+        else:
+            model = HistGradientBoostingRegressor(random_state=SEED).fit(features[~test], dg[~test])
+            predicted[test] = model.predict(features[test])
+    return predicted
+
+
+def row(name: str, readout: str, layer: str, dg, predicted, fold_of_row, groups) -> str:
+    folds = [regression_metrics(dg[fold_of_row == f], predicted[fold_of_row == f]) for f in range(FOLDS)]
+    pcc, pcc_sem = mean_and_sem([m["pcc"] for m in folds])
+    mae, mae_sem = mean_and_sem([m["mae"] for m in folds])
+    tested = fold_of_row >= 0
+    within, n = within_group_pcc(dg[tested], predicted[tested], groups[tested])
+    per_protein = group_mean_pcc(dg[tested], predicted[tested], groups[tested])
+    values = [pcc, pcc_sem, mae, mae_sem, within, n, per_protein]
+    return "\t".join([name, readout, layer, *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values)])
+
+
+def main(data: str, models: list[str]) -> None:
+    table, _ = load_affinity_data(data)
+    cache = Path.home() / ".cache" / "obte" / "homology"
+    fold_of_row = assign_folds(table, FOLDS, SEED, HOMOLOGY, None, cache).fold_of_row
+    dg = table["dG"].to_numpy(np.float64)
+    groups = table["protein"].to_numpy()
+    print("model\treadout\tlayer\tpcc\tpcc_sem\tmae\tmae_sem\twithin_protein_pcc\twithin_protein_n\tper_protein_pcc")
+    composition = composition_features(table)
+    for readout, ridge in (("GBM (the bench baseline)", False), ("ridge", True)):
+        predicted = cross_validated(composition, dg, fold_of_row, groups, ridge)
+        print(row("composition", readout, "-", dg, predicted, fold_of_row, groups), flush=True)
+    for model_dir in models:
+        features = states(model_dir, table)
+        name = Path(model_dir).name
+        for layer in range(features.shape[1]):
+            parts = np.concatenate([features[:, layer, 0], features[:, layer, 1]], axis=1)
+            predicted = cross_validated(parts, dg, fold_of_row, groups, True)
+            print(row(name, "parts-mean", str(layer), dg, predicted, fold_of_row, groups), flush=True)
+        last = features.shape[1] - 1
+        predicted = cross_validated(features[:, last, 2], dg, fold_of_row, groups, True)
+        print(row(name, "first", str(last), dg, predicted, fold_of_row, groups), flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    torch.set_num_threads(1)
+    main(sys.argv[1], sys.argv[2:])
