@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,61 @@ def obte(*args, input=None):
     from obte_cli.app import app
 
     return _runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def edit_json(path, change) -> None:
+    """Rewrite the JSON file ``path`` (a model's config.json, a tokenizer.json, a token manifest...) after
+    ``change`` has edited its parsed content in place."""
+    path = Path(path)
+    content = json.loads(path.read_text())
+    change(content)
+    path.write_text(json.dumps(content))
+
+
+def refused(load, path, message: str, error: type[Exception] | None = None) -> str:
+    """``load(path)`` is refused with one line of ``error`` (default ModelFormatError) matching the regular
+    expression ``message``; returns the line."""
+    from obte_cli.engine.core.errors import ModelFormatError
+
+    with pytest.raises(error or ModelFormatError, match=message) as info:
+        load(path)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def refused_in_one_line(exc: Exception, path) -> None:
+    """A reader's error is one line that names the file it was reading."""
+    message = str(exc)
+    assert "\n" not in message and str(path) in message, message
+
+
+def one_error_line(result, *fragments: str) -> str:
+    """The one ``error:`` line of a command refused with exit 1 (no traceback, nothing else on stderr), checked to
+    contain every fragment."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "Aborted" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@contextmanager
+def within(seconds: float):
+    """Fail the test if the block runs longer than ``seconds``: a reader that hangs on bad input is a bug
+    (SIGALRM, so the main thread and Unix only; it fires once control is back in Python)."""
+
+    def hung(signum, frame):
+        raise AssertionError(f"still running after {seconds} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def shared_file(*parts: str) -> Path:

@@ -4,23 +4,12 @@
 import numpy as np
 import pytest
 import typer
-from conftest import DATA, REPO, obte
+from conftest import DATA, REPO, obte, one_error_line
 
 from obte_cli.app import app
 from obte_cli.commands.options import ON_UNKNOWN_HINT
 
 EXAMPLES = REPO / "share" / "examples"
-
-
-def one_error_line(result, *fragments: str) -> str:
-    """The single ``error:`` line of a failed run, checked to contain every fragment."""
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and "Aborted" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[-1], (fragment, lines[-1])
-    return lines[-1]
 
 
 # ---- tokenize ---------------------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 """`obte model info` refuses what loading refuses (it validates the same way), and commands that load
 a broken model directory end in one `error:` line naming the file and field, never a traceback."""
 
-import json
 import shutil
 
 import pytest
 import torch
-from conftest import obte
+from conftest import edit_json, obte, one_error_line
 from safetensors.torch import load_file, save_file
 
 from obte_cli.engine.core.resources import default_contacts_model_dir
@@ -23,22 +22,12 @@ def broken_copy(source, tmp_path, config_change=None, weights_change=None):
     path = tmp_path / "broken"
     shutil.copytree(source, path, ignore=shutil.ignore_patterns("bench"))
     if config_change is not None:
-        config = json.loads((path / "config.json").read_text())
-        config_change(config)
-        (path / "config.json").write_text(json.dumps(config))
+        edit_json(path / "config.json", config_change)
     if weights_change is not None:
         tensors = load_file(str(path / "model.safetensors"))
         weights_change(tensors)
         save_file(tensors, str(path / "model.safetensors"))
     return path
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    return lines[0]
 
 
 def test_model_info_accepts_a_good_model(micro):
@@ -71,9 +60,7 @@ def test_model_info_refuses_a_broken_model(micro, tmp_path, config_change, weigh
 
 def test_model_info_refuses_a_negative_token_id(micro, tmp_path):
     path = broken_copy(micro, tmp_path)
-    vocab = json.loads((path / "tokenizer.json").read_text())
-    vocab["specials"]["unk"] = -1
-    (path / "tokenizer.json").write_text(json.dumps(vocab))
+    edit_json(path / "tokenizer.json", lambda vocab: vocab["specials"].__setitem__("unk", -1))
     line = one_error_line(obte("model", "info", path))
     assert line == f"error: {path / 'tokenizer.json'}: specials.unk must be a non-negative integer (got -1)"
 
@@ -86,9 +73,7 @@ def test_model_info_refuses_a_corrupt_sentencepiece_model(tmp_path):
     )
     (path / "mixed_bpe.model").write_bytes(b"garbage" * 10)
     assert "checksum differs" in one_error_line(obte("model", "info", path))
-    tokenizer = json.loads((path / "tokenizer.json").read_text())
-    del tokenizer["components"][0]["sha256"]
-    (path / "tokenizer.json").write_text(json.dumps(tokenizer))
+    edit_json(path / "tokenizer.json", lambda tokenizer: tokenizer["components"][0].pop("sha256"))
     line = one_error_line(obte("model", "info", path))
     assert line.startswith(f"error: {path / 'mixed_bpe.model'}: not a readable sentencepiece model")
     (path / "mixed_bpe.model").unlink()

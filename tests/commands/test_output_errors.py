@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 import pytest
-from conftest import REPO, obte
+from conftest import REPO, obte, one_error_line
 
 NO_SPACE = "No space left on device"
 
@@ -49,16 +49,9 @@ def test_dev_stdout_is_written_in_place(tmp_path):
     assert os.path.exists("/dev/stdout")
 
 
-def _one_error_line(result, ending):
-    assert result.exit_code == 1
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith(ending), result.stderr
-    assert "Traceback" not in result.output
-
-
 def test_out_naming_a_directory_or_a_missing_one(tmp_path):
-    _one_error_line(obte("model", "presets", "-o", tmp_path), "is a directory")
-    _one_error_line(obte("model", "presets", "-o", tmp_path / "no" / "x.tsv"), "does not exist")
+    assert one_error_line(obte("model", "presets", "-o", tmp_path)).endswith("is a directory")
+    assert one_error_line(obte("model", "presets", "-o", tmp_path / "no" / "x.tsv")).endswith("does not exist")
 
 
 def test_an_unwritable_directory(tmp_path, monkeypatch):
@@ -66,7 +59,9 @@ def test_an_unwritable_directory(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
     monkeypatch.setattr(tempfile, "mkstemp", denied)
-    _one_error_line(obte("model", "presets", "-o", tmp_path / "x.tsv"), "x.tsv: cannot write: Permission denied")
+    assert one_error_line(obte("model", "presets", "-o", tmp_path / "x.tsv")).endswith(
+        "x.tsv: cannot write: Permission denied"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -78,7 +73,7 @@ def test_a_full_disk_keeps_the_previous_file_and_leaves_no_partial(tmp_path, mon
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", no_space)
-    _one_error_line(obte("model", "presets", "-o", out), f"presets.tsv: cannot write: {NO_SPACE}")
+    assert one_error_line(obte("model", "presets", "-o", out)).endswith(f"presets.tsv: cannot write: {NO_SPACE}")
     assert out.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["presets.tsv"]
 

@@ -135,7 +135,10 @@ def contact_sites(
         for residue in polymer:
             chain.add_residue(residue)
         na_model.add_chain(chain)
-    search = gemmi.NeighborSearch(na_model, structure.cell, 5.0).populate()
+    try:
+        search = gemmi.NeighborSearch(na_model, structure.cell, 5.0).populate()
+    except RuntimeError as exc:  # a NaN or infinite coordinate among the nucleic-acid atoms
+        raise InputError(f"{path}: unusable nucleic-acid coordinates ({str(exc).splitlines()[0][:100]})") from None
     radius = max(cutoffs)
     na_sequences = ["".join(_one_letter(r, True)[0] for r in polymer) for _, polymer, _ in nucleic]
     sites = []

@@ -17,6 +17,7 @@ with the head): contacts are rare at 4 Å, where 0.5 would call almost nothing.
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +72,12 @@ def cutoff_columns(columns) -> dict[float, str]:
 def read_contact_labels(path: str | Path) -> tuple[list[ContactSite], tuple[float, ...]]:
     """Sites of an `obte contacts labels` TSV (rows grouped by pdb_id and chain, in file order)."""
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        # `contacts labels` never quotes a field: a '"' is a character, and no field holds a line break
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: unreadable TSV ({str(exc).splitlines()[0]})") from None
+    if not isinstance(table.index, pd.RangeIndex):  # pandas took the extra first field of every row as an index
+        raise InputError(f"{path}: the rows have more fields than the header")
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     cutoffs = cutoff_columns(table.columns)
     if missing or not cutoffs:
@@ -86,7 +90,7 @@ def read_contact_labels(path: str | Path) -> tuple[list[ContactSite], tuple[floa
         name = f"{pdb_id}:{chain}"
         try:
             labels = rows[list(cutoffs.values())].astype(int).to_numpy()
-        except ValueError:
+        except (ValueError, OverflowError):
             raise InputError(f"{path}: site {name}: contact columns must be 0 or 1") from None
         if not set(np.unique(labels)) <= {0, 1}:
             raise InputError(f"{path}: site {name}: contact columns must be 0 or 1")

@@ -25,7 +25,9 @@ naming file, line and column.
 from __future__ import annotations
 
 import copy
+import csv
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +67,24 @@ class Split:
     labels: list  # sequence tasks: str/float per example; residue tasks: list per example
 
 
-def read_sequence_split(path: str | Path, name: str, task: str) -> Split:
+def _read_table(path: str | Path, kind: str) -> pd.DataFrame:
+    """A CSV (``kind`` "CSV") or TSV ("TSV", read without quoting: a '"' is a letter, as `contacts labels`
+    reads its TSV) of strings. A row with more fields than the header is an error: pandas would otherwise
+    take the first field for an index and shift every column."""
+    options = {"sep": "\t", "quoting": csv.QUOTE_NONE} if kind == "TSV" else {}
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False, **options)
+    except pd.errors.ParserWarning:
+        raise InputError(f"{path}: a row has more fields than the header") from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})") from None
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: unreadable {kind} ({message})") from None
+
+
+def read_sequence_split(path: str | Path, name: str, task: str) -> Split:
+    table = _read_table(path, "CSV")
     if not {"sequence", "label"} <= set(table.columns):
         raise InputError(
             f"{path}: header must have 'sequence' and 'label' columns (got {', '.join(table.columns)[:80]})"
@@ -87,10 +102,7 @@ def read_sequence_split(path: str | Path, name: str, task: str) -> Split:
 
 
 def read_residue_split(path: str | Path, name: str, task: str) -> Split:
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: unreadable TSV ({str(exc).splitlines()[0]})") from None
+    table = _read_table(path, "TSV")
     if not {"id", "sequence", "labels"} <= set(table.columns):
         raise InputError(
             f"{path}: header must have 'id', 'sequence' and 'labels' columns (got {', '.join(table.columns)[:80]})"

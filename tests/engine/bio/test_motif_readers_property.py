@@ -4,33 +4,16 @@ line naming the file — never another exception, never a hang."""
 
 import gzip
 import lzma
-import signal
-from contextlib import contextmanager
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from conftest import refused_in_one_line, within
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obte_cli.engine.bio.motifs import BASES, read_matrices
 from obte_cli.engine.core.errors import InputError
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@contextmanager
-def within(seconds: float):
-    """A hang becomes a test failure (SIGALRM; the readers are pure Python around Biopython)."""
-
-    def hung(signum, frame):
-        raise AssertionError(f"still reading after {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+FAST = settings(max_examples=40, deadline=None)
 
 
 def read_or_refuse(path):
@@ -39,8 +22,7 @@ def read_or_refuse(path):
         try:
             matrices = read_matrices(path)
         except InputError as exc:
-            message = str(exc)
-            assert "\n" not in message and str(path) in message, message
+            refused_in_one_line(exc, path)
             return None
     assert matrices
     for m in matrices:

@@ -4,48 +4,28 @@ file — never another exception, never a hang. The real structure is the bundle
 
 import gzip
 import math
-import signal
-from contextlib import contextmanager
+from functools import cache
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import refused_in_one_line, within
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obte_cli.engine.bio.structures import contact_sites, read_structure
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.resources import example_file
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=40, deadline=None)
 CUTOFFS = (4.0, 6.0, 8.0)
 
 
-@contextmanager
-def within(seconds: float):
-    def hung(signum, frame):
-        raise AssertionError(f"still reading after {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture(scope="module")
-def pdb_text() -> bytes:
-    return gzip.decompress(example_file("1AZP.pdb.gz").read_bytes())
-
-
-@pytest.fixture(scope="module")
-def cif_text() -> bytes:
+@cache
+def real_text(fmt: str) -> bytes:
+    """The bundled 1AZP as PDB, or converted to mmCIF. A function, not a fixture, so that Hypothesis does
+    not print 100 kB with every failing example."""
+    if fmt == "pdb":
+        return gzip.decompress(example_file("1AZP.pdb.gz").read_bytes())
     return read_structure(example_file("1AZP.pdb.gz")).make_mmcif_document().as_string().encode()
-
-
-def refused_in_one_line(exc: InputError, path) -> None:
-    message = str(exc)
-    assert "\n" not in message and str(path) in message, message
 
 
 def labels_or_refusal(path) -> None:
@@ -74,9 +54,10 @@ def labels_or_refusal(path) -> None:
                     assert math.isnan(residue.min_distance) == (not near[-1])
 
 
-def test_the_example_labels_one_site(pdb_text, cif_text, tmp_path):
-    for name, text in (("1AZP.pdb", pdb_text), ("1AZP.cif", cif_text)):
-        (tmp_path / name).write_bytes(text)
+def test_the_example_labels_one_site(tmp_path):
+    for fmt in ("pdb", "cif"):
+        name = f"1AZP.{fmt}"
+        (tmp_path / name).write_bytes(real_text(fmt))
         sites, skipped = contact_sites(tmp_path / name)
         assert not skipped and len(sites) == 1 and sites[0].sequence.startswith("MVKVKFKYKGEEKEVDTSKIKKVWRVGKMVSFTYD")
 
@@ -85,10 +66,12 @@ SUFFIXES = [".pdb", ".ent", ".cif", ".mmcif", ""]
 
 
 @FUZZ
-@given(fmt=st.sampled_from(["pdb", "cif"]), cut=st.floats(0, 1), at_line=st.booleans(), suffix=st.sampled_from(SUFFIXES))
-def test_a_file_cut_short_reads_or_is_one_input_error(tmp_path_factory, pdb_text, cif_text, fmt, cut, at_line, suffix):
+@given(
+    fmt=st.sampled_from(["pdb", "cif"]), cut=st.floats(0, 1), at_line=st.booleans(), suffix=st.sampled_from(SUFFIXES)
+)
+def test_a_file_cut_short_reads_or_is_one_input_error(tmp_path_factory, fmt, cut, at_line, suffix):
     """The real file cut at any byte or line, saved under a matching, a mismatched or no extension."""
-    text = pdb_text if fmt == "pdb" else cif_text
+    text = real_text(fmt)
     end = int(cut * len(text))
     if at_line:
         end = text.rfind(b"\n", 0, end) + 1
@@ -129,8 +112,8 @@ def damage(text: bytes, changes) -> bytes:
 
 @FUZZ
 @given(fmt=st.sampled_from(["pdb", "cif"]), changes=edits, packed=st.booleans())
-def test_a_damaged_file_reads_or_is_one_input_error(tmp_path_factory, pdb_text, cif_text, fmt, changes, packed):
-    text = damage(pdb_text if fmt == "pdb" else cif_text, changes)
+def test_a_damaged_file_reads_or_is_one_input_error(tmp_path_factory, fmt, changes, packed):
+    text = damage(real_text(fmt), changes)
     name = f"s.{fmt}.gz" if packed else f"s.{fmt}"
     path = tmp_path_factory.mktemp("damaged") / name
     path.write_bytes(gzip.compress(text) if packed else text)
@@ -152,6 +135,32 @@ def test_arbitrary_bytes_read_or_are_one_input_error(tmp_path_factory, raw, wrap
         "gzip-magic": b"\x1f\x8b" + raw,
     }[wrap]
     path = tmp_path_factory.mktemp("bytes") / f"b{suffix}"
+    path.write_bytes(data)
+    labels_or_refusal(path)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_non_finite_nucleic_acid_coordinate_is_one_input_error(tmp_path, value):
+    """gemmi reads "nan" in a coordinate field; its neighbour search then fails with a RuntimeError."""
+    import gemmi
+
+    structure = read_structure(example_file("1AZP.pdb.gz"))
+    structure[0]["B"][0][0].pos = gemmi.Position(value, 0, 0)
+    path = tmp_path / "nan.cif"
+    structure.make_mmcif_document().write_file(str(path))
+    with pytest.raises(InputError, match="unusable nucleic-acid coordinates") as info:
+        contact_sites(path)
+    refused_in_one_line(info.value, path)
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [("s.cif.gz", gzip.compress(b"")), ("s.cif.gz", b"\x00"), ("s.cif", b"data_x\n_cell.length_a 1\n")],
+    ids=["empty-gzip", "not-gzip", "no-atoms"],
+)
+def test_what_gemmi_refuses_in_other_ways_is_one_input_error(tmp_path, name, data):
+    """gemmi's IndexError (an mmCIF with no block) and OSError (a .gz that is not gzip) are input errors too."""
+    path = tmp_path / name
     path.write_bytes(data)
     labels_or_refusal(path)
 

@@ -1,7 +1,6 @@
-import json
-
 import pytest
 import torch
+from conftest import edit_json
 from safetensors.torch import load_file, save_file
 
 from obte_cli.engine.core.errors import ModelFormatError
@@ -70,9 +69,7 @@ def test_missing_and_foreign_files(tmp_path, saved):
 
 def test_newer_format_is_refused(saved):
     path, _ = saved
-    config = json.loads((path / "config.json").read_text())
-    config["format_version"] = 99
-    (path / "config.json").write_text(json.dumps(config))
+    edit_json(path / "config.json", lambda config: config.__setitem__("format_version", 99))
     with pytest.raises(ModelFormatError, match="newer than this obte understands"):
         load_model(path)
 
@@ -93,9 +90,7 @@ def test_weights_that_disagree_with_config(saved):
 
 def test_tokenizer_larger_than_embedding_is_refused(saved):
     path, _ = saved
-    config = json.loads((path / "config.json").read_text())
-    config["architecture"]["vocab_size"] = 32
-    (path / "config.json").write_text(json.dumps(config))
+    edit_json(path / "config.json", lambda config: config["architecture"].__setitem__("vocab_size", 32))
     with pytest.raises(ModelFormatError, match="tokenizer has 49 ids but the model embeds only 32"):
         load_model(path)
 

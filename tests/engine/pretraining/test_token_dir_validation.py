@@ -1,13 +1,11 @@
 """Broken token directories (`obte tokenize corpus`): one ModelFormatError naming the file or shard."""
 
-import json
 import shutil
 
 import numpy as np
 import pytest
-from conftest import DATA, obte
+from conftest import DATA, edit_json, obte, refused
 
-from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.pretraining.token_files import MANIFEST, open_corpus
 
 
@@ -32,19 +30,6 @@ def ids_file(path):
     return file
 
 
-def edit_manifest(path, change):
-    manifest = json.loads((path / MANIFEST).read_text())
-    change(manifest)
-    (path / MANIFEST).write_text(json.dumps(manifest))
-
-
-def refused(path, message):
-    with pytest.raises(ModelFormatError, match=message) as info:
-        open_corpus(path)
-    assert "\n" not in str(info.value)
-    return str(info.value)
-
-
 def test_a_good_directory_opens(tokens):
     corpus = open_corpus(tokens)
     assert sum(len(s) for s in corpus.shards) == 6
@@ -55,7 +40,7 @@ def test_an_id_outside_the_vocabulary_names_the_shard_and_token(tokens, bad_id):
     ids = np.fromfile(ids_file(tokens), dtype="<u2")
     ids[7] = bad_id
     ids.tofile(ids_file(tokens))
-    line = refused(tokens, rf"token 7 has id {bad_id}, outside the tokenizer's 49 ids")
+    line = refused(open_corpus, tokens, rf"token 7 has id {bad_id}, outside the tokenizer's 49 ids")
     assert line.startswith(str(ids_file(tokens)))
 
 
@@ -76,13 +61,13 @@ def test_an_id_outside_the_vocabulary_names_the_shard_and_token(tokens, bad_id):
     ],
 )
 def test_bad_manifest_fields_are_named(tokens, change, message):
-    edit_manifest(tokens, change)
-    refused(tokens, message)
+    edit_json(tokens / MANIFEST, change)
+    refused(open_corpus, tokens, message)
 
 
 def test_a_manifest_that_is_not_json(tokens):
     (tokens / MANIFEST).write_text("{not json")
-    refused(tokens, r"tokens\.json: invalid JSON")
+    refused(open_corpus, tokens, r"tokens\.json: invalid JSON")
 
 
 def test_offsets_that_go_backwards(tokens):
@@ -90,9 +75,9 @@ def test_offsets_that_go_backwards(tokens):
     offsets = np.fromfile(file, dtype="<i8")
     offsets[2], offsets[3] = offsets[3], offsets[2]
     offsets.tofile(file)
-    refused(tokens, r"disagree with tokens\.json")
+    refused(open_corpus, tokens, r"disagree with tokens\.json")
 
 
 def test_an_ids_file_cut_mid_id(tokens):
     ids_file(tokens).write_bytes(ids_file(tokens).read_bytes()[:-1])
-    refused(tokens, r"disagree with tokens\.json")
+    refused(open_corpus, tokens, r"disagree with tokens\.json")

@@ -1,9 +1,9 @@
 """Broken tokenizer directories: each is one ModelFormatError naming the file (and the field)."""
 
-import json
 import shutil
 
 import pytest
+from conftest import edit_json, refused
 
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.resources import bundled_tokenizer_dir
@@ -28,26 +28,13 @@ def residue_dir(tmp_path):
     return path
 
 
-def edit(path, change):
-    config = json.loads((path / TOKENIZER_FILE).read_text())
-    change(config)
-    (path / TOKENIZER_FILE).write_text(json.dumps(config))
-
-
-def refused(path, message):
-    with pytest.raises(ModelFormatError, match=message) as info:
-        load_tokenizer(path)
-    assert "\n" not in str(info.value)
-    return str(info.value)
-
-
 def test_the_copies_load(bpe_dir, residue_dir):
     assert load_tokenizer(bpe_dir).vocab_size == 65536 and load_tokenizer(residue_dir).vocab_size == 49
 
 
 def test_a_listed_file_that_is_missing_is_named(bpe_dir):
     (bpe_dir / MIXED).unlink()
-    line = refused(bpe_dir, "tokenizer file listed in tokenizer.json is missing")
+    line = refused(load_tokenizer, bpe_dir, "tokenizer file listed in tokenizer.json is missing")
     assert line.startswith(str(bpe_dir / MIXED))
 
 
@@ -55,9 +42,9 @@ def test_a_listed_file_that_is_missing_is_named(bpe_dir):
 def test_a_corrupt_sentencepiece_model_is_named(bpe_dir, keep_checksum):
     (bpe_dir / MIXED).write_bytes(b"not a protobuf" * 10)
     if not keep_checksum:
-        edit(bpe_dir, lambda c: c["components"][0].pop("sha256"))
+        edit_json(bpe_dir / TOKENIZER_FILE, lambda c: c["components"][0].pop("sha256"))
     message = "checksum differs" if keep_checksum else "not a readable sentencepiece model"
-    assert refused(bpe_dir, message).startswith(str(bpe_dir / MIXED))
+    assert refused(load_tokenizer, bpe_dir, message).startswith(str(bpe_dir / MIXED))
 
 
 def test_a_corrupt_model_file_given_directly_is_named(tmp_path):
@@ -68,8 +55,11 @@ def test_a_corrupt_model_file_given_directly_is_named(tmp_path):
 
 
 def test_a_model_file_replaced_by_one_of_another_size(bpe_dir):
-    edit(bpe_dir, lambda c: [c["components"][0].pop("sha256"), c["components"][0].__setitem__("pieces", 4096)])
-    refused(bpe_dir, r"mixed_bpe\.model: has 65536 pieces, tokenizer\.json says 4096")
+    edit_json(
+        bpe_dir / TOKENIZER_FILE,
+        lambda c: [c["components"][0].pop("sha256"), c["components"][0].__setitem__("pieces", 4096)],
+    )
+    refused(load_tokenizer, bpe_dir, r"mixed_bpe\.model: has 65536 pieces, tokenizer\.json says 4096")
 
 
 @pytest.mark.parametrize(
@@ -98,8 +88,8 @@ def test_a_model_file_replaced_by_one_of_another_size(bpe_dir):
     ],
 )
 def test_bad_sentencepiece_fields_are_named(bpe_dir, change, message):
-    edit(bpe_dir, change)
-    line = refused(bpe_dir, message)
+    edit_json(bpe_dir / TOKENIZER_FILE, change)
+    line = refused(load_tokenizer, bpe_dir, message)
     assert line.startswith(str(bpe_dir))
 
 
@@ -121,5 +111,5 @@ def test_bad_sentencepiece_fields_are_named(bpe_dir, change, message):
     ],
 )
 def test_bad_residue_fields_are_named(residue_dir, change, message):
-    edit(residue_dir, change)
-    assert refused(residue_dir, message).startswith(str(residue_dir / TOKENIZER_FILE))
+    edit_json(residue_dir / TOKENIZER_FILE, change)
+    assert refused(load_tokenizer, residue_dir, message).startswith(str(residue_dir / TOKENIZER_FILE))
