@@ -179,7 +179,13 @@ def throughput(
     vocab: int = typer.Option(4096, "--vocab", min=1, help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."),
     rows: int = typer.Option(8, "--rows", min=1, help="Sequences per step."),
     context: int = typer.Option(512, "--context", min=1, max=MAX_CONTEXT, help="Tokens per sequence."),
-    steps: int = typer.Option(10, "--steps", min=1, help="Timed steps (median reported), after 3 warm-up steps."),
+    steps: int = typer.Option(
+        10,
+        "--steps",
+        min=1,
+        help="Timed steps of each implementation, taken in turns (median and paired speed-up reported), "
+        "after 3 warm-up steps of each.",
+    ),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face EsmForMaskedLM comparison."),
     device: Annotated[Device, device_option("auto, cpu or cuda (fp32 on CPU, bf16 autocast on CUDA).")] = Device.cpu,
     out: Annotated[Path | None, out_option("Directory for bench-throughput.tsv and .png.")] = None,
@@ -338,7 +344,9 @@ def embed(
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help="Tokenizer (bundled name or directory)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Records per padded Hugging Face batch."),
     max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="obte's token budget per forward pass."),
-    repeats: int = typer.Option(2, "--repeats", min=1, help="Runs per implementation; the best is reported."),
+    repeats: int = typer.Option(
+        5, "--repeats", min=1, help="Timed rounds, obte and HF taking turns (median and paired speed-up reported)."
+    ),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face comparison."),
     out: Annotated[Path | None, out_option("Directory for bench-embed.tsv.")] = None,
 ) -> None:

@@ -4,18 +4,24 @@ Same FASTA, same model shape (width, depth, heads, vocabulary, GELU ×4, rotary,
 CPU threads, same run; mean-pooled embeddings of every record. Hugging Face is run as its users do:
 batches of ``batch_size`` records in file order, padded to the longest in the batch, with an attention
 mask, under ``torch.inference_mode``. obte runs :func:`obte_cli.engine.embedding.embed.embed_segments`
-(length-sorted, packed by token budget, block-diagonal attention). Throughput is residues per second
-of wall time, best of ``repeats``.
+(length-sorted, packed by token budget, block-diagonal attention). The two take turns, ``repeats``
+rounds after one warm-up round (:func:`~obte_cli.engine.bench.timing.interleaved`): throughput is
+residues per second of the median round, and the speed-up the median of the per-round ratios with its
+interquartile range, so load on a shared machine hits both alike. The load average is reported too.
 """
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 
-from obte_cli.engine.bench.timing import best_of
+from obte_cli.engine.bench.timing import interleaved, load_average, paired_ratio
 from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
 from obte_cli.engine.tokenizers.base import Segment, Tokenizer
+
+OBTE_NAME, HF_NAME = "obte (packed)", "hf EsmModel (padded)"
 
 
 def bench_embed(
@@ -30,11 +36,7 @@ def bench_embed(
     residues = sum(len(s.sequence) for s in segments)
     model = ObteModel(config).eval()
     settings = EmbeddingSettings(pool="mean", max_tokens=max_tokens)
-    rows = []
-    obte_s = best_of(repeats, lambda: list(embed_segments(model, tokenizer, segments, settings)))
-    rows.append(
-        {"implementation": "obte (packed)", "sequences": len(segments), "residues": residues, "seconds": obte_s}
-    )
+    works = {OBTE_NAME: lambda: list(embed_segments(model, tokenizer, segments, settings))}
     if include_hf:
         from transformers import EsmConfig, EsmModel
 
@@ -71,16 +73,25 @@ def bench_embed(
                 hidden = hf(input_ids=ids, attention_mask=mask).last_hidden_state
                 (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
 
+        works[HF_NAME] = run_hf
+    load_before = load_average()
+    seconds = interleaved(works, repeats, warmup=1)
+    load = max(load_before, load_average())
+    speedup = paired_ratio(seconds[HF_NAME], seconds[OBTE_NAME]) if include_hf else (float("nan"),) * 3
+    rows = []
+    for name, times in seconds.items():
+        median = statistics.median(times)
         rows.append(
             {
-                "implementation": "hf EsmModel (padded)",
+                "implementation": name,
                 "sequences": len(segments),
                 "residues": residues,
-                "seconds": best_of(repeats, run_hf),
+                "seconds": median,
+                "residues_per_s": residues / median,
+                "speedup_vs_hf": speedup[0] if name == OBTE_NAME else (1.0 if include_hf else float("nan")),
+                "speedup_q1": speedup[1] if name == OBTE_NAME else float("nan"),
+                "speedup_q3": speedup[2] if name == OBTE_NAME else float("nan"),
+                "load_avg": load,
             }
         )
-    for r in rows:
-        r["residues_per_s"] = r["residues"] / r["seconds"]
-    for r in rows:
-        r["speedup_vs_hf"] = r["residues_per_s"] / rows[-1]["residues_per_s"] if include_hf else float("nan")
     return rows

@@ -4,8 +4,11 @@ Both models get the same shape — width, depth, heads, vocabulary, GELU MLP of 
 positions, SDPA attention, no dropout — the same batch (rows × context tokens of real-vocabulary ids,
 15% masked), in one process, in fp32 on CPU (bf16 autocast on CUDA). obte's step is exactly what
 ``obte pretrain`` runs (:func:`obte_step`: its masked-LM objective, μP AdamW, gradient clipping and
-schedule); HF's is forward, cross-entropy, backward and a plain AdamW step. We report the median of the
-timed steps after warm-up steps.
+schedule); HF's is forward, cross-entropy, backward and a plain AdamW step. Steps are *interleaved*
+(obte, HF, obte, HF ... after warm-up steps of both; :func:`~obte_cli.engine.bench.timing.interleaved`), so
+a burst of load on a shared machine hits both alike: each implementation's time is its median step, and
+the speed-up is the median of the per-step ratios HF / obte with its interquartile range. The machine's
+load average is written beside the figures.
 
 MFU is model FLOPs per second (6N + 12·L·d·T per token, :func:`obte_cli.engine.model.encoder.flops_per_token`,
 the same count for both) over a *measured* peak: the best rate of a large fp32 (or bf16 on CUDA) matrix
@@ -15,16 +18,17 @@ multiplication on this machine, so the ratio says how close training gets to wha
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from obte_cli.engine.bench.timing import best_of
+from obte_cli.engine.bench.timing import best_of, interleaved, load_average, paired_ratio
 from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel, flops_per_token
 from obte_cli.engine.pretraining.loop import MaskedLMObjective, PretrainSettings, make_optimizer, make_scheduler
+
+HF_NAME = "hf EsmForMaskedLM"
 
 
 def _sync(device: torch.device) -> None:
@@ -45,19 +49,6 @@ def matmul_peak_flops(device: torch.device, size: int = 2048, repeats: int = 10)
         _sync(device)
 
     return 2 * size**3 / best_of(repeats, multiply)
-
-
-def _time_steps(step: Callable[[], None], device: torch.device, warmup: int, steps: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        _sync(device)
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _batch(vocab: int, rows: int, context: int, mask_id: int, seed: int):
@@ -144,19 +135,25 @@ def bench_throughput(
     include_hf: bool = True,
     seed: int = 0,
 ) -> list[dict]:
-    """One row per (shape, implementation): tokens/s, ms/step, MFU, and obte's speed-up over HF."""
+    """One row per (shape, implementation): tokens/s and ms per step (median step), MFU, obte's paired
+    speed-up over HF (median and quartiles of the per-step ratios) and the load average."""
     peak = matmul_peak_flops(device)
     results = []
     for label, config in configs:
         inputs, labels = _batch(config.vocab_size, rows, context, mask_id=1, seed=seed)
         flops = flops_per_token(config, context)
-        implementations = [("obte", obte_step)] + ([("hf EsmForMaskedLM", hf_esm_step)] if include_hf else [])
-        measured = {}
+        implementations = [("obte", obte_step)] + ([(HF_NAME, hf_esm_step)] if include_hf else [])
+        built = {}
         for name, build in implementations:
             torch.manual_seed(seed)
-            seconds = _time_steps(build(config, inputs, labels, device), device, warmup, steps)
-            tokens_per_s = rows * context / seconds
-            measured[name] = tokens_per_s
+            built[name] = build(config, inputs, labels, device)
+        load_before = load_average()
+        seconds = interleaved(built, steps, warmup, sync=lambda: _sync(device))
+        load = max(load_before, load_average())
+        speedup = paired_ratio(seconds[HF_NAME], seconds["obte"]) if include_hf else (float("nan"),) * 3
+        for name, _ in implementations:
+            step_seconds = statistics.median(seconds[name])
+            tokens_per_s = rows * context / step_seconds
             results.append(
                 {
                     "shape": label,
@@ -167,12 +164,15 @@ def bench_throughput(
                     "vocab": config.vocab_size,
                     "rows": rows,
                     "context": context,
-                    "ms_per_step": seconds * 1e3,
+                    "ms_per_step": step_seconds * 1e3,
                     "tokens_per_s": tokens_per_s,
                     "mfu": tokens_per_s * flops / peak,
                     "peak_gflops": peak / 1e9,
+                    # obte's paired speed-up (HF's row: 1 by definition)
+                    "speedup_vs_hf": speedup[0] if name == "obte" else (1.0 if include_hf else float("nan")),
+                    "speedup_q1": speedup[1] if name == "obte" else float("nan"),
+                    "speedup_q3": speedup[2] if name == "obte" else float("nan"),
+                    "load_avg": load,
                 }
             )
-        for r in results[-len(implementations) :]:
-            r["speedup_vs_hf"] = r["tokens_per_s"] / measured["hf EsmForMaskedLM"] if include_hf else float("nan")
     return results

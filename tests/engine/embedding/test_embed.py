@@ -208,8 +208,15 @@ def test_bench_embed_reports_both_implementations(proteins, tmp_path):
     result = obte("bench", "embed", path, "--preset", "micro", "--repeats", "1", "-o", tmp_path)
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    header = rows[0]
     assert [r[0] for r in rows[1:]] == ["obte (packed)", "hf EsmModel (padded)"]
-    assert rows[1][2] == rows[2][2] and float(rows[2][-1]) == 1.0
+    assert rows[1][2] == rows[2][2] and float(rows[2][header.index("speedup_vs_hf")]) == 1.0
+    obte_row = dict(zip(header, rows[1]))
+    # one round: the paired speed-up is the ratio of the two timings, its quartiles equal to it
+    ratio = float(rows[2][header.index("seconds")]) / float(obte_row["seconds"])
+    assert float(obte_row["speedup_vs_hf"]) == pytest.approx(ratio, rel=1e-3)
+    assert float(obte_row["speedup_q1"]) == pytest.approx(float(obte_row["speedup_q3"]), rel=1e-3)
+    assert float(obte_row["load_avg"]) >= 0
     assert (tmp_path / "bench-embed.tsv").is_file()
 
 

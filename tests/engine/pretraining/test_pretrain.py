@@ -429,6 +429,11 @@ def test_bench_throughput_runs_both_implementations(tmp_path):
     assert [r[header.index("implementation")] for r in rows[1:]] == ["obte", "hf EsmForMaskedLM"]
     assert all(float(r[header.index("tokens_per_s")]) > 0 and 0 < float(r[header.index("mfu")]) < 1.5 for r in rows[1:])
     assert float(rows[2][header.index("speedup_vs_hf")]) == 1.0
+    obte_row = dict(zip(header, rows[1]))
+    ratio = float(rows[2][header.index("ms_per_step")]) / float(obte_row["ms_per_step"])
+    assert float(obte_row["speedup_vs_hf"]) == pytest.approx(ratio, rel=2e-3)  # one step: the paired ratio
+    assert float(obte_row["speedup_q1"]) <= float(obte_row["speedup_vs_hf"]) <= float(obte_row["speedup_q3"])
+    assert float(obte_row["load_avg"]) >= 0
     assert (tmp_path / "bench-throughput.png").is_file()
     bad = obte("bench", "throughput", "--shapes", "w100")
     assert bad.exit_code == 1 and "multiple of 64" in bad.stderr
