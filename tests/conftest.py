@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,7 +92,8 @@ def shared_file(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def pronab_path() -> Path:
-    return shared_file("omnibiote-ref", "pronab_dev.json")
+    """72 real ProNAB entries in the ProNAB JSON layout (``tests/data/pronab_sample.json``, see its README)."""
+    return DATA / "pronab_sample.json"
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +115,10 @@ def protein_fasta(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mixed_model_file() -> Path:
-    return shared_file("omnibiote-ref", "mixed_bpe.model")
+    """The reference ``mixed_bpe.model`` (OmniBioTE, MIT), as the bundled ``omnibiote-mixed`` tokenizer ships it."""
+    from obte_cli.engine.core.resources import bundled_tokenizer_dir
+
+    return bundled_tokenizer_dir("omnibiote-mixed") / "mixed_bpe.model"
 
 
 @pytest.fixture(scope="session")
@@ -130,11 +135,36 @@ def mixed_tokenizer():
     return load_tokenizer("omnibiote-mixed")
 
 
+HELDOUT_FILES = sorted((DATA / "debian-heldout").glob("*/*.fa.gz"))
+
+
+def _standard_chunks(text: str, letters: str, length: int = 2048) -> list[str]:
+    """The runs of ``letters`` in ``text`` (upper case), cut into chunks of at most ``length``."""
+    runs = re.split(f"[^{letters}]+", text.upper())
+    return [r[i : i + length] for r in runs for i in range(0, len(r), length) if r]
+
+
 @pytest.fixture(scope="session")
-def paired_tokenizer():
-    """Two reference models, one per modality: nucleic ids [0, 65536), protein ids offset after them."""
+def paired_tokenizer(tmp_path_factory):
+    """Two small BPE models, one per modality (nucleic ids first, protein ids offset after them: the layout of
+    the reference ``nucleotide_bpe.model`` + ``peptide_bpe.model`` and of `obte tokenize train`), trained with
+    obte's trainer on the held-out Debian records of ``tests/data/debian-heldout`` (256 + 512 pieces)."""
+    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.pretraining.train_tokenizer import train_bpe
     from obte_cli.engine.tokenizers.sentencepiece import SentencePieceTokenizer
 
-    nucleotide = shared_file("omnibiote-ref", "nucleotide_bpe.model")
-    peptide = shared_file("omnibiote-ref", "peptide_bpe.model")
-    return SentencePieceTokenizer.from_model_files({str(nucleotide): ["nucleic"], str(peptide): ["protein"]})
+    chunks = {"nucleic": [], "protein": []}
+    for path in HELDOUT_FILES:
+        protein = path.parent.name == "protein"
+        for record in read_fasta(path):
+            if protein:
+                chunks["protein"] += _standard_chunks(record.sequence, "ACDEFGHIKLMNPQRSTVWY")
+            else:
+                chunks["nucleic"] += _standard_chunks(record.sequence.upper().replace("U", "T"), "ACGT")
+    folder = tmp_path_factory.mktemp("paired-bpe")
+    files = {}
+    for modality, size in (("nucleic", 256), ("protein", 512)):
+        path = folder / f"{modality}_bpe.model"
+        path.write_bytes(train_bpe(chunks[modality], modality, size))
+        files[str(path)] = [modality]
+    return SentencePieceTokenizer.from_model_files(files)

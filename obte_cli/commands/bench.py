@@ -22,6 +22,8 @@ from obte_cli.commands.options import (
     Gb1Split,
     Preset,
     Readout,
+    Recipe,
+    SequenceReadout,
     Suite,
     backbone_or_default,
     device_option,
@@ -539,19 +541,32 @@ def tasks(
     max_eval_examples: int = typer.Option(
         1_000, "--max-eval-examples", min=1, help="CPU budget: dev and test examples per task (seeded subset)."
     ),
-    epochs: int = typer.Option(3, "--epochs", min=1, help="Fine-tuning epochs (the best on dev is scored)."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="finetune recipe: epochs (the best on dev is scored)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per optimizer step."),
     no_fresh_control: bool = typer.Option(
         False, "--no-fresh-control", help="Skip the fresh-init control of each model (half the time)."
+    ),
+    recipe: Recipe = typer.Option(
+        Recipe.probe,
+        "--recipe",
+        help="probe: a linear model on the frozen final states, penalty chosen on dev (fits a CPU); finetune: "
+        "the paper's fine-tuning recipe, best dev epoch (needs far more steps than a CPU budget gives).",
+    ),
+    readout: SequenceReadout = typer.Option(
+        SequenceReadout.mean,
+        "--readout",
+        help="finetune recipe: what a sequence task's head reads, the mean of all tokens or the first token's "
+        "state (as the reference, which fine-tunes far longer).",
     ),
     seed: Annotated[int, seed_option("Seed of the subsets, the homology split, the fresh controls and training.")] = 0,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
     out: Annotated[Path, out_option("Directory for tasks.tsv (one row per task and model) and tasks.png.")] = ...,
 ) -> None:
-    """Single-omic benchmarks: fine-tune each model on GUE (DNA, MCC), FLIP secondary structure (Q3), FLIP GB1
-    (Spearman ρ) and SCOPe remote homology (fold accuracy, superfamilies held out), each beside a fresh-init
-    control of the same shape, with one recipe and a CPU budget (both recorded in every row).
+    """Single-omic benchmarks: each model on GUE (DNA, MCC), FLIP secondary structure (Q3), FLIP GB1 (Spearman ρ)
+    and SCOPe remote homology (fold accuracy, superfamilies held out), each beside a fresh-init control of the
+    same shape, with one recipe (a linear probe of the frozen model, or fine-tuning) and a CPU budget (both
+    recorded in every row).
 
     Prints the rows as TSV; tasks.tsv is rewritten after every task, so an interrupted run keeps its results.
 
@@ -581,13 +596,13 @@ def tasks(
     budget = TaskBudget(max_train_tokens, max_eval_examples)
     output_directory(out)
     log.info(
-        "%d tasks × %d models%s; budget %d training tokens per epoch, %d dev/test examples; %d epochs",
+        "%d tasks × %d models%s; recipe %s; budget %d training tokens, %d dev/test examples",
         len(task_list),
         len(names),
         "" if no_fresh_control else " (each with a fresh-init control)",
+        recipe.value,
         max_train_tokens,
         max_eval_examples,
-        epochs,
     )
     done: list[dict] = []
 
@@ -604,7 +619,9 @@ def tasks(
         budget,
         resolve_device(device),
         fresh_control=not no_fresh_control,
-        on_run=lambda task, model, init: log.info("fine-tuning %s on %s (%s)", model, task, init),
+        readout=readout.value,
+        recipe=recipe.value,
+        on_run=lambda task, model, init: log.info("%s: %s on %s (%s)", recipe.value, model, task, init),
         on_result=save,
     )
     with open_output("-") as handle:
@@ -618,8 +635,9 @@ def tasks(
 
 
 def _model_names(models: list[Path]) -> list[str]:
-    """Short, distinct names for the output: the directory names, with parents added where two collide."""
-    names = [Path(m).name or str(m) for m in models]
+    """Short, distinct names for the output: the directory names (a pretraining run's ``RUN/model`` is named
+    after its run), with the whole paths where two collide."""
+    names = [(Path(m).parent.name if Path(m).name == "model" else Path(m).name) or str(m) for m in models]
     if len(set(names)) < len(names):
         names = [str(m) for m in models]
     return names

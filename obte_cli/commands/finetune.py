@@ -18,6 +18,7 @@ from obte_cli.commands.options import (
     OnUnknownOption,
     Probe,
     Readout,
+    SequenceReadout,
     Task,
     backbone_or_default,
     folds_check,
@@ -225,6 +226,7 @@ def _run_task(
     seed: int,
     device: Device,
     force: bool,
+    readout: str = "first",
 ) -> None:
     import pandas as pd
 
@@ -282,10 +284,12 @@ def _run_task(
             settings,
             resolve_device(device),
             on_step,
+            readout,
         )
     with staged_directory(out, inputs=[train, dev, test, model]) as staging:
         head = {
             **result.head.describe(),
+            **({} if per_residue else {"readout": readout}),
             "task": f"{kind}-{task}",
             "per_residue": per_residue,
             "classes": classes,
@@ -354,6 +358,11 @@ def classify(
     warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
     truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context."),
     on_unknown: OnUnknownOption = OnUnknown.error,
+    readout: SequenceReadout = typer.Option(
+        SequenceReadout.first,
+        "--readout",
+        help="What the head reads: the first token's final state (the reference's choice) or the mean of all tokens.",
+    ),
     seed: Annotated[int, seed_option("Seed for shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
@@ -383,6 +392,7 @@ def classify(
         seed,
         device,
         force,
+        readout=readout.value,
     )
 
 

@@ -56,12 +56,20 @@ class Readout(StrChoice):
     """What a ΔG head reads (obte_cli.engine.finetuning.trainer.Readout)."""
 
     first = "first"
+    mean = "mean"
     parts_mean = "parts-mean"
 
 
+class SequenceReadout(StrChoice):
+    """What a sequence-task head reads (no parts: one sequence)."""
+
+    first = "first"
+    mean = "mean"
+
+
 READOUT_HELP = (
-    "What the ΔG head reads: 'first', the first token's final state (the reference's choice), or 'parts-mean', "
-    "the mean states of the protein and of the nucleic acid side by side."
+    "What the ΔG head reads: 'first', the first token's final state (the reference's choice), 'mean', the mean "
+    "state of all tokens, or 'parts-mean', the mean states of the protein and of the nucleic acid side by side."
 )
 
 
@@ -77,6 +85,13 @@ class Suite(StrChoice):
     ss3 = "ss3"
     gb1 = "gb1"
     homology = "homology"
+
+
+class Recipe(StrChoice):
+    """How `obte bench tasks` trains a model on a task (obte_cli.engine.bench.tasks)."""
+
+    probe = "probe"
+    finetune = "finetune"
 
 
 class Gb1Split(StrChoice):

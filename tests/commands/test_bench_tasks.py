@@ -1,13 +1,73 @@
-"""`obte bench tasks` end to end: one short fine-tune per suite on real benchmark rows from ../shared/data
-(skipped without them), with a fresh-init control and the CPU budget recorded in every row."""
+"""`obte bench tasks` end to end: one short fine-tune per suite, with a fresh-init control and the CPU budget
+recorded in every row, on a data root in the benchmarks' own layouts filled from tests/data (the loaders
+on the real benchmark files are tests/engine/bench/test_suites.py)."""
 
+import csv
 import shutil
 
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, obte, shared_file
+from conftest import DATA, obte
 
 BUDGET = ["--max-train-tokens", "12000", "--max-eval-examples", "40", "--epochs", "1", "--batch-size", "16"]
+SPLITS = ("train", "dev", "test")
+
+
+def _rows(name, split, delimiter):
+    with open(DATA / "tasks" / f"{name}_{split}.{'csv' if delimiter == ',' else 'tsv'}", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter=delimiter))
+
+
+def _write_data_root(root):
+    """The layouts `obte bench tasks --data` reads (see obte_cli/engine/bench/suites.py), with the real sequences
+    of tests/data/tasks: GUE = the chloroplast coding windows (label 1 inside a CDS), whole and cut to their
+    first 50 nt; FLIP secondary structure = the hydropathy proteins, H residues as helix (H) and P as coil (C),
+    the first residue of each masked as unresolved; FLIP GB1 = the same proteins, target their fraction of H
+    residues; SCOPe = the same proteins, the more hydrophobic half in fold a.1, the rest in b.1, three
+    superfamilies each."""
+    for task, cut in (("coding", None), ("coding-50", 50)):
+        for split in SPLITS:
+            folder = root / "gue" / "chloroplast" / task
+            folder.mkdir(parents=True, exist_ok=True)
+            rows = _rows("coding", split, ",")
+            lines = [f"{r['sequence'][:cut]},{int(r['label'] == 'coding')}\n" for r in rows]
+            (folder / f"{split}.csv").write_text("sequence,label\n" + "".join(lines))
+    proteins = {split: _rows("hydropathy", split, "\t") for split in SPLITS}
+    flags = {
+        "train": "SET=train VALIDATION=False",
+        "dev": "SET=train VALIDATION=True",
+        "test": "SET=test VALIDATION=False",
+    }
+    every = [(split, r) for split in SPLITS for r in proteins[split]]
+    ss3 = root / "flip" / "secondary_structure"
+    ss3.mkdir(parents=True)
+    (ss3 / "sequences.fasta").write_text("".join(f">{r['id']}\n{r['sequence']}\n" for _, r in every))
+    sampled = "".join(f">{r['id']} {flags[s]}\n{r['labels'].replace('P', 'C')}\n" for s, r in every)
+    (ss3 / "sampled.fasta").write_text(sampled)
+    (ss3 / "mask.fasta").write_text("".join(f">{r['id']}\n0{'1' * (len(r['sequence']) - 1)}\n" for _, r in every))
+    gb1 = root / "flip" / "gb1"
+    gb1.mkdir(parents=True)
+    table = [
+        f"{r['sequence']},{r['labels'].count('H') / len(r['labels']):.4f},{'test' if s == 'test' else 'train'},"
+        f"{'True' if s == 'dev' else ''}\n"
+        for s, r in every
+    ]
+    (gb1 / "three_vs_rest.csv").write_text("sequence,target,set,validation\n" + "".join(table))
+    scope = root / "scope"
+    scope.mkdir()
+    hydrophobic = [r["labels"].count("H") / len(r["labels"]) for _, r in every]
+    median = sorted(hydrophobic)[len(hydrophobic) // 2]
+    domains = []
+    for i, (_, r) in enumerate(every):
+        fold = "a.1" if hydrophobic[i] >= median else "b.1"
+        domains.append(f">d{i:04d}a_ {fold}.{i % 3 + 1}.1 (A:) {r['id']}\n{r['sequence'].lower()}\n")
+    (scope / "astral_2.07_40.fa").write_text("".join(domains))
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return _write_data_root(tmp_path_factory.mktemp("bench-data"))
 
 
 @pytest.fixture(scope="module")
@@ -18,12 +78,10 @@ def micro(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def suite_run(micro, tmp_path_factory):
-    for part in ("gue", "flip", "scope"):
-        shared_file(part)
+def suite_run(micro, data_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-tasks") / "out"
-    tasks = ["gue/prom/prom_core_tata", "ss3/flip", "gb1/three_vs_rest", "homology/scope40-fold"]
-    args = ["bench", "tasks", "--data", SHARED_DATA, "-m", micro, "--device", "cpu", "-o", out, *BUDGET]
+    tasks = ["gue/chloroplast/coding", "ss3/flip", "gb1/three_vs_rest", "homology/scope40-fold"]
+    args = ["bench", "tasks", "--data", data_root, "-m", micro, "--device", "cpu", "-o", out, *BUDGET]
     result = obte(*args, *[a for t in tasks for a in ("--task", t)])
     assert result.exit_code == 0, result.output
     return out, result, tasks
@@ -43,14 +101,28 @@ def test_every_suite_runs_beside_its_fresh_control(suite_run):
     assert (table["train_tokens"] <= 12000).all() and (table["test_examples"] <= 40).all()
     assert (table["test_available"] >= table["test_examples"]).all()
     assert (out / "tasks.png").read_bytes()[:4] == b"\x89PNG"
+    # the default recipe: a linear probe of the frozen model (no epochs), mean states per sequence
+    assert (table["recipe"] == "probe").all() and (table["epochs"] == 0).all()
+    assert list(table["readout"]) == ["mean", "mean", "per-residue", "per-residue", "mean", "mean", "mean", "mean"]
 
 
-def test_models_of_one_architecture_share_their_fresh_control(micro, tmp_path):
-    shared_file("gue")
+def test_the_finetune_recipe(micro, data_root, tmp_path):
+    args = ["bench", "tasks", "--data", data_root, "-m", micro, "--device", "cpu", *BUDGET, "--no-fresh-control"]
+    result = obte(*args, "--recipe", "finetune", "--readout", "first", "--task", "gue/chloroplast/coding",
+                  "--task", "ss3/flip", "-o", tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "out" / "tasks.tsv", sep="\t")
+    assert list(table["init"]) == ["as given", "as given"] and (table["recipe"] == "finetune").all()
+    assert list(table["readout"]) == ["first", "per-residue"] and (table["epochs"] == 1).all()
+    assert (table["best_epoch"] == 1).all() and table["score"].between(-1, 1).all()
+    assert "finetune: micro on ss3/flip (as given)" in result.stderr
+
+
+def test_models_of_one_architecture_share_their_fresh_control(micro, data_root, tmp_path):
     twin = tmp_path / "twin"
     shutil.copytree(micro, twin)
-    args = ["bench", "tasks", "--data", SHARED_DATA, "-m", micro, "-m", twin, "--device", "cpu", *BUDGET]
-    result = obte(*args, "--suite", "gue", "--task", "gue/tf/2", "-o", tmp_path / "out")
+    args = ["bench", "tasks", "--data", data_root, "-m", micro, "-m", twin, "--device", "cpu", *BUDGET]
+    result = obte(*args, "--suite", "gue", "--task", "gue/chloroplast/coding-50", "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "out" / "tasks.tsv", sep="\t")
     assert list(zip(table["model"], table["init"])) == [
@@ -59,22 +131,20 @@ def test_models_of_one_architecture_share_their_fresh_control(micro, tmp_path):
         ("twin", "as given"),
         ("twin", "fresh"),
     ]
-    assert result.stderr.count("(fresh)\n") + result.stderr.count("(fresh)") >= 1
-    assert result.stderr.count("fine-tuning micro on gue/tf/2 (fresh)") == 1
-    assert "fine-tuning twin on gue/tf/2 (fresh)" not in result.stderr  # trained once
+    assert result.stderr.count("probe: micro on gue/chloroplast/coding-50 (fresh)") == 1
+    assert "probe: twin on gue/chloroplast/coding-50 (fresh)" not in result.stderr  # trained once
     fresh = table[table["init"] == "fresh"]
     assert fresh["score"].nunique() == 1
     # two equal models trained alike score alike
     assert table[table["init"] == "as given"]["score"].nunique() == 1
 
 
-def test_unknown_task_and_suite(micro, tmp_path):
-    shared_file("gue")
-    result = obte("bench", "tasks", "--data", SHARED_DATA, "-m", micro, "--suite", "gue", "--task", "gue/nope", "-o",
+def test_unknown_task_and_suite(micro, data_root, tmp_path):
+    result = obte("bench", "tasks", "--data", data_root, "-m", micro, "--suite", "gue", "--task", "gue/nope", "-o",
                   tmp_path / "x")  # fmt: skip
     assert result.exit_code == 1 and "--task gue/nope: no such task in gue" in result.stderr
     assert not (tmp_path / "x").exists()
-    bad = obte("bench", "tasks", "--data", SHARED_DATA, "--suite", "protein", "-o", tmp_path / "y")
+    bad = obte("bench", "tasks", "--data", data_root, "--suite", "protein", "-o", tmp_path / "y")
     assert bad.exit_code == 2
 
 

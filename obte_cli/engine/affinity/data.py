@@ -107,10 +107,14 @@ def _text(value, what: str) -> str:
 
 
 def _number(value) -> float:
-    """Kd or ΔG: null is a missing value (NaN, dropped as ``missing_value``); a non-number raises ValueError."""
+    """Kd or ΔG: null is a missing value (NaN, dropped as ``missing_value``); a non-number raises ValueError.
+    An integer too large for a float is infinite (dropped as ``missing_value`` too)."""
     if isinstance(value, bool) or (value is not None and not isinstance(value, (int, float, str))):
         raise ValueError(value)
-    return math.nan if value is None else float(value)
+    try:
+        return math.nan if value is None else float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -119,8 +123,10 @@ def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:  # a directory, no permission
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a number of > 4300 digits, deep nesting
+        raise InputError(f"{path}: not valid JSON ({(str(exc).splitlines() or ['?'])[0][:200]})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object keyed by protein accession")
     raw = []
@@ -162,6 +168,8 @@ def read_pairs_rows(path: str | Path, need_dg: bool = True) -> list[dict]:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except OSError as exc:  # a directory, no permission
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable TSV ({str(exc).splitlines()[0]})") from None
     required = ["protein", "nucleic_acid", "dG"] if need_dg else ["protein", "nucleic_acid"]

@@ -7,7 +7,8 @@ values), then score it on the test split.
 
 * **Sequence tasks** read GUE's CSV layout — a header with ``sequence`` and ``label`` (other columns
   ignored). Classes are the training labels (sorted); a dev/test label never seen in training is an
-  error. The head reads the first token (the molecule tag) as for ΔG.
+  error. The head reads the first token (the molecule tag) as for ΔG, or the mean of all tokens
+  (``readout="mean"``).
 * **Per-residue tasks** read a TSV with ``id``, ``sequence``, ``labels``: one label per residue, either
   one character each (``HHHEEC...``, secondary structure style) or whitespace-separated (values, or
   multi-character classes). With a BPE tokenizer a token covering several residues is trained on their
@@ -47,6 +48,7 @@ from obte_cli.engine.finetuning.residues import (
 from obte_cli.engine.finetuning.trainer import (
     NO_CLASS,
     FinetuneSettings,
+    Readout,
     SequenceTask,
     Task,
     TokenTask,
@@ -299,15 +301,17 @@ def train_task(
     settings: FinetuneSettings,
     device="cpu",
     on_step=None,
+    readout: str = "first",
 ) -> TaskResult:
-    """Fine-tune on ``splits['train']``, keep the best epoch on dev, score it on test (see module docstring)."""
+    """Fine-tune on ``splits['train']``, keep the best epoch on dev, score it on test (see module docstring).
+    ``readout`` (sequence tasks): what the head reads, ``first`` or ``mean`` (:class:`Readout`)."""
     device = torch.device(device)
     class_of = {c: i for i, c in enumerate(classes or [])}
     n_outputs = len(classes) if task == "classification" else 1
     torch.manual_seed(settings.seed)
     head = LinearHead(model.config.width, n_outputs)
     loss_name = "cross_entropy" if task == "classification" else "mse"
-    objective = TokenTask(loss_name) if per_residue else SequenceTask(loss_name)
+    objective = TokenTask(loss_name) if per_residue else SequenceTask(loss_name, Readout(readout))
     targets, mean, sd = training_targets(splits["train"], encodings["train"], task, per_residue, class_of)
     result = TaskResult(head, target_mean=mean, target_sd=sd)
     best = {"score": -math.inf, "state": None}

@@ -90,6 +90,8 @@ class Readout:
 
     * ``first`` — the state of the first token, the molecule tag (the reference's choice; there is no
       CLS token). The head reads ``width`` numbers.
+    * ``mean`` — the mean state of all the sequence's tokens (ESM-style pooling): every residue speaks
+      from the first step, where the tag of a fresh or briefly tuned model summarises little.
     * ``parts-mean`` — the mean state of the first segment (up to and including its ``<EOS>``: for a
       complex, the protein) next to the mean state of everything after it (the nucleic acid and its
       complement): ``2 · width`` numbers, so the head sees each partner whole instead of asking the tag
@@ -123,6 +125,8 @@ class Readout:
             rows = torch.tensor([r for r, _, _ in placements], device=hidden.device)
             offsets = torch.tensor([o for _, o, _ in placements], device=hidden.device)
             return hidden[rows, offsets]
+        if self.kind == "mean":
+            return torch.stack([hidden[row, offset : offset + n].mean(0) for row, offset, n in placements])
         vectors = []
         for (row, offset, n), ids in zip(placements, sequences):
             states = hidden[row, offset : offset + n]

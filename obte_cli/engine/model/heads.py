@@ -38,9 +38,9 @@ FINETUNE_TASKS = tuple(
 TASKS = (AFFINITY_TASK, CONTACTS_TASK, *FINETUNE_TASKS)
 CONTACT_METHODS = {"head": SEQUENCE_HEAD, "attention": PROBE_KIND}  # contacts' ``method`` → its head kind
 DEFAULT_BASE_WIDTH = 32
-# what a sequence head reads (obte_cli.engine.finetuning.trainer.Readout): the first token's state, or the
-# mean states of a complex's two parts side by side (twice the width)
-READOUTS = ("first", "parts-mean")
+# what a sequence head reads (obte_cli.engine.finetuning.trainer.Readout): the first token's state, the mean
+# state of all tokens, or the mean states of a complex's two parts side by side (twice the width)
+READOUTS = ("first", "mean", "parts-mean")
 
 
 def readout_width(width: int, readout: str) -> int:
@@ -188,8 +188,8 @@ def _check_contacts(head: dict, kind: str, n_outputs: int, config: ObteConfig) -
 
 def _check_finetuned(head: dict, task: str, kind: str, n_outputs: int) -> None:
     _kind_must_be(kind, SEQUENCE_HEAD, f"task {task}")
-    if head.get("readout", "first") != "first":
-        raise SchemaError("readout", f"must be first for task {task} (got {schema.shown(head['readout'])})")
+    if head.get("readout", "first") not in ("first", "mean"):
+        raise SchemaError("readout", f"must be first or mean for task {task} (got {schema.shown(head['readout'])})")
     per_residue = schema.boolean(_need(head, "per_residue"), "per_residue")
     if per_residue != task.startswith("residue-"):
         raise SchemaError("per_residue", f"must be {str(not per_residue).lower()} for task {task}")

@@ -79,7 +79,8 @@ def read_metadata_safely(path: Path) -> Metadata:
     except OSError as exc:
         raise ObteError(f"{path}: cannot read the checkpoint index: {exc.strerror or exc}") from exc
     except Exception as exc:  # any unpickling failure means a corrupt file
-        raise ObteError(f"{path}: corrupt checkpoint index ({type(exc).__name__}: {exc})") from exc
+        detail = " ".join(str(exc).split())[:200]  # one line: some pickle errors span two
+        raise ObteError(f"{path}: corrupt checkpoint index ({type(exc).__name__}: {detail})") from exc
     if not isinstance(metadata, Metadata):
         raise ObteError(f"{path}: not a checkpoint index (holds a {type(metadata).__name__})")
     return metadata
@@ -140,4 +141,5 @@ def checkpoint_failure(path: Path, exc: Exception, *parts: SafeCheckpointReader 
     failures = getattr(exc, "failures", None) or {}
     causes = [failure[0] if isinstance(failure, tuple) else failure for failure in failures.values()]
     cause = causes[0] if causes else exc
-    return ObteError(f"{path}: cannot load the checkpoint ({type(cause).__name__}: {str(cause).splitlines()[0]})")
+    detail = (str(cause).strip().splitlines() or ["no details"])[0]  # an empty shard raises a bare EOFError()
+    return ObteError(f"{path}: cannot load the checkpoint ({type(cause).__name__}: {detail})")

@@ -139,8 +139,8 @@ def read_checkpoint_json(path: Path) -> dict:
     """A checkpoint's JSON object (``trainer.json``, RNG state); unreadable or malformed is an ObteError."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ObteError(f"{path}: unreadable checkpoint file ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, a number of > 4300 digits
+        raise ObteError(f"{path}: unreadable checkpoint file ({(str(exc).splitlines() or ['?'])[0][:200]})") from exc
     if not isinstance(data, dict):
         raise ObteError(f"{path}: not a checkpoint file (a JSON object was expected)")
     return data

@@ -18,7 +18,7 @@ def test_kd_from_dg_agrees_with_pronab_records(pronab):
     """ProNAB stores both Kd and ΔG. Its ΔG were measured at various temperatures (4–37 °C), so the
     298.15 K conversion is exact only for part of the rows, but must be centred on the records."""
     pairs = np.array([(kd, dg) for e in pronab.values() for _, _, kd, dg, _ in e["binding data"] if kd > 0 and dg != 0])
-    assert len(pairs) > 5000
+    assert len(pairs) > 500
     dg_from_kd = RT_KCAL * np.log(pairs[:, 0])
     difference = dg_from_kd - pairs[:, 1]
     assert abs(np.median(difference)) < 0.05
@@ -37,7 +37,7 @@ def test_layout_protein_strand_complement(mixed_tokenizer):
 
 
 def test_overlong_input_is_an_error_or_cuts_only_the_protein(residue_tokenizer, mixed_tokenizer, pronab):
-    protein = max((e["Sequence"] for e in pronab.values()), key=len)  # ~4,000 residues
+    protein = max((e["Sequence"] for e in pronab.values()), key=len)  # 1,901 residues
     segments = complex_segments(protein, "ACGTACGTACGTAA", "TTACGTACGTACGT", "DNA", "big")
     with pytest.raises(InputError, match="record 'big': .* exceed the model's context of 512"):
         encode_complex(residue_tokenizer, segments, context=512)

@@ -1,4 +1,5 @@
-"""`obte scan-jaspar` and the matrix readers, on real JASPAR 2024 matrices."""
+"""`obte scan-jaspar` and the matrix readers, on real JASPAR 2024 matrices (tests/data/motifs; the whole
+CORE collection from ../shared in one slow test)."""
 
 import numpy as np
 import pytest
@@ -8,12 +9,10 @@ from obte_cli.engine.bio.motifs import mutate, read_matrices, single_substitutio
 from obte_cli.engine.core.errors import InputError
 
 MOTIFS = DATA / "motifs"
+CTCF_JASPAR = MOTIFS / "MA0139.1.jaspar"  # a single-matrix file as users download it
+CORE_SAMPLE = MOTIFS / "core_sample.jaspar"  # MA0002.3, MA0139.2, MA0764.4 as JASPAR2024_CORE.jaspar has them
+ACCESSIONS = MOTIFS / "matrices.tsv"  # their rows of the matrix → UniProt accession table
 CTCF_CONSENSUS = "TGGCCACCAGGGGGCGCTA"
-
-
-@pytest.fixture(scope="module")
-def jaspar_dir():
-    return shared_file("jaspar2024")
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +22,8 @@ def ctcf_fasta(pronab, tmp_path_factory):
     return path
 
 
-def test_all_four_formats_read_the_same_real_matrices(jaspar_dir):
-    [jaspar] = read_matrices(jaspar_dir / "MA0139.1.jaspar")
+def test_all_four_formats_read_the_same_real_matrices():
+    [jaspar] = read_matrices(CTCF_JASPAR)
     [pfm] = read_matrices(MOTIFS / "MA0139.1.pfm")
     assert (jaspar.matrix_id, jaspar.name, pfm.matrix_id) == ("MA0139.1", "CTCF", "MA0139.1")
     assert np.array_equal(jaspar.counts, pfm.counts) and jaspar.consensus() == CTCF_CONSENSUS
@@ -32,23 +31,37 @@ def test_all_four_formats_read_the_same_real_matrices(jaspar_dir):
     meme = read_matrices(MOTIFS / "two.meme")
     assert (transfac.matrix_id, transfac.name) == ("MA0002.3", "Runx1")
     assert [(m.matrix_id, m.name) for m in meme] == [("MA0002.3", "Runx1"), ("MA0139.2", "CTCF")]
-    core = {m.matrix_id: m for m in read_matrices(jaspar_dir / "JASPAR2024_CORE.jaspar")}
-    assert len(core) == 2346
+    core = {m.matrix_id: m for m in read_matrices(CORE_SAMPLE)}
+    assert list(core) == ["MA0002.3", "MA0139.2", "MA0764.4"]
     # MEME stores probabilities × nsites: the same matrix up to rounding
     assert np.allclose(meme[0].counts, core["MA0002.3"].counts, atol=0.01)
     assert np.array_equal(transfac.counts, core["MA0002.3"].counts)
 
 
-def test_consensus_is_the_most_frequent_base(jaspar_dir):
+def _consensus_agrees_with_biopython(path, limit=None):
+    """Our consensus of the matrices of ``path`` (the first ``limit``) equals Biopython's wherever one base is
+    the most frequent; returns the matrices read."""
     from Bio import motifs
 
-    with open(jaspar_dir / "JASPAR2024_CORE.jaspar") as handle:
+    with open(path) as handle:
         biopython = {m.matrix_id: m for m in motifs.parse(handle, "jaspar")}
-    for matrix in read_matrices(jaspar_dir / "JASPAR2024_CORE.jaspar")[:400]:
-        ours = matrix.consensus()
+    ours = read_matrices(path)
+    for matrix in ours[:limit]:
         theirs = str(biopython[matrix.matrix_id].consensus)
         unique = [(np.sort(col)[-1] > np.sort(col)[-2]) for col in matrix.counts]
-        assert all(a == b for a, b, u in zip(ours, theirs, unique) if u), matrix.matrix_id
+        assert all(a == b for a, b, u in zip(matrix.consensus(), theirs, unique) if u), matrix.matrix_id
+    return ours
+
+
+def test_consensus_is_the_most_frequent_base():
+    for path in (CTCF_JASPAR, CORE_SAMPLE):
+        assert _consensus_agrees_with_biopython(path)
+
+
+@pytest.mark.slow
+def test_the_whole_core_collection_reads_and_agrees_with_biopython():
+    core = _consensus_agrees_with_biopython(shared_file("jaspar2024", "JASPAR2024_CORE.jaspar"), limit=400)
+    assert len({m.matrix_id for m in core}) == len(core) == 2346
 
 
 def test_mutation_rate_statistics():
@@ -65,8 +78,8 @@ def test_mutation_rate_statistics():
     assert len(single_substitutions("ACG")) == 9
 
 
-def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
-    args = [jaspar_dir / "MA0139.1.jaspar", MOTIFS / "two.meme", "--protein", ctcf_fasta, "--truncate"]
+def test_scan_is_seeded_per_matrix(ctcf_fasta, tmp_path):
+    args = [CTCF_JASPAR, MOTIFS / "two.meme", "--protein", ctcf_fasta, "--truncate"]
     first = obte("scan-jaspar", *args, "--seed", "3")
     assert first.exit_code == 0, first.output
     rows = [line.split("\t") for line in first.stdout.strip().splitlines()]
@@ -79,7 +92,7 @@ def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
     reordered = obte(
         "scan-jaspar",
         MOTIFS / "two.meme",
-        jaspar_dir / "MA0139.1.jaspar",
+        CTCF_JASPAR,
         "--protein",
         ctcf_fasta,
         "--truncate",
@@ -90,7 +103,7 @@ def test_scan_is_seeded_per_matrix(jaspar_dir, ctcf_fasta, tmp_path):
     assert "mean ΔΔG" in first.stderr and "Spearman" in first.stderr
 
 
-def test_matrix_without_protein_is_reported_and_skipped(jaspar_dir, pronab, tmp_path):
+def test_matrix_without_protein_is_reported_and_skipped(pronab, tmp_path):
     proteins = tmp_path / "tfs.fa"
     proteins.write_text(f">P49711\n{pronab['P49711']['Sequence']}\n>Q99999\nMKVLAAGIVG\n")
     result = obte(
@@ -99,7 +112,7 @@ def test_matrix_without_protein_is_reported_and_skipped(jaspar_dir, pronab, tmp_
         "--protein",
         proteins,
         "--accessions",
-        jaspar_dir / "matrices.tsv",
+        ACCESSIONS,
         "--truncate",
     )
     assert result.exit_code == 0, result.output
@@ -130,11 +143,11 @@ def test_malformed_matrix_is_a_one_line_error(tmp_path, ctcf_fasta, text, messag
     assert line.startswith("error: ") and message in line and "Traceback" not in result.stderr
 
 
-def test_saturation_writes_model_pfm_heatmap_and_table(jaspar_dir, ctcf_fasta, tmp_path):
+def test_saturation_writes_model_pfm_heatmap_and_table(ctcf_fasta, tmp_path):
     out = tmp_path / "sat"
     result = obte(
         "scan-jaspar",
-        jaspar_dir / "MA0139.1.jaspar",
+        CTCF_JASPAR,
         "--protein",
         ctcf_fasta,
         "--truncate",

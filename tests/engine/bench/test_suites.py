@@ -13,6 +13,8 @@ from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 
 # ------------------------------------------------------------------------------------------------ real files
+# The whole benchmarks (tens of MB, ../shared/data only): their sizes and splits as published.
+@pytest.mark.slow
 def test_gue_has_its_13_tasks_with_binary_labels():
     tasks = gue_tasks(shared_file("gue"))
     assert len(tasks) == 13
@@ -23,6 +25,7 @@ def test_gue_has_its_13_tasks_with_binary_labels():
         assert all(len(task.splits[s].ids) > 0 for s in ("train", "dev", "test"))
 
 
+@pytest.mark.slow
 def test_ss3_reads_flip_sets_and_masks():
     task = ss3_task(shared_file("flip", "secondary_structure"))
     assert {s: len(v.ids) for s, v in task.splits.items()} == {"train": 9712, "dev": 1080, "test": 364}
@@ -38,12 +41,14 @@ def test_ss3_reads_flip_sets_and_masks():
     assert len(labels) == len(task.splits["train"].sequences[0])
 
 
+@pytest.mark.slow
 def test_gb1_three_vs_rest():
     task = gb1_task(shared_file("flip", "gb1"))
     assert {s: len(v.ids) for s, v in task.splits.items()} == {"train": 2691, "dev": 299, "test": 5743}
     assert task.metric == "spearman" and all(np.isfinite(task.splits["test"].labels))
 
 
+@pytest.mark.slow
 def test_homology_holds_out_whole_superfamilies():
     path = shared_file("scope", "astral_2.07_40.fa")
     task = homology_task(path, seed=0)

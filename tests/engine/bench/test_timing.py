@@ -2,8 +2,6 @@
 
 import math
 
-import pytest
-
 from obte_cli.engine.bench import timing
 
 

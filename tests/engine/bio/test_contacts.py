@@ -1,17 +1,21 @@
-"""`obte contacts labels`: contact labels from real structures, checked by brute force."""
+"""`obte contacts labels`: contact labels from real structures (tests/data/structures), checked by brute force."""
 
 import gzip
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import obte, shared_file
+from conftest import DATA, obte
+
+from obte_cli.engine.core.resources import example_file
+
+STRUCTURES = DATA / "structures"
 
 
 def _atoms_from_pdb(path):
     """Heavy atoms of MODEL 1 from PDB ATOM records, parsed by column, with no structure library."""
     atoms = []
-    for line in path.read_text().splitlines():
+    for line in gzip.decompress(path.read_bytes()).decode().splitlines():
         if line.startswith("ENDMDL"):
             break
         if line.startswith("ATOM") and line[76:78].strip() != "H" and not line[12:16].strip().startswith("H"):
@@ -28,8 +32,8 @@ def _atoms_from_pdb(path):
 
 def test_1lcd_labels_match_a_brute_force_distance_computation(tmp_path):
 
-    cif = shared_file("biopython-tests", "1LCD.cif")
-    pdb = shared_file("biopython-tests", "1LCD.pdb")
+    cif = STRUCTURES / "1LCD.cif.gz"
+    pdb = STRUCTURES / "1LCD.pdb.gz"
     result = obte("contacts", "labels", cif, "-o", tmp_path / "labels.tsv")
     assert result.exit_code == 0, result.output
     labels = pd.read_csv(tmp_path / "labels.tsv", sep="\t", keep_default_na=False)
@@ -55,8 +59,8 @@ def test_1lcd_labels_match_a_brute_force_distance_computation(tmp_path):
 
 def test_selection_rule_per_chain_and_skips(tmp_path):
 
-    dimer = shared_file("pdb-protein-dna", "1A74.pdb.gz")
-    single = shared_file("pdb-protein-dna", "1AZP.pdb.gz")
+    dimer = STRUCTURES / "1W0T.pdb.gz"  # TRF1 Myb domains: two identical protein chains, two DNA strands
+    single = example_file("1AZP.pdb.gz")
     strict = obte("contacts", "labels", dimer, single)
     assert strict.exit_code == 0
     assert "skipped" in strict.stderr and "2 protein and 2 nucleic-acid chains" in strict.stderr
@@ -80,7 +84,7 @@ def test_bad_structures_are_skipped_with_a_reason_and_nothing_left_is_an_error(t
     alone = obte("contacts", "labels", bad)
     assert alone.exit_code == 1 and alone.stderr.strip().splitlines()[-1].startswith("error: no structure gave")
     assert reason in alone.stderr
-    with_good = obte("contacts", "labels", bad, shared_file("biopython-tests", "1LCD.cif"))
+    with_good = obte("contacts", "labels", bad, STRUCTURES / "1LCD.cif.gz")
     assert with_good.exit_code == 0 and "skipped" in with_good.stderr
 
 
@@ -88,10 +92,22 @@ def test_protein_only_structure_is_skipped(tmp_path):
 
     lines = [
         line
-        for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
+        for line in gzip.decompress((STRUCTURES / "1LCD.pdb.gz").read_bytes()).decode().splitlines()
         if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")
     ]
     protein_only = tmp_path / "protein.pdb.gz"
     protein_only.write_bytes(gzip.compress("\n".join(lines).encode()))
     result = obte("contacts", "labels", protein_only)
     assert result.exit_code == 1 and "no nucleic-acid chain" in result.stderr
+
+
+def test_protein_rna_complex_is_labelled_with_its_rna_strand():
+    """3PF4 (PRDB v3 protein–RNA benchmark): a cold-shock protein, chain B (66 residues), on the RNA CUUU."""
+    result = obte("contacts", "labels", STRUCTURES / "3PF4.pdb.gz")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    labels = pd.DataFrame(rows[1:], columns=rows[0])
+    assert len(labels) == 66 and set(labels["chain"]) == {"B"}
+    assert set(zip(labels["na_chains"], labels["na_types"], labels["na_sequences"])) == {("R", "RNA", "CUUU")}
+    contacts = {c: labels[f"contact_{c}"].astype(int).sum() for c in (4, 6, 8)}
+    assert 0 < contacts[4] <= contacts[6] <= contacts[8] < len(labels)

@@ -1,12 +1,15 @@
 """Contact prediction: targets, thresholds, the attention probe, CV folds, and the
-`finetune contacts` → `contacts predict` (TSV + mmCIF B-factors) → `bench contacts` path on real structures."""
+`finetune contacts` → `contacts predict` (TSV + mmCIF B-factors) → `bench contacts` path on real structures
+(tests/data/structures and the bundled example 1AZP)."""
+
+import gzip
 
 import gemmi
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import obte, shared_file
+from conftest import DATA, obte
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,9 +34,15 @@ from obte_cli.engine.contacts.sites import (
     roc_auc,
 )
 from obte_cli.engine.core.metrics import f1_scores
+from obte_cli.engine.core.resources import example_file
 from obte_cli.engine.finetuning.residues import token_values_to_residues
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
 from obte_cli.engine.tokenizers.loading import load_tokenizer
+
+STRUCTURES = DATA / "structures"
+NMR_1LCD = STRUCTURES / "1LCD.cif.gz"  # lac repressor headpiece on DNA, every NMR model
+# protein–DNA (1LCD, 1AZP, the 1W0T dimer) and protein–RNA (3PF4)
+TRAINING_STRUCTURES = [NMR_1LCD, example_file("1AZP.pdb.gz"), STRUCTURES / "1W0T.pdb.gz", STRUCTURES / "3PF4.pdb.gz"]
 
 
 def _site(protein="MKRLA", na=("ACGT",), labels=None, name="x:A"):
@@ -173,10 +182,7 @@ def test_folds_keep_identical_chains_together():
 def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("contacts")
-    structures = [shared_file("biopython-tests", "1LCD.cif")] + [
-        shared_file("pdb-protein-dna", f"{p}.pdb.gz") for p in ("1AZP", "1A74", "1CMA")
-    ]
-    assert obte("contacts", "labels", *structures, "--per-chain", "-o", root / "labels.tsv").exit_code == 0
+    assert obte("contacts", "labels", *TRAINING_STRUCTURES, "--per-chain", "-o", root / "labels.tsv").exit_code == 0
     assert (
         obte("model", "init", "--preset", "micro", "--context", "512", "--seed", "0", "-o", root / "backbone").exit_code
         == 0
@@ -208,7 +214,7 @@ def test_finetune_contacts_writes_out_of_fold_tables_and_a_model(trained):
     assert predictions[[f"p_{c:g}" for c in cutoffs]].notna().all().all()
     folds = pd.read_csv(trained / "run" / "folds.tsv", sep="\t").set_index("site")["fold"]
     by_sequence = {}
-    for site in sites:  # identical chains (the 1A74 dimer) share a fold
+    for site in sites:  # identical chains (the 1W0T dimer) share a fold
         by_sequence.setdefault(site.protein, set()).add(folds[site.name])
     assert all(len(f) == 1 for f in by_sequence.values())
     metrics = pd.read_csv(trained / "run" / "metrics.tsv", sep="\t")
@@ -222,7 +228,7 @@ def test_finetune_contacts_writes_out_of_fold_tables_and_a_model(trained):
 
 def test_predict_writes_mmcif_whose_bfactors_are_the_probabilities(trained, tmp_path):
 
-    structure = shared_file("biopython-tests", "1LCD.cif")
+    structure = NMR_1LCD
     result = obte(
         "contacts",
         "predict",
@@ -273,7 +279,7 @@ def test_predict_from_fasta_maps_a_longer_construct_onto_the_chain(trained, tmp_
         "-m",
         trained / "run" / "model",
         "-s",
-        shared_file("biopython-tests", "1LCD.cif"),
+        NMR_1LCD,
         "--cif-out",
         tmp_path / "out.cif",
         "-o",
@@ -304,13 +310,13 @@ def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_mode
 
     lines = [
         line
-        for line in shared_file("biopython-tests", "1LCD.pdb").read_text().splitlines()
+        for line in gzip.decompress((STRUCTURES / "1LCD.pdb.gz").read_bytes()).decode().splitlines()
         if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")
     ]
     (tmp_path / "protein.pdb").write_text("\n".join(lines))
     result = obte("contacts", "predict", "-s", tmp_path / "protein.pdb", "-m", trained / "run" / "model")
     assert result.exit_code == 1 and "no nucleic-acid chain" in result.stderr.strip().splitlines()[-1]
-    wrong = obte("contacts", "predict", "-s", shared_file("biopython-tests", "1LCD.cif"), "-m", trained / "backbone")
+    wrong = obte("contacts", "predict", "-s", NMR_1LCD, "-m", trained / "backbone")
     assert wrong.exit_code == 1 and "not a contact model" in wrong.stderr
 
 
@@ -335,15 +341,13 @@ def test_attention_probe_model_round_trips(trained, tmp_path):
         "cpu",
     )
     assert result.exit_code == 0, result.output
-    predicted = obte(
-        "contacts", "predict", "-s", shared_file("biopython-tests", "1LCD.cif"), "-m", tmp_path / "probe" / "model"
-    )
+    predicted = obte("contacts", "predict", "-s", NMR_1LCD, "-m", tmp_path / "probe" / "model")
     assert predicted.exit_code == 0, predicted.output
     table = pd.read_csv(pd.io.common.StringIO(predicted.stdout), sep="\t")
     assert table[["p_4", "p_6", "p_8"]].apply(lambda c: c.between(0, 1)).all().all()
     # the table is the saved probe applied to the saved backbone's attention maps, residue by residue
     loaded = load_contact_predictor(tmp_path / "probe" / "model")
-    (site,) = sites_from_structure(shared_file("biopython-tests", "1LCD.cif"))
+    (site,) = sites_from_structure(NMR_1LCD)
     stack, tokens = probe_features(loaded.model, encode_site(loaded.tokenizer, site, loaded.context))
     with torch.no_grad():
         expected = torch.sigmoid(loaded.module(stack)).numpy()
@@ -357,8 +361,7 @@ def test_bench_contacts_reports_every_predictor_beside_the_random_guess(trained,
     result = obte(
         "bench",
         "contacts",
-        shared_file("biopython-tests", "1LCD.cif"),
-        *(shared_file("pdb-protein-dna", f"{p}.pdb.gz") for p in ("1AZP", "1A74", "1CMA")),
+        *TRAINING_STRUCTURES,
         "-m",
         trained / "backbone",
         "--methods",
@@ -381,7 +384,7 @@ def test_bench_contacts_reports_every_predictor_beside_the_random_guess(trained,
 
 
 def test_the_bundled_model_predicts_the_bundled_example_and_its_card_matches_its_metrics(tmp_path):
-    from obte_cli.engine.core.resources import default_contacts_model_dir, example_file
+    from obte_cli.engine.core.resources import default_contacts_model_dir
 
     result = obte("contacts", "predict", "--structure", example_file("1AZP.pdb.gz"), "--cif-out", tmp_path / "1AZP.cif")
     assert result.exit_code == 0, result.output

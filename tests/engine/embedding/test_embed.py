@@ -4,7 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
-from conftest import REPO, obte, shared_file
+from conftest import DATA, REPO, obte
 from safetensors.numpy import load_file
 
 from obte_cli.engine.bio.seqio import read_fasta
@@ -236,7 +236,8 @@ def test_probe_joint_on_real_genbank_pairs(models, tmp_path):
 
     from obte_cli.engine.embedding.joint_probe import pairs_from_genbank
 
-    genbank = shared_file("biopython-tests", "NC_000932.gb")
+    genbank = tmp_path / "NC_000932.gb"  # the Arabidopsis chloroplast genome (Biopython test data)
+    genbank.write_bytes(gzip.decompress((DATA / "genbank" / "NC_000932.gb.gz").read_bytes()))
     pairs = pairs_from_genbank(genbank)
     assert len(pairs) == 85 and all(p.protein and set(p.gene) <= set("ACGT") for p in pairs)
     # a CDS on the minus strand is read on its strand: it starts with a start codon like the rest

@@ -107,5 +107,30 @@ def test_head_description_readout_is_validated():
         "target_mean": 0.0,
         "target_sd": 1.0,
     }
-    with pytest.raises(SchemaError, match="readout"):
+    with pytest.raises(SchemaError, match="must be first or mean"):
         check_head({**classify, "readout": "parts-mean"}, config)
+
+
+def test_mean_is_the_mean_of_every_token_computed_alone(tokenizer, encodings, model):
+    packed = predict_sequence_task(
+        model, torch.nn.Identity(), [e.ids for e in encodings], tokenizer.pad_id, readout=Readout("mean")
+    )
+    for row, encoding in zip(packed, encodings):
+        with torch.no_grad():
+            alone = model(torch.as_tensor(encoding.ids)[None]).hidden[0].mean(0)
+        assert np.allclose(row, alone.numpy(), atol=1e-5)
+
+
+def test_sequence_tasks_accept_first_or_mean_readouts():
+    config = preset_config("micro", 64, max_positions=256)
+    classify = {
+        "kind": "sequence",
+        "n_outputs": 1,
+        "task": "classify-regression",
+        "per_residue": False,
+        "classes": None,
+        "target_mean": 0.0,
+        "target_sd": 1.0,
+    }
+    assert check_head({**classify, "readout": "mean"}, config)["readout"] == "mean"
+    assert head_weight_shapes({**classify, "readout": "mean"}, 64)["proj.weight"] == (1, 64)

@@ -95,6 +95,14 @@ def test_sequence_regression(backbones, tmp_path):
     assert test["spearman"] > 0.5
     predictions = pd.read_csv(tmp_path / "reg" / "test_predictions.tsv", sep="\t")
     assert list(predictions["id"]) == list(pd.read_csv(tmp_path / "gc_test.csv")["id"])  # every record, in order
+    assert load_model(tmp_path / "reg" / "model").head["readout"] == "first"
+    mean = obte("finetune", "classify", *args, "--task", "regression", "-m", backbones["residue"], "-o",
+                tmp_path / "mean", "--epochs", "4", "--batch-size", "16", "--readout", "mean")  # fmt: skip
+    assert mean.exit_code == 0, mean.output
+    assert load_model(tmp_path / "mean" / "model").head["readout"] == "mean"
+    # GC content is a mean over the residues: the mean readout learns it at least as well as the tag does
+    mean_test = pd.read_csv(tmp_path / "mean" / "metrics.tsv", sep="\t", dtype={"epoch": str}).iloc[-1]
+    assert mean_test["spearman"] > 0.5
 
 
 @pytest.mark.parametrize("kind", ["residue", "bpe"])

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import sentencepiece as spm
+from conftest import shared_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,6 +64,23 @@ def test_mixed_bpe_reproduces_reference_layout_on_pronab(pronab, mixed_model_fil
         assert mixed_tokenizer.encode_one(segs).ids.tolist() == reference
         checked += 1
     assert checked > 50
+
+
+@pytest.mark.slow
+def test_reference_paired_models_keep_the_modalities_apart():
+    """The reference's two 65,536-piece models (../shared), one per modality: nucleic ids [0, 65536), protein
+    ids after them, and real sequences read back. The paired_tokenizer fixture (small models trained from
+    tests/data) checks the same layout in every property test below, without ../shared."""
+    from obte_cli.engine.tokenizers.sentencepiece import SentencePieceTokenizer
+
+    nucleotide = shared_file("omnibiote-ref", "nucleotide_bpe.model")
+    peptide = shared_file("omnibiote-ref", "peptide_bpe.model")
+    tok = SentencePieceTokenizer.from_model_files({str(nucleotide): ["nucleic"], str(peptide): ["protein"]})
+    protein, nucleic = tok.residue_ids("protein"), tok.residue_ids("nucleic")
+    assert nucleic.max() < 65536 <= protein.min() and tok.vocab_size == 2 * 65536
+    assert not set(tok.special_ids().tolist()) & (set(protein.tolist()) | set(nucleic.tolist()))
+    segs = [Segment("MKTAYIAKQRQISFVKSHFSRQ", "protein"), Segment("ACGTTGCAAGGCTTAACGGA", "DNA")]
+    assert [d.sequence for d in tok.decode(tok.encode_one(segs).ids)] == [s.sequence for s in segs]
 
 
 def test_reference_special_ids(mixed_tokenizer):
