@@ -122,6 +122,40 @@ def test_rotary_is_interleaved_pairs():
     assert out[0, 0, 0].tolist() == pytest.approx([np.cos(1.0), np.sin(1.0), 0.0, 0.0])
 
 
+def _written_out_rotation(x, cos, sin):
+    """The rotation of each interleaved pair, term by term (the formulation before the complex one)."""
+    x0, x1 = x.float()[..., 0::2], x.float()[..., 1::2]
+    return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2).type_as(x)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "odd-offset", "bf16"])
+def test_complex_rotary_equals_the_written_out_rotation(layout):
+    """Values and gradients, for the (B, H, T, hd) views attention passes and for ones complex views refuse."""
+    torch.manual_seed(0)
+    B, H, T, hd = 2, 3, 5, 8
+    angles = torch.rand(B, T, hd // 2) * 50
+    cos, sin = angles.cos()[:, None], angles.sin()[:, None]
+    base = torch.randn(B, T, H, hd + 1)
+    if layout == "transposed":
+        x = base[..., :hd].contiguous().transpose(1, 2)  # as SelfAttention.heads makes them
+    elif layout == "odd-offset":
+        x = base[..., 1:].transpose(1, 2)  # odd storage offset and strides: no complex view possible
+    else:
+        x = base[..., :hd].transpose(1, 2).contiguous()
+    if layout == "bf16":
+        x = x.to(torch.bfloat16)
+    a = x.detach().clone().requires_grad_(True)
+    b = x.detach().clone().requires_grad_(True)
+    fast, slow = apply_rotary(a, cos, sin), _written_out_rotation(b, cos, sin)
+    tolerance = {"atol": 1e-2, "rtol": 1e-2} if layout == "bf16" else {"atol": 1e-5, "rtol": 1e-5}
+    torch.testing.assert_close(fast, slow, **tolerance)
+    weights = torch.randn(fast.shape)
+    (fast.float() * weights).sum().backward()
+    (slow.float() * weights).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, **tolerance)
+    assert fast.dtype == x.dtype and fast.shape == x.shape
+
+
 def test_mlm_loss_reads_out_only_masked_positions(tiny):
     torch.manual_seed(1)
     ids = torch.randint(4, 49, (2, 20))
