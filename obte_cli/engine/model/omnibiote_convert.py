@@ -164,9 +164,16 @@ class Recorded:
 
     qualname = "?"
 
+    def __new__(cls, *args, **kwargs):
+        # NEWOBJ builds instances with __new__ alone, and a damaged pickle may lose the BUILD that follows:
+        # every instance has its (empty) state from the start
+        instance = super().__new__(cls)
+        instance.args = args
+        instance.state = {}
+        return instance
+
     def __init__(self, *args, **kwargs):
         self.args = args
-        self.state: dict = {}
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):  # (dict, slots)
