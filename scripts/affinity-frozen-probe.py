@@ -115,7 +115,8 @@ def main(data: str, models: list[str]) -> None:
         print(row("composition", readout, "-", dg, predicted, fold_of_row, groups), flush=True)
     for model_dir in models:
         features = states(model_dir, table)
-        name = Path(model_dir).name
+        path = Path(model_dir)
+        name = path.parent.name if path.name == "model" else path.name  # a pretraining run's RUN/model
         for layer in range(features.shape[1]):
             parts = np.concatenate([features[:, layer, 0], features[:, layer, 1]], axis=1)
             predicted = cross_validated(parts, dg, fold_of_row, groups, True)
