@@ -64,6 +64,20 @@ def refused_in_one_line(exc: Exception, path) -> None:
     assert "\n" not in message and str(path) in message, message
 
 
+def read_or_refused(read, path, error: type[Exception] | None = None, seconds: float = 10):
+    """What ``read()`` returns, or None when it raised ``error`` (default InputError) in one line naming
+    ``path``; a read still running after ``seconds`` fails the test (a hang)."""
+    from obte_cli.engine.core.errors import InputError
+
+    error = error or InputError
+    with within(seconds):
+        try:
+            return read()
+        except error as exc:
+            refused_in_one_line(exc, path)
+            return None
+
+
 def one_error_line(result, *fragments: str) -> str:
     """The one ``error:`` line of a command refused with exit 1 (no traceback, nothing else on stderr), checked to
     contain every fragment."""

@@ -7,7 +7,7 @@ import json
 import math
 import string
 
-from conftest import refused_in_one_line, within
+from conftest import read_or_refused
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +18,6 @@ from obte_cli.engine.affinity.data import (
     load_pronab_json,
     read_complexes_tsv,
 )
-from obte_cli.engine.core.errors import InputError
 
 FAST = settings(max_examples=40, deadline=None)
 READERS = [load_pairs_tsv, load_pronab_json, load_affinity_data, read_complexes_tsv]
@@ -26,12 +25,9 @@ READERS = [load_pairs_tsv, load_pronab_json, load_affinity_data, read_complexes_
 
 def read_or_refuse(read, path):
     """What ``read(path)`` returns, checked to be valid, or None when refused with one InputError line."""
-    with within(10):
-        try:
-            result = read(path)
-        except InputError as exc:
-            refused_in_one_line(exc, path)
-            return None
+    result = read_or_refused(lambda: read(path), path)
+    if result is None:
+        return None
     if read is read_complexes_tsv:  # no filters: every row is a complex of standard letters
         assert result and all(c.protein.sequence and c.nucleic_acid.sequence for c in result)
         assert all(c.nucleic_acid.na_type in ("DNA", "RNA") for c in result)

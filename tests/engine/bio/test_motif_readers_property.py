@@ -6,24 +6,20 @@ import gzip
 import lzma
 
 import numpy as np
-from conftest import refused_in_one_line, within
+from conftest import read_or_refused
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obte_cli.engine.bio.motifs import BASES, read_matrices
-from obte_cli.engine.core.errors import InputError
 
 FAST = settings(max_examples=40, deadline=None)
 
 
 def read_or_refuse(path):
     """The matrices of ``path`` (each a valid count matrix), or None when refused with one InputError line."""
-    with within(10):
-        try:
-            matrices = read_matrices(path)
-        except InputError as exc:
-            refused_in_one_line(exc, path)
-            return None
+    matrices = read_or_refused(lambda: read_matrices(path), path)
+    if matrices is None:
+        return None
     assert matrices
     for m in matrices:
         assert m.counts.ndim == 2 and m.counts.shape[1] == 4 and m.length > 0

@@ -7,7 +7,7 @@ from functools import cache
 
 import numpy as np
 import pytest
-from conftest import obte, refused_in_one_line, within
+from conftest import obte, read_or_refused, refused_in_one_line, within
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,12 +64,9 @@ def damaged_pdb(keep: float, edits) -> bytes:
 def test_sites_from_a_damaged_structure_are_consistent_or_one_input_error(tmp_path_factory, keep, edits):
     path = tmp_path_factory.mktemp("pdb") / "s.pdb"
     path.write_bytes(damaged_pdb(keep, edits))
-    with within(20):
-        try:
-            sites = sites_from_structure(path)
-        except InputError as exc:
-            refused_in_one_line(exc, path)
-            return
+    sites = read_or_refused(lambda: sites_from_structure(path), path, seconds=20)
+    if sites is None:
+        return
     for site in sites:
         check_site(site, 3)
 
@@ -209,12 +206,10 @@ def test_any_text_or_bytes_as_a_labels_table_is_read_or_refused(tmp_path_factory
 
 
 def read_labels_or_refuse(path):
-    with within(10):
-        try:
-            found, cutoffs = read_contact_labels(path)
-        except InputError as exc:
-            refused_in_one_line(exc, path)
-            return
+    result = read_or_refused(lambda: read_contact_labels(path), path)
+    if result is None:
+        return
+    found, cutoffs = result
     assert found and cutoffs == tuple(sorted(cutoffs))
     for site in found:
         assert len(site.protein) == len(site.residue_ids) == site.labels.shape[0] > 0

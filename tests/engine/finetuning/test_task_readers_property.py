@@ -7,7 +7,7 @@ import io
 import math
 
 import pytest
-from conftest import refused_in_one_line, within
+from conftest import read_or_refused, refused_in_one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,12 +19,9 @@ TASKS = ["classification", "regression"]
 
 
 def read_or_refuse(read, path, task):
-    with within(10):
-        try:
-            split = read(path, "train", task)
-        except InputError as exc:
-            refused_in_one_line(exc, path)
-            return None
+    split = read_or_refused(lambda: read(path, "train", task), path)
+    if split is None:
+        return None
     assert split.ids and len(split.ids) == len(split.sequences) == len(split.labels)
     for sequence, labels in zip(split.sequences, split.labels):
         values = labels if read is read_residue_split else [labels]

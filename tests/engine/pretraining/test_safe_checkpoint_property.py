@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import within
+from conftest import read_or_refused, refused_in_one_line, within
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -49,19 +49,11 @@ def real_checkpoint(tmp_path_factory):
     return root / checkpoint_name(1)
 
 
-def _one_line_naming(exc: Exception, path) -> None:
-    message = str(exc)
-    assert "\n" not in message and str(path) in message, message
-
-
 def read_or_refuse(path):
     """The index read from ``path`` (a DCP Metadata), or None when refused with one ObteError line naming it."""
-    with within(10):
-        try:
-            metadata = read_metadata_safely(path)
-        except ObteError as exc:
-            _one_line_naming(exc, path)
-            return None
+    metadata = read_or_refused(lambda: read_metadata_safely(path), path, ObteError)
+    if metadata is None:
+        return None
     assert isinstance(metadata, Metadata)
     return metadata
 
@@ -69,12 +61,11 @@ def read_or_refuse(path):
 def load_or_refuse(path):
     """``load_checkpoint`` of the directory ``path``: the trainer state, or None when refused in one line."""
     module, optimizer = _module_and_optimizer()
-    with within(20):
-        try:
-            trainer = load_checkpoint(path, module, optimizer, DistributedContext())
-        except ObteError as exc:
-            _one_line_naming(exc, path)
-            return None
+    trainer = read_or_refused(
+        lambda: load_checkpoint(path, module, optimizer, DistributedContext()), path, ObteError, seconds=20
+    )
+    if trainer is None:
+        return None
     assert isinstance(trainer["step"], int) and isinstance(trainer["tokens"], int)
     return trainer
 
@@ -187,7 +178,7 @@ def test_a_pickle_naming_any_global_outside_the_allow_list_is_refused(tmp_path_f
     else:
         with within(10), pytest.raises(UnsafeCheckpointError, match="refused to load: it names") as refused:
             read_metadata_safely(path)
-        _one_line_naming(refused.value, path)
+        refused_in_one_line(refused.value, path)
 
 
 class _RunsCode:
@@ -263,7 +254,7 @@ def test_a_garbled_trainer_state_or_rng_state_is_read_or_refused_in_one_line(
             state = read_checkpoint_json(path / "trainer.json")
             assert isinstance(state, dict)
         except ObteError as exc:
-            _one_line_naming(exc, path / "trainer.json")
+            refused_in_one_line(exc, path / "trainer.json")
     load_or_refuse(path)
 
 
