@@ -46,6 +46,11 @@ class BenchTask:
     splits: dict[str, Split]
     source: dict[str, str] = field(default_factory=dict)  # split name → file, for error messages
 
+    @property
+    def score_key(self) -> str:
+        """The key of the reported metric in the finetuning metrics (Q3 is per-residue accuracy)."""
+        return "accuracy" if self.metric == "q3" else self.metric
+
 
 # ------------------------------------------------------------------------------------------------ GUE
 def gue_tasks(root: Path) -> list[BenchTask]:

@@ -117,9 +117,14 @@ def _subset(split: Split, keep: list[int]) -> Split:
     )
 
 
+def estimated_tokens(sequence: str, context: int) -> int:
+    """Tokens of one encoded sequence as the budget counts them: residues + tag + <EOS>, cut at ``context``
+    (exact for per-residue tokenizers, an upper bound for BPE)."""
+    return min(len(sequence) + 2, context)
+
+
 def budget_splits(task: BenchTask, budget: TaskBudget, context: int, seed: int) -> dict[str, Split]:
-    """The examples the budget allows (see module docstring); token counts estimated as residues + 2,
-    capped at ``context`` (exact for per-residue tokenizers, an upper bound for BPE)."""
+    """The examples the budget allows (see module docstring), training tokens counted by :func:`estimated_tokens`."""
     rng = random.Random(seed)
     chosen = {}
     train = task.splits["train"]
@@ -127,7 +132,7 @@ def budget_splits(task: BenchTask, budget: TaskBudget, context: int, seed: int) 
     rng.shuffle(order)
     keep, tokens = [], 0
     for i in order:
-        cost = min(len(train.sequences[i]) + 2, context)
+        cost = estimated_tokens(train.sequences[i], context)
         if keep and tokens + cost > budget.max_train_tokens:
             break
         keep.append(i)
@@ -147,16 +152,9 @@ def budget_splits(task: BenchTask, budget: TaskBudget, context: int, seed: int) 
     return chosen
 
 
-def run_task(
-    loaded: LoadedModel,
-    task: BenchTask,
-    splits: dict[str, Split],
-    settings: FinetuneSettings,
-    device: torch.device | str = "cpu",
-    on_step: Callable[[dict], None] | None = None,
-    readout: str = "mean",
-) -> tuple[float, int]:
-    """Fine-tune ``loaded`` (changed in place) on ``splits``; returns (test score in the task's metric, best epoch)."""
+def _encode_task(loaded: LoadedModel, task: BenchTask, splits: dict[str, Split]) -> tuple[dict, list[str] | None]:
+    """Every split encoded for ``loaded`` (cut at its context; unknown letters read as <unk>), and the
+    training classes of a classification task (None for values)."""
     context = loaded.model.config.max_positions
     encodings = {
         name: encode_split(
@@ -169,6 +167,20 @@ def run_task(
         if task.task == "classification"
         else None
     )
+    return encodings, classes
+
+
+def run_task(
+    loaded: LoadedModel,
+    task: BenchTask,
+    splits: dict[str, Split],
+    settings: FinetuneSettings,
+    device: torch.device | str = "cpu",
+    on_step: Callable[[dict], None] | None = None,
+    readout: str = "mean",
+) -> tuple[float, int]:
+    """Fine-tune ``loaded`` (changed in place) on ``splits``; returns (test score in the task's metric, best epoch)."""
+    encodings, classes = _encode_task(loaded, task, splits)
     result = train_task(
         loaded.model,
         loaded.tokenizer,
@@ -182,8 +194,7 @@ def run_task(
         on_step,
         readout,
     )
-    metric = {"q3": "accuracy"}.get(task.metric, task.metric)
-    return float(result.test[metric]), result.best_epoch
+    return float(result.test[task.score_key]), result.best_epoch
 
 
 PROBE_C = (0.01, 0.1, 1.0, 10.0)  # inverse L2 penalties tried for a classification probe
@@ -209,18 +220,7 @@ def probe_task(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    context = loaded.model.config.max_positions
-    encodings = {
-        name: encode_split(
-            loaded.tokenizer, split, task.molecule, context, True, task.source.get(name, task.name), "unk"
-        )
-        for name, split in splits.items()
-    }
-    classes = (
-        class_index(splits["train"], [splits["dev"], splits["test"]], task.per_residue, task.source)
-        if task.task == "classification"
-        else None
-    )
+    encodings, classes = _encode_task(loaded, task, splits)
     class_of = {c: i for i, c in enumerate(classes or [])}
     states = {name: _frozen_states(loaded, encodings[name], task.per_residue, device) for name in splits}
 
@@ -248,7 +248,7 @@ def probe_task(
             estimator = LogisticRegression(C=penalty, max_iter=500, random_state=seed)
         else:
             estimator = Ridge(alpha=penalty)
-        return make_pipeline(StandardScaler(), estimator).fit(x_train, y_train if classes else y_train)
+        return make_pipeline(StandardScaler(), estimator).fit(x_train, y_train)
 
     def score(model, name: str) -> float:
         if not task.per_residue:
@@ -260,7 +260,7 @@ def probe_task(
                 for e, x, seq in zip(encodings[name], states[name], splits[name].sequences)
             ]
         metrics = split_metrics(splits[name], predicted, task.task, task.per_residue, class_of)
-        return float(metrics[{"q3": "accuracy"}.get(task.metric, task.metric)])
+        return float(metrics[task.score_key])
 
     best_model, best_dev = None, -np.inf
     for penalty in PROBE_C if classes else PROBE_ALPHA:
@@ -319,7 +319,7 @@ def run_task_bench(
                     "score": score,
                     "best_epoch": best_epoch,
                     "train_examples": len(splits["train"].ids),
-                    "train_tokens": int(sum(min(len(s) + 2, context) for s in splits["train"].sequences)),
+                    "train_tokens": sum(estimated_tokens(s, context) for s in splits["train"].sequences),
                     "train_available": len(task.splits["train"].ids),
                     "dev_examples": len(splits["dev"].ids),
                     "test_examples": len(splits["test"].ids),
@@ -333,7 +333,7 @@ def run_task_bench(
                 }
                 rows.append(row)
                 if init == FRESH:
-                    fresh_rows[architecture_key(loaded)] = row
+                    fresh_rows[shape] = row
                 if on_result is not None:
                     on_result(row)
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
