@@ -32,6 +32,7 @@ from obte_cli.engine.affinity.complexes import (
 from obte_cli.engine.affinity.ensemble import (
     ENSEMBLE_FILE,
     affinity_head_description,
+    affinity_readout,
     write_ensemble_manifest,
 )
 from obte_cli.engine.bio.homology import homology_matrix
@@ -102,11 +103,6 @@ def assign_folds(
         homology = homology_matrix(proteins, workers=homology_workers, cache_dir=homology_cache)
     plan = plan_folds(groups, n_folds, seed, homology, homology_threshold)
     return FoldAssignment(plan, plan.fold_of_rows(groups))
-
-
-def affinity_readout(kind: str, tokenizer: Tokenizer) -> Readout:
-    """The :class:`Readout` of kind ``kind`` for complexes encoded by ``tokenizer``."""
-    return Readout(kind, tokenizer.end_ids() if kind == "parts-mean" else frozenset())
 
 
 @dataclass

@@ -52,6 +52,11 @@ def affinity_head_description(head: LinearHead, scaler: TargetScaler, readout: s
     }
 
 
+def affinity_readout(kind: str, tokenizer: Tokenizer) -> Readout:
+    """The :class:`Readout` of kind ``kind`` for complexes encoded by ``tokenizer``."""
+    return Readout(kind, tokenizer.end_ids() if kind == "parts-mean" else frozenset())
+
+
 def write_ensemble_manifest(directory: Path, members: list[str], metadata: dict) -> Path:
     path = Path(directory) / ENSEMBLE_FILE
     manifest = {"format": ENSEMBLE_FORMAT, "task": AFFINITY_TASK, "members": members, "metadata": metadata}
@@ -74,7 +79,7 @@ def _member(directory: Path, device: torch.device | str) -> AffinityMember:
             f"{directory}: not a ΔG model (no affinity head; train one with `obte finetune affinity`)"
         )
     try:
-        readout = Readout(head_info.get("readout", "first"), loaded.tokenizer.end_ids())
+        readout = affinity_readout(head_info.get("readout", "first"), loaded.tokenizer)
         head = LinearHead(
             readout.input_width(loaded.model.config.width),
             int(head_info["n_outputs"]),
