@@ -230,11 +230,7 @@ def homology_task(path: Path, seed: int = 0, min_train_per_fold: int = 10, dev_f
     # a dev domain whose fold lost every training domain to dev cannot be scored against training classes
     known = set(splits["train"].labels)
     for name in ("dev", "test"):
-        keep = [i for i, label in enumerate(splits[name].labels) if label in known]
-        s = splits[name]
-        splits[name] = Split(
-            name, [s.ids[i] for i in keep], [s.sequences[i] for i in keep], [s.labels[i] for i in keep]
-        )
+        splits[name] = splits[name].subset([i for i, label in enumerate(splits[name].labels) if label in known])
     source = dict.fromkeys(SPLITS, str(path))
     return BenchTask(
         "homology", "homology/scope40-fold", "classification", False, "protein", "accuracy", splits, source

@@ -108,15 +108,6 @@ def architecture_key(loaded: LoadedModel) -> str:
     return json.dumps([asdict(loaded.model.config), loaded.tokenizer.to_config()], sort_keys=True, default=str)
 
 
-def _subset(split: Split, keep: list[int]) -> Split:
-    return Split(
-        split.name,
-        [split.ids[i] for i in keep],
-        [split.sequences[i] for i in keep],
-        [split.labels[i] for i in keep],
-    )
-
-
 def estimated_tokens(sequence: str, context: int) -> int:
     """Tokens of one encoded sequence as the budget counts them: residues + tag + <EOS>, cut at ``context``
     (exact for per-residue tokenizers, an upper bound for BPE)."""
@@ -137,7 +128,7 @@ def budget_splits(task: BenchTask, budget: TaskBudget, context: int, seed: int) 
             break
         keep.append(i)
         tokens += cost
-    chosen["train"] = _subset(train, sorted(keep))
+    chosen["train"] = train.subset(sorted(keep))
     trained_classes = set(chosen["train"].labels) if task.task == "classification" and not task.per_residue else None
     for name in ("dev", "test"):
         split = task.splits[name]
@@ -148,7 +139,7 @@ def budget_splits(task: BenchTask, budget: TaskBudget, context: int, seed: int) 
         picked = (
             sorted(rng.sample(candidates, budget.max_eval_examples)) if n > budget.max_eval_examples else candidates
         )
-        chosen[name] = _subset(split, list(picked))
+        chosen[name] = split.subset(list(picked))
     return chosen
 
 

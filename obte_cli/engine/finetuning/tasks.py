@@ -68,6 +68,15 @@ class Split:
     sequences: list[str]
     labels: list  # sequence tasks: str/float per example; residue tasks: list per example
 
+    def subset(self, keep) -> Split:
+        """The examples at the indices ``keep``, in that order."""
+        return Split(
+            self.name,
+            [self.ids[i] for i in keep],
+            [self.sequences[i] for i in keep],
+            [self.labels[i] for i in keep],
+        )
+
 
 def _read_table(path: str | Path, kind: str) -> pd.DataFrame:
     """A CSV (``kind`` "CSV") or TSV ("TSV", read without quoting: a '"' is a letter, as `contacts labels`
