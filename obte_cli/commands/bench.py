@@ -20,6 +20,7 @@ from obte_cli.commands.options import (
     DeviceOption,
     ForceOption,
     Gb1Split,
+    Layout,
     Preset,
     Readout,
     Recipe,
@@ -179,8 +180,20 @@ def throughput(
         help="Comma-separated presets, or wWIDTH for a 4-layer model of that width (heads of 64).",
     ),
     vocab: int = typer.Option(4096, "--vocab", min=1, help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."),
-    rows: int = typer.Option(8, "--rows", min=1, help="Sequences per step."),
-    context: int = typer.Option(512, "--context", min=1, max=MAX_CONTEXT, help="Tokens per sequence."),
+    rows: int = typer.Option(8, "--rows", min=1, help="Rows per step (full layout: one sequence each)."),
+    context: int = typer.Option(512, "--context", min=1, max=MAX_CONTEXT, help="Tokens per row."),
+    layout: Layout = typer.Option(
+        Layout.both,
+        "--layout",
+        help="full: one sequence filling each row, for both; packed: real sequence lengths filling rows × "
+        "context tokens, packed by obte (as pretraining), one per padded row for Hugging Face; both.",
+    ),
+    lengths_file: Path | None = typer.Option(
+        None,
+        "--lengths",
+        help="Sequence lengths for the packed layout: a FASTA file (plain or .gz), or a TSV with a 'tokens' "
+        "column [default: a seeded sample of the Debian pretraining corpus, share/bench/pretraining-lengths.tsv].",
+    ),
     steps: int = typer.Option(
         10,
         "--steps",
@@ -192,20 +205,24 @@ def throughput(
     device: Annotated[Device, device_option("auto, cpu or cuda (fp32 on CPU, bf16 autocast on CUDA).")] = Device.cpu,
     out: Annotated[Path | None, out_option("Directory for bench-throughput.tsv and .png.")] = None,
 ) -> None:
-    """Training throughput (tokens/s) and MFU of obte vs Hugging Face EsmForMaskedLM of the same shape.
+    """Training throughput (real tokens/s) and MFU of obte vs Hugging Face EsmForMaskedLM of the same shape,
+    the two taking steps in turns (speed-up: median of the paired per-step ratios, with its quartiles).
 
     Example: [bold]obte bench throughput --shapes tiny,w512 --context 512 -o bench/[/bold]
     """
     import pandas as pd
 
-    from obte_cli.engine.bench.throughput import bench_throughput
+    from obte_cli.engine.bench.throughput import LAYOUTS, bench_throughput, read_lengths
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import method_comparison
+    from obte_cli.engine.core.resources import bench_file
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.model.encoder import PRESETS, preset_config
 
+    layouts = list(LAYOUTS) if layout == Layout.both else [layout.value]
+    lengths = read_lengths(lengths_file or bench_file("pretraining-lengths.tsv")) if "packed" in layouts else None
     shapes = []
     for name in (s.strip() for s in presets.split(",") if s.strip()):
         if name in PRESETS:
@@ -226,16 +243,23 @@ def throughput(
             ) from None
     if out is not None:
         output_directory(out)  # now, not after the measurements
-    results = pd.DataFrame(bench_throughput(shapes, rows, context, resolve_device(device), steps, include_hf=not no_hf))
+    results = pd.DataFrame(
+        bench_throughput(
+            shapes, rows, context, resolve_device(device), steps, include_hf=not no_hf, layouts=layouts, lengths=lengths
+        )
+    )
     with open_output("-") as handle:
         write_tsv(results, handle, float_format="%.4g")
     if out is not None:
         write_tsv(results, out / "bench-throughput.tsv")
-        labels = [f"{s}\n{i.split()[0]}" for s, i in zip(results["shape"], results["implementation"])]
+        labels = [
+            f"{s} {lay}\n{i.split()[0]}"
+            for s, lay, i in zip(results["shape"], results["layout"], results["implementation"])
+        ]
         method_comparison(
             labels,
             [
-                ("training tokens/s", results["tokens_per_s"].tolist(), [0.0] * len(results)),
+                ("training tokens/s (real tokens)", results["tokens_per_s"].tolist(), [0.0] * len(results)),
                 ("MFU (of measured matmul peak)", results["mfu"].tolist(), [0.0] * len(results)),
             ],
             f"MLM training, {rows} × {context} tokens, vocab {vocab}, {results['peak_gflops'][0]:.0f} GFLOP/s peak",

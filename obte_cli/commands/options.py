@@ -77,6 +77,14 @@ def readout_option() -> Any:
     return typer.Option("--readout", help=READOUT_HELP)
 
 
+class Layout(StrChoice):
+    """`obte bench throughput` token layouts (obte_cli.engine.bench.throughput.LAYOUTS, and both)."""
+
+    both = "both"
+    full = "full"
+    packed = "packed"
+
+
 class Suite(StrChoice):
     """`obte bench tasks` suites (obte_cli.engine.bench.suites.SUITES, and all of them)."""
 

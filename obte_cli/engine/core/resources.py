@@ -33,6 +33,11 @@ def example_file(name: str) -> Path:
     return share_dir() / "examples" / name
 
 
+def bench_file(name: str) -> Path:
+    """Reference data of ``obte bench`` (``share/bench/``)."""
+    return share_dir() / "bench" / name
+
+
 DEFAULT_AFFINITY_MODEL = "affinity"
 
 

@@ -420,6 +420,8 @@ def test_bench_throughput_runs_both_implementations(tmp_path):
         "64",
         "--steps",
         "1",
+        "--layout",
+        "full",
         "-o",
         tmp_path,
     )
@@ -437,6 +439,25 @@ def test_bench_throughput_runs_both_implementations(tmp_path):
     assert (tmp_path / "bench-throughput.png").is_file()
     bad = obte("bench", "throughput", "--shapes", "w100")
     assert bad.exit_code == 1 and "multiple of 64" in bad.stderr
+
+
+def test_bench_throughput_packs_real_lengths_for_obte_and_pads_them_for_hf(tmp_path):
+    pytest.importorskip("transformers")
+    fasta = tmp_path / "lengths.fa"
+    fasta.write_text(">a\n" + "M" * 10 + "\n>b\n" + "ACGT" * 20 + "\n>c\nMKV\n")
+    args = ("bench", "throughput", "--shapes", "micro", "--vocab", "256", "--rows", "2", "--context", "64")
+    result = obte(*args, "--steps", "2", "--layout", "packed", "--lengths", fasta)
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    rows = [dict(zip(lines[0], line)) for line in lines[1:]]
+    assert [(r["layout"], r["implementation"]) for r in rows] == [("packed", "obte"), ("packed", "hf EsmForMaskedLM")]
+    obte_row, hf_row = rows
+    assert obte_row["real_tokens"] == hf_row["real_tokens"] == obte_row["computed_tokens"] == "128"
+    assert float(hf_row["computed_tokens"]) > 128  # one sequence per padded row
+    assert float(obte_row["tokens_per_s"]) > 0 and float(obte_row["speedup_q1"]) <= float(obte_row["speedup_q3"])
+    (tmp_path / "bad.tsv").write_text("length\n5\n")
+    bad = obte(*args, "--layout", "packed", "--lengths", tmp_path / "bad.tsv")
+    assert bad.exit_code == 1 and "no 'tokens' column" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tokens, tmp_path):
