@@ -7,11 +7,13 @@ from obte_cli.engine.model.encoder import (
     PRESETS,
     ObteConfig,
     ObteModel,
+    Packing,
     apply_rotary,
     block_diagonal_mask,
     non_embedding_parameters,
     positions_from_doc_ids,
     preset_config,
+    row_spans,
 )
 from obte_cli.engine.model.packing import pack, unpack
 from obte_cli.engine.tokenizers.base import Segment
@@ -96,6 +98,34 @@ def test_mask_and_positions_for_packed_rows():
     assert mask[0, :3].all() and not mask[0, 3:].any()
     assert mask[3, 3:5].all() and not mask[3, 5]
     assert block_diagonal_mask(torch.zeros(2, 5, dtype=torch.long)) is None  # fast path: no mask
+
+
+def test_row_spans_and_when_attention_is_split():
+    doc = torch.tensor([[0, 0, 0, 1, 1, -1], [0, 0, 0, 0, 0, 0]])
+    assert row_spans(doc) == [[(0, 3), (3, 5), (5, 6)], [(0, 6)]]
+    packing = Packing(doc)
+    assert packing.packed and packing.split() is False  # gradients on: the masked kernel
+    with torch.no_grad():
+        assert packing.split() is True
+        assert Packing(torch.zeros(2, 5, dtype=torch.long)).split() is False  # no mask needed at all
+    assert Packing(torch.zeros(2, 5, dtype=torch.long)).mask is None
+
+
+def test_split_inference_attention_equals_the_masked_kernel(monkeypatch):
+    model = trained_like(preset_config("micro", 64, max_positions=64))
+    generator = torch.Generator().manual_seed(3)
+    ids = torch.randint(4, 64, (3, 40), generator=generator)
+    doc = torch.zeros(3, 40, dtype=torch.long)
+    doc[0, 11:] = 1
+    doc[0, 30:] = 2
+    doc[1, 37:] = -1  # one sequence and padding
+    doc[2, 1:] = 1  # a one-token sequence
+    with torch.inference_mode():
+        split = model(ids, doc, layers=(1, 2)).layers
+        monkeypatch.setattr(Packing, "split", lambda self: False)
+        masked = model(ids, doc, layers=(1, 2)).layers
+    for layer in (1, 2):
+        torch.testing.assert_close(split[layer], masked[layer], atol=2e-5, rtol=0)
 
 
 def test_rotary_scores_depend_only_on_relative_position():
