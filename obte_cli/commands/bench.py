@@ -585,6 +585,12 @@ def tasks(
     seed: Annotated[int, seed_option("Seed of the subsets, the homology split, the fresh controls and training.")] = 0,
     device: DeviceOption = Device.auto,
     force: ForceOption = False,
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue an interrupted run in OUT: rows already in OUT/tasks.tsv (same settings and seed) are "
+        "kept, not run again.",
+    ),
     out: Annotated[Path, out_option("Directory for tasks.tsv (one row per task and model) and tasks.png.")] = ...,
 ) -> None:
     """Single-omic benchmarks: each model on GUE (DNA, MCC), FLIP secondary structure (Q3), FLIP GB1 (Spearman ρ)
@@ -592,14 +598,15 @@ def tasks(
     same shape, with one recipe (a linear probe of the frozen model, or fine-tuning) and a CPU budget (both
     recorded in every row).
 
-    Prints the rows as TSV; tasks.tsv is rewritten after every task, so an interrupted run keeps its results.
+    Prints the rows as TSV; tasks.tsv is rewritten after every task, so an interrupted run keeps its results
+    (and --resume continues it).
 
     Example: [bold]obte bench tasks --data ../shared/data --suite gue --suite ss3 -o bench-tasks/[/bold]
     """
     import pandas as pd
 
     from obte_cli.engine.bench.suites import SUITES, load_suite
-    from obte_cli.engine.bench.tasks import RESULT_COLUMNS, TaskBudget, run_task_bench, score_matrix
+    from obte_cli.engine.bench.tasks import RESULT_COLUMNS, TaskBudget, resumable_rows, run_task_bench, score_matrix
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
@@ -608,7 +615,15 @@ def tasks(
 
     chosen_models = models or [backbone_or_default(None)]
     names = _model_names(chosen_models)
-    guard_new_output(out, force, inputs=(data, *chosen_models))
+    if resume and force:
+        raise InputError("--resume continues OUT and --force replaces it: give one of them")
+    guard_new_output(out, force or resume, inputs=(data, *chosen_models))
+    earlier = out / "tasks.tsv"
+    earlier_rows = resumable_rows(earlier) if resume and earlier.is_file() else {}
+    if earlier_rows:
+        log.info(
+            "resuming: the %d rows of %s are kept where this run would make them alike", len(earlier_rows), earlier
+        )
     wanted = list(SUITES) if Suite.all in suites else list(dict.fromkeys(s.value for s in suites))
     task_list = [t for suite in wanted for t in load_suite(suite, data, seed, gb1_split.value)]
     if only:
@@ -628,13 +643,13 @@ def tasks(
         max_train_tokens,
         max_eval_examples,
     )
-    done: list[dict] = []
+    written: list[dict] = []
 
     def save(row: dict) -> None:
-        done.append(row)
+        written.append(row)
         log.info("%s  %s (%s): %s %.3f  [%.0f s]", row["task"], row["model"], row["init"], row["metric"],
                  row["score"], row["seconds"])  # fmt: skip
-        write_tsv(pd.DataFrame(done, columns=RESULT_COLUMNS), out / "tasks.tsv")
+        write_tsv(pd.DataFrame(written, columns=RESULT_COLUMNS), out / "tasks.tsv")
 
     results = run_task_bench(
         dict(zip(names, chosen_models)),
@@ -647,6 +662,7 @@ def tasks(
         recipe=recipe.value,
         on_run=lambda task, model, init: log.info("%s: %s on %s (%s)", recipe.value, model, task, init),
         on_result=save,
+        done=earlier_rows,
     )
     with open_output("-") as handle:
         write_tsv(results, handle)

@@ -151,3 +151,27 @@ def test_unknown_task_and_suite(micro, data_root, tmp_path):
 def test_missing_data_root_is_a_one_line_error(micro, tmp_path):
     result = obte("bench", "tasks", "--data", tmp_path / "none", "-m", micro, "--suite", "gb1", "-o", tmp_path / "x")
     assert result.exit_code == 1 and "no such file" in result.stderr and "Traceback" not in result.output
+
+
+def test_resume_keeps_the_rows_done_and_runs_the_rest(micro, data_root, tmp_path):
+    out = tmp_path / "out"
+    args = ["bench", "tasks", "--data", data_root, "-m", micro, "--device", "cpu", *BUDGET, "-o", out]
+    first = obte(*args, "--task", "gue/chloroplast/coding-50")
+    assert first.exit_code == 0, first.output
+    before = pd.read_csv(out / "tasks.tsv", sep="\t")
+    assert (before["seed"] == 0).all()
+    assert obte(*args, "--task", "gue/chloroplast/coding").exit_code == 1  # OUT exists: --force or --resume
+    both = ("--task", "gue/chloroplast/coding", "--task", "gue/chloroplast/coding-50")
+    resumed = obte(*args, *both, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    table = pd.read_csv(out / "tasks.tsv", sep="\t")
+    assert list(table["task"]) == ["gue/chloroplast/coding"] * 2 + ["gue/chloroplast/coding-50"] * 2  # task order
+    pd.testing.assert_frame_equal(table.iloc[2:].reset_index(drop=True), before)  # kept as they were
+    assert (
+        "on gue/chloroplast/coding-50" not in resumed.stderr and "micro on gue/chloroplast/coding (" in resumed.stderr
+    )
+    # rows made otherwise are not mixed in, and --resume cannot be combined with --force
+    other = obte(*[a if a != "12000" else "6000" for a in args], *both, "--resume")
+    assert other.exit_code == 1 and "made with max_train_tokens 12000, this run has 6000" in other.stderr
+    assert len(pd.read_csv(out / "tasks.tsv", sep="\t")) == 4
+    assert "give one of them" in obte(*args, "--resume", "--force").stderr

@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 
 from obte_cli.engine.bench.suites import BenchTask
+from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.finetuning.residues import token_values_to_residues
 from obte_cli.engine.finetuning.tasks import (
     Split,
@@ -83,6 +84,7 @@ RESULT_COLUMNS = [
     "recipe",
     "epochs",
     "readout",
+    "seed",
     "seconds",
 ]
 PRETRAINED, FRESH = "as given", "fresh"
@@ -274,16 +276,36 @@ def run_task_bench(
     on_run: Callable[[str, str, str], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
     on_result: Callable[[dict], None] | None = None,
+    done: dict[tuple[str, str, str], dict] | None = None,
 ) -> pd.DataFrame:
     """Every model (name → directory) and, with ``fresh_control``, its fresh twin, on every task: one
     row each (:data:`RESULT_COLUMNS`). ``on_run(task, model, init)`` is called before each fine-tune and
-    ``on_result(row)`` after it."""
+    ``on_result(row)`` after it. ``done`` holds rows of an earlier run with the same settings, by (task,
+    model, init) (:func:`resumable_rows`): they are taken as they are, not run again."""
     rows = []
+    done = done or {}
+    for task in tasks:  # before any work: earlier rows must have been made as this run makes them
+        expected = _row_settings(task, budget, settings, recipe, readout)
+        for (task_name, name, init), earlier in done.items():
+            for column, value in expected.items():
+                if task_name == task.name and str(earlier[column]) != str(value):
+                    raise InputError(
+                        f"{task_name}, {name} ({init}): the earlier row was made with {column} "
+                        f"{earlier[column]}, this run has {value}"
+                    )
     for task in tasks:
         fresh_rows: dict[str, dict] = {}  # architecture + tokenizer → the fresh control's row
         for name, directory in models.items():
             for init in (PRETRAINED, FRESH) if fresh_control else (PRETRAINED,):
                 loaded = load_model(directory)
+                earlier = done.get((task.name, name, init))
+                if earlier is not None:
+                    rows.append(dict(earlier))
+                    if init == FRESH:
+                        fresh_rows.setdefault(architecture_key(loaded), rows[-1])
+                    if on_result is not None:
+                        on_result(rows[-1])
+                    continue
                 if init == FRESH:
                     shape = architecture_key(loaded)
                     if shape in fresh_rows:  # the same fresh model, already trained on this task
@@ -315,11 +337,7 @@ def run_task_bench(
                     "dev_examples": len(splits["dev"].ids),
                     "test_examples": len(splits["test"].ids),
                     "test_available": len(task.splits["test"].ids),
-                    "max_train_tokens": budget.max_train_tokens,
-                    "max_eval_examples": budget.max_eval_examples,
-                    "recipe": recipe,
-                    "epochs": settings.epochs if recipe == "finetune" else 0,
-                    "readout": ("mean" if recipe == "probe" else readout) if not task.per_residue else "per-residue",
+                    **_row_settings(task, budget, settings, recipe, readout),
                     "seconds": round(time.perf_counter() - started, 1),
                 }
                 rows.append(row)
@@ -328,6 +346,31 @@ def run_task_bench(
                 if on_result is not None:
                     on_result(row)
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def _row_settings(task: BenchTask, budget: TaskBudget, settings: FinetuneSettings, recipe: str, readout: str) -> dict:
+    """The settings a row records: what an earlier row must match to be taken into a resumed run."""
+    return {
+        "max_train_tokens": budget.max_train_tokens,
+        "max_eval_examples": budget.max_eval_examples,
+        "recipe": recipe,
+        "epochs": settings.epochs if recipe == "finetune" else 0,
+        "readout": ("mean" if recipe == "probe" else readout) if not task.per_residue else "per-residue",
+        "seed": settings.seed,
+    }
+
+
+def resumable_rows(path: Path) -> dict[tuple[str, str, str], dict]:
+    """The rows of an earlier ``tasks.tsv`` by (task, model, init), for ``run_task_bench(done=...)``, which
+    takes them only where their settings match the run's (and refuses the run otherwise)."""
+    try:
+        previous = pd.read_csv(path, sep="\t")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable tasks.tsv ({exc})") from None
+    missing = [c for c in RESULT_COLUMNS if c not in previous.columns]
+    if missing:
+        raise InputError(f"{path}: not a tasks.tsv of this obte version (no {missing[0]!r} column)")
+    return {(r["task"], r["model"], r["init"]): r for r in previous[RESULT_COLUMNS].to_dict("records")}
 
 
 def score_matrix(results: pd.DataFrame) -> pd.DataFrame:
