@@ -6,6 +6,8 @@
 #   scripts/pretrain-pilots.sh CORPUS RUNS PILOT...      (CORPUS: the output of build-corpus-debian.sh)
 #
 # A pilot is NAME:PRESET:TOKENIZER:CONTEXT:LR[:MODALITY], for example tiny-res-lr0.01:tiny:residue:512:0.01.
+# PRESET may be reshaped as PRESET/WIDTHxLAYERS (heads of 32 dims), e.g. tiny/256x8 (a deeper tiny) or
+# tiny/384x4 (a wider one): the pilot then starts from `obte model init --width --layers --heads`.
 # MODALITY (omni, protein or nucleic; default omni) gives the paper's single-omic controls at equal compute:
 #   FLOPS=3e14 scripts/pretrain-pilots.sh CORPUS RUNS omni:tiny:residue:512:0.01:omni \
 #       protein-only:tiny:residue:512:0.01:protein nucleic-only:tiny:residue:512:0.01:nucleic
@@ -22,13 +24,18 @@ BATCH_RESIDUES="${BATCH_RESIDUES:-4096}"
 PARALLEL="${PARALLEL:-1}"
 mkdir -p "$RUNS"
 
-budget() {  # PRESET TOKENIZER_DIR CONTEXT -> total tokens for FLOPS
+budget() {  # PRESET[/WIDTHxLAYERS] TOKENIZER_DIR CONTEXT -> total tokens for FLOPS
     python3 - "$1" "$2" "$3" "$FLOPS" <<'PY'
 import json, sys
 from obte_cli.engine.model.encoder import ObteConfig, flops_per_token, padded_vocab_size, preset_config
 preset, tokens, context, flops = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 vocab = padded_vocab_size(json.load(open(f"{tokens}/tokens.json"))["vocab_size"])
-config = preset_config(preset, vocab, max_positions=context)
+shape = {}
+if "/" in preset:
+    preset, size = preset.split("/")
+    width, layers = (int(n) for n in size.split("x"))
+    shape = {"width": width, "n_layers": layers, "n_heads": width // 32}
+config = preset_config(preset, vocab, max_positions=context, **shape)
 per_token = flops_per_token(config, context) + 6 * config.width * vocab  # + the MLM readout
 print(int(flops / per_token))
 PY
@@ -47,7 +54,15 @@ print(int($BATCH_RESIDUES * t('$train') / t('$CORPUS/tokens/residue/train')))")
     local resume=()
     [ -d "$RUNS/$name/checkpoints" ] && resume=(--resume)
     [ -d "$RUNS/$name/model" ] && return 0
-    nice -n 10 obte pretrain --tokens "$train" --eval-tokens "$heldout" --eval-rows 128 --preset "$preset" \
+    local architecture=(--preset "$preset")
+    if [[ "$preset" == */* ]]; then  # a reshaped preset: start from a fresh model of that shape
+        local size="${preset#*/}" width layers
+        width="${size%x*}" layers="${size#*x}"
+        [ -d "$RUNS/$name-init" ] || obte model init --preset "${preset%/*}" --width "$width" --layers "$layers" \
+            --heads $((width / 32)) --tokenizer "$train" --context "$context" --seed 0 -o "$RUNS/$name-init"
+        architecture=(--init "$RUNS/$name-init")
+    fi
+    nice -n 10 obte pretrain --tokens "$train" --eval-tokens "$heldout" --eval-rows 128 "${architecture[@]}" \
         --context "$context" --batch-tokens "$batch" --micro-batch-rows 4 --total-tokens "$total" --lr "$lr" \
         --modality "$modality" --checkpoint-every 100 --seed 0 --device cpu -o "$RUNS/$name" "${resume[@]}" \
         > "$RUNS/$name.log" 2>&1

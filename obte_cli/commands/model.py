@@ -43,16 +43,25 @@ def init(
         max=MAX_CONTEXT,
         help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers).",
     ),
+    width: int = typer.Option(0, "--width", min=0, help="Model width instead of the preset's (0: the preset's)."),
+    layers: int = typer.Option(
+        0, "--layers", min=0, help="Number of blocks instead of the preset's (0: the preset's)."
+    ),
+    heads: int = typer.Option(
+        0, "--heads", min=0, help="Attention heads instead of the preset's (0: the preset's); must divide the width."
+    ),
     seed: Annotated[int, seed_option("Random seed of the μP initialisation.")] = 0,
     force: ForceOption = False,
 ) -> None:
-    """Create a freshly initialised (untrained) model directory from a preset.
+    """Create a freshly initialised (untrained) model directory from a preset, optionally reshaped.
 
     Example: [bold]obte model init --preset tiny -o models/tiny[/bold]
+    (a deeper tiny: [bold]obte model init --preset tiny --layers 8 -o models/tiny-8[/bold])
     """
     import torch
 
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.schema import SchemaError
     from obte_cli.engine.model.directory import save_model
     from obte_cli.engine.model.encoder import (
         ObteModel,
@@ -67,20 +76,24 @@ def init(
     context = context or (2048 if tok.kind == "residue" else 1024)
     if context < 8:
         raise InputError("--context must be at least 8 tokens")
+    shape = {k: v for k, v in (("width", width), ("n_layers", layers), ("n_heads", heads)) if v}
+    try:
+        config = preset_config(preset, padded_vocab_size(tok.vocab_size), max_positions=context, **shape)
+    except SchemaError as exc:
+        raise InputError(f"--width/--heads: {exc}") from None
     torch.manual_seed(seed)
-    config = preset_config(preset, padded_vocab_size(tok.vocab_size), max_positions=context)
     model = ObteModel(config)
-    save_model(
-        out,
-        model,
-        tok,
-        metadata={"preset": preset, "seed": seed, "created_by": "obte model init", "trained": False},
-        overwrite=force,
-    )
+    metadata = {"preset": preset, "seed": seed, "created_by": "obte model init", "trained": False}
+    if shape:
+        metadata["shape"] = {"width": config.width, "n_layers": config.n_layers, "n_heads": config.n_heads}
+    save_model(out, model, tok, metadata=metadata, overwrite=force)
     log.info(
-        "wrote %s: preset %s, %s non-embedding parameters, %s tokenizer (%d ids)",
+        "wrote %s: preset %s (width %d, %d layers, %d heads), %s non-embedding parameters, %s tokenizer (%d ids)",
         out,
         preset,
+        config.width,
+        config.n_layers,
+        config.n_heads,
         f"{model.num_parameters():,}",
         tok.kind,
         tok.vocab_size,

@@ -65,6 +65,25 @@ def test_model_init_refuses_to_overwrite(tiny_model):
     assert result.exit_code == 1 and "already exists" in result.stderr
 
 
+def test_model_init_reshapes_a_preset(tmp_path):
+    from obte_cli.engine.model.directory import load_model
+
+    result = obte("model", "init", "--preset", "tiny", "--layers", "6", "--width", "384", "--heads", "12",
+                  "--context", "128", "-o", tmp_path / "deep")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = load_model(tmp_path / "deep").model.config
+    assert (config.width, config.n_layers, config.n_heads, config.max_positions) == (384, 6, 12, 128)
+    assert config.mlp_ratio == 4 and config.attn_mult == 8.0  # the rest is the preset's
+    assert "width 384, 6 layers, 12 heads" in result.stderr
+    for shape, message in (
+        (["--width", "300"], "width 300 is not divisible by 8"),
+        (["--heads", "256"], "even head size"),
+    ):
+        bad = obte("model", "init", "--preset", "tiny", *shape, "-o", tmp_path / "bad")
+        assert bad.exit_code == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+        assert not (tmp_path / "bad").exists()
+
+
 def test_bpe_model_init(tmp_path):
     result = obte("model", "init", "-o", tmp_path / "bpe", "-t", "omnibiote-mixed", "--context", "512")
     assert result.exit_code == 0, result.output
