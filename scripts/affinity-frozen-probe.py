@@ -12,6 +12,11 @@ composition features of the gradient-boosting baseline get the same ridge, and t
 scored too.
 
     scripts/affinity-frozen-probe.py PRONAB_JSON MODEL [MODEL ...] > probe.tsv
+    scripts/affinity-frozen-probe.py --kmers PRONAB_JSON > kmers.tsv
+
+``--kmers`` adds richer sequence features to composition instead (protein dipeptide fractions, nucleic-acid
+3-mer fractions over both strands), each with ridge and with the baseline's gradient boosting: do features
+that say more about a sequence than its composition carry to proteins never trained on?
 
 Prints one TSV row per (model, readout, layer): PCC and MAE as mean ± SEM over folds, within-protein
 and per-protein PCC (as `obte bench pronab`). Each model takes about 5 minutes on one CPU core.
@@ -20,6 +25,7 @@ and per-protein PCC (as `obte bench pronab`). Each model takes about 5 minutes o
 from __future__ import annotations
 
 import sys
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +108,30 @@ def row(name: str, readout: str, layer: str, dg, predicted, fold_of_row, groups)
     return "\t".join([name, readout, layer, *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values)])
 
 
-def main(data: str, models: list[str]) -> None:
+def kmer_fractions(sequence: str, alphabet: str, k: int) -> np.ndarray:
+    """Fraction of each of the len(alphabet)^k k-mers among the sequence's k-mers (others skipped)."""
+    index = {"".join(p): i for i, p in enumerate(product(alphabet, repeat=k))}
+    counts = np.zeros(len(index))
+    for i in range(len(sequence) - k + 1):
+        j = index.get(sequence[i : i + k])
+        if j is not None:
+            counts[j] += 1
+    return counts / max(counts.sum(), 1)
+
+
+def kmer_rows(table, composition, dg, fold_of_row, groups) -> None:
+    dipeptides = np.array([kmer_fractions(p, "ACDEFGHIKLMNPQRSTVWY", 2) for p in table.protein])
+    strands = [(a + "N" + (c or "")).replace("U", "T") for a, c in zip(table.nucleic_acid, table.complement)]
+    trimers = np.array([kmer_fractions(s, "ACGT", 3) for s in strands])  # N: no 3-mer across the two strands
+    for name, extra in (("+ protein dipeptides", [dipeptides]), ("+ nucleic 3-mers", [trimers]),
+                        ("+ both", [dipeptides, trimers])):  # fmt: skip
+        features = np.hstack([composition, *extra])
+        for readout, ridge in (("ridge", True), ("GBM", False)):
+            predicted = cross_validated(features, dg, fold_of_row, groups, ridge)
+            print(row(f"composition {name}", readout, "-", dg, predicted, fold_of_row, groups), flush=True)
+
+
+def main(data: str, models: list[str], kmers: bool = False) -> None:
     table, _ = load_affinity_data(data)
     cache = Path.home() / ".cache" / "obte" / "homology"
     fold_of_row = assign_folds(table, FOLDS, SEED, HOMOLOGY, None, cache).fold_of_row
@@ -113,6 +142,8 @@ def main(data: str, models: list[str]) -> None:
     for readout, ridge in (("GBM (the bench baseline)", False), ("ridge", True)):
         predicted = cross_validated(composition, dg, fold_of_row, groups, ridge)
         print(row("composition", readout, "-", dg, predicted, fold_of_row, groups), flush=True)
+    if kmers:
+        kmer_rows(table, composition, dg, fold_of_row, groups)
     for model_dir in models:
         features = states(model_dir, table)
         path = Path(model_dir)
@@ -127,7 +158,9 @@ def main(data: str, models: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
+    kmers = "--kmers" in sys.argv
+    arguments = [a for a in sys.argv[1:] if a != "--kmers"]
+    if not arguments or (len(arguments) < 2 and not kmers):
         sys.exit(__doc__)
     torch.set_num_threads(1)
-    main(sys.argv[1], sys.argv[2:])
+    main(arguments[0], arguments[1:], kmers)
