@@ -22,6 +22,8 @@ def main(paths: list[str]) -> None:
     if len(twice):
         sys.exit(f"rows present twice: {twice[['task', 'model', 'init']].drop_duplicates().values.tolist()}")
     fresh = rows[rows["init"] == "fresh"].pivot_table(index="task", columns="model", values="score", sort=False)
+    if fresh.empty:
+        sys.exit("no fresh-init rows (a run with --no-fresh-control): nothing to compare the models with")
     if (fresh.nunique(axis=1) > 1).any():
         sys.exit("the models have different fresh controls (different architectures): one table per architecture")
     given = rows[rows["init"] == "as given"]

@@ -222,6 +222,8 @@ def throughput(
     from obte_cli.engine.model.encoder import PRESETS, preset_config
 
     layouts = list(LAYOUTS) if layout == Layout.both else [layout.value]
+    if lengths_file is not None and "packed" not in layouts:
+        raise InputError("--lengths is for the packed layout (--layout packed or both)")
     lengths = read_lengths(lengths_file or bench_file("pretraining-lengths.tsv")) if "packed" in layouts else None
     shapes = []
     for name in (s.strip() for s in presets.split(",") if s.strip()):
@@ -588,8 +590,8 @@ def tasks(
     resume: bool = typer.Option(
         False,
         "--resume",
-        help="Continue an interrupted run in OUT: rows already in OUT/tasks.tsv (same settings and seed) are "
-        "kept, not run again.",
+        help="Continue an interrupted run in OUT: the rows in OUT/tasks.tsv are kept, and those of this run's "
+        "tasks and models (by model name) are not run again. They must have the same budget, recipe and seed.",
     ),
     out: Annotated[Path, out_option("Directory for tasks.tsv (one row per task and model) and tasks.png.")] = ...,
 ) -> None:
@@ -606,7 +608,16 @@ def tasks(
     import pandas as pd
 
     from obte_cli.engine.bench.suites import SUITES, load_suite
-    from obte_cli.engine.bench.tasks import RESULT_COLUMNS, TaskBudget, resumable_rows, run_task_bench, score_matrix
+    from obte_cli.engine.bench.tasks import (
+        FRESH,
+        PRETRAINED,
+        RESULT_COLUMNS,
+        TaskBudget,
+        check_resumable,
+        resumable_rows,
+        run_task_bench,
+        score_matrix,
+    )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
@@ -618,12 +629,6 @@ def tasks(
     if resume and force:
         raise InputError("--resume continues OUT and --force replaces it: give one of them")
     guard_new_output(out, force or resume, inputs=(data, *chosen_models))
-    earlier = out / "tasks.tsv"
-    earlier_rows = resumable_rows(earlier) if resume and earlier.is_file() else {}
-    if earlier_rows:
-        log.info(
-            "resuming: the %d rows of %s are kept where this run would make them alike", len(earlier_rows), earlier
-        )
     wanted = list(SUITES) if Suite.all in suites else list(dict.fromkeys(s.value for s in suites))
     task_list = [t for suite in wanted for t in load_suite(suite, data, seed, gb1_split.value)]
     if only:
@@ -633,6 +638,15 @@ def tasks(
         task_list = [t for t in task_list if t.name in only]
     settings = finetune_settings(epochs, batch_size, 16384, 1e-2, 1e-3, 1e-4, 0.05, seed)
     budget = TaskBudget(max_train_tokens, max_eval_examples)
+    earlier = out / "tasks.tsv"
+    earlier_rows = resumable_rows(earlier) if resume and earlier.is_file() else {}
+    check_resumable(earlier_rows, task_list, budget, settings, recipe.value, readout.value, str(earlier))
+    inits = (PRETRAINED,) if no_fresh_control else (PRETRAINED, FRESH)
+    this_run = {(t.name, name, init) for t in task_list for name in names for init in inits}
+    kept = [row for key, row in earlier_rows.items() if key not in this_run]  # other tasks or models: kept as they are
+    if earlier_rows:
+        log.info("resuming: %d of the %d rows in %s are this run's", len(earlier_rows) - len(kept), len(earlier_rows),
+                 earlier)  # fmt: skip
     output_directory(out)
     log.info(
         "%d tasks × %d models%s; recipe %s; budget %d training tokens, %d dev/test examples",
@@ -649,7 +663,7 @@ def tasks(
         written.append(row)
         log.info("%s  %s (%s): %s %.3f  [%.0f s]", row["task"], row["model"], row["init"], row["metric"],
                  row["score"], row["seconds"])  # fmt: skip
-        write_tsv(pd.DataFrame(written, columns=RESULT_COLUMNS), out / "tasks.tsv")
+        write_tsv(pd.DataFrame(written + kept, columns=RESULT_COLUMNS), out / "tasks.tsv")
 
     results = run_task_bench(
         dict(zip(names, chosen_models)),
@@ -666,6 +680,8 @@ def tasks(
     )
     with open_output("-") as handle:
         write_tsv(results, handle)
+    if kept:
+        results = pd.concat([results, pd.DataFrame(kept, columns=RESULT_COLUMNS)], ignore_index=True)
     score_grid(
         score_matrix(results),
         out / "tasks.png",

@@ -170,8 +170,27 @@ def test_resume_keeps_the_rows_done_and_runs_the_rest(micro, data_root, tmp_path
     assert (
         "on gue/chloroplast/coding-50" not in resumed.stderr and "micro on gue/chloroplast/coding (" in resumed.stderr
     )
+    # a narrower resumed run keeps the rows it does not make
+    narrower = obte(*args, "--task", "gue/chloroplast/coding", "--resume")
+    assert narrower.exit_code == 0, narrower.output
+    pd.testing.assert_frame_equal(pd.read_csv(out / "tasks.tsv", sep="\t"), table)
     # rows made otherwise are not mixed in, and --resume cannot be combined with --force
-    other = obte(*[a if a != "12000" else "6000" for a in args], *both, "--resume")
+    other = obte(*[a if a != "12000" else "6000" for a in args], "--task", "gue/chloroplast/coding", "--resume")
     assert other.exit_code == 1 and "made with max_train_tokens 12000, this run has 6000" in other.stderr
     assert len(pd.read_csv(out / "tasks.tsv", sep="\t")) == 4
     assert "give one of them" in obte(*args, "--resume", "--force").stderr
+
+
+def test_resumable_rows_reads_names_as_written_and_refuses_a_key_twice(tmp_path):
+    from obte_cli.engine.bench.tasks import RESULT_COLUMNS, resumable_rows
+    from obte_cli.engine.core.errors import InputError
+
+    row = {c: "1" for c in RESULT_COLUMNS} | {"task": "gue/x", "model": "NA", "init": "fresh", "score": "NA"}
+    path = tmp_path / "tasks.tsv"
+    pd.DataFrame([row, row | {"model": "2024"}]).to_csv(path, sep="\t", index=False)
+    rows = resumable_rows(path)
+    assert set(rows) == {("gue/x", "NA", "fresh"), ("gue/x", "2024", "fresh")}
+    assert pd.isna(rows[("gue/x", "NA", "fresh")]["score"])
+    pd.DataFrame([row, row]).to_csv(path, sep="\t", index=False)
+    with pytest.raises(InputError, match="gue/x, NA \\(fresh\\) is there twice"):
+        resumable_rows(path)

@@ -84,6 +84,7 @@ RESULT_COLUMNS = [
     "recipe",
     "epochs",
     "readout",
+    "batch_size",
     "seed",
     "seconds",
 ]
@@ -280,19 +281,10 @@ def run_task_bench(
 ) -> pd.DataFrame:
     """Every model (name → directory) and, with ``fresh_control``, its fresh twin, on every task: one
     row each (:data:`RESULT_COLUMNS`). ``on_run(task, model, init)`` is called before each fine-tune and
-    ``on_result(row)`` after it. ``done`` holds rows of an earlier run with the same settings, by (task,
-    model, init) (:func:`resumable_rows`): they are taken as they are, not run again."""
+    ``on_result(row)`` after it. ``done`` holds rows of an earlier run by (task, model, init)
+    (:func:`resumable_rows`, checked by :func:`check_resumable`): they are taken as they are, not run again."""
     rows = []
     done = done or {}
-    for task in tasks:  # before any work: earlier rows must have been made as this run makes them
-        expected = _row_settings(task, budget, settings, recipe, readout)
-        for (task_name, name, init), earlier in done.items():
-            for column, value in expected.items():
-                if task_name == task.name and str(earlier[column]) != str(value):
-                    raise InputError(
-                        f"{task_name}, {name} ({init}): the earlier row was made with {column} "
-                        f"{earlier[column]}, this run has {value}"
-                    )
     for task in tasks:
         fresh_rows: dict[str, dict] = {}  # architecture + tokenizer → the fresh control's row
         for name, directory in models.items():
@@ -348,29 +340,74 @@ def run_task_bench(
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-def _row_settings(task: BenchTask, budget: TaskBudget, settings: FinetuneSettings, recipe: str, readout: str) -> dict:
-    """The settings a row records: what an earlier row must match to be taken into a resumed run."""
+def _run_settings(budget: TaskBudget, settings: FinetuneSettings, recipe: str) -> dict:
+    """The settings every row of a run records alike."""
     return {
         "max_train_tokens": budget.max_train_tokens,
         "max_eval_examples": budget.max_eval_examples,
         "recipe": recipe,
         "epochs": settings.epochs if recipe == "finetune" else 0,
-        "readout": ("mean" if recipe == "probe" else readout) if not task.per_residue else "per-residue",
+        "batch_size": settings.batch_size if recipe == "finetune" else 0,
         "seed": settings.seed,
     }
 
 
+def _row_readout(task: BenchTask, recipe: str, readout: str) -> str:
+    return ("mean" if recipe == "probe" else readout) if not task.per_residue else "per-residue"
+
+
+def _row_settings(task: BenchTask, budget: TaskBudget, settings: FinetuneSettings, recipe: str, readout: str) -> dict:
+    """The settings a row records: what an earlier row must match to be taken into a resumed run."""
+    return {**_run_settings(budget, settings, recipe), "readout": _row_readout(task, recipe, readout)}
+
+
+_KEY_COLUMNS = ("task", "model", "init")
+
+
 def resumable_rows(path: Path) -> dict[tuple[str, str, str], dict]:
-    """The rows of an earlier ``tasks.tsv`` by (task, model, init), for ``run_task_bench(done=...)``, which
-    takes them only where their settings match the run's (and refuses the run otherwise)."""
+    """The rows of an earlier ``tasks.tsv`` by (task, model, init), for ``run_task_bench(done=...)``. Names
+    are read as written (a model called ``2024`` or ``NA`` stays that string); a key present twice, or a
+    missing column, is an :class:`InputError`."""
+    numbers_missing = {c: ["NA", "NaN", "nan", ""] for c in RESULT_COLUMNS if c not in _KEY_COLUMNS}
     try:
-        previous = pd.read_csv(path, sep="\t")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        previous = pd.read_csv(
+            path, sep="\t", dtype={c: str for c in _KEY_COLUMNS}, keep_default_na=False, na_values=numbers_missing
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path}: not a readable tasks.tsv ({exc})") from None
     missing = [c for c in RESULT_COLUMNS if c not in previous.columns]
     if missing:
         raise InputError(f"{path}: not a tasks.tsv of this obte version (no {missing[0]!r} column)")
+    twice = previous[previous.duplicated(list(_KEY_COLUMNS))]
+    if len(twice):
+        task, model, init = twice.iloc[0][list(_KEY_COLUMNS)]
+        raise InputError(f"{path}: {task}, {model} ({init}) is there twice")
     return {(r["task"], r["model"], r["init"]): r for r in previous[RESULT_COLUMNS].to_dict("records")}
+
+
+def check_resumable(
+    done: dict[tuple[str, str, str], dict],
+    tasks: list[BenchTask],
+    budget: TaskBudget,
+    settings: FinetuneSettings,
+    recipe: str,
+    readout: str,
+    where: str,
+) -> None:
+    """Every earlier row must have been made with this run's budget, recipe, epochs, batch size and seed (and
+    the rows of this run's tasks with its readout): otherwise the file would mix scores that cannot be
+    compared. Raises an :class:`InputError` naming the first difference."""
+    by_name = {task.name: task for task in tasks}
+    for (task_name, name, init), earlier in done.items():
+        expected = _run_settings(budget, settings, recipe)
+        if task_name in by_name:  # a task of this run: its readout too (rows of other tasks are kept as they are)
+            expected["readout"] = _row_readout(by_name[task_name], recipe, readout)
+        for column, value in expected.items():
+            if str(earlier[column]) != str(value):
+                raise InputError(
+                    f"{where}: {task_name}, {name} ({init}) was made with {column} {earlier[column]}, "
+                    f"this run has {value} (resume with the same settings, or use another --out)"
+                )
 
 
 def score_matrix(results: pd.DataFrame) -> pd.DataFrame:

@@ -19,8 +19,10 @@ the speed-up is the median of the per-step ratios HF / obte with its interquarti
 load average is written beside the figures.
 
 MFU is model FLOPs per second (6N + 12·L·d·T per token, :func:`obte_cli.engine.model.encoder.flops_per_token`,
-the same count for both) over a *measured* peak: the best rate of a large fp32 (or bf16 on CUDA) matrix
-multiplication on this machine, so the ratio says how close training gets to what the hardware does.
+the same count for both, T the full context even for packed rows, whose sequences are shorter: there it
+overstates the useful attention work of both alike) over a *measured* peak: the best rate of a large fp32
+(or bf16 on CUDA) matrix multiplication on this machine, so the ratio says how close training gets to what
+the hardware does.
 """
 
 from __future__ import annotations
@@ -105,15 +107,16 @@ def packed_rows(vocab: int, lengths: Sequence[int], rows: int, context: int, see
     """Sequences of the given ``lengths`` (a seeded draw, the last one cut) filling rows × context tokens:
     packed for obte, one (≤ context) piece per row and padded for Hugging Face."""
     rng = np.random.default_rng(seed)
-    budget, drawn = rows * context, []
-    while sum(drawn) < budget:
+    budget, drawn, total = rows * context, [], 0
+    while total < budget:
         drawn.append(int(lengths[rng.integers(len(lengths))]))
-    drawn[-1] -= sum(drawn) - budget
+        total += drawn[-1]
+    drawn[-1] -= total - budget
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(_FIRST_REAL_ID, vocab, (budget,), generator=generator)
     masked_tokens, token_labels = _masked(tokens, generator)
     ids, labels = masked_tokens.view(rows, context), token_labels.view(rows, context)
-    doc_ids = torch.empty(rows, context, dtype=torch.long)
+    doc_ids = torch.full((rows, context), -1, dtype=torch.long)
     for row, pieces in enumerate(row_layouts(drawn, context)):
         fill = 0
         for doc, (_, start, stop) in enumerate(pieces):
@@ -138,16 +141,24 @@ def packed_rows(vocab: int, lengths: Sequence[int], rows: int, context: int, see
 def read_lengths(path: str | Path) -> list[int]:
     """Token lengths for the ``packed`` layout: the ``tokens`` column of a TSV (as
     ``share/bench/pretraining-lengths.tsv``), or a FASTA file's records as the residue tokenizer counts them
-    (residues + a molecule-type tag + ``<EOS>``)."""
+    (residues + a molecule-type tag + ``<EOS>``). Every length must be a whole number ≥ 1."""
     from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.errors import InputError
 
     if str(path).endswith(".tsv"):
         import pandas as pd
 
-        table = pd.read_csv(path, sep="\t")
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such file")
+        try:
+            table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not a readable TSV ({exc})") from None
         if "tokens" not in table.columns:
             raise InputError(f"{path}: no 'tokens' column")
+        bad = [v for v in table["tokens"] if not v.strip().isdigit()]
+        if bad:
+            raise InputError(f"{path}: 'tokens' must hold whole numbers (found {bad[0]!r})")
         lengths = [int(n) for n in table["tokens"]]
     else:
         lengths = [len(record.sequence) + 2 for record in read_fasta(path)]

@@ -196,7 +196,7 @@ class Packing:
 
     * ``mask`` (B, 1, T, T) for SDPA: one call for the batch, the cross-sequence blocks computed and
       thrown away. Used for training (fewer, larger kernels win once the backward pass is counted) and
-      on CUDA (no host round-trip per batch).
+      off the CPU.
     * split (:func:`split_attention`), for inference on CPU: one unmasked SDPA call per sequence of each
       row (``spans``). The masked CPU kernel costs as much as a full row and more (a 2,048-token row: 1.35×
       the unmasked call); split, a row of 4 sequences runs attention in about half the masked time.
@@ -208,22 +208,24 @@ class Packing:
 
     @functools.cached_property
     def mask(self) -> torch.Tensor | None:
-        return block_diagonal_mask(self.doc_ids) if self.packed else None
+        return (self.doc_ids[:, :, None] == self.doc_ids[:, None, :]).unsqueeze(1) if self.packed else None
 
     @functools.cached_property
     def spans(self) -> list[list[tuple[int, int]]]:
         return row_spans(self.doc_ids)
 
-    def split(self) -> bool:
-        """Whether attention runs per sequence (:func:`split_attention`) rather than masked."""
-        return self.packed and self.doc_ids.device.type == "cpu" and not torch.is_grad_enabled()
+    def split(self, training: bool) -> bool:
+        """Whether attention runs per sequence (:func:`split_attention`) rather than masked: for inference
+        (no gradients, not in training mode) on CPU."""
+        return self.packed and not training and self.doc_ids.device.type == "cpu" and not torch.is_grad_enabled()
 
 
 def split_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spans: list[list[tuple[int, int]]], scale: float
 ) -> torch.Tensor:
     """Block-diagonal attention of (B, H, T, hd) queries, keys and values: one unmasked SDPA call per
-    span of each row (``spans[row]``, :func:`row_spans`). Inference only (it writes into its output)."""
+    span of each row (``spans[row]``, :func:`row_spans`). For inference: with the backward pass, the many
+    small calls cost more than one masked call (see :class:`Packing`)."""
     out = torch.empty_like(q)
     for row, row_spans_ in enumerate(spans):
         for a, b in row_spans_:
@@ -304,7 +306,7 @@ class SelfAttention(nn.Module):
     def forward(self, x, cos, sin, packing: Packing):
         B, T, D = x.shape
         q, k, v = self.heads(x, cos, sin)
-        if packing.split():
+        if packing.split(self.training):
             y = split_attention(q, k, v, packing.spans, self.config.attn_scale)
         else:
             y = F.scaled_dot_product_attention(

@@ -104,10 +104,11 @@ def test_row_spans_and_when_attention_is_split():
     doc = torch.tensor([[0, 0, 0, 1, 1, -1], [0, 0, 0, 0, 0, 0]])
     assert row_spans(doc) == [[(0, 3), (3, 5), (5, 6)], [(0, 6)]]
     packing = Packing(doc)
-    assert packing.packed and packing.split() is False  # gradients on: the masked kernel
+    assert packing.packed and packing.split(training=False) is False  # gradients on: the masked kernel
     with torch.no_grad():
-        assert packing.split() is True
-        assert Packing(torch.zeros(2, 5, dtype=torch.long)).split() is False  # no mask needed at all
+        assert packing.split(training=False) is True
+        assert packing.split(training=True) is False  # dropout would differ
+        assert Packing(torch.zeros(2, 5, dtype=torch.long)).split(training=False) is False  # no mask needed at all
     assert Packing(torch.zeros(2, 5, dtype=torch.long)).mask is None
 
 
@@ -122,7 +123,7 @@ def test_split_inference_attention_equals_the_masked_kernel(monkeypatch):
     doc[2, 1:] = 1  # a one-token sequence
     with torch.inference_mode():
         split = model(ids, doc, layers=(1, 2)).layers
-        monkeypatch.setattr(Packing, "split", lambda self: False)
+        monkeypatch.setattr(Packing, "split", lambda self, training: False)
         masked = model(ids, doc, layers=(1, 2)).layers
     for layer in (1, 2):
         torch.testing.assert_close(split[layer], masked[layer], atol=2e-5, rtol=0)
