@@ -617,6 +617,7 @@ def tasks(
         resumable_rows,
         run_task_bench,
         score_matrix,
+        wins_over_fresh,
     )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
@@ -687,6 +688,8 @@ def tasks(
         out / "tasks.png",
         f"single-omic tasks ({max_train_tokens:,} training tokens per epoch, ≤ {max_eval_examples:,} test examples)",
     )
+    for model, (wins, tasks_scored) in wins_over_fresh(results).items():
+        log.info("%s beats its fresh-init control on %d of %d tasks", model, wins, tasks_scored)
     log.info("wrote %s", out)
 
 

@@ -104,6 +104,9 @@ def test_every_suite_runs_beside_its_fresh_control(suite_run):
     # the default recipe: a linear probe of the frozen model (no epochs), mean states per sequence
     assert (table["recipe"] == "probe").all() and (table["epochs"] == 0).all()
     assert list(table["readout"]) == ["mean", "mean", "per-residue", "per-residue", "mean", "mean", "mean", "mean"]
+    given, fresh = table[table["init"] == "as given"], table[table["init"] == "fresh"]
+    wins = int((given["score"].to_numpy() > fresh["score"].to_numpy()).sum())
+    assert f"micro beats its fresh-init control on {wins} of 4 tasks" in result.stderr
 
 
 def test_the_finetune_recipe(micro, data_root, tmp_path):
@@ -194,3 +197,30 @@ def test_resumable_rows_reads_names_as_written_and_refuses_a_key_twice(tmp_path)
     pd.DataFrame([row, row]).to_csv(path, sep="\t", index=False)
     with pytest.raises(InputError, match="gue/x, NA \\(fresh\\) is there twice"):
         resumable_rows(path)
+
+
+def test_tasks_table_script_writes_the_readme_table(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from obte_cli.engine.bench.tasks import RESULT_COLUMNS
+
+    rows = []
+    for task, scores in (("gue/a", (0.5, 0.2, 0.1)), ("gue/b", (0.1, 0.4, 0.3))):
+        for model, init, score in (("omni", "as given", scores[0]), ("omni", "fresh", scores[2]),
+                                   ("other", "as given", scores[1]), ("other", "fresh", scores[2])):  # fmt: skip
+            rows.append({c: 0 for c in RESULT_COLUMNS} | {"task": task, "metric": "mcc", "model": model,
+                                                          "init": init, "score": score})  # fmt: skip
+    first, second = tmp_path / "one.tsv", tmp_path / "two.tsv"
+    pd.DataFrame(rows[:4]).to_csv(first, sep="\t", index=False)
+    pd.DataFrame(rows[4:]).to_csv(second, sep="\t", index=False)
+    script = Path(__file__).parents[2] / "scripts" / "tasks-table.py"
+    run = subprocess.run([sys.executable, script, first, second], capture_output=True, text=True, check=True)
+    lines = run.stdout.strip().splitlines()
+    assert lines[0] == "| task | metric | omni | other | fresh init |"
+    assert lines[2] == "| gue/a | mcc | **0.500** | 0.200 | 0.100 |"
+    assert lines[3] == "| gue/b | mcc | 0.100 | **0.400** | 0.300 |"
+    assert lines[4] == "| beats fresh init on | | 1/2 | 2/2 | |"
+    twice = subprocess.run([sys.executable, script, first, first], capture_output=True, text=True)
+    assert twice.returncode != 0 and "present twice" in twice.stderr

@@ -410,6 +410,17 @@ def check_resumable(
                 )
 
 
+def wins_over_fresh(results: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """Per model: (tasks where it scores above its fresh-init control, tasks with both scores)."""
+    given = results[results["init"] == PRETRAINED].set_index(["task", "model"])["score"]
+    fresh = results[results["init"] == FRESH].set_index(["task", "model"])["score"]
+    both = pd.concat([given.rename("given"), fresh.rename("fresh")], axis=1, join="inner").dropna()
+    return {
+        model: (int((rows["given"] > rows["fresh"]).sum()), len(rows))
+        for model, rows in both.groupby(level="model", sort=False)
+    }
+
+
 def score_matrix(results: pd.DataFrame) -> pd.DataFrame:
     """Tasks × (model, init) scores, for the plot and the README table."""
     labels = results["model"] + np.where(results["init"] == FRESH, " (fresh)", "")
