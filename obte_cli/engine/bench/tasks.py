@@ -398,8 +398,9 @@ def check_resumable(
     the rows of this run's tasks with its readout): otherwise the file would mix scores that cannot be
     compared. Raises an :class:`InputError` naming the first difference."""
     by_name = {task.name: task for task in tasks}
+    run_settings = _run_settings(budget, settings, recipe)
     for (task_name, name, init), earlier in done.items():
-        expected = _run_settings(budget, settings, recipe)
+        expected = dict(run_settings)
         if task_name in by_name:  # a task of this run: its readout too (rows of other tasks are kept as they are)
             expected["readout"] = _row_readout(by_name[task_name], recipe, readout)
         for column, value in expected.items():

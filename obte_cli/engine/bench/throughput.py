@@ -41,7 +41,7 @@ from obte_cli.engine.bench.timing import best_of, interleaved, load_average, pai
 from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel, flops_per_token
 from obte_cli.engine.pretraining.loop import MaskedLMObjective, PretrainSettings, make_optimizer, make_scheduler
-from obte_cli.engine.pretraining.token_files import row_layouts
+from obte_cli.engine.pretraining.token_files import pack_stream
 
 HF_NAME = "hf EsmForMaskedLM"
 
@@ -116,12 +116,10 @@ def packed_rows(vocab: int, lengths: Sequence[int], rows: int, context: int, see
     tokens = torch.randint(_FIRST_REAL_ID, vocab, (budget,), generator=generator)
     masked_tokens, token_labels = _masked(tokens, generator)
     ids, labels = masked_tokens.view(rows, context), token_labels.view(rows, context)
-    doc_ids = torch.full((rows, context), -1, dtype=torch.long)
-    for row, pieces in enumerate(row_layouts(drawn, context)):
-        fill = 0
-        for doc, (_, start, stop) in enumerate(pieces):
-            doc_ids[row, fill : fill + stop - start] = doc
-            fill += stop - start
+    # pretraining's packing rule fills the rows in order, so obte's rows are the tokens as drawn; only the
+    # doc ids (where each row's sequences start) come from the packer
+    packed = pack_stream((np.zeros(n, dtype=np.int64) for n in drawn), context, pad_id=_PAD_ID)
+    doc_ids = torch.as_tensor(np.stack([row.doc_ids for row in packed]))
     # the same tokens, each sequence cut into pieces of at most `context`, one piece per row
     pieces, offset = [], 0
     for length in drawn:

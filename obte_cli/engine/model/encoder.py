@@ -150,12 +150,19 @@ def padded_vocab_size(tokenizer_vocab: int, multiple: int = 64) -> int:
 # ------------------------------------------------------------------------------------------------
 # Packing helpers
 # ------------------------------------------------------------------------------------------------
+def sequence_starts(doc_ids: torch.Tensor) -> torch.Tensor:
+    """(B, T) boolean, True where a sequence (or a padding run) starts: at each row's start and wherever
+    the doc id changes. The one rule positions, spans and masks follow."""
+    is_start = torch.ones_like(doc_ids, dtype=torch.bool)
+    is_start[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+    return is_start
+
+
 def positions_from_doc_ids(doc_ids: torch.Tensor) -> torch.Tensor:
     """Position of each token within its own sequence: 0, 1, 2, ... restarting at each new doc id."""
     B, T = doc_ids.shape
     idx = torch.arange(T, device=doc_ids.device).expand(B, T)
-    is_start = torch.ones_like(doc_ids, dtype=torch.bool)
-    is_start[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+    is_start = sequence_starts(doc_ids)
     seq_start = torch.where(is_start, idx, torch.zeros_like(idx)).cummax(dim=1).values
     return idx - seq_start  # (B, T)
 
@@ -171,19 +178,18 @@ def block_diagonal_mask(doc_ids: torch.Tensor) -> torch.Tensor | None:
     Padding (-1) attends only to padding, so no row is empty (an empty row would give NaN). Returns
     None when every row holds one unpadded sequence, letting SDPA pick its fastest (flash) kernel.
     """
-    if one_sequence_per_row(doc_ids):
-        return None
+    return None if one_sequence_per_row(doc_ids) else _same_sequence(doc_ids)
+
+
+def _same_sequence(doc_ids: torch.Tensor) -> torch.Tensor:
     return (doc_ids[:, :, None] == doc_ids[:, None, :]).unsqueeze(1)
 
 
 def row_spans(doc_ids: torch.Tensor) -> list[list[tuple[int, int]]]:
-    """Per row, the (start, stop) of each sequence and padding run: a new span starts where the doc id
-    changes (the rule of :func:`positions_from_doc_ids`)."""
+    """Per row, the (start, stop) of each sequence and padding run (:func:`sequence_starts`)."""
     B, T = doc_ids.shape
-    starts = torch.ones_like(doc_ids, dtype=torch.bool)
-    starts[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
     rows: list[list[int]] = [[] for _ in range(B)]
-    for row, column in starts.nonzero().tolist():
+    for row, column in sequence_starts(doc_ids).nonzero().tolist():
         rows[row].append(column)
     return [list(zip(edges, edges[1:] + [T])) for edges in rows]
 
@@ -208,7 +214,7 @@ class Packing:
 
     @functools.cached_property
     def mask(self) -> torch.Tensor | None:
-        return (self.doc_ids[:, :, None] == self.doc_ids[:, None, :]).unsqueeze(1) if self.packed else None
+        return _same_sequence(self.doc_ids) if self.packed else None
 
     @functools.cached_property
     def spans(self) -> list[list[tuple[int, int]]]:
