@@ -142,7 +142,8 @@ def affinity(
             how,
         )
     ensemble = load_affinity_model(model or default_affinity_model_dir(), torch_device)
-    log.info("model %s: %d member(s), context %d", ensemble.path, len(ensemble.members), ensemble.context)
+    context = f", context {ensemble.context}" if ensemble.context else ""
+    log.info("model %s: %s, %d member(s)%s", ensemble.path, ensemble.kind, len(ensemble.members), context)
     n = truncated = 0
     with open_output(out) as handle:
         # The header goes out with the first predictions, so an input error in the first chunk

@@ -356,10 +356,12 @@ def jaspar(
         out / "bench-jaspar.png",
     )
     log.info(
-        "mean ΔΔG %.3f ± %.3f kcal/mol over %d TFs; %.0f%% > 0; Spearman ρ(ΔΔG, log-odds drop) %.3f",
+        "mean ΔΔG %.3f ± %.3f kcal/mol over %d TFs (one-sided p for > 0: %.3g); %.0f%% > 0; "
+        "Spearman ρ(ΔΔG, log-odds drop) %.3f",
         summary["mean_ddG"],
         summary["sem_ddG"],
         summary["matrices"],
+        summary["p_mean_ddG_gt_0"],
         100 * summary["fraction_positive"],
         summary["spearman_ddG_vs_logodds_drop"],
     )

@@ -11,6 +11,7 @@ import typer
 from obte_cli.commands.common import log, new_app, training_progress
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
+    AffinityMethod,
     Device,
     DeviceOption,
     ForceOption,
@@ -154,6 +155,13 @@ def affinity(
         ),
     ] = OnUnknown.error,
     readout: Annotated[Readout, readout_option()] = Readout.first,
+    method: AffinityMethod = typer.Option(
+        AffinityMethod.transformer,
+        "--method",
+        help="'transformer': fine-tune the backbone; 'composition': the mean of a ridge regression and gradient "
+        "boosting on sequence composition (no backbone: --model and the training options other than --seed are "
+        "not used; minutes on a CPU).",
+    ),
     seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for the homology alignments (0: all cores)."),
@@ -173,8 +181,14 @@ def affinity(
 
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     guard_new_output(out, force, inputs=(data, model))
+    from obte_cli.engine.core.errors import InputError
+
     threshold = None if no_homology_guard else homology_threshold
-    model = backbone_or_default(model)
+    if method is AffinityMethod.composition:
+        if model is not None:
+            raise InputError("--model: a composition model reads no backbone (leave out --model or --method)")
+    else:
+        model = backbone_or_default(model)
     cv = AffinityCV(
         backbone=model,
         settings=settings,
@@ -186,6 +200,7 @@ def affinity(
         homology_cache=homology_cache(),
         on_unknown=on_unknown.value,
         readout=readout.value,
+        method=method.value,
     )
     run = train_affinity_cv(data, out, cv, affinity_cv_report(data, folds, threshold))
     if run.result is None:

@@ -60,6 +60,13 @@ class Readout(StrChoice):
     parts_mean = "parts-mean"
 
 
+class AffinityMethod(StrChoice):
+    """What `obte finetune affinity` trains (obte_cli.engine.affinity.training.AffinityCV.method)."""
+
+    transformer = "transformer"
+    composition = "composition"
+
+
 class SequenceReadout(StrChoice):
     """What a sequence-task head reads (no parts: one sequence)."""
 

@@ -119,13 +119,14 @@ def scan_jaspar(
                 handle.write(format_scan_row(r) + "\n")
     summary = summarise_scan(rows)
     log.info(
-        "%d matrices (%d skipped without a protein), %d mutants: mean ΔΔG %.3f ± %.3f kcal/mol, %.0f%% of TFs > 0, "
-        "Spearman ρ(ΔΔG, log-odds drop) = %.3f",
+        "%d matrices (%d skipped without a protein), %d mutants: mean ΔΔG %.3f ± %.3f kcal/mol (one-sided p for "
+        "> 0: %.3g), %.0f%% of TFs > 0, Spearman ρ(ΔΔG, log-odds drop) = %.3f",
         summary["matrices"],
         len(missing),
         summary["mutants"],
         summary["mean_ddG"],
         summary["sem_ddG"],
+        summary["p_mean_ddG_gt_0"],
         100 * summary["fraction_positive"],
         summary["spearman_ddG_vs_logodds_drop"],
     )

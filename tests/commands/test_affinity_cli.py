@@ -95,10 +95,11 @@ def test_each_fold_model_predicts_what_the_cv_recorded(cv_run, small_pairs):
 
     member = load_affinity_model(out / "fold-02")
     rows = predictions[predictions["fold"] == 2]
-    encoded = encode_affinity_table(
-        member.tokenizer, table.iloc[rows["row"] - 1].reset_index(drop=True), member.context, False
-    )
-    dg, sd = member.predict(encoded.token_ids)
+    tested = table.iloc[rows["row"] - 1].reset_index(drop=True)
+    encoded = encode_affinity_table(member.tokenizer, tested, member.context, False)
+    prepared = member.prepare_table(tested)
+    assert [list(p.token_ids) for p in prepared] == [list(ids) for ids in encoded.token_ids]
+    dg, sd = member.predict(prepared)
     assert np.allclose(dg, rows["dG_predicted"], atol=2e-3)
     assert np.isnan(sd).all()
 
@@ -498,7 +499,6 @@ def test_without_inputs_says_what_to_give():
 def test_parts_mean_readout_end_to_end(small_pairs, backbone, tmp_path):
     """--readout parts-mean: recorded in each fold model's head, used again when the model predicts, and the
     bench prints the within-protein and per-protein PCC of its out-of-fold predictions."""
-    from obte_cli.engine.affinity.cv import encode_affinity_table
     from obte_cli.engine.core.metrics import group_mean_pcc, within_group_pcc
 
     out = tmp_path / "dg"
@@ -515,7 +515,7 @@ def test_parts_mean_readout_end_to_end(small_pairs, backbone, tmp_path):
     rows = predictions[predictions["fold"] == 1]
     table = small_pairs[1].iloc[rows["row"] - 1].reset_index(drop=True)
     fold_one = load_affinity_model(out / "fold-01")
-    dg, _ = fold_one.predict(encode_affinity_table(fold_one.tokenizer, table, fold_one.context, False).token_ids)
+    dg, _ = fold_one.predict(fold_one.prepare_table(table))
     assert np.allclose(dg, rows["dG_predicted"], atol=2e-3)
 
     bench = obte("bench", "pronab", "--data", small_pairs[0], "--from-cv", out, "--out", tmp_path / "bench")
@@ -537,3 +537,59 @@ def test_readout_choice_is_a_usage_error(small_pairs, backbone, tmp_path):
         "--readout", "cls",
     )  # fmt: skip
     assert result.exit_code == 2 and "--readout" in result.output
+
+
+def test_composition_method_end_to_end(small_pairs, tmp_path):
+    """--method composition: the same outputs and protocol as the transformer, no backbone; its fold models
+    reproduce the recorded out-of-fold predictions; `obte affinity` and the bench read it like any ΔG model."""
+    out = tmp_path / "dg"
+    result = obte(
+        "finetune", "affinity", "--data", small_pairs[0], "--method", "composition", "--folds", "3", "-o", out
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "ensemble.json", "fold-01", "fold-02", "fold-03", "folds.tsv", "metrics.tsv", "predictions.tsv", "scatter.png"
+    ]  # fmt: skip
+    assert "PCC" in result.stderr and "homology guard" in result.stderr
+    model = load_affinity_model(out)
+    assert model.kind == "composition" and model.metadata["method"] == "composition"
+    predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
+    for fold in (1, 2, 3):
+        rows = predictions[predictions["fold"] == fold]
+        member = load_affinity_model(out / f"fold-{fold:02d}")
+        dg, _ = member.predict(member.prepare_table(small_pairs[1].iloc[rows["row"] - 1].reset_index(drop=True)))
+        assert np.allclose(dg, rows["dG_predicted"], rtol=0, atol=5e-5)  # the TSV keeps 4 decimals
+
+    (tmp_path / "p.fa").write_text(">p1\n" + "MKRIAVLG" * 300 + "\n")  # longer than any context: read whole
+    (tmp_path / "na.fa").write_text(">d1\nACGTACGTAC\n>r1\nACGUUAGC\n")
+    predicted = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "-m", out)
+    assert predicted.exit_code == 0, predicted.output
+    rows = [line.split("\t") for line in predicted.stdout.splitlines()]
+    assert rows[0] == COLUMNS and len(rows) == 3 and {r[7] for r in rows[1:]} == {"no"}
+    assert all(math.isfinite(float(r[2])) and float(r[3]) >= 0 for r in rows[1:])
+    assert "composition, 3 member(s)" in predicted.stderr
+
+    bench = obte("bench", "pronab", "--data", small_pairs[0], "--from-cv", out, "--out", tmp_path / "bench")
+    assert bench.exit_code == 0, bench.output
+    scores = pd.read_csv(tmp_path / "bench" / "bench.tsv", sep="\t").set_index("method")
+    assert scores.loc["obte", "test_rows"] == len(predictions)
+
+
+def test_composition_method_refuses_a_backbone(small_pairs, backbone, tmp_path):
+    result = obte(
+        "finetune", "affinity", "--data", small_pairs[0], "--method", "composition", "--model", backbone,
+        "-o", tmp_path / "dg",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "a composition model reads no backbone" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "dg").exists()
+
+
+def test_composition_all_data_model(small_pairs, tmp_path):
+    out = tmp_path / "all"
+    result = obte(
+        "finetune", "affinity", "--data", small_pairs[0], "--method", "composition", "--folds", "0", "-o", out
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["all-data", "ensemble.json"]
+    model = load_affinity_model(out)
+    assert model.kind == "composition" and model.members[0].model.metadata["train_rows"] == len(small_pairs[1])

@@ -66,13 +66,17 @@ def _nucleic_features(strand: str, complement: str, na_type: str) -> list[float]
     )
 
 
+def complex_composition(protein: str, nucleic_acid: str, complement: str, na_type: str) -> list[float]:
+    """The features of one complex, in the order of :func:`feature_names`."""
+    return _protein_features(protein) + _nucleic_features(nucleic_acid, complement, na_type)
+
+
 def composition_features(table: pd.DataFrame) -> np.ndarray:
     """(rows, features) matrix for a table with ``protein, nucleic_acid, complement, na_type``."""
     rows = [
-        _protein_features(r.protein) + _nucleic_features(r.nucleic_acid, r.complement, r.na_type)
-        for r in table.itertuples(index=False)
+        complex_composition(r.protein, r.nucleic_acid, r.complement, r.na_type) for r in table.itertuples(index=False)
     ]
-    return np.asarray(rows, dtype=np.float64)
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(feature_names()))
 
 
 def baseline_cross_validation(table: pd.DataFrame, fold_of_row: np.ndarray, seed: int = 0) -> np.ndarray:

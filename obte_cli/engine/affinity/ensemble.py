@@ -2,13 +2,15 @@
 
 An affinity model is either
 
-* one model directory whose ``config.json`` head is ``{"kind": "sequence", "task": "affinity", ...}``,
-  carrying the target scaling (``dg_mean``, ``dg_sd``) so its output is in kcal/mol; or
+* one transformer model directory whose ``config.json`` head is ``{"kind": "sequence", "task": "affinity",
+  ...}``, carrying the target scaling (``dg_mean``, ``dg_sd``) so its output is in kcal/mol;
+* one composition model directory (:mod:`obte_cli.engine.affinity.composition_model`); or
 * an *ensemble* directory — what `obte finetune affinity` writes — with ``ensemble.json`` naming its
   member model directories (the cross-validation folds). The prediction is the members' mean, and
   ``dG_sd`` their standard deviation: how much models trained on different proteins disagree.
 
-All members must share one tokenizer and context, so each complex is encoded once.
+The members of an ensemble are all of one kind; transformer members share one tokenizer and context,
+so each complex is encoded once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from obte_cli.engine.affinity.complexes import (
     complex_segments,
     encode_complex,
     kd_from_dg,
+)
+from obte_cli.engine.affinity.composition_model import (
+    CompositionAffinityModel,
+    is_composition_model,
+    load_composition_model,
 )
 from obte_cli.engine.bio.complex_inputs import Complex
 from obte_cli.engine.core.errors import ModelFormatError
@@ -64,14 +71,50 @@ def write_ensemble_manifest(directory: Path, members: list[str], metadata: dict)
 
 
 @dataclass
-class AffinityMember:
+class PreparedComplex:
+    """One complex as every kind of member reads it: its sequences, and its token ids when the ensemble
+    is a transformer's (``None`` for a composition model, which reads no tokens)."""
+
+    protein: str
+    nucleic_acid: str
+    complement: str  # "" when single-stranded
+    na_type: str
+    token_ids: np.ndarray | None = None
+
+
+@dataclass
+class TransformerMember:
+    """A fine-tuned encoder with its linear ΔG head (what `obte finetune affinity` trains by default)."""
+
     loaded: LoadedModel
     head: LinearHead
     scaler: TargetScaler
     readout: Readout
 
+    def predict(self, batch: list[PreparedComplex], device: torch.device | str) -> np.ndarray:
+        ids = [c.token_ids for c in batch]
+        pad_id = self.loaded.tokenizer.pad_id
+        z = predict_sequence_task(self.loaded.model, self.head, ids, pad_id, device, readout=self.readout)
+        return self.scaler.inverse(z[:, 0])
+
+
+@dataclass
+class CompositionMember:
+    """A composition model (`obte finetune affinity --method composition`): no tokens, no context."""
+
+    model: CompositionAffinityModel
+
+    def predict(self, batch: list[PreparedComplex], device: torch.device | str) -> np.ndarray:
+        columns = zip(*((c.protein, c.nucleic_acid, c.complement, c.na_type) for c in batch))
+        return self.model.predict(*(list(c) for c in columns))
+
+
+AffinityMember = TransformerMember | CompositionMember
+
 
 def _member(directory: Path, device: torch.device | str) -> AffinityMember:
+    if is_composition_model(directory):
+        return CompositionMember(load_composition_model(directory))
     loaded = load_model(directory, device)
     head_info = loaded.head or {}
     if head_info.get("task") != AFFINITY_TASK:
@@ -89,7 +132,7 @@ def _member(directory: Path, device: torch.device | str) -> AffinityMember:
         scaler = TargetScaler(float(head_info["dg_mean"]), float(head_info["dg_sd"]))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFormatError(f"{directory / CONFIG_FILE}: bad affinity head ({str(exc).splitlines()[0]})") from None
-    return AffinityMember(loaded, head.to(device).eval(), scaler, readout)
+    return TransformerMember(loaded, head.to(device).eval(), scaler, readout)
 
 
 @dataclass
@@ -99,25 +142,51 @@ class AffinityEnsemble:
     metadata: dict = field(default_factory=dict)
 
     @property
-    def tokenizer(self) -> Tokenizer:
-        return self.members[0].loaded.tokenizer
+    def kind(self) -> str:
+        """ "transformer" or "composition" (an ensemble never mixes the two)."""
+        return "composition" if isinstance(self.members[0], CompositionMember) else "transformer"
 
     @property
-    def context(self) -> int:
-        return self.members[0].loaded.model.config.max_positions
+    def tokenizer(self) -> Tokenizer | None:
+        first = self.members[0]
+        return first.loaded.tokenizer if isinstance(first, TransformerMember) else None
 
-    def predict(self, token_ids: list[np.ndarray], device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-        """ΔG (kcal/mol) per input: the members' mean and standard deviation (NaN for one member)."""
-        per_member = np.stack(
-            [
-                m.scaler.inverse(
-                    predict_sequence_task(
-                        m.loaded.model, m.head, token_ids, self.tokenizer.pad_id, device, readout=m.readout
-                    )[:, 0]
-                )
-                for m in self.members
-            ]
-        )
+    @property
+    def context(self) -> int | None:
+        first = self.members[0]
+        return first.loaded.model.config.max_positions if isinstance(first, TransformerMember) else None
+
+    def prepare(
+        self,
+        protein: str,
+        nucleic_acid: str,
+        complement: str = "",
+        na_type: str = "DNA",
+        name: str = "",
+        truncate: bool = False,
+        on_unknown: str = "error",
+    ) -> tuple[PreparedComplex, int]:
+        """One complex ready for :meth:`predict`, and how many protein residues the encoding cut (0 if none)."""
+        prepared = PreparedComplex(protein, nucleic_acid, complement, na_type)
+        if self.tokenizer is None:
+            return prepared, 0
+        segments = complex_segments(protein, nucleic_acid, complement, na_type, name)
+        encoding, cut = encode_complex(self.tokenizer, segments, self.context, truncate, on_unknown)
+        prepared.token_ids = encoding.ids
+        return prepared, cut
+
+    def prepare_table(self, table, truncate: bool = False) -> list[PreparedComplex]:
+        """:meth:`prepare` for every row of a table with ``protein, nucleic_acid, complement, na_type``."""
+        return [
+            self.prepare(r.protein, r.nucleic_acid, r.complement, r.na_type, r.protein_id, truncate)[0]
+            for r in table.itertuples(index=False)
+        ]
+
+    def predict(
+        self, batch: list[PreparedComplex], device: torch.device | str = "cpu"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ΔG (kcal/mol) per complex: the members' mean and standard deviation (NaN for one member)."""
+        per_member = np.stack([m.predict(batch, device) for m in self.members])
         sd = per_member.std(axis=0, ddof=1) if len(self.members) > 1 else np.full(per_member.shape[1], np.nan)
         return per_member.mean(axis=0), sd
 
@@ -128,7 +197,8 @@ def load_affinity_model(directory: str | Path, device: torch.device | str = "cpu
     manifest_path = directory / ENSEMBLE_FILE
     if not manifest_path.is_file():
         member = _member(directory, device)
-        return AffinityEnsemble([member], directory, member.loaded.metadata)
+        metadata = member.model.metadata if isinstance(member, CompositionMember) else member.loaded.metadata
+        return AffinityEnsemble([member], directory, metadata)
     manifest = read_json_file(manifest_path, f"{directory}: cannot read {ENSEMBLE_FILE}")
     names = manifest.get("members")
     if manifest.get("format") != ENSEMBLE_FORMAT or not isinstance(names, list) or not names:
@@ -138,11 +208,13 @@ def load_affinity_model(directory: str | Path, device: torch.device | str = "cpu
         if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
             raise ModelFormatError(f"{manifest_path}: member {name!r} must be a sub-directory name")
         members.append(_member(directory / name, device))
-    first = members[0].loaded
+    first = members[0]
     for name, m in zip(names[1:], members[1:]):
-        if (
-            m.loaded.tokenizer.to_config() != first.tokenizer.to_config()
-            or m.loaded.model.config.max_positions != first.model.config.max_positions
+        if type(m) is not type(first):
+            raise ModelFormatError(f"{directory / name}: a different kind of model from {names[0]}")
+        if isinstance(m, TransformerMember) and (
+            m.loaded.tokenizer.to_config() != first.loaded.tokenizer.to_config()
+            or m.loaded.model.config.max_positions != first.loaded.model.config.max_positions
         ):
             raise ModelFormatError(f"{directory / name}: tokenizer or context differs from {names[0]}")
     return AffinityEnsemble(members, directory, manifest.get("metadata", {}))
@@ -167,10 +239,10 @@ def predict_affinities(
 ) -> Iterator[AffinityPrediction]:
     """Stream predictions, encoding and predicting ``chunk_size`` complexes at a time (bounded memory);
     ``on_unknown`` as for :meth:`~obte_cli.engine.tokenizers.base.Tokenizer.encode_one`."""
-    chunk: list[tuple[Complex, np.ndarray, int]] = []
+    chunk: list[tuple[Complex, PreparedComplex, int]] = []
 
     def flush() -> Iterator[AffinityPrediction]:
-        dg, sd = ensemble.predict([ids for _, ids, _ in chunk], device)
+        dg, sd = ensemble.predict([prepared for _, prepared, _ in chunk], device)
         kd = kd_from_dg(dg)
         for (item, _, cut), g, s, k in zip(chunk, dg, sd, kd):
             yield AffinityPrediction(item, float(g), float(s), float(k), cut)
@@ -178,11 +250,16 @@ def predict_affinities(
 
     for item in complexes:
         na = item.nucleic_acid
-        segments = complex_segments(
-            item.protein.sequence, na.sequence, item.complement, na.na_type, f"{item.protein.id} + {na.id}"
+        prepared, cut = ensemble.prepare(
+            item.protein.sequence,
+            na.sequence,
+            item.complement,
+            na.na_type,
+            f"{item.protein.id} + {na.id}",
+            truncate,
+            on_unknown,
         )
-        encoding, cut = encode_complex(ensemble.tokenizer, segments, ensemble.context, truncate, on_unknown)
-        chunk.append((item, encoding.ids, cut))
+        chunk.append((item, prepared, cut))
         if len(chunk) >= chunk_size:
             yield from flush()
     if chunk:

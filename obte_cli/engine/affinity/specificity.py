@@ -152,8 +152,10 @@ def format_scan_row(row: ScanRow) -> str:
 
 
 def summarise_scan(rows: list[ScanRow]) -> dict:
-    """Mean ΔΔG over TFs ± SEM, the fraction of TFs with mean ΔΔG > 0, Spearman ρ(ΔΔG, log-odds drop)."""
-    from scipy.stats import spearmanr
+    """Mean ΔΔG over TFs ± SEM, the fraction of TFs with mean ΔΔG > 0, Spearman ρ(ΔΔG, log-odds drop), and
+    the one-sided p-value of a one-sample t-test over TFs that the mean ΔΔG is > 0 (mutated sites bind
+    worse, as they should)."""
+    from scipy.stats import spearmanr, ttest_1samp
 
     per_tf: dict[str, list[float]] = {}
     for r in rows:
@@ -170,6 +172,9 @@ def summarise_scan(rows: list[ScanRow]) -> dict:
         "sem_ddG": sem,
         "fraction_positive": float(np.mean([m > 0 for m in means])) if means else float("nan"),
         "spearman_ddG_vs_logodds_drop": rho,
+        "p_mean_ddG_gt_0": float(ttest_1samp(means, 0.0, alternative="greater").pvalue)
+        if len(means) > 1 and np.std(means) > 0
+        else float("nan"),
     }
 
 

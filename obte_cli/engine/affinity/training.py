@@ -9,9 +9,12 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
+from obte_cli.engine.affinity.baseline import composition_features
+from obte_cli.engine.affinity.composition_model import fit_composition_model
 from obte_cli.engine.affinity.cv import (
     CrossValidationResult,
     EncodedTable,
@@ -19,10 +22,14 @@ from obte_cli.engine.affinity.cv import (
     assign_folds,
     cross_validate,
     encode_affinity_table,
+    fold_directory_name,
+    fold_metrics_table,
     train_all_data,
 )
 from obte_cli.engine.affinity.data import load_affinity_data
+from obte_cli.engine.affinity.ensemble import write_ensemble_manifest
 from obte_cli.engine.affinity.report import write_cv_outputs
+from obte_cli.engine.core.metrics import regression_metrics
 from obte_cli.engine.core.outputs import staged_directory
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
 from obte_cli.engine.model.directory import load_model
@@ -71,6 +78,9 @@ class AffinityCV:
     # what the ΔG head reads: "first" (the first token, as the reference) or "parts-mean" (the protein's
     # and the nucleic acid's mean states side by side)
     readout: str = "first"
+    # "transformer": fine-tune the backbone; "composition": the composition model (no backbone, no GPU,
+    # none of the training settings but the seed)
+    method: str = "transformer"
 
 
 @dataclass
@@ -89,6 +99,8 @@ def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | 
     settings = cv.settings
     table, dropped = load_affinity_data(data, keep_nonstandard=cv.on_unknown == "unk")
     report.loaded(table, dropped)
+    if cv.method == "composition":
+        return _composition_cv(data, out, cv, table, report)
     backbone = load_model(cv.backbone)
     context = backbone.model.config.max_positions
     encoded = encode_affinity_table(backbone.tokenizer, table, context, cv.truncate, cv.on_unknown)
@@ -131,4 +143,40 @@ def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | 
                 readout=cv.readout,
             )
         write_cv_outputs(staging, table, assignment, result, title=f"obte ΔG, {cv.folds}-fold CV by protein")
+        return AffinityCVRun(table, assignment, result)
+
+
+def _composition_cv(data: Path, out: Path, cv: AffinityCV, table: pd.DataFrame, report: CVReport) -> AffinityCVRun:
+    """The composition model under the same protocol and outputs as the transformer's."""
+    seed = cv.settings.seed
+    features = composition_features(table)
+    dg, groups = table["dG"].to_numpy(np.float64), table["protein"].to_numpy()
+    provenance = {"task": "affinity", "method": "composition", "data": Path(data).name, "seed": seed}
+    with staged_directory(out, inputs=[data]) as staging:
+        if cv.folds == 0:
+            model = fit_composition_model(features, dg, groups, seed, {**provenance, "train_rows": len(table)})
+            model.save(staging / "all-data")
+            write_ensemble_manifest(staging, ["all-data"], provenance)
+            return AffinityCVRun(table, None, None)
+        assignment = assign_folds(table, cv.folds, seed, cv.homology_threshold, cv.workers, cv.homology_cache)
+        report.assigned(assignment, table)
+        provenance["homology_threshold"] = cv.homology_threshold
+        predicted = np.full(len(table), np.nan)
+        members = []
+        for fold in range(cv.folds):
+            test = assignment.fold_of_row == fold
+            report.fold_started(fold, int((~test).sum()), int(test.sum()))
+            metadata = {**provenance, "fold": fold + 1, "n_folds": cv.folds, "train_rows": int((~test).sum())}
+            model = fit_composition_model(features[~test], dg[~test], groups[~test], seed, metadata)
+            predicted[test] = model.predict_features(features[test])
+            metrics = regression_metrics(dg[test], predicted[test])
+            report.fold_done(fold, metrics)
+            model.metadata.update(test_rows=int(test.sum()), test_metrics=metrics)
+            model.save(staging / fold_directory_name(fold))
+            members.append(fold_directory_name(fold))
+        write_ensemble_manifest(staging, members, provenance)
+        result = CrossValidationResult(predicted, fold_metrics_table(table, assignment.fold_of_row, predicted))
+        write_cv_outputs(
+            staging, table, assignment, result, title=f"obte ΔG (composition), {cv.folds}-fold CV by protein"
+        )
         return AffinityCVRun(table, assignment, result)

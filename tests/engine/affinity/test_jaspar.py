@@ -167,3 +167,21 @@ def test_saturation_writes_model_pfm_heatmap_and_table(ctcf_fasta, tmp_path):
     zero = [line for line in lines[1:] if line.split("\t")[4] == line.split("\t")[5]]
     assert len(zero) == 19 and all(float(line.split("\t")[6]) == 0 for line in zero)
     assert "mean column Pearson r" in result.stderr
+
+
+def test_scan_summary_against_a_hand_computation():
+    """Per-TF means 0.5, 1.5 and -0.5: mean 0.5, SEM 1/sqrt(3), 2 of 3 > 0, and the one-sided t-test
+    t = 0.5 / (1/sqrt(3)) = 0.866 on 2 degrees of freedom (p = 0.2388, from a t table)."""
+    from obte_cli.engine.affinity.specificity import ScanRow, summarise_scan
+
+    def row(matrix: str, ddg: float, change: float) -> ScanRow:
+        return ScanRow(matrix, matrix, "P1", "ACGT", "ACGA", 1, -9.0, -9.0 + ddg, ddg, change)
+
+    rows = [row("A", 0.0, -1.0), row("A", 1.0, -2.0), row("B", 1.5, -3.0), row("C", -0.5, 0.5)]
+    summary = summarise_scan(rows)
+    assert summary["matrices"] == 3 and summary["mutants"] == 4
+    assert summary["mean_ddG"] == pytest.approx(0.5) and summary["sem_ddG"] == pytest.approx(1 / np.sqrt(3))
+    assert summary["fraction_positive"] == pytest.approx(2 / 3)
+    assert summary["p_mean_ddG_gt_0"] == pytest.approx(0.2388, abs=1e-4)
+    assert summary["spearman_ddG_vs_logodds_drop"] == pytest.approx(1.0)
+    assert np.isnan(summarise_scan(rows[:1])["p_mean_ddG_gt_0"])

@@ -240,7 +240,9 @@ def test_dg_model_converts_with_its_head_and_target_statistics(tmp_path):
     path = _save(binder, tmp_path / "omnibinder.pt")
     assert obte("convert", path, "-o", tmp_path / "dg").exit_code == 0
     ensemble = load_affinity_model(tmp_path / "dg")
-    dg, _ = ensemble.predict([ids[0].numpy()])
+    prepared, _ = ensemble.prepare("MKRLAVGG", "ACGTTA")
+    assert list(prepared.token_ids) == ids[0].tolist()
+    dg, _ = ensemble.predict([prepared])
     assert abs(dg[0] - expected) < 1e-4
 
 

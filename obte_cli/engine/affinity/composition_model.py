@@ -1,0 +1,221 @@
+"""A ΔG model that reads only what the two sequences contain: `obte finetune affinity --method composition`.
+
+Features are the composition features of the bench baseline (:mod:`obte_cli.engine.affinity.baseline`).
+Two regressors read them and the prediction is their mean:
+
+* a ridge regression on standardised features, its penalty chosen by 5-fold cross-validation grouped
+  by protein inside the training rows (rows of one protein never sit on both sides of the inner split,
+  so the penalty is chosen for proteins the model has not seen);
+* scikit-learn's ``HistGradientBoostingRegressor`` with its defaults, the bench baseline itself.
+
+Why it exists: on ProNAB, grouped by protein with the homology guard, this mean beats both regressors
+alone and every transformer obte can train on a CPU (the table is in ``share/models/affinity/README.md``).
+
+On disk a model is a directory of ``config.json`` (format, feature names, penalty, intercepts) and
+``model.safetensors`` (scaler, ridge coefficients, and the boosted trees as flat arrays). Predictions
+walk the trees in NumPy, so loading never unpickles anything; :func:`fit_composition_model` checks that
+the walk reproduces scikit-learn's own predictions before a model is returned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from obte_cli.engine.affinity.baseline import complex_composition, feature_names
+from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.core.jsonfiles import read_json_file
+from obte_cli.engine.core.outputs import write_text_atomic
+
+FORMAT = "obte-composition-affinity"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+RIDGE_PENALTIES = np.logspace(-1, 5, 13)  # searched by the grouped inner CV
+INNER_FOLDS = 5
+_TREE_FIELDS = ("feature", "threshold", "left", "right", "is_leaf", "missing_left", "value")
+
+
+@dataclass
+class BoostedTrees:
+    """Regression trees as flat arrays; ``offsets[i]`` is where tree ``i``'s nodes start (node 0 is its root)."""
+
+    feature: np.ndarray  # int64, split feature of each node
+    threshold: np.ndarray  # float64, go left when x <= threshold
+    left: np.ndarray  # int64, child indices within the tree
+    right: np.ndarray
+    is_leaf: np.ndarray  # bool
+    missing_left: np.ndarray  # bool, where a NaN feature goes
+    value: np.ndarray  # float64, the leaf values
+    offsets: np.ndarray  # int64
+    baseline: float  # the constant every prediction starts from
+
+    @classmethod
+    def from_sklearn(cls, model) -> BoostedTrees:
+        """Copy a fitted single-output ``HistGradientBoostingRegressor``'s trees (numerical splits only)."""
+        trees = [predictors[0].nodes for predictors in model._predictors]
+        nodes = np.concatenate(trees) if trees else np.zeros(0, dtype=[("is_categorical", "u1")])
+        if nodes["is_categorical"].any():
+            raise ValueError("categorical splits are not supported")
+        sizes = [len(t) for t in trees]
+        return cls(
+            feature=nodes["feature_idx"].astype(np.int64),
+            threshold=nodes["num_threshold"].astype(np.float64),
+            left=nodes["left"].astype(np.int64),
+            right=nodes["right"].astype(np.int64),
+            is_leaf=nodes["is_leaf"].astype(bool),
+            missing_left=nodes["missing_go_to_left"].astype(bool),
+            value=nodes["value"].astype(np.float64),
+            offsets=np.cumsum([0, *sizes[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64),
+            baseline=float(np.ravel(model._baseline_prediction)[0]),
+        )
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Sum of the trees' leaf values plus the baseline, for every row at once."""
+        rows = np.arange(len(features))
+        total = np.full(len(features), self.baseline)
+        for start in self.offsets:
+            node = np.full(len(features), start)
+            while not self.is_leaf[node].all():
+                inner = ~self.is_leaf[node]
+                at = node[inner]
+                x = features[rows[inner], self.feature[at]]
+                go_left = np.where(np.isnan(x), self.missing_left[at], x <= self.threshold[at])
+                node[inner] = start + np.where(go_left, self.left[at], self.right[at])
+            total += self.value[node]
+        return total
+
+
+@dataclass
+class CompositionAffinityModel:
+    """Mean of a ridge regression and boosted trees on composition features; predicts ΔG in kcal/mol."""
+
+    feature_names: list[str]
+    feature_mean: np.ndarray  # the ridge's standardisation, fitted on the training rows
+    feature_scale: np.ndarray
+    ridge_coef: np.ndarray
+    ridge_intercept: float
+    ridge_penalty: float
+    trees: BoostedTrees
+    metadata: dict
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float64)
+        ridge = (features - self.feature_mean) / self.feature_scale @ self.ridge_coef + self.ridge_intercept
+        return (ridge + self.trees.predict(features)) / 2
+
+    def predict(self, proteins: list[str], nucleic_acids: list[str], complements: list[str], na_types: list[str]):
+        rows = [complex_composition(*r) for r in zip(proteins, nucleic_acids, complements, na_types)]
+        return self.predict_features(np.asarray(rows, dtype=np.float64).reshape(len(rows), len(self.feature_names)))
+
+    def save(self, directory: str | Path) -> Path:
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "feature_mean": self.feature_mean,
+            "feature_scale": self.feature_scale,
+            "ridge_coef": self.ridge_coef,
+            "tree_offsets": self.trees.offsets,
+            **{f"tree_{name}": getattr(self.trees, name) for name in _TREE_FIELDS},
+        }
+        tensors = {k: np.ascontiguousarray(v.astype(np.uint8) if v.dtype == bool else v) for k, v in tensors.items()}
+        save_file(tensors, str(directory / WEIGHTS_FILE))
+        config = {
+            "format": FORMAT,
+            "task": "affinity",
+            "target": "dG_kcal_mol",
+            "features": self.feature_names,
+            "ridge_penalty": self.ridge_penalty,
+            "ridge_intercept": self.ridge_intercept,
+            "trees_baseline": self.trees.baseline,
+            "metadata": self.metadata,
+        }
+        write_text_atomic(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+        return directory
+
+
+def is_composition_model(directory: str | Path) -> bool:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        return False
+    config = read_json_file(path, f"{directory}: cannot read {CONFIG_FILE}")
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+def load_composition_model(directory: str | Path) -> CompositionAffinityModel:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    directory = Path(directory)
+    config = read_json_file(directory / CONFIG_FILE, f"{directory}: cannot read {CONFIG_FILE}")
+    try:
+        tensors = load_file(str(directory / WEIGHTS_FILE))
+        names = list(config["features"])
+        if names != feature_names():
+            raise ValueError("its features are not this obte's composition features")
+        trees = BoostedTrees(
+            **{name: tensors[f"tree_{name}"] for name in _TREE_FIELDS},
+            offsets=tensors["tree_offsets"],
+            baseline=float(config["trees_baseline"]),
+        )
+        trees.is_leaf, trees.missing_left = trees.is_leaf.astype(bool), trees.missing_left.astype(bool)
+        model = CompositionAffinityModel(
+            names,
+            tensors["feature_mean"],
+            tensors["feature_scale"],
+            tensors["ridge_coef"],
+            float(config["ridge_intercept"]),
+            float(config["ridge_penalty"]),
+            trees,
+            dict(config.get("metadata", {})),
+        )
+        sizes = {model.feature_mean.shape, model.feature_scale.shape, model.ridge_coef.shape}
+        if sizes != {(len(names),)}:
+            raise ValueError("weights do not match the feature list")
+    except (OSError, SafetensorError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{directory}: bad composition ΔG model ({str(exc).splitlines()[0]})") from None
+    return model
+
+
+def fit_composition_model(
+    features: np.ndarray, dg: np.ndarray, groups: np.ndarray, seed: int = 0, metadata: dict | None = None
+) -> CompositionAffinityModel:
+    """Fit both regressors on ``features`` (rows of :func:`complex_composition`); ``groups`` (one label per
+    row, the protein) keeps each protein on one side of the penalty search's inner split."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = np.asarray(features, dtype=np.float64)
+    dg = np.asarray(dg, dtype=np.float64)
+    inner = min(INNER_FOLDS, len(set(groups)))
+    if inner < 2:
+        raise ValueError("the ridge penalty search needs rows of at least 2 proteins")
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), Ridge()),
+        {"ridge__alpha": RIDGE_PENALTIES},
+        cv=GroupKFold(inner),
+        scoring="neg_mean_squared_error",
+    )
+    search.fit(features, dg, groups=groups)
+    scaler, ridge = search.best_estimator_.named_steps["standardscaler"], search.best_estimator_.named_steps["ridge"]
+    boosted = HistGradientBoostingRegressor(random_state=seed).fit(features, dg)
+    trees = BoostedTrees.from_sklearn(boosted)
+    if not np.allclose(trees.predict(features), boosted.predict(features), rtol=0, atol=1e-9):
+        raise RuntimeError("the copied trees do not reproduce scikit-learn's predictions")
+    return CompositionAffinityModel(
+        feature_names(),
+        scaler.mean_.astype(np.float64),
+        scaler.scale_.astype(np.float64),
+        ridge.coef_.astype(np.float64),
+        float(ridge.intercept_),
+        float(search.best_params_["ridge__alpha"]),
+        trees,
+        dict(metadata or {}),
+    )

@@ -1,0 +1,108 @@
+"""The composition ΔG model: tree copy, penalty search, save/load, and its place in an affinity ensemble."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import DATA
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from obte_cli.engine.affinity.baseline import composition_features, feature_names
+from obte_cli.engine.affinity.composition_model import (
+    BoostedTrees,
+    fit_composition_model,
+    is_composition_model,
+    load_composition_model,
+)
+from obte_cli.engine.affinity.data import load_pairs_tsv
+from obte_cli.engine.affinity.ensemble import load_affinity_model
+from obte_cli.engine.core.errors import ModelFormatError
+
+
+@pytest.fixture(scope="module")
+def pronab_rows():
+    """47 real ProNAB measurements of 12 short proteins."""
+    table = load_pairs_tsv(DATA / "pronab_sample.tsv")[0]
+    return table, composition_features(table), table["dG"].to_numpy(np.float64), table["protein"].to_numpy()
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0, 0.3))
+def test_copied_trees_predict_what_scikit_learn_predicts(seed, missing):
+    """Including rows with missing values, which each split sends to the side learned in training."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, 4))
+    y = x[:, 0] - 2 * x[:, 1] * (x[:, 2] > 0) + rng.normal(scale=0.1, size=300)
+    x[rng.random(x.shape) < missing] = np.nan
+    model = HistGradientBoostingRegressor(random_state=0, max_iter=30).fit(x, y)
+    trees = BoostedTrees.from_sklearn(model)
+    test = rng.normal(size=(100, 4))
+    test[rng.random(test.shape) < missing] = np.nan
+    assert np.allclose(trees.predict(test), model.predict(test), rtol=0, atol=1e-12)
+
+
+def test_fit_averages_ridge_and_trees_and_survives_a_round_trip(pronab_rows, tmp_path):
+    _, features, dg, groups = pronab_rows
+    model = fit_composition_model(features, dg, groups, seed=0, metadata={"fold": 3})
+    ridge = (features - model.feature_mean) / model.feature_scale @ model.ridge_coef + model.ridge_intercept
+    assert np.allclose(model.predict_features(features), (ridge + model.trees.predict(features)) / 2)
+    assert model.feature_names == feature_names() and model.ridge_penalty in np.logspace(-1, 5, 13)
+
+    model.save(tmp_path / "m")
+    assert is_composition_model(tmp_path / "m") and not is_composition_model(tmp_path)
+    loaded = load_composition_model(tmp_path / "m")
+    assert np.array_equal(loaded.predict_features(features), model.predict_features(features))
+    assert loaded.metadata == {"fold": 3} and loaded.ridge_penalty == model.ridge_penalty
+
+
+def test_the_penalty_search_never_splits_a_protein(pronab_rows, monkeypatch):
+    """The inner CV is grouped: with every row of a protein on one side, the chosen penalty is the one a
+    protein-grouped search picks, whatever row order."""
+    import sklearn.model_selection as selection
+
+    _, features, dg, groups = pronab_rows
+    seen = []
+
+    class RecordingGroupKFold(selection.GroupKFold):
+        def split(self, x, y=None, groups=None):
+            for train, test in super().split(x, y, groups):
+                seen.append(set(groups[train]) & set(groups[test]))
+                yield train, test
+
+    monkeypatch.setattr(selection, "GroupKFold", RecordingGroupKFold)
+    fit_composition_model(features, dg, groups)
+    assert seen and all(not shared for shared in seen)
+
+
+def test_fewer_than_two_proteins_is_an_error(pronab_rows):
+    _, features, dg, groups = pronab_rows
+    with pytest.raises(ValueError, match="at least 2 proteins"):
+        fit_composition_model(features, dg, np.full(len(dg), "one protein"))
+
+
+def test_a_damaged_model_is_a_format_error(pronab_rows, tmp_path):
+    _, features, dg, groups = pronab_rows
+    fit_composition_model(features, dg, groups).save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "features": config["features"][:-1]}))
+    with pytest.raises(ModelFormatError, match="bad composition ΔG model"):
+        load_composition_model(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelFormatError, match="bad composition ΔG model"):
+        load_composition_model(tmp_path / "m")
+
+
+def test_an_ensemble_of_composition_members_reads_sequences_not_tokens(pronab_rows, tmp_path):
+    table, features, dg, groups = pronab_rows
+    half = groups != groups[0]
+    fit_composition_model(features[half], dg[half], groups[half]).save(tmp_path / "single")
+    single = load_affinity_model(tmp_path / "single")
+    assert single.kind == "composition" and single.tokenizer is None and single.context is None
+    long_protein = "M" * 5000  # no context: nothing to cut
+    prepared, cut = single.prepare(long_protein, "ACGT", "ACGT", "DNA")
+    assert cut == 0 and prepared.token_ids is None
+    dg_hat, sd = single.predict(single.prepare_table(table))
+    assert np.allclose(dg_hat, single.members[0].model.predict_features(features)) and np.isnan(sd).all()
