@@ -13,6 +13,11 @@ scored too.
 
     scripts/affinity-frozen-probe.py PRONAB_JSON MODEL [MODEL ...] > probe.tsv
     scripts/affinity-frozen-probe.py --kmers PRONAB_JSON > kmers.tsv
+    scripts/affinity-frozen-probe.py --with-composition PRONAB_JSON MODEL [MODEL ...] > stacked.tsv
+
+``--with-composition`` also asks whether the states add anything to composition: per layer, a ridge on the
+composition features and the parts-mean states side by side, and the mean of that ridge and the baseline's
+gradient boosting (the recipe of the default ΔG model, with the states added).
 
 ``--kmers`` adds richer sequence features to composition instead (protein dipeptide fractions, nucleic-acid
 3-mer fractions over both strands), each with ridge and with the baseline's gradient boosting: do features
@@ -131,7 +136,7 @@ def kmer_rows(table, composition, dg, fold_of_row, groups) -> None:
             print(row(f"composition {name}", readout, "-", dg, predicted, fold_of_row, groups), flush=True)
 
 
-def main(data: str, models: list[str], kmers: bool = False) -> None:
+def main(data: str, models: list[str], kmers: bool = False, with_composition: bool = False) -> None:
     table, _ = load_affinity_data(data)
     cache = Path.home() / ".cache" / "obte" / "homology"
     fold_of_row = assign_folds(table, FOLDS, SEED, HOMOLOGY, None, cache).fold_of_row
@@ -139,9 +144,13 @@ def main(data: str, models: list[str], kmers: bool = False) -> None:
     groups = table["protein"].to_numpy()
     print("model\treadout\tlayer\tpcc\tpcc_sem\tmae\tmae_sem\twithin_protein_pcc\twithin_protein_n\tper_protein_pcc")
     composition = composition_features(table)
+    composition_predictions = {}
     for readout, ridge in (("GBM (the bench baseline)", False), ("ridge", True)):
-        predicted = cross_validated(composition, dg, fold_of_row, groups, ridge)
-        print(row("composition", readout, "-", dg, predicted, fold_of_row, groups), flush=True)
+        composition_predictions[ridge] = cross_validated(composition, dg, fold_of_row, groups, ridge)
+        print(row("composition", readout, "-", dg, composition_predictions[ridge], fold_of_row, groups), flush=True)
+    boosted = composition_predictions[False]
+    mean = (composition_predictions[True] + boosted) / 2  # the default ΔG model's recipe
+    print(row("composition", "mean of ridge and GBM", "-", dg, mean, fold_of_row, groups), flush=True)
     if kmers:
         kmer_rows(table, composition, dg, fold_of_row, groups)
     for model_dir in models:
@@ -152,15 +161,20 @@ def main(data: str, models: list[str], kmers: bool = False) -> None:
             parts = np.concatenate([features[:, layer, 0], features[:, layer, 1]], axis=1)
             predicted = cross_validated(parts, dg, fold_of_row, groups, True)
             print(row(name, "parts-mean", str(layer), dg, predicted, fold_of_row, groups), flush=True)
+            if with_composition:
+                stacked = cross_validated(np.hstack([composition, parts]), dg, fold_of_row, groups, True)
+                print(row(name, "composition + parts-mean", str(layer), dg, stacked, fold_of_row, groups))
+                both = (stacked + boosted) / 2
+                print(row(name, "mean of that and GBM", str(layer), dg, both, fold_of_row, groups), flush=True)
         last = features.shape[1] - 1
         predicted = cross_validated(features[:, last, 2], dg, fold_of_row, groups, True)
         print(row(name, "first", str(last), dg, predicted, fold_of_row, groups), flush=True)
 
 
 if __name__ == "__main__":
-    kmers = "--kmers" in sys.argv
-    arguments = [a for a in sys.argv[1:] if a != "--kmers"]
+    kmers, with_composition = "--kmers" in sys.argv, "--with-composition" in sys.argv
+    arguments = [a for a in sys.argv[1:] if a not in ("--kmers", "--with-composition")]
     if not arguments or (len(arguments) < 2 and not kmers):
         sys.exit(__doc__)
     torch.set_num_threads(1)
-    main(arguments[0], arguments[1:], kmers)
+    main(arguments[0], arguments[1:], kmers, with_composition)
