@@ -317,7 +317,7 @@ def test_bundled_default_model_runs_the_readme_example():
     from obte_cli.engine.core.resources import default_affinity_model_dir, example_file
 
     ensemble = load_affinity_model(default_affinity_model_dir())
-    assert len(ensemble.members) == 10 and ensemble.context == 1024
+    assert len(ensemble.members) == 10 and ensemble.kind == "composition" and ensemble.context is None
     result = obte("affinity", example_file("dna_binding_proteins.fa"), example_file("dna.fa"))
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
@@ -593,3 +593,16 @@ def test_composition_all_data_model(small_pairs, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["all-data", "ensemble.json"]
     model = load_affinity_model(out)
     assert model.kind == "composition" and model.members[0].model.metadata["train_rows"] == len(small_pairs[1])
+
+
+def test_composition_method_on_too_few_proteins_is_a_one_line_error(small_pairs, tmp_path):
+    table = small_pairs[1]
+    one = table[table["protein"] == table["protein"].iat[0]]
+    path = tmp_path / "one.tsv"
+    one[["protein_id", "protein", "nucleic_acid", "complement", "na_type", "dG"]].to_csv(path, sep="\t", index=False)
+    result = obte(
+        "finetune", "affinity", "--data", path, "--method", "composition", "--folds", "0", "-o", tmp_path / "o"
+    )
+    assert result.exit_code == 1 and "at least 2 proteins" in result.stderr
+    assert "Traceback" not in result.stderr and "at least 2" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists()

@@ -20,6 +20,7 @@ the walk reproduces scikit-learn's own predictions before a model is returned.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,9 @@ class BoostedTrees:
     def from_sklearn(cls, model) -> BoostedTrees:
         """Copy a fitted single-output ``HistGradientBoostingRegressor``'s trees (numerical splits only)."""
         trees = [predictors[0].nodes for predictors in model._predictors]
-        nodes = np.concatenate(trees) if trees else np.zeros(0, dtype=[("is_categorical", "u1")])
+        if not trees:
+            raise ValueError("the boosted model has no trees")
+        nodes = np.concatenate(trees)
         if nodes["is_categorical"].any():
             raise ValueError("categorical splits are not supported")
         sizes = [len(t) for t in trees]
@@ -68,9 +71,34 @@ class BoostedTrees:
             is_leaf=nodes["is_leaf"].astype(bool),
             missing_left=nodes["missing_go_to_left"].astype(bool),
             value=nodes["value"].astype(np.float64),
-            offsets=np.cumsum([0, *sizes[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64),
+            offsets=np.cumsum([0, *sizes[:-1]]).astype(np.int64),
             baseline=float(np.ravel(model._baseline_prediction)[0]),
         )
+
+    def check(self, n_features: int) -> None:
+        """ValueError unless the arrays form trees that :meth:`predict` walks to a leaf in finite steps:
+        every child lies after its parent and inside its own tree, every split reads a real feature."""
+        arrays = [getattr(self, name) for name in _TREE_FIELDS]
+        n = len(self.value)
+        if any(a.ndim != 1 or len(a) != n for a in arrays) or self.offsets.ndim != 1:
+            raise ValueError("tree arrays of different shapes")
+        if any(not np.issubdtype(a.dtype, np.integer) for a in (self.feature, self.left, self.right, self.offsets)):
+            raise ValueError("tree indices are not integers")
+        offsets = self.offsets
+        if n == 0 or len(offsets) == 0 or offsets[0] != 0 or (np.diff(offsets) <= 0).any() or offsets[-1] >= n:
+            raise ValueError("bad tree offsets")
+        ends = np.append(offsets[1:], n)
+        tree_of_node = np.repeat(np.arange(len(offsets)), ends - offsets)
+        local = np.arange(n) - offsets[tree_of_node]
+        size = (ends - offsets)[tree_of_node]
+        inner = ~self.is_leaf.astype(bool)
+        for child in (self.left, self.right):
+            if ((child[inner] <= local[inner]) | (child[inner] >= size[inner])).any():
+                raise ValueError("a tree's child does not follow its parent inside the tree")
+        if ((self.feature[inner] < 0) | (self.feature[inner] >= n_features)).any():
+            raise ValueError("a split reads a feature the model does not have")
+        if not (np.isfinite(self.value).all() and math.isfinite(self.baseline)):
+            raise ValueError("non-finite leaf values")
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Sum of the trees' leaf values plus the baseline, for every row at once."""
@@ -163,6 +191,7 @@ def load_composition_model(directory: str | Path) -> CompositionAffinityModel:
             baseline=float(config["trees_baseline"]),
         )
         trees.is_leaf, trees.missing_left = trees.is_leaf.astype(bool), trees.missing_left.astype(bool)
+        trees.check(len(names))
         model = CompositionAffinityModel(
             names,
             tensors["feature_mean"],
@@ -176,6 +205,9 @@ def load_composition_model(directory: str | Path) -> CompositionAffinityModel:
         sizes = {model.feature_mean.shape, model.feature_scale.shape, model.ridge_coef.shape}
         if sizes != {(len(names),)}:
             raise ValueError("weights do not match the feature list")
+        numbers = [model.feature_mean, model.feature_scale, model.ridge_coef, [model.ridge_intercept]]
+        if not all(np.isfinite(a).all() for a in numbers) or (model.feature_scale == 0).any():
+            raise ValueError("non-finite or zero scaling or ridge weights")
     except (OSError, SafetensorError, KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(f"{directory}: bad composition ΔG model ({str(exc).splitlines()[0]})") from None
     return model

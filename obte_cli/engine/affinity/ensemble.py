@@ -105,8 +105,12 @@ class CompositionMember:
     model: CompositionAffinityModel
 
     def predict(self, batch: list[PreparedComplex], device: torch.device | str) -> np.ndarray:
-        columns = zip(*((c.protein, c.nucleic_acid, c.complement, c.na_type) for c in batch))
-        return self.model.predict(*(list(c) for c in columns))
+        return self.model.predict(
+            [c.protein for c in batch],
+            [c.nucleic_acid for c in batch],
+            [c.complement for c in batch],
+            [c.na_type for c in batch],
+        )
 
 
 AffinityMember = TransformerMember | CompositionMember
@@ -175,12 +179,16 @@ class AffinityEnsemble:
         prepared.token_ids = encoding.ids
         return prepared, cut
 
-    def prepare_table(self, table, truncate: bool = False) -> list[PreparedComplex]:
-        """:meth:`prepare` for every row of a table with ``protein, nucleic_acid, complement, na_type``."""
+    def prepare_table(self, table, truncate: bool = False, on_unknown: str = "error") -> list[PreparedComplex]:
+        """:meth:`prepare` for every row of a table with ``protein_id, protein, nucleic_acid, complement,
+        na_type`` (what :func:`~obte_cli.engine.affinity.data.load_affinity_data` returns)."""
         return [
-            self.prepare(r.protein, r.nucleic_acid, r.complement, r.na_type, r.protein_id, truncate)[0]
-            for r in table.itertuples(index=False)
-        ]
+            self.prepare(
+                r.protein, r.nucleic_acid, r.complement, r.na_type, f"{r.protein_id} (row {row + 1})", truncate,
+                on_unknown,
+            )[0]
+            for row, r in enumerate(table.itertuples(index=False))
+        ]  # fmt: skip
 
     def predict(
         self, batch: list[PreparedComplex], device: torch.device | str = "cpu"

@@ -29,6 +29,7 @@ from obte_cli.engine.affinity.cv import (
 from obte_cli.engine.affinity.data import load_affinity_data
 from obte_cli.engine.affinity.ensemble import write_ensemble_manifest
 from obte_cli.engine.affinity.report import write_cv_outputs
+from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import regression_metrics
 from obte_cli.engine.core.outputs import staged_directory
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
@@ -151,6 +152,8 @@ def _composition_cv(data: Path, out: Path, cv: AffinityCV, table: pd.DataFrame, 
     seed = cv.settings.seed
     features = composition_features(table)
     dg, groups = table["dG"].to_numpy(np.float64), table["protein"].to_numpy()
+    if len(set(groups)) < 2:
+        raise InputError(f"{data}: the composition model needs measurements of at least 2 proteins")
     provenance = {"task": "affinity", "method": "composition", "data": Path(data).name, "seed": seed}
     with staged_directory(out, inputs=[data]) as staging:
         if cv.folds == 0:
@@ -165,6 +168,8 @@ def _composition_cv(data: Path, out: Path, cv: AffinityCV, table: pd.DataFrame, 
         members = []
         for fold in range(cv.folds):
             test = assignment.fold_of_row == fold
+            if len(set(groups[~test])) < 2:
+                raise InputError(f"{data}: fold {fold + 1} trains on one protein only; use fewer --folds")
             report.fold_started(fold, int((~test).sum()), int(test.sum()))
             metadata = {**provenance, "fold": fold + 1, "n_folds": cv.folds, "train_rows": int((~test).sum())}
             model = fit_composition_model(features[~test], dg[~test], groups[~test], seed, metadata)

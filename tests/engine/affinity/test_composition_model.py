@@ -43,6 +43,16 @@ def test_copied_trees_predict_what_scikit_learn_predicts(seed, missing):
     assert np.allclose(trees.predict(test), model.predict(test), rtol=0, atol=1e-12)
 
 
+def test_missing_values_never_seen_in_training_follow_scikit_learn():
+    """A feature with no NaN while fitting sends a NaN down the side scikit-learn chose for it."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 3))
+    model = HistGradientBoostingRegressor(random_state=0, max_iter=20).fit(x, x[:, 0] + x[:, 1] ** 2)
+    test = rng.normal(size=(200, 3))
+    test[rng.random(test.shape) < 0.3] = np.nan
+    assert np.allclose(BoostedTrees.from_sklearn(model).predict(test), model.predict(test), rtol=0, atol=1e-12)
+
+
 def test_fit_averages_ridge_and_trees_and_survives_a_round_trip(pronab_rows, tmp_path):
     _, features, dg, groups = pronab_rows
     model = fit_composition_model(features, dg, groups, seed=0, metadata={"fold": 3})
@@ -62,13 +72,14 @@ def test_the_penalty_search_never_splits_a_protein(pronab_rows, monkeypatch):
     protein-grouped search picks, whatever row order."""
     import sklearn.model_selection as selection
 
-    _, features, dg, groups = pronab_rows
+    _, features, dg, proteins = pronab_rows
+    groups = proteins.copy()
     seen = []
 
     class RecordingGroupKFold(selection.GroupKFold):
         def split(self, x, y=None, groups=None):
             for train, test in super().split(x, y, groups):
-                seen.append(set(groups[train]) & set(groups[test]))
+                seen.append(set(proteins[train]) & set(proteins[test]))  # the true proteins, not what it was given
                 yield train, test
 
     monkeypatch.setattr(selection, "GroupKFold", RecordingGroupKFold)
@@ -80,6 +91,31 @@ def test_fewer_than_two_proteins_is_an_error(pronab_rows):
     _, features, dg, groups = pronab_rows
     with pytest.raises(ValueError, match="at least 2 proteins"):
         fit_composition_model(features, dg, np.full(len(dg), "one protein"))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda t: t["tree_left"].__setitem__(0, 0), "child does not follow its parent"),  # a loop: root → root
+        (lambda t: t["tree_right"].__setitem__(0, 10**6), "child does not follow its parent"),
+        (lambda t: t["tree_feature"].__setitem__(0, 99), "feature the model does not have"),
+        (lambda t: t.__setitem__("tree_offsets", t["tree_offsets"][::-1].copy()), "bad tree offsets"),
+        (lambda t: t.__setitem__("tree_value", t["tree_value"][:-1].copy()), "different shapes"),
+        (lambda t: t.__setitem__("tree_left", t["tree_left"].astype(np.float64)), "not integers"),
+        (lambda t: t["feature_scale"].__setitem__(0, 0.0), "zero scaling"),
+    ],
+)
+def test_damaged_trees_or_weights_are_a_format_error_not_a_hang(pronab_rows, tmp_path, damage, message):
+    from safetensors.numpy import load_file, save_file
+
+    _, features, dg, groups = pronab_rows
+    fit_composition_model(features, dg, groups).save(tmp_path / "m")
+    tensors = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert not tensors["tree_is_leaf"][0]  # the first root splits, so the damage lands on a split
+    damage(tensors)
+    save_file(tensors, str(tmp_path / "m" / "model.safetensors"))
+    with pytest.raises(ModelFormatError, match=message):
+        load_composition_model(tmp_path / "m")
 
 
 def test_a_damaged_model_is_a_format_error(pronab_rows, tmp_path):
@@ -106,3 +142,5 @@ def test_an_ensemble_of_composition_members_reads_sequences_not_tokens(pronab_ro
     assert cut == 0 and prepared.token_ids is None
     dg_hat, sd = single.predict(single.prepare_table(table))
     assert np.allclose(dg_hat, single.members[0].model.predict_features(features)) and np.isnan(sd).all()
+    empty, empty_sd = single.predict([])
+    assert empty.shape == empty_sd.shape == (0,)
