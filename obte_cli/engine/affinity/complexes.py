@@ -40,6 +40,11 @@ def complex_segments(
     return segments
 
 
+def row_name(table, row: int) -> str:
+    """How errors name row ``row`` (0-based) of a ΔG table: its protein and its 1-based row number."""
+    return f"{table['protein_id'].iat[row]} (row {row + 1})"
+
+
 def encode_complex(
     tokenizer: Tokenizer, segments: list[Segment], context: int, truncate: bool = False, on_unknown: str = "error"
 ) -> tuple[Encoding, int]:

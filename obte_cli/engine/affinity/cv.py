@@ -28,6 +28,7 @@ from obte_cli.engine.affinity.complexes import (
     TargetScaler,
     complex_segments,
     encode_complex,
+    row_name,
 )
 from obte_cli.engine.affinity.ensemble import (
     ENSEMBLE_FILE,
@@ -54,10 +55,6 @@ class EncodedTable:
     token_ids: list[np.ndarray]
     residues_cut: np.ndarray  # protein residues removed by truncation, per row
     n_tokens: np.ndarray
-
-
-def row_name(table: pd.DataFrame, row: int) -> str:
-    return f"{table['protein_id'].iat[row]} (row {row + 1})"
 
 
 def encode_affinity_table(

@@ -28,6 +28,7 @@ from obte_cli.engine.affinity.complexes import (
     complex_segments,
     encode_complex,
     kd_from_dg,
+    row_name,
 )
 from obte_cli.engine.affinity.composition_model import (
     CompositionAffinityModel,
@@ -184,11 +185,10 @@ class AffinityEnsemble:
         na_type`` (what :func:`~obte_cli.engine.affinity.data.load_affinity_data` returns)."""
         return [
             self.prepare(
-                r.protein, r.nucleic_acid, r.complement, r.na_type, f"{r.protein_id} (row {row + 1})", truncate,
-                on_unknown,
+                r.protein, r.nucleic_acid, r.complement, r.na_type, row_name(table, row), truncate, on_unknown
             )[0]
             for row, r in enumerate(table.itertuples(index=False))
-        ]  # fmt: skip
+        ]
 
     def predict(
         self, batch: list[PreparedComplex], device: torch.device | str = "cpu"
