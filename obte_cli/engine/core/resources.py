@@ -55,9 +55,9 @@ def default_contacts_model_dir() -> Path:
 
 
 # The pretrained backbone every command that fine-tunes, embeds or scores uses without --model. ESM-style
-# name: family obte1, omni (protein + nucleic acids), t4 = 4 layers, 3M parameters, DEB12 = trained on the
+# name: family obte1, omni (protein + nucleic acids), t6 = 6 layers, 6M parameters, DEB12 = trained on the
 # Debian 12 corpus (scripts/build-corpus-debian.sh). Its model card is share/models/<name>/README.md.
-DEFAULT_BACKBONE = "obte1_omni_t4_3M_DEB12"
+DEFAULT_BACKBONE = "obte1_omni_t6_6M_DEB12"
 
 
 def default_backbone_dir() -> Path | None:

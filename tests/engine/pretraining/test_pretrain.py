@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -484,3 +485,42 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tok
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 5; the last good checkpoint .* \(step 3\)"):
         pretrain(model, corpus, _settings(), tmp_path, DistributedContext())
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step-0000003"
+
+
+@pytest.mark.slow
+def test_gpu_training_script_sizes_its_budget_from_the_probe(tokens, tmp_path):
+    """scripts/train-backbone-gpu.sh (here on the CPU, at a toy shape): the main run's token budget is the
+    probe's measured rate times the time left, its warm-up 5% of it, and it scores the held-out split."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OBTE": f"{sys.executable} -m obte_cli",
+        **{"DEVICE": "cpu", "WIDTH": "32", "LAYERS": "1", "HEADS": "1", "ROWS": "2", "CONTEXT": "128"},
+        **{"CHECKPOINT": "50", "RESERVE": "0"},
+    }
+    run = tmp_path / "run"
+    script = REPO / "scripts" / "train-backbone-gpu.sh"
+    # 40 s of budget: what model init and the probe leave of it, at 85% of the probe's rate (100 steps at least)
+    done = subprocess.run(
+        ["bash", str(script), str(tokens), str(tokens), str(run), "40"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stderr.splitlines() if line.startswith("probe: "))
+    rate, left, total = (int(x) for x in re.findall(r"\d+", line))
+    batch = 2 * 128
+    assert left < 40
+    assert total == max(int(0.85 * rate * left) // batch, 100) * batch
+    probe = [json.loads(x) for x in (run / "probe" / "metrics.jsonl").read_text().splitlines()]
+    assert len(probe) == 40 and {r["tokens_per_s"] for r in probe[-20:]} and rate > 0
+    main = [json.loads(x) for x in (run / "main" / "metrics.jsonl").read_text().splitlines()]
+    assert main[-1]["tokens"] == total and len(main) == total // batch
+    assert "heldout_protein_bits_per_residue" in main[49] and "heldout_loss" in main[-1]
+    assert "heldout_loss" not in main[48]
+    config = json.loads((run / "main" / "model" / "config.json").read_text())
+    assert config["architecture"]["width"] == 32 and config["architecture"]["n_layers"] == 1
+    assert config["metadata"]["pretraining"]["warmup_tokens"] == total // 20

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Variants of the default ΔG model's composition recipe, each on the protein-grouped, homology-guarded folds of
+three fold seeds (0, 1, 2), as `obte finetune affinity --method composition --seed S` would split them.
+
+    scripts/affinity-composition-variants.py PRONAB_JSON [CANDIDATE ...] > variants.tsv
+
+Candidates (all on the bench baseline's 45 composition features; "ridge" has its penalty chosen by 5-fold CV
+grouped by protein inside each training side):
+
+* ``gbm (baseline)``, ``ridge``, ``default: mean(ridge,gbm)``: the bench baseline, its linear twin, the default;
+* ``gbm abs``: gradient boosting on the absolute error, which targets the median (MAE is a figure of merit);
+* ``gbm reg``: a more regularised boosting (learning rate 0.05, 15 leaves, ≥ 50 rows per leaf, L2 1.0);
+* ``w^0.5``: rows weighted by 1/sqrt(rows of their protein), so that proteins measured 100 times do not
+  dominate a model that is scored on proteins it never saw;
+* their means with the ridge, as the default does.
+
+Prints one row per (candidate, fold seed): PCC and MAE as mean ± SEM over folds, within-protein and per-protein
+PCC (as `obte bench pronab`), seconds. About 5 minutes for all on one core.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from obte_cli.engine.affinity.baseline import composition_features
+from obte_cli.engine.affinity.cv import assign_folds
+from obte_cli.engine.affinity.data import load_affinity_data
+from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
+
+ALPHAS = np.logspace(-1, 5, 13)  # the ridge penalties searched, as the default model's
+REGULARISED = {"learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 50, "l2_regularization": 1.0}
+
+
+def weights_for(g, power):
+    """Row weights 1 / (rows of the row's protein)^power, scaled to mean 1."""
+    _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inv] ** power
+    return w * len(w) / w.sum()
+
+
+def ridge(Xtr, ytr, gtr, Xte, w=None):
+    s = GridSearchCV(
+        make_pipeline(StandardScaler(), Ridge()),
+        {"ridge__alpha": ALPHAS},
+        cv=GroupKFold(5),
+        scoring="neg_mean_squared_error",
+    )
+    s.fit(Xtr, ytr, groups=gtr, ridge__sample_weight=w) if w is not None else s.fit(Xtr, ytr, groups=gtr)
+    return s.predict(Xte)
+
+
+def gbm(Xtr, ytr, gtr, Xte, w=None, **kw):
+    return HistGradientBoostingRegressor(random_state=0, **kw).fit(Xtr, ytr, sample_weight=w).predict(Xte)
+
+
+CANDIDATES = {
+    "gbm (baseline)": lambda a, b, c, d: gbm(a, b, c, d),
+    "ridge": lambda a, b, c, d: ridge(a, b, c, d),
+    "default: mean(ridge,gbm)": lambda a, b, c, d: (ridge(a, b, c, d) + gbm(a, b, c, d)) / 2,
+    "gbm abs": lambda a, b, c, d: gbm(a, b, c, d, loss="absolute_error"),
+    "mean(ridge,gbm abs)": lambda a, b, c, d: (ridge(a, b, c, d) + gbm(a, b, c, d, loss="absolute_error")) / 2,
+    "gbm reg": lambda a, b, c, d: gbm(a, b, c, d, **REGULARISED),
+    "mean(ridge,gbm reg)": lambda a, b, c, d: (ridge(a, b, c, d) + gbm(a, b, c, d, **REGULARISED)) / 2,
+    "gbm w^0.5": lambda a, b, c, d: gbm(a, b, c, d, w=weights_for(c, 0.5)),
+    "mean(ridge w^.5,gbm w^.5)": lambda a, b, c, d: (
+        (ridge(a, b, c, d, weights_for(c, 0.5)) + gbm(a, b, c, d, w=weights_for(c, 0.5))) / 2
+    ),
+    "mean(ridge w^.5,gbm abs w^.5)": lambda a, b, c, d: (
+        (ridge(a, b, c, d, weights_for(c, 0.5)) + gbm(a, b, c, d, w=weights_for(c, 0.5), loss="absolute_error")) / 2
+    ),
+}
+
+
+def main(data: str, names: list[str]) -> None:
+    table, _ = load_affinity_data(data)
+    X = composition_features(table)
+    y = table.dG.to_numpy(np.float64)
+    groups = table.protein.to_numpy()
+    cache = Path.home() / ".cache" / "obte" / "homology"  # the homology matrix, shared with obte finetune
+    folds = {s: assign_folds(table, 10, s, 0.3, None, cache).fold_of_row for s in (0, 1, 2)}
+    print("candidate\tseed\tpcc\tpcc_sem\tmae\tmae_sem\twithin\tper_protein\tseconds", flush=True)
+    for name in names:
+        for seed, f in folds.items():
+            t0 = time.time()
+            pred = np.full(len(y), np.nan)
+            for k in sorted(set(f.tolist()) - {-1}):
+                te = f == k
+                pred[te] = CANDIDATES[name](X[~te], y[~te], groups[~te], X[te])
+            pcc = [regression_metrics(y[f == k], pred[f == k])["pcc"] for k in range(10)]
+            mae = [regression_metrics(y[f == k], pred[f == k])["mae"] for k in range(10)]
+            m = f >= 0
+            wp = within_group_pcc(y[m], pred[m], groups[m], 5)
+            pp = group_mean_pcc(y[m], pred[m], groups[m])
+            (pm, ps), (mm, ms) = mean_and_sem(pcc), mean_and_sem(mae)
+            figures = f"{pm:.3f}\t{ps:.3f}\t{mm:.3f}\t{ms:.3f}\t{wp[0]:.3f}\t{pp:.3f}"
+            print(f"{name}\t{seed}\t{figures}\t{time.time() - t0:.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2:] or list(CANDIDATES))
