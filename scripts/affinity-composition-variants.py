@@ -30,11 +30,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from obte_cli.engine.affinity.baseline import composition_features
-from obte_cli.engine.affinity.cv import assign_folds
+from obte_cli.engine.affinity.composition_model import INNER_FOLDS, RIDGE_PENALTIES
+from obte_cli.engine.affinity.cv import assign_folds, fold_metrics_table
 from obte_cli.engine.affinity.data import load_affinity_data
-from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
+from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, within_group_pcc
 
-ALPHAS = np.logspace(-1, 5, 13)  # the ridge penalties searched, as the default model's
 REGULARISED = {"learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 50, "l2_regularization": 1.0}
 
 
@@ -46,14 +46,15 @@ def weights_for(g, power):
 
 
 def ridge(Xtr, ytr, gtr, Xte, w=None):
-    s = GridSearchCV(
+    """The default model's ridge: its penalty grid and protein-grouped inner CV (optionally row-weighted)."""
+    search = GridSearchCV(
         make_pipeline(StandardScaler(), Ridge()),
-        {"ridge__alpha": ALPHAS},
-        cv=GroupKFold(5),
+        {"ridge__alpha": RIDGE_PENALTIES},
+        cv=GroupKFold(INNER_FOLDS),
         scoring="neg_mean_squared_error",
     )
-    s.fit(Xtr, ytr, groups=gtr, ridge__sample_weight=w) if w is not None else s.fit(Xtr, ytr, groups=gtr)
-    return s.predict(Xte)
+    weights = {} if w is None else {"ridge__sample_weight": w}
+    return search.fit(Xtr, ytr, groups=gtr, **weights).predict(Xte)
 
 
 def gbm(Xtr, ytr, gtr, Xte, w=None, **kw):
@@ -93,12 +94,11 @@ def main(data: str, names: list[str]) -> None:
             for k in sorted(set(f.tolist()) - {-1}):
                 te = f == k
                 pred[te] = CANDIDATES[name](X[~te], y[~te], groups[~te], X[te])
-            pcc = [regression_metrics(y[f == k], pred[f == k])["pcc"] for k in range(10)]
-            mae = [regression_metrics(y[f == k], pred[f == k])["mae"] for k in range(10)]
+            per_fold = fold_metrics_table(table, f, pred)
+            (pm, ps), (mm, ms) = mean_and_sem(per_fold["pcc"].tolist()), mean_and_sem(per_fold["mae"].tolist())
             m = f >= 0
             wp = within_group_pcc(y[m], pred[m], groups[m], 5)
             pp = group_mean_pcc(y[m], pred[m], groups[m])
-            (pm, ps), (mm, ms) = mean_and_sem(pcc), mean_and_sem(mae)
             figures = f"{pm:.3f}\t{ps:.3f}\t{mm:.3f}\t{ms:.3f}\t{wp[0]:.3f}\t{pp:.3f}"
             print(f"{name}\t{seed}\t{figures}\t{time.time() - t0:.0f}", flush=True)
 

@@ -43,13 +43,13 @@ from sklearn.preprocessing import StandardScaler
 
 from obte_cli.engine.affinity.baseline import composition_features
 from obte_cli.engine.affinity.complexes import complex_segments, encode_complex
+from obte_cli.engine.affinity.composition_model import INNER_FOLDS, RIDGE_PENALTIES
 from obte_cli.engine.affinity.cv import assign_folds
 from obte_cli.engine.affinity.data import load_affinity_data
 from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
 from obte_cli.engine.model.directory import load_model
 
 FOLDS, SEED, HOMOLOGY = 10, 0, 0.3
-ALPHAS = np.logspace(-1, 5, 13)
 
 
 def states(model_dir: str, table) -> np.ndarray:
@@ -90,8 +90,8 @@ def cross_validated(features: np.ndarray, dg: np.ndarray, fold_of_row: np.ndarra
         if ridge:
             search = GridSearchCV(
                 make_pipeline(StandardScaler(), Ridge()),
-                {"ridge__alpha": ALPHAS},
-                cv=GroupKFold(5),
+                {"ridge__alpha": RIDGE_PENALTIES},
+                cv=GroupKFold(INNER_FOLDS),
                 scoring="neg_mean_squared_error",
             )
             search.fit(features[~test], dg[~test], groups=groups[~test])

@@ -10,8 +10,9 @@
 # 2M-token warm-up then one-cycle decay over TOTAL tokens (default 120M, ≈ 5.5 CPU-hours on 2 cores).
 # Held-out bits per residue per modality are scored on CORPUS's held-out split every 500 steps
 # (a checkpoint every ~6-10 minutes). Re-running the same command continues exactly where it stopped.
-# obte1_omni_t4_3M_DEB12's first release is this run with TOTAL=36M (its second, TOTAL=90M): started at 120M, it was cut to 36M at step
-# 4,000 (a resume with another TOTAL re-targets the LR decay). TOTAL=120M on the finished run extends it.
+# obte1_omni_t4_3M_DEB12's first release is this run with TOTAL=36M (its second, TOTAL=90M): started at 120M,
+# it was cut to 36M at step 4,000 (a resume with another TOTAL re-targets the LR decay). TOTAL=120M on the
+# finished run extends it.
 set -euo pipefail
 CORPUS="${1:?usage: train-default-backbone.sh CORPUS RUN_DIR}"
 RUN="${2:?usage: train-default-backbone.sh CORPUS RUN_DIR}"
