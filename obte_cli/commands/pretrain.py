@@ -118,7 +118,7 @@ def pretrain(
         padded_vocab_size,
         preset_config,
     )
-    from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
+    from obte_cli.engine.pretraining.distributed import barrier, init_distributed, shutdown
     from obte_cli.engine.pretraining.loop import PretrainSettings, resume_budget_change, unigram_baselines
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
     from obte_cli.engine.pretraining.token_files import open_corpus
@@ -264,6 +264,10 @@ def pretrain(
                         if last.get(f"heldout_{name}_bits_per_residue") is not None
                     ),
                 )
+        # The other ranks wait here while rank 0 writes the model: a gloo rank that tears its process
+        # group down while a peer still holds connections to it can abort ("terminate called without
+        # an active exception"), failing a run whose work is done.
+        barrier(processes)
     finally:
         shutdown(processes)
 
