@@ -57,3 +57,29 @@ def test_budget_keeps_dev_and_test_to_trained_classes():
     assert set(chosen["test"].labels) <= set(chosen["train"].labels)
     again = budget_splits(task, TaskBudget(max_train_tokens=1000, max_eval_examples=10), context=256, seed=0)
     assert again["train"].ids == chosen["train"].ids and again["test"].ids == chosen["test"].ids  # seeded
+
+
+def test_probe_keeps_sklearn_convergence_warnings_off_the_terminal(fresh_micro, monkeypatch):
+    """At the weakest penalties lbfgs can stop at its iteration limit (GUE tasks do, a dozen warning lines each);
+    those fits stay candidates, but their warnings must not reach the user's stderr. Here every fit is cut to
+    one iteration, so each one warns."""
+    import warnings
+
+    import sklearn.linear_model
+    from sklearn.exceptions import ConvergenceWarning
+
+    class OneIteration(sklearn.linear_model.LogisticRegression):
+        def __init__(self, C=1.0, max_iter=100, random_state=None):
+            super().__init__(C=C, max_iter=1, random_state=random_state)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        OneIteration().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    assert any(issubclass(w.category, ConvergenceWarning) for w in seen)  # the patched fit does warn
+
+    monkeypatch.setattr(sklearn.linear_model, "LogisticRegression", OneIteration)
+    splits = {s: read_sequence_split(DATA / "tasks" / f"coding_{s}.csv", s, "classification") for s in SPLITS}
+    task = BenchTask("gue", "gue/coding", "classification", False, "DNA", "mcc", splits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probe_task(fresh_micro, task, splits, seed=0)
