@@ -26,6 +26,7 @@ from obte_cli.commands.options import (
     Recipe,
     SequenceReadout,
     Suite,
+    backbone_context_option,
     backbone_or_default,
     device_option,
     guard_new_output,
@@ -442,6 +443,7 @@ def contacts(
         min=0,
         help="Skip protein chains longer than this (0: keep all; long chains are cut to the context).",
     ),
+    context: Annotated[int | None, backbone_context_option()] = None,
     seed: Annotated[int, seed_option("Seed for folds and training.")] = 0,
     device: DeviceOption = Device.auto,
 ) -> None:
@@ -477,6 +479,7 @@ def contacts(
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.finetuning.trainer import FinetuneSettings
     from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.model.encoder import set_context
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
     if not wanted or any(m not in METHODS for m in wanted):
@@ -486,7 +489,7 @@ def contacts(
     sites, skipped = labelled_sites(files, max_residues)
     model = model or [backbone_or_default(None)]
     first = load_model(model[0])
-    sites, too_long = fitting_sites(sites, first.tokenizer, first.model.config.max_positions)
+    sites, too_long = fitting_sites(sites, first.tokenizer, context or first.model.config.max_positions)
     skipped += too_long
     del first
     if len({s.protein for s in sites}) < folds:
@@ -514,6 +517,8 @@ def contacts(
 
         def backbone(path=backbone_dir):
             loaded = load_model(path)
+            if context is not None:
+                set_context(loaded.model, context)
             return loaded.model, loaded.tokenizer
 
         cv = cross_validate_contacts(

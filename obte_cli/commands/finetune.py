@@ -21,6 +21,7 @@ from obte_cli.commands.options import (
     Readout,
     SequenceReadout,
     Task,
+    backbone_context_option,
     backbone_or_default,
     folds_check,
     guard_new_output,
@@ -495,6 +496,7 @@ def contacts(
         callback=folds_check,
         help="Cross-validation folds grouped by protein sequence before the final fit; 0: only the final fit.",
     ),
+    context: Annotated[int | None, backbone_context_option()] = None,
     epochs: int = typer.Option(4, "--epochs", min=1, help="Passes over the training sites."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sites per optimizer step (head)."),
     max_tokens: int = typer.Option(
@@ -551,6 +553,7 @@ def contacts(
     from obte_cli.engine.core.outputs import staged_directory
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.model.directory import load_model
+    from obte_cli.engine.model.encoder import set_context
     from obte_cli.engine.tokenizers.base import check_standard
 
     probe = probe.value
@@ -581,6 +584,8 @@ def contacts(
 
     def backbone():
         loaded = load_model(model)
+        if context is not None:
+            set_context(loaded.model, context)
         return loaded.model, loaded.tokenizer
 
     with staged_directory(out, inputs=[labels, model]) as staging:

@@ -243,6 +243,20 @@ def model_option(help: str) -> Any:
     return typer.Option("--model", "-m", help=help)
 
 
+def backbone_context_option() -> Any:
+    """``--context``: raise (or lower) a backbone's input limit for fine-tuning at another length."""
+    return typer.Option(
+        "--context",
+        min=16,
+        max=MAX_CONTEXT,
+        help=(
+            "Longest input in tokens (default: the backbone's). Rotary positions have no weights, so a backbone "
+            "pretrained at 512 tokens can be fine-tuned at 1024; positions past its pretraining length start "
+            "untrained. Longer inputs are cut at the protein's C-terminus."
+        ),
+    )
+
+
 BACKBONE_DEFAULT_HELP = "(default: the bundled pretrained backbone, see `obte model info`)"
 
 

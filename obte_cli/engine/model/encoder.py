@@ -136,6 +136,17 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def set_context(model: ObteModel, context: int) -> None:
+    """Let ``model`` read inputs of up to ``context`` tokens (its ``max_positions``).
+
+    Rotary positions have no weights, so only the limit changes and a model pretrained at 512 tokens can be
+    fine-tuned on 1,024-token inputs. Positions beyond its pretraining length were never trained, so a longer
+    context is for fine-tuning at that length, not for trusting zero-shot."""
+    if context < 1:
+        raise ValueError(f"context must be a positive number of tokens (got {context})")
+    model.config.max_positions = int(context)
+
+
 def preset_config(name: str, vocab_size: int, **overrides) -> ObteConfig:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")

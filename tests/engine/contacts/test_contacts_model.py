@@ -3,6 +3,7 @@
 (tests/data/structures and the bundled example 1AZP)."""
 
 import gzip
+import json
 
 import gemmi
 import numpy as np
@@ -224,6 +225,24 @@ def test_finetune_contacts_writes_out_of_fold_tables_and_a_model(trained):
         assert row.positive_rate == pytest.approx(labels.mean(), rel=1e-3)  # the table keeps 4 digits
         assert row.random_f1 == pytest.approx(random_guess_f1(labels.mean()), rel=1e-3)
     assert (trained / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_finetune_contacts_context_lets_a_short_backbone_read_whole_chains(trained, tmp_path):
+    """A backbone made for 64 tokens cuts most chains; --context 512 fine-tunes it at 512, and the saved model
+    (config and head) reads 512, so every residue of the training chains gets a prediction."""
+    assert obte("model", "init", "--preset", "micro", "--context", "64", "-o", tmp_path / "short").exit_code == 0
+    args = ["finetune", "contacts", "--labels", trained / "labels.tsv", "--model", tmp_path / "short"]
+    args += ["--folds", "2", "--epochs", "1", "--device", "cpu"]
+    cut = obte(*args, "-o", tmp_path / "cut")
+    whole = obte(*args, "--context", "512", "-o", tmp_path / "whole")
+    assert cut.exit_code == 0 and whole.exit_code == 0, cut.output + whole.output
+    config = json.loads((tmp_path / "whole" / "model" / "config.json").read_text())
+    assert config["architecture"]["max_positions"] == 512 and config["head"]["context"] == 512
+    predicted = {
+        name: pd.read_csv(tmp_path / name / "predictions.tsv", sep="\t")["p_4"].notna().mean()
+        for name in ("cut", "whole")
+    }
+    assert predicted["whole"] == 1.0 and predicted["cut"] < 0.75  # 64 tokens: 61% of residues
 
 
 def test_predict_writes_mmcif_whose_bfactors_are_the_probabilities(trained, tmp_path):

@@ -14,6 +14,7 @@ from obte_cli.engine.model.encoder import (
     positions_from_doc_ids,
     preset_config,
     row_spans,
+    set_context,
 )
 from obte_cli.engine.model.packing import pack, unpack
 from obte_cli.engine.tokenizers.base import Segment
@@ -220,3 +221,19 @@ def test_bad_shapes_are_rejected():
 def test_pack_rejects_overlong_sequences():
     with pytest.raises(ValueError, match="does not fit"):
         pack([np.arange(10)], context=8, pad_id=0)
+
+
+def test_set_context_changes_only_the_limit_so_the_first_positions_encode_as_before():
+    """Rotary positions carry no weights: a longer context keeps every parameter, and a sequence that fit the old
+    context encodes exactly as before (each position's rotation depends on the position alone)."""
+    model = trained_like(preset_config("micro", 64, max_positions=32))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.randint(5, 40, (1, 32))
+    short = model(ids).hidden
+    set_context(model, 96)
+    assert model.config.max_positions == 96
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.allclose(model(ids).hidden, short)
+    assert model(torch.randint(5, 40, (1, 96))).hidden.shape == (1, 96, model.config.width)
+    with pytest.raises(ValueError, match="positive"):
+        set_context(model, 0)
