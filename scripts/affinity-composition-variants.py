@@ -48,7 +48,7 @@ def weights_for(g, power):
     return w * len(w) / w.sum()
 
 
-def ridge(Xtr, ytr, gtr, Xte, w=None):
+def fitted_ridge(Xtr, ytr, gtr, w=None):
     """The default model's ridge: its penalty grid and protein-grouped inner CV (optionally row-weighted)."""
     search = GridSearchCV(
         make_pipeline(StandardScaler(), Ridge()),
@@ -57,7 +57,11 @@ def ridge(Xtr, ytr, gtr, Xte, w=None):
         scoring="neg_mean_squared_error",
     )
     weights = {} if w is None else {"ridge__sample_weight": w}
-    return search.fit(Xtr, ytr, groups=gtr, **weights).predict(Xte)
+    return search.fit(Xtr, ytr, groups=gtr, **weights)
+
+
+def ridge(Xtr, ytr, gtr, Xte, w=None):
+    return fitted_ridge(Xtr, ytr, gtr, w).predict(Xte)
 
 
 def gbm(Xtr, ytr, gtr, Xte, w=None, **kw):
@@ -79,12 +83,7 @@ def two_stage(Xtr, ytr, gtr, Xte):
     frame = pd.DataFrame(na_tr)
     na_centred = (frame - frame.groupby(gtr).transform("mean")).to_numpy()
     y_centred = ytr - pd.Series(ytr).groupby(gtr).transform("mean").to_numpy()
-    within = GridSearchCV(
-        make_pipeline(StandardScaler(), Ridge()),
-        {"ridge__alpha": RIDGE_PENALTIES},
-        cv=GroupKFold(INNER_FOLDS),
-        scoring="neg_mean_squared_error",
-    ).fit(na_centred, y_centred, groups=gtr)
+    within = fitted_ridge(na_centred, y_centred, gtr)
     offsets = pd.Series(ytr - within.predict(na_tr)).groupby(gtr).mean()
     first_row = pd.Series(np.arange(len(gtr))).groupby(gtr).first()[offsets.index].to_numpy()
     proteins_tr, proteins_te = Xtr[first_row, :PROTEIN_FEATURES], Xte[:, :PROTEIN_FEATURES]

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from obte_cli.commands.finetune import homology_cache
 from obte_cli.engine.affinity.baseline import composition_features
@@ -33,6 +34,7 @@ from obte_cli.engine.affinity.composition_model import fit_composition_model
 from obte_cli.engine.affinity.cv import assign_folds, encode_affinity_table, fit_affinity_model, fold_directory_name
 from obte_cli.engine.affinity.data import load_affinity_data
 from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
+from obte_cli.engine.core.tables import write_tsv
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
 from obte_cli.engine.model.directory import load_model
 
@@ -112,12 +114,11 @@ def main(argv=None) -> None:
         print(summary_row(name, table, folds.fold_of_row, chosen, predicted[name], list(methods[name].values())))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        rows = np.isin(folds.fold_of_row, chosen)
-        with open(args.out / "predictions.tsv", "w") as handle:
-            handle.write("row\tfold\tdG\t" + "\t".join(methods) + "\n")
-            for i in np.flatnonzero(rows):
-                values = "\t".join(f"{predicted[name][i]:.4f}" for name in methods)
-                handle.write(f"{i}\t{folds.fold_of_row[i] + 1}\t{dg[i]:.4f}\t{values}\n")
+        rows = np.flatnonzero(np.isin(folds.fold_of_row, chosen))
+        table_out = pd.DataFrame({"row": rows, "fold": folds.fold_of_row[rows] + 1, "dG": dg[rows]})
+        for name in methods:
+            table_out[name] = predicted[name][rows]
+        write_tsv(table_out, args.out / "predictions.tsv")
 
 
 if __name__ == "__main__":

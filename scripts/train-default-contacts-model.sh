@@ -16,7 +16,7 @@ work=$(mktemp -d)
 obte contacts labels "$data"/pdb-protein-dna/*.pdb.gz "$data"/pdb-protein-rna/*.pdb.gz --per-chain -o "$work/labels.tsv"
 obte finetune contacts --labels "$work/labels.tsv" --model "$backbone" --context 1024 -o "$work/contacts" \
     --folds 5 --epochs 3 --batch-size 8 --seed 0 --device cpu
-rm -rf "$work/keep" && mkdir "$work/keep"
+mkdir "$work/keep"  # the card and bench outlive the rebuild
 if [ -f share/models/contacts/README.md ]; then cp share/models/contacts/README.md "$work/keep/"; fi
 if [ -d share/models/contacts/bench ]; then cp -r share/models/contacts/bench "$work/keep/"; fi
 rm -rf share/models/contacts

@@ -461,6 +461,7 @@ def contacts(
 
     from obte_cli.engine.contacts.cv import (
         METHODS,
+        backbone_loader,
         contact_metrics,
         cross_validate_contacts,
         fold_table,
@@ -478,8 +479,6 @@ def contacts(
     from obte_cli.engine.core.plots import contact_f1_figure
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.finetuning.trainer import FinetuneSettings
-    from obte_cli.engine.model.directory import load_model
-    from obte_cli.engine.model.encoder import set_context
 
     wanted = [m.strip() for m in methods.split(",") if m.strip()]
     if not wanted or any(m not in METHODS for m in wanted):
@@ -488,8 +487,8 @@ def contacts(
     output_directory(out)  # now, not after the cross-validation
     sites, skipped = labelled_sites(files, max_residues)
     model = model or [backbone_or_default(None)]
-    first = load_model(model[0])
-    sites, too_long = fitting_sites(sites, first.tokenizer, context or first.model.config.max_positions)
+    first, first_tokenizer = backbone_loader(model[0], context)()
+    sites, too_long = fitting_sites(sites, first_tokenizer, first.config.max_positions)
     skipped += too_long
     del first
     if len({s.protein for s in sites}) < folds:
@@ -514,13 +513,7 @@ def contacts(
     for backbone_dir, method in runs:
         label = method if backbone_dir is None else f"{Path(backbone_dir).name} {method}"
         log.info("%s ...", label)
-
-        def backbone(path=backbone_dir):
-            loaded = load_model(path)
-            if context is not None:
-                set_context(loaded.model, context)
-            return loaded.model, loaded.tokenizer
-
+        backbone = None if backbone_dir is None else backbone_loader(backbone_dir, context)
         cv = cross_validate_contacts(
             backbone, sites, cutoffs, folds, settings, method, torch_device, probe_settings=probe_settings
         )

@@ -537,6 +537,7 @@ def contacts(
     Example: [bold]obte finetune contacts --labels labels.tsv --model backbone/ -o contacts-model/[/bold]
     """
     from obte_cli.engine.contacts.cv import (
+        backbone_loader,
         contact_metrics,
         cross_validate_contacts,
         fold_table,
@@ -552,8 +553,6 @@ def contacts(
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import staged_directory
     from obte_cli.engine.core.tables import write_tsv
-    from obte_cli.engine.model.directory import load_model
-    from obte_cli.engine.model.encoder import set_context
     from obte_cli.engine.tokenizers.base import check_standard
 
     probe = probe.value
@@ -582,11 +581,7 @@ def contacts(
 
     model = backbone_or_default(model)
 
-    def backbone():
-        loaded = load_model(model)
-        if context is not None:
-            set_context(loaded.model, context)
-        return loaded.model, loaded.tokenizer
+    backbone = backbone_loader(model, context)
 
     with staged_directory(out, inputs=[labels, model]) as staging:
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ from obte_cli.engine.contacts.sites import (
 from obte_cli.engine.core.metrics import f1_scores, mean_and_sem
 from obte_cli.engine.finetuning.folds import plan_folds
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
+from obte_cli.engine.model.directory import load_model
+from obte_cli.engine.model.encoder import ObteModel, set_context
+from obte_cli.engine.tokenizers.base import Tokenizer
 
 METHODS = ("head", "attention", "propensity")
 
@@ -63,22 +67,35 @@ def propensity_probabilities(train: list[ContactSite], test: list[ContactSite]) 
     return [np.array([table.get(aa, overall) for aa in s.protein]) for s in test]
 
 
+def backbone_loader(path: Path, context: int | None = None) -> Callable[[], tuple[ObteModel, Tokenizer]]:
+    """What :func:`cross_validate_contacts` calls for each fold's fresh backbone: the model in ``path`` and its
+    tokenizer, reading up to ``context`` tokens when given (:func:`~obte_cli.engine.model.encoder.set_context`)."""
+
+    def load() -> tuple[ObteModel, Tokenizer]:
+        loaded = load_model(path)
+        if context is not None:
+            set_context(loaded.model, context)
+        return loaded.model, loaded.tokenizer
+
+    return load
+
+
 def cross_validate_contacts(
-    load_backbone: Callable[[], tuple],
+    load_backbone: Callable[[], tuple] | None,
     sites: list[ContactSite],
     cutoffs: tuple[float, ...],
     n_folds: int,
     settings: FinetuneSettings,
     method: str = "head",
     device="cpu",
-    context: int | None = None,
     on_fold: Callable[[int, int], None] | None = None,
     on_step: Callable[[dict], None] | None = None,
     probe_settings=None,
 ) -> ContactCV:
     """Out-of-fold contact probabilities for every site (see module docstring).
 
-    ``load_backbone()`` returns a fresh (model, tokenizer) each call (each fold trains its own copy).
+    ``load_backbone()`` returns a fresh (model, tokenizer) each call (each fold trains its own copy); the
+    ``propensity`` method reads no model and takes None.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}")
@@ -96,7 +113,7 @@ def cross_validate_contacts(
             test_p = propensity_probabilities(train_sites, test_sites)
         else:
             model, tokenizer = load_backbone()
-            window = context or model.config.max_positions
+            window = model.config.max_positions  # a longer one: load the backbone with backbone_loader(path, context)
             if encodings is None:  # the same tokenizer for every fold: encode once
                 encodings = [encode_site(tokenizer, s, window) for s in sites]
             predictor = fit_contact_predictor(
