@@ -25,14 +25,10 @@ RATE = number_in(0, 1, low_open=True)
 
 def read_accessions(path: Path) -> dict[str, list[str]]:
     """matrix_id → UniProt accessions from a JASPAR ``matrices.tsv`` (columns matrix_id, uniprot)."""
-    import pandas as pd
-
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.tables import read_table
 
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str).fillna("")
-    except (OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: unreadable ({exc})") from None
+    table = read_table(path, dtype=str).fillna("")
     if not {"matrix_id", "uniprot"} <= set(table.columns):
         raise InputError(f"{path}: needs matrix_id and uniprot columns")
     return {r.matrix_id: [a for a in r.uniprot.replace(";", ",").split(",") if a.strip()] for r in table.itertuples()}

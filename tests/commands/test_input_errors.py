@@ -224,3 +224,28 @@ def test_finetune_affinity_keeps_nonstandard_rows_with_unk(tmp_path, micro):
     kept = obte(*args, "-o", tmp_path / "b", "--on-unknown", "unk")
     assert kept.exit_code == 0, kept.output
     assert "3 complexes of 3 proteins (dropped: none)" in kept.stderr
+
+
+# ---- tables: one reader, one kind of error (a review found tracebacks and a bare "Aborted.") ---------------
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "not a readable TSV"), (b"matrix_id\tuniprot\nMA0139.1\tP49711\xe9\n", "not a readable TSV")],
+    ids=["empty", "latin-1"],
+)
+def test_a_bad_accessions_table_is_one_line(tmp_path, content, message):
+    accessions = tmp_path / "matrices.tsv"
+    accessions.write_bytes(content)
+    args = ("scan-jaspar", EXAMPLES / "MA0139.1.jaspar", "-p", EXAMPLES / "ctcf.fa", "--accessions", accessions)
+    one_error_line(obte(*args), f"{accessions}: {message}")
+
+
+def test_a_truncated_gzip_table_is_one_line_not_aborted(tmp_path):
+    import gzip
+
+    complexes = tmp_path / "complexes.tsv.gz"
+    complexes.write_bytes(gzip.compress(b"protein\tnucleic_acid\n" + b"MKVLAAGIVALLA\tACGTACGTAC\n" * 200)[:60])
+    one_error_line(obte("affinity", "--complexes", complexes), f"{complexes}: corrupt or truncated compressed file")
+
+
+def test_a_directory_as_affinity_data_is_named_a_directory(tmp_path):
+    one_error_line(obte("bench", "pronab", "--data", tmp_path, "--out", tmp_path / "b"), "is a directory")

@@ -36,8 +36,11 @@ predicts for (:func:`read_complexes_tsv`: dG optional and ignored, an optional `
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import math
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -45,8 +48,9 @@ import pandas as pd
 
 from obte_cli.engine.bio.complex_inputs import Complex, nucleic_acid_record, protein_record
 from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES
-from obte_cli.engine.bio.seqio import display_name
+from obte_cli.engine.bio.seqio import display_name, open_text
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.tokenizers.base import canonical_sequence
 
 COLUMNS = ["protein_id", "protein", "nucleic_acid", "complement", "na_type", "dG"]
@@ -120,10 +124,11 @@ def _number(value) -> float:
 def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """Read ProNAB as curated by the OmniBioTE authors (dict keyed by UniProt accession)."""
     try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as exc:  # a directory, no permission
+        with open_text(path) as handle:  # plain, gzip or xz
+            data = json.loads(handle.read())
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: corrupt or truncated compressed file ({exc})") from None
+    except OSError as exc:  # an I/O error
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a number of > 4300 digits, deep nesting
         raise InputError(f"{path}: not valid JSON ({(str(exc).splitlines() or ['?'])[0][:200]})") from None
@@ -164,14 +169,7 @@ def read_pairs_rows(path: str | Path, need_dg: bool = True) -> list[dict]:
     (``protein<line>`` / ``na<line>`` when the column is absent or the cell empty), ``protein``,
     ``nucleic_acid``, ``complement`` and ``na_type`` ("" when not given), and with ``need_dg`` a finite
     ``dG``. Without ``need_dg`` (prediction) the dG column is optional and not read."""
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as exc:  # a directory, no permission
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable TSV ({str(exc).splitlines()[0]})") from None
+    table = read_table(path, dtype=str, keep_default_na=False)
     required = ["protein", "nucleic_acid", "dG"] if need_dg else ["protein", "nucleic_acid"]
     missing = [c for c in required if c not in table.columns]
     if missing:
@@ -247,10 +245,15 @@ def _letters(text: str) -> str:
 def load_affinity_data(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """Dispatch on content: a JSON object is ProNAB, anything else a pairs TSV."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    with open(path, "rb") as handle:
-        first = handle.read(64).lstrip()
-    if first.startswith(b"{"):
+    try:
+        with open_text(path) as handle:  # looks inside a gzip or xz file
+            first = handle.read(64).lstrip()
+    except (EOFError, OSError, ValueError, zlib.error, lzma.LZMAError):
+        first = ""  # not text: let the TSV reader say what is wrong with it
+    if first.startswith("{"):
         return load_pronab_json(path, keep_nonstandard)
     return load_pairs_tsv(path, keep_nonstandard)

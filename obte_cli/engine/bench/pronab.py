@@ -34,7 +34,7 @@ from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
 from obte_cli.engine.core.plots import method_comparison
-from obte_cli.engine.core.tables import write_tsv
+from obte_cli.engine.core.tables import read_table, write_tsv
 
 BENCH_COLUMNS = [
     "method",
@@ -60,10 +60,7 @@ def folds_from_predictions(table: pd.DataFrame, predictions_path: Path) -> tuple
 
     Checks that the predictions were made on this data: row numbers in range and measured ΔG equal.
     """
-    try:
-        predictions = pd.read_csv(predictions_path, sep="\t")
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"{predictions_path}: unreadable ({exc})") from None
+    predictions = read_table(predictions_path)
     needed = {"row", "fold", "dG_measured", "dG_predicted"}
     if not needed <= set(predictions.columns):
         raise InputError(f"{predictions_path}: needs columns {', '.join(sorted(needed))}")

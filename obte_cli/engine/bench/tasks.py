@@ -46,6 +46,7 @@ import torch
 
 from obte_cli.engine.bench.suites import BenchTask
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.finetuning.residues import token_values_to_residues
 from obte_cli.engine.finetuning.tasks import (
     Split,
@@ -377,10 +378,10 @@ def resumable_rows(path: Path) -> dict[tuple[str, str, str], dict]:
     missing column, is an :class:`InputError`."""
     numbers_missing = {c: ["NA", "NaN", "nan", ""] for c in RESULT_COLUMNS if c not in _KEY_COLUMNS}
     try:
-        previous = pd.read_csv(
-            path, sep="\t", dtype={c: str for c in _KEY_COLUMNS}, keep_default_na=False, na_values=numbers_missing
+        previous = read_table(
+            path, dtype={c: str for c in _KEY_COLUMNS}, keep_default_na=False, na_values=numbers_missing
         )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:  # a number column holding text
         raise InputError(f"{path}: not a readable tasks.tsv ({exc})") from None
     missing = [c for c in RESULT_COLUMNS if c not in previous.columns]
     if missing:

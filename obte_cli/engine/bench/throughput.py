@@ -144,14 +144,9 @@ def read_lengths(path: str | Path) -> list[int]:
     from obte_cli.engine.core.errors import InputError
 
     if str(path).endswith(".tsv"):
-        import pandas as pd
+        from obte_cli.engine.core.tables import read_table
 
-        if not Path(path).is_file():
-            raise InputError(f"{path}: no such file")
-        try:
-            table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a readable TSV ({exc})") from None
+        table = read_table(path, dtype=str, keep_default_na=False)
         if "tokens" not in table.columns:
             raise InputError(f"{path}: no 'tokens' column")
         bad = [v for v in table["tokens"] if not v.strip().isdigit()]

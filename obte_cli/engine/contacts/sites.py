@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.finetuning.residues import (
     residue_labels_to_tokens,
     token_values_to_residues,
@@ -71,11 +72,8 @@ def cutoff_columns(columns) -> dict[float, str]:
 
 def read_contact_labels(path: str | Path) -> tuple[list[ContactSite], tuple[float, ...]]:
     """Sites of an `obte contacts labels` TSV (rows grouped by pdb_id and chain, in file order)."""
-    try:
-        # `contacts labels` never quotes a field: a '"' is a character, and no field holds a line break
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: unreadable TSV ({str(exc).splitlines()[0]})") from None
+    # `contacts labels` never quotes a field: a '"' is a character, and no field holds a line break
+    table = read_table(path, dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
     if not isinstance(table.index, pd.RangeIndex):  # pandas took the extra first field of every row as an index
         raise InputError(f"{path}: the rows have more fields than the header")
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.tokenizers.base import Segment
 
@@ -71,9 +72,8 @@ def pairs_from_genbank(path: str | Path) -> list[GenePair]:
 
 
 def pairs_from_tsv(path: str | Path) -> list[GenePair]:
-    import pandas as pd
 
-    table = pd.read_csv(path, sep="\t", dtype=str)
+    table = read_table(path, dtype=str)
     if not {"id", "gene_seq", "protein_seq"} <= set(table.columns):
         raise InputError(f"{path}: needs columns id, gene_seq, protein_seq")
     return [

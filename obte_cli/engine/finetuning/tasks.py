@@ -41,6 +41,7 @@ from obte_cli.engine.bio.molecules import detect_molecule_type
 from obte_cli.engine.bio.molecules import molecule_type as lookup_type
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import classification_metrics, rank_regression_metrics
+from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.finetuning.residues import (
     residue_labels_to_tokens,
     token_values_to_residues,
@@ -82,16 +83,13 @@ def _read_table(path: str | Path, kind: str) -> pd.DataFrame:
     """A CSV (``kind`` "CSV") or TSV ("TSV", read without quoting: a '"' is a letter, as `contacts labels`
     reads its TSV) of strings. A row with more fields than the header is an error: pandas would otherwise
     take the first field for an index and shift every column."""
-    options = {"sep": "\t", "quoting": csv.QUOTE_NONE} if kind == "TSV" else {}
+    options = {"quoting": csv.QUOTE_NONE} if kind == "TSV" else {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False, **options)
+            return read_table(path, kind, dtype=str, keep_default_na=False, index_col=False, **options)
     except pd.errors.ParserWarning:
         raise InputError(f"{path}: a row has more fields than the header") from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: unreadable {kind} ({message})") from None
 
 
 def read_sequence_split(path: str | Path, name: str, task: str) -> Split:

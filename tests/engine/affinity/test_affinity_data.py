@@ -1,6 +1,8 @@
 import re
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from obte_cli.engine.affinity.data import (
@@ -213,3 +215,18 @@ def test_nonstandard_rows_are_dropped_unless_kept_for_unk(tmp_path):
     assert len(table) == 1 and dropped == {"nonstandard_protein": 1, "nonstandard_nucleic_acid": 1, "empty_protein": 1}
     kept, dropped = load_affinity_data(path, keep_nonstandard=True)
     assert kept["protein"].tolist() == ["MKXV", "MKV", "MKV"] and dropped == {"empty_protein": 1}
+
+
+def test_pronab_json_reads_the_same_gzipped_and_a_truncated_copy_is_one_error(tmp_path, pronab_path):
+    import gzip
+
+    from obte_cli.engine.affinity.data import load_affinity_data
+
+    packed = gzip.compress(Path(pronab_path).read_bytes())
+    (tmp_path / "p.json.gz").write_bytes(packed)
+    plain, _ = load_affinity_data(pronab_path)
+    zipped, _ = load_affinity_data(tmp_path / "p.json.gz")
+    pd.testing.assert_frame_equal(plain, zipped)
+    (tmp_path / "cut.json.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(InputError, match="corrupt or truncated compressed file"):
+        load_affinity_data(tmp_path / "cut.json.gz")
