@@ -167,6 +167,7 @@ def predict(
     from obte_cli.engine.contacts.sites import ContactSite, load_contact_predictor
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import check_output
     from obte_cli.engine.core.resources import default_contacts_model_dir
 
     if (protein is None) != (nucleic_acid is None):
@@ -175,6 +176,8 @@ def predict(
         raise InputError("nothing to predict: give --structure, or --protein and --na")
     if cif_out is not None and structure is None:
         raise InputError("--cif-out needs --structure (the coordinates to annotate)")
+    if cif_out is not None:
+        check_output(cif_out)  # now: it is written after the table, which would otherwise be out already
     if protein == "-" and nucleic_acid == "-":
         raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
     predictor = load_contact_predictor(model or default_contacts_model_dir())

@@ -49,6 +49,16 @@ def _parse_layers(text: str) -> tuple[int, ...]:
     return layers
 
 
+def _check_stride(window: int, stride: int) -> None:
+    """A stride longer than the window would leave the residues between windows without a vector."""
+    if window and stride > window:
+        raise typer.BadParameter(
+            f"{stride} is more than --window {window}: windows must overlap or touch, so that every residue "
+            "is embedded",
+            param_hint="'--stride'",
+        )
+
+
 @app.command("sequences")
 @suggests_on_unknown
 def embed(
@@ -88,7 +98,7 @@ def embed(
     import sys
 
     from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.bio.seqio import read_fasta, stdin_once
+    from obte_cli.engine.bio.seqio import display_name, read_fasta, stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
@@ -99,6 +109,7 @@ def embed(
 
     if truncate and window:
         raise InputError("use either --truncate or --window, not both")
+    _check_stride(window, stride)
     stdin_once(inputs)
     pool = pool.value
     fixed = molecule_type_option(molecule_type)
@@ -126,7 +137,7 @@ def embed(
             for record in read_fasta(path):
                 if index % processes.world_size == processes.rank:  # under torchrun: this rank's share
                     mol = fixed or detect_molecule_type(record.sequence)
-                    yield Segment(record.sequence, mol.name, record.id)
+                    yield Segment(record.sequence, mol.name, record.id, display_name(path))
                 index += 1
 
     metadata = {"pool": pool, "layers": ",".join(map(str, settings.layers)), "model": str(model)}

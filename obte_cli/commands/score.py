@@ -71,7 +71,7 @@ def score(
     Example: [bold]obte score heldout.fa -m my-model -o scores.tsv[/bold]
     """
     from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.bio.seqio import read_fasta, stdin_once
+    from obte_cli.engine.bio.seqio import display_name, read_fasta, stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.embedding.scoring import (
@@ -99,7 +99,7 @@ def score(
         for path in inputs:
             for record in read_fasta(path):
                 mol = fixed or detect_molecule_type(record.sequence)
-                yield Segment(record.sequence, mol.name, record.id)
+                yield Segment(record.sequence, mol.name, record.id, display_name(path))
 
     scores = []
     columns = ["id", "molecule_type", "length", "bits_per_residue", "perplexity", "masked_accuracy"]

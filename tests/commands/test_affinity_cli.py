@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, obte
+from conftest import DATA, obte, one_error_line
 
 from obte_cli.engine.affinity.complexes import RT_KCAL
 from obte_cli.engine.affinity.data import load_pairs_tsv
@@ -494,6 +494,13 @@ def test_without_inputs_says_what_to_give():
     result = obte("affinity")
     assert result.exit_code == 1
     assert "give a protein FASTA and a nucleic-acid FASTA, or --complexes TSV" in result.stderr
+
+
+def test_a_protein_given_as_the_nucleic_acid_is_refused_also_with_on_unknown_unk(tmp_path):
+    (tmp_path / "p.fa").write_text(f">p1\n{PROTEIN}\n")
+    result = obte("affinity", tmp_path / "p.fa", tmp_path / "p.fa", "--on-unknown", "unk")
+    one_error_line(result, f"{tmp_path / 'p.fa'}: record 1 ('p1'): looks like a protein, not a nucleic acid")
+    assert result.stdout == ""
 
 
 def test_parts_mean_readout_end_to_end(small_pairs, backbone, tmp_path):

@@ -61,6 +61,18 @@ def test_contacts_labels_with_a_missing_file_fails_instead_of_skipping_it(tmp_pa
     assert not (tmp_path / "l.tsv").exists()
 
 
+def test_contacts_predict_says_a_directory_is_one(tmp_path):
+    one_error_line(obte("contacts", "predict", "--structure", tmp_path), f"{tmp_path}: is a directory")
+
+
+@pytest.mark.parametrize("where", ["adir", "missing/o.cif"])
+def test_a_bad_cif_out_fails_before_the_table_is_written(tmp_path, where):
+    (tmp_path / "adir").mkdir()
+    result = obte("contacts", "predict", "--structure", EXAMPLES / "1AZP.pdb.gz", "--cif-out", tmp_path / where)
+    one_error_line(result, f"{tmp_path / where}: ")
+    assert result.stdout == ""
+
+
 def _labels(tmp_path, aa_of_third_row="V", na_types="DNA"):
     header = "pdb_id\tchain\tresnum\ticode\taa\tmodified\tmin_distance\tcontact_4\tcontact_6\tcontact_8"
     rows = [header + "\tna_chains\tna_types\tna_sequences"]

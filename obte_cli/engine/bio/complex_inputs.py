@@ -4,7 +4,8 @@
   position otherwise; with ``on_unknown="unk"`` other letters are let through, for the tokenizer to read
   as ``<unk>``); a file whose records all look like nucleic acid is refused, as the arguments were most
   likely swapped;
-* nucleic acids: A/C/G/T/U only (or, with ``on_unknown="unk"``, any letters), stored with U written as T;
+* nucleic acids: A/C/G/T/U only (or, with ``on_unknown="unk"``, other letters too, but not mostly: a strand
+  of mostly letters other than A/C/G/T/U/N is a protein in the wrong place), stored with U written as T;
   the molecule type is fixed by the caller (``DNA``/``RNA``) or, with ``auto``, RNA if the strand has a U
   and otherwise DNA. The latter is only a guess: ProNAB and many labs write RNA with T, so a strand of
   A/C/G/T alone is marked :attr:`NamedSequence.na_type_assumed` for the caller to say so;
@@ -31,6 +32,7 @@ NA_TYPE_CHOICES = ("auto", "DNA", "RNA")
 COMPLEMENT_CHOICES = ("none", "revcomp")  # or the path of a FASTA file of complements
 _AMINO = frozenset(AMINO_ACIDS)
 _NUCLEIC = frozenset("ACGTU")
+_NUCLEIC_OR_ANY = frozenset("ACGTUN")  # N: any nucleotide, the commonest letter beyond A/C/G/T/U
 _COMPLEMENT = str.maketrans("ACGTU", "TGCAA")
 
 
@@ -81,6 +83,17 @@ def protein_record(record_id: str, sequence: str, where: str, on_unknown: str = 
     return NamedSequence(record_id, sequence, where)
 
 
+def _refuse_protein_as_nucleic_acid(sequence: str, where: str) -> None:
+    """Unknown letters let through (``on_unknown="unk"``) are a few in a strand; a strand of mostly other
+    letters is a protein given as the nucleic acid, whose ΔG would be a number about nothing."""
+    others = sum(letter not in _NUCLEIC_OR_ANY for letter in sequence)
+    if others > len(sequence) / 2:
+        raise InputError(
+            f"{where}: looks like a protein, not a nucleic acid ({others} of {len(sequence)} letters are not "
+            "A, C, G, T, U or N)"
+        )
+
+
 def nucleic_acid_record(
     record_id: str, sequence: str, where: str, na_type: str = "auto", on_unknown: str = "error"
 ) -> NamedSequence:
@@ -100,6 +113,8 @@ def nucleic_acid_record(
             "{letter!r} at position {position} is not a nucleotide A, C, G, T or U",
             where,
         )
+    else:
+        _refuse_protein_as_nucleic_acid(sequence, where)
     assumed = na_type == "auto" and "U" not in sequence
     kind = na_type if na_type != "auto" else ("DNA" if assumed else "RNA")
     return NamedSequence(record_id, sequence.replace("U", "T"), where, kind, assumed)

@@ -2,8 +2,8 @@
 
 The reader streams (constant memory in the number of records), detects gzip and xz by their magic bytes rather
 than the file name, and raises :class:`InputError` naming the file and record for malformed input:
-an empty file, text before the first ``>`` header, a record without sequence, a binary file or a
-truncated gzip stream.
+an empty file, text before the first ``>`` header, a record without sequence, a binary file, text that is not
+UTF-8 (naming the byte and line) or a truncated gzip stream. A UTF-8 byte-order mark at the start is skipped.
 
 Two levels of trouble are told apart, for readers that must not stop at one bad record in a 100 GB archive
 (:func:`scan_fasta`, used by `obte prep`): a *file* that is not sequence data at all (no records, text or
@@ -80,7 +80,8 @@ def open_text(path: str | Path, errors: str = "strict") -> io.TextIOBase:
         buffered = gzip.GzipFile(fileobj=buffered, mode="rb")
     elif buffered.peek(6)[:6] == XZ_MAGIC:
         buffered = lzma.LZMAFile(buffered, mode="rb")
-    return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors, newline=None)
+    # utf-8-sig drops a byte-order mark at the start, as Windows Notepad writes one
+    return io.TextIOWrapper(buffered, encoding="utf-8-sig", errors=errors, newline=None)
 
 
 def is_binary(line: str) -> bool:
@@ -94,6 +95,39 @@ def is_binary(line: str) -> bool:
         line.encode("utf-8")
     except UnicodeEncodeError:
         return True
+    return False
+
+
+def _undecodable_byte(line: str) -> int | None:
+    """The first byte of ``line`` that is not UTF-8 (read with ``surrogateescape``, which keeps byte ``b``
+    as the lone surrogate U+DC00 + ``b``), or None."""
+    for char in line:
+        if "\udc80" <= char <= "\udcff":
+            return ord(char) - 0xDC00
+    return None
+
+
+def _not_text(name: str, line: str, line_number: int, record: int, nul_follows: bool = False) -> str:
+    """Why ``line`` of ``record`` (0: before the first) cannot be read: binary data (a NUL byte, on the
+    line or soon after it), or else text in an encoding other than UTF-8, Latin-1 or Windows-1252 from an
+    old editor, with the byte and the line to fix."""
+    if "\x00" in line or nul_follows:
+        near = f"record {record}" if record else "the start of the file"
+        return f"{name}: binary data near {near}, not a text sequence file"
+    what = f"record {record} is not UTF-8 text" if record else "not UTF-8 text"
+    return f"{name}: {what} (byte 0x{_undecodable_byte(line):02x} at line {line_number})"
+
+
+def _nul_soon(lines: Iterator[str], limit: int = 8000) -> bool:
+    """Whether a NUL byte comes in the next ``limit`` characters or so (git's test for binary data: text in
+    any 8-bit encoding has none). A PNG's first line, ``\\x89PNG``, would pass for Latin-1 text on its own."""
+    seen = 0
+    for line in lines:
+        if "\x00" in line:
+            return True
+        seen += len(line)
+        if seen >= limit:
+            break
     return False
 
 
@@ -121,16 +155,14 @@ def scan_fasta(path: str | Path) -> Iterator[FastaRecord | Malformed]:
     header: str | None = None
     chunks: list[str] = []
     number = 0
-    binary = False  # the current record holds bytes that are not text
+    not_text = ""  # why the current record cannot be read: it holds bytes that are not UTF-8 text
 
     def hint() -> str:
         return f"record {number}" if number else "the start of the file"
 
     def finish() -> FastaRecord | Malformed:
-        if binary:
-            return Malformed(
-                "binary_data", f"{name}: binary data near record {number}, not a text sequence file", number
-            )
+        if not_text:  # counted as binary data, the one key `obte prep` has for bytes that are not text
+            return Malformed("binary_data", not_text, number)
         words = header.split()
         if not words:
             return Malformed("empty_header", f"{name}: record {number} has an empty header", number)
@@ -140,22 +172,24 @@ def scan_fasta(path: str | Path) -> Iterator[FastaRecord | Malformed]:
         return FastaRecord(words[0], header.strip(), sequence, number)
 
     with open_text(path, errors="surrogateescape") as handle:
-        for line in _lines(handle, name, hint, nul_is_error=False):
+        lines = _lines(handle, name, hint, nul_is_error=False)
+        for line_number, line in enumerate(lines, start=1):
             if "\x00" in line or (not line.isascii() and is_binary(line)):
                 if header is None:  # before any record: not a sequence file at all
-                    raise InputError(f"{name}: binary data near {hint()}, not a text sequence file")
+                    nul_follows = "\x00" not in line and _nul_soon(lines)
+                    raise InputError(_not_text(name, line, line_number, number, nul_follows))
                 if line.startswith(">"):  # a header with bytes that are not text still starts a record
                     yield finish()
                     number += 1
-                    header, chunks = "", []
-                binary = True
+                    header, chunks, not_text = "", [], ""
+                not_text = not_text or _not_text(name, line, line_number, number)
             elif line.startswith(">"):
                 if header is not None:
                     yield finish()
                 number += 1
                 header = line[1:].rstrip("\r\n")
                 chunks = []
-                binary = False
+                not_text = ""
             elif line.strip():
                 if header is None:
                     raise InputError(

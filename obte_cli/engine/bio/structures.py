@@ -72,6 +72,8 @@ def read_structure(path: str | Path, remove_hydrogens: bool = True):
     import gemmi
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:

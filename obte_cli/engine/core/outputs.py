@@ -100,6 +100,12 @@ def output_target(path: str | Path) -> tuple[Path, bool, int]:
     return target, False, new_file_mode()
 
 
+def check_output(path: str | Path) -> None:
+    """Raise now what writing ``path`` would raise later (a directory, a missing parent directory, a
+    read-only file): for an output written after long work, or after another output."""
+    output_target(path)
+
+
 def _open(file: str | Path | int, binary: bool) -> IO:
     if binary:
         return open(file, "wb")  # noqa: SIM115 - the caller closes it

@@ -31,7 +31,7 @@ from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.packing import microbatches, pack
-from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit, naming_source
 
 POOLS = ("mean", "first", "max", "per-token")
 
@@ -133,7 +133,10 @@ def embed_chunk(
     model: ObteModel, tokenizer: Tokenizer, segments: list[Segment], settings: EmbeddingSettings, device: torch.device
 ) -> list[RecordEmbedding]:
     context = model.config.max_positions
-    units = [u for i, s in enumerate(segments) for u in encode_units(tokenizer, i, s, context, settings)]
+    units = []
+    for i, segment in enumerate(segments):
+        with naming_source(segment):
+            units += encode_units(tokenizer, i, segment, context, settings)
     states = _unit_states(model, units, tokenizer.pad_id, settings, device)
     n_layers, width = len(settings.layers), model.config.width
     sums = [np.zeros((len(s.sequence), n_layers, width), dtype=np.float64) for s in segments]

@@ -42,7 +42,7 @@ from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.packing import microbatches, pack
-from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit, naming_source
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,8 @@ def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unkn
     owners: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     for i, segment in enumerate(chunk):
         mol = molecule_type(segment.molecule)
-        windows = _windows(tokenizer, i, segment, context, on_unknown)
+        with naming_source(segment):
+            windows = _windows(tokenizer, i, segment, context, on_unknown)
         letters = alphabet(mol.modality)
         results.append(
             RecordScore(

@@ -275,6 +275,16 @@ def _prep_job(args: tuple[Path, Path, PrepSettings]) -> ShardStats:
     return prep_file(*args)
 
 
+def _check_input(path: Path) -> None:
+    """Inputs are regular files: a shard records its input's size and checksum, to skip it on a re-run."""
+    if str(path) == "-":
+        raise InputError("prep reads files, not standard input ('-'): give the sequence files by name")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a file")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
+
+
 def run_prep(
     inputs: list[Path],
     out_dir: Path,
@@ -288,8 +298,7 @@ def run_prep(
     ``on_file(stats, skipped)`` is called as each file finishes (``skipped``: it was already complete).
     """
     for path in inputs:
-        if not Path(path).is_file():
-            raise InputError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a regular file")
+        _check_input(Path(path))
     shards_dir = output_directory(output_directory(out_dir, "--out") / "shards", "--out")
     selected = select_inputs(inputs, *shard)
     results: dict[Path, ShardStats] = {}

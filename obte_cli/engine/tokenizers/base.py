@@ -29,9 +29,10 @@ become one ``<unk>`` token each (BPE never merges across them). Every tokenizer 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,19 @@ class Segment:
     sequence: str
     molecule: str = "protein"
     name: str = ""
+    source: str = ""  # the file it was read from, for engines that read several (see naming_source)
+
+
+@contextlib.contextmanager
+def naming_source(segment: Segment) -> Iterator[None]:
+    """An :class:`InputError` about ``segment`` raised in the block also names the file it came from:
+    records of several files reach the engine as one stream, so only the segment knows its file."""
+    try:
+        yield
+    except InputError as exc:
+        if not segment.source:
+            raise
+        raise exc.within(segment.source) from None
 
 
 @dataclass

@@ -94,3 +94,12 @@ def test_unknown_letters_are_refused_naming_the_record_or_let_through_for_unk(tm
     assert read_proteins(tmp_path / "p.fa", "unk")[0].sequence == "MKVXLA"
     acids = read_nucleic_acids(tmp_path / "n.fa", "auto", "unk")
     assert acids[0].sequence == "ACNGT" and complements_for(acids, "revcomp") == ["ACNGT"]
+
+
+def test_a_protein_given_as_the_nucleic_acid_is_refused_even_with_unk(tmp_path):
+    # Sac7d's first residues: 15 of 21 letters are not A/C/G/T/U/N
+    (tmp_path / "n.fa").write_text(">d1\nACGTACGT\n>p1\nMVKVKFKYKGEEKEVDTSKIK\n")
+    with pytest.raises(InputError, match=r"n.fa: record 2 \('p1'\): looks like a protein, not a nucleic acid"):
+        read_nucleic_acids(tmp_path / "n.fa", "auto", "unk")
+    (tmp_path / "iupac.fa").write_text(">d1\nACGTNNRYACGT\n")  # a few ambiguity codes stay accepted
+    assert read_nucleic_acids(tmp_path / "iupac.fa", "auto", "unk")[0].sequence == "ACGTNNRYACGT"

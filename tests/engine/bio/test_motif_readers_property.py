@@ -3,6 +3,7 @@ in each format reads back equal, and any text or bytes either read as valid matr
 line naming the file — never another exception, never a hang."""
 
 import gzip
+import io
 import lzma
 
 import numpy as np
@@ -128,6 +129,52 @@ def test_meme_round_trip_gives_counts_as_probability_times_nsites(tmp_path_facto
     for m, (_, _, counts) in zip(back, motifs):
         np.testing.assert_array_equal(m.counts, counts)
         np.testing.assert_allclose(m.counts / m.counts.sum(axis=1, keepdims=True), counts / nsites, atol=1e-6)
+
+
+@st.composite
+def probability_row(draw):
+    """Four six-decimal probabilities (in millionths) as MEME writes them; the largest at least 0.6, so that no row
+    rounds to zero counts (which the reader refuses) even for one site."""
+    row = draw(st.lists(st.integers(0, 10**6), min_size=3, max_size=3))
+    row.insert(draw(st.integers(0, 3)), draw(st.integers(600_000, 10**6)))
+    return row
+
+
+@st.composite
+def meme_texts(draw):
+    """A MEME file with the background block, ``nsites=`` and ``w=`` given or left to their defaults."""
+    text = "MEME version 4\n\nALPHABET= ACGT\n\nstrands: + -\n\nBackground letter frequencies\n"
+    text += "A 0.3 C 0.2 G 0.2 T 0.3\n\n"
+    ids = draw(st.lists(identifiers, min_size=1, max_size=3, unique=True))
+    for motif_id in ids:
+        rows = draw(st.lists(probability_row(), min_size=1, max_size=12))
+        header = "letter-probability matrix: alength= 4"
+        header += draw(st.sampled_from(["", f" w= {len(rows)}"]))
+        header += draw(st.sampled_from(["", f" nsites= {draw(st.integers(1, 5000))}"])) + " E= 1.2e-003"
+        name = draw(st.sampled_from(["", " " + draw(names)]))
+        text += f"MOTIF {motif_id}{name}\n{header}\n"
+        text += "".join(" ".join(f"{v / 10**6:.6f}" for v in row) + "\n" for row in rows) + "\n"
+    return text
+
+
+@FAST
+@given(text=meme_texts())
+def test_meme_reads_as_biopython_and_the_background_block_is_optional(tmp_path_factory, text):
+    """Biopython's MEME reader, which needs the background block, gives the same ids and counts (round(p ×
+    nsites), nsites 20 when not given); without the block the file reads the same."""
+    from Bio import motifs
+
+    folder = tmp_path_factory.mktemp("meme")
+    (folder / "with.meme").write_text(text)
+    (folder / "without.meme").write_text(text.replace("Background letter frequencies\nA 0.3 C 0.2 G 0.2 T 0.3\n", ""))
+    ours, without = read_or_refuse(folder / "with.meme"), read_or_refuse(folder / "without.meme")
+    theirs = list(motifs.parse(io.StringIO(text), "minimal"))
+    assert [m.matrix_id for m in ours] == [m.matrix_id for m in without] == [m.name for m in theirs]
+    assert [m.name for m in ours] == [m.name for m in without]
+    for m, bare, motif in zip(ours, without, theirs):
+        expected = np.array([[motif.counts[b][i] for b in BASES] for i in range(motif.length)], dtype=float)
+        np.testing.assert_array_equal(m.counts, expected)
+        np.testing.assert_array_equal(bare.counts, expected)
 
 
 @FAST

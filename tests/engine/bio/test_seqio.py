@@ -107,7 +107,7 @@ def test_scan_returns_malformed_records_and_read_stops_at_the_first(tmp_path):
     "content, message",
     [
         (b"\xff\xfe\x00\x01binary\n>a\nACGT\n", "binary data near the start of the file"),
-        (b">\xff\xfe\nACGT\n", "binary data near the start of the file"),
+        (b">\xff\xfe\nACGT\n", r"x.fa: not UTF-8 text \(byte 0xff at line 1\)"),
         (b"text\n>a\nACGT\n", "comes before the first '>' header"),
         (b"\n\n", "no FASTA records"),
     ],
@@ -133,3 +133,32 @@ def test_standard_input_can_be_read_once(monkeypatch):
     assert [r.sequence for r in read_fasta("-")] == ["ACGT"]
     with pytest.raises(InputError, match="<stdin>: already read"):  # the first reader closed it
         list(read_fasta("-"))
+
+
+def test_a_utf8_byte_order_mark_at_the_start_is_skipped(tmp_path):
+    path = tmp_path / "bom.fa"  # as Windows Notepad saves UTF-8
+    path.write_bytes(b"\xef\xbb\xbf>p1 first\nMKV\n>p2\nACGT\n")
+    assert [(r.id, r.sequence) for r in read_fasta(path)] == [("p1", "MKV"), ("p2", "ACGT")]
+    packed = tmp_path / "bom.fa.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert [r.id for r in read_fasta(packed)] == ["p1", "p2"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("\n>caf\xe9\nMKV\n".encode("latin-1"), r"x.fa: not UTF-8 text \(byte 0xe9 at line 2\)"),
+        (b">a\nMKV\n>b r\xe9sum\xe9\nMKV\n", r"x.fa: record 2 is not UTF-8 text \(byte 0xe9 at line 3\)"),
+        (b">a\nMK\xe9V\n", r"x.fa: record 1 is not UTF-8 text \(byte 0xe9 at line 2\)"),
+        # real binary data keeps its message, even when its first line would pass for Latin-1 text
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "x.fa: binary data near the start of the file"),
+        (b">a\nMK\x00V\n", "x.fa: binary data near record 1"),
+    ],
+    ids=["latin1-first-header", "latin1-header", "latin1-sequence", "png", "nul"],
+)
+def test_text_that_is_not_utf8_is_told_apart_from_binary_data(tmp_path, content, message):
+    path = tmp_path / "x.fa"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as info:
+        list(read_fasta(path))
+    assert str(path) in str(info.value) and "\n" not in str(info.value)

@@ -1,10 +1,11 @@
 """`obte embed`: order, formats, pooling, windows, and packed == alone, on real sequences."""
 
 import gzip
+import re
 
 import numpy as np
 import pytest
-from conftest import DATA, REPO, obte
+from conftest import DATA, REPO, obte, one_error_line
 from safetensors.numpy import load_file
 
 from obte_cli.engine.bio.seqio import read_fasta
@@ -155,6 +156,33 @@ def test_a_bad_pool_is_a_usage_error(models, proteins, tmp_path):
     result = obte("embed", path, "-m", models["residue"], "--pool", "sum", "-o", tmp_path / "e.npy")
     assert result.exit_code == 2
     assert all(f"'{pool}'" in result.stderr for pool in ("mean", "first", "max", "per-token")), result.stderr
+
+
+def test_a_stride_longer_than_the_window_is_a_usage_error(models, proteins, tmp_path):
+    path, _ = proteins
+    args = ["embed", path, "-m", models["residue"], "--pool", "per-token", "-o", tmp_path / "w.safetensors"]
+    result = obte(*args, "--window", "100", "--stride", "300")
+    assert result.exit_code == 2, result.output
+    message = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())  # without the usage box and wrapping
+    assert "'--stride': 300 is more than --window 100: windows must overlap or touch" in message, message
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_errors_about_a_record_name_its_file(models, proteins, tmp_path):
+    good, records = proteins
+    stop = tmp_path / "stop.fa"
+    stop.write_text(f">p1\n{records[0].sequence}*\n")  # a translated ORF with its stop codon
+    one_error_line(
+        obte("embed", good, stop, "-m", models["residue"], "-o", tmp_path / "x.npy"),
+        f"error: {stop}: record 'p1': non-standard protein letter '*'",
+    )
+    long = tmp_path / "long.fa"
+    long.write_text(">long\n" + "".join(r.sequence for r in records[:4]) + "\n")
+    one_error_line(
+        obte("embed", long, "-m", models["residue"], "-o", tmp_path / "x.npy"),
+        f"error: {long}: record 'long': ",
+        "tokens exceed the model's context",
+    )
 
 
 @pytest.mark.distributed

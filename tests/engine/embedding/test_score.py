@@ -164,3 +164,12 @@ def test_a_records_score_does_not_depend_on_its_place_in_the_input(model_dir):
     for a, b in zip(every, reordered[::-1]):
         assert a.id == b.id and a.bits_per_residue == pytest.approx(b.bits_per_residue, abs=1e-5)
     assert alone[0].bits_per_residue == pytest.approx(every[-1].bits_per_residue, abs=1e-5)
+
+
+def test_errors_about_a_record_name_its_file(model_dir, tmp_path):
+    good, ambiguous = tmp_path / "good.fa", tmp_path / "ambig.fa"
+    good.write_text(f">sac7d\n{PROTEINS['sac7d']}\n")
+    ambiguous.write_text(">p1\nMKVLXAGG\n")  # X: an unidentified amino acid
+    result = runner.invoke(app, ["score", str(good), str(ambiguous), "-m", str(model_dir)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: {ambiguous}: record 'p1': non-standard protein letter 'X'")

@@ -261,6 +261,18 @@ def test_a_file_that_is_not_sequence_data_is_one_line_error(tmp_path, name, cont
     assert result.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.parametrize(
+    "given, message",
+    [("-", "prep reads files, not standard input ('-')"), ("adir", "adir: is a directory, expected a file")],
+)
+def test_standard_input_and_directories_are_refused_as_what_they_are(tmp_path, monkeypatch, given, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    result = obte("prep", given, "-o", tmp_path / "corpus", input=">a\nMKV\n")
+    assert result.exit_code == 1 and result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "corpus").exists()
+
+
 def test_out_that_is_a_file_is_one_line_error(tmp_path):
     out = tmp_path / "corpus.txt"
     out.write_text("keep me")
