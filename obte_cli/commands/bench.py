@@ -154,6 +154,8 @@ def prep(
     from obte_cli.engine.core.tables import write_tsv
 
     for path in inputs:
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, expected a file")
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     if out is not None:

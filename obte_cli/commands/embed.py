@@ -50,7 +50,10 @@ def _parse_layers(text: str) -> tuple[int, ...]:
 
 
 def _check_stride(window: int, stride: int) -> None:
-    """A stride longer than the window would leave the residues between windows without a vector."""
+    """A stride longer than the window would leave the residues between windows without a vector, and a
+    stride without a window would be ignored without a word."""
+    if stride and not window:
+        raise typer.BadParameter("needs --window (windows are what it steps between)", param_hint="'--stride'")
     if window and stride > window:
         raise typer.BadParameter(
             f"{stride} is more than --window {window}: windows must overlap or touch, so that every residue "

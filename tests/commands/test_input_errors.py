@@ -261,3 +261,7 @@ def test_a_truncated_gzip_table_is_one_line_not_aborted(tmp_path):
 
 def test_a_directory_as_affinity_data_is_named_a_directory(tmp_path):
     one_error_line(obte("bench", "pronab", "--data", tmp_path, "--out", tmp_path / "b"), "is a directory")
+
+
+def test_bench_prep_says_a_directory_is_one(tmp_path):
+    one_error_line(obte("bench", "prep", tmp_path), f"{tmp_path}: is a directory")

@@ -168,6 +168,13 @@ def test_a_stride_longer_than_the_window_is_a_usage_error(models, proteins, tmp_
     assert not (tmp_path / "w.safetensors").exists()
 
 
+def test_a_stride_without_a_window_is_a_usage_error(models, proteins, tmp_path):
+    path, _ = proteins
+    result = obte("embed", path, "-m", models["residue"], "--stride", "50", "-o", tmp_path / "w.npy")
+    assert result.exit_code == 2, result.output
+    assert "needs --window" in " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
+
+
 def test_errors_about_a_record_name_its_file(models, proteins, tmp_path):
     good, records = proteins
     stop = tmp_path / "stop.fa"
