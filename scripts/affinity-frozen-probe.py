@@ -14,10 +14,17 @@ scored too.
     scripts/affinity-frozen-probe.py PRONAB_JSON MODEL [MODEL ...] > probe.tsv
     scripts/affinity-frozen-probe.py --kmers PRONAB_JSON > kmers.tsv
     scripts/affinity-frozen-probe.py --with-composition PRONAB_JSON MODEL [MODEL ...] > stacked.tsv
+    scripts/affinity-frozen-probe.py --within PRONAB_JSON MODEL [MODEL ...] > within.tsv
 
 ``--with-composition`` also asks whether the states add anything to composition: per layer, a ridge on the
 composition features and the parts-mean states side by side, and the mean of that ridge and the baseline's
 gradient boosting (the recipe of the default ΔG model, with the states added).
+
+``--within`` asks whether the states know more about *specificity* (which nucleic acids one protein binds
+best) than composition does: per layer, the default's recipe plus a ridge on the nucleic acid's mean states
+fitted within proteins (states and ΔG centred per protein, so it cannot learn protein offsets), shifted to
+mean 0 over the training rows; the same residual on the composition features of the nucleic acid is the
+row to beat.
 
 ``--kmers`` adds richer sequence features to composition instead (protein dipeptide fractions, nucleic-acid
 3-mer fractions over both strands), each with ridge and with the baseline's gradient boosting: do features
@@ -34,6 +41,7 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
@@ -50,6 +58,7 @@ from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regressio
 from obte_cli.engine.model.directory import load_model
 
 FOLDS, SEED, HOMOLOGY = 10, 0, 0.3
+PROTEIN_COMPOSITION_FEATURES = 22  # composition_features: 20 amino-acid fractions, log length, net charge; then NA's
 
 
 def states(model_dir: str, table) -> np.ndarray:
@@ -102,6 +111,25 @@ def cross_validated(features: np.ndarray, dg: np.ndarray, fold_of_row: np.ndarra
     return predicted
 
 
+def within_residual(features: np.ndarray, dg: np.ndarray, fold_of_row: np.ndarray, groups: np.ndarray):
+    """Out-of-fold effect of a ridge fitted within proteins (features and ΔG centred per protein)."""
+    effect = np.full(len(dg), np.nan)
+    for fold in range(FOLDS):
+        test, train = fold_of_row == fold, fold_of_row != fold
+        frame = pd.DataFrame(features[train])
+        centred = (frame - frame.groupby(groups[train]).transform("mean")).to_numpy()
+        target = dg[train] - pd.Series(dg[train]).groupby(groups[train]).transform("mean").to_numpy()
+        search = GridSearchCV(
+            make_pipeline(StandardScaler(), Ridge()),
+            {"ridge__alpha": RIDGE_PENALTIES},
+            cv=GroupKFold(INNER_FOLDS),
+            scoring="neg_mean_squared_error",
+        )
+        search.fit(centred, target, groups=groups[train])
+        effect[test] = search.predict(features[test]) - search.predict(features[train]).mean()
+    return effect
+
+
 def row(name: str, readout: str, layer: str, dg, predicted, fold_of_row, groups) -> str:
     folds = [regression_metrics(dg[fold_of_row == f], predicted[fold_of_row == f]) for f in range(FOLDS)]
     pcc, pcc_sem = mean_and_sem([m["pcc"] for m in folds])
@@ -136,7 +164,9 @@ def kmer_rows(table, composition, dg, fold_of_row, groups) -> None:
             print(row(f"composition {name}", readout, "-", dg, predicted, fold_of_row, groups), flush=True)
 
 
-def main(data: str, models: list[str], kmers: bool = False, with_composition: bool = False) -> None:
+def main(
+    data: str, models: list[str], kmers: bool = False, with_composition: bool = False, within: bool = False
+) -> None:
     table, _ = load_affinity_data(data)
     cache = Path.home() / ".cache" / "obte" / "homology"
     fold_of_row = assign_folds(table, FOLDS, SEED, HOMOLOGY, None, cache).fold_of_row
@@ -153,6 +183,10 @@ def main(data: str, models: list[str], kmers: bool = False, with_composition: bo
     print(row("composition", "mean of ridge and GBM", "-", dg, mean, fold_of_row, groups), flush=True)
     if kmers:
         kmer_rows(table, composition, dg, fold_of_row, groups)
+    if within:
+        nucleic = composition[:, PROTEIN_COMPOSITION_FEATURES:]
+        residual = mean + within_residual(nucleic, dg, fold_of_row, groups)
+        print(row("composition", "default + within-protein NA residual", "-", dg, residual, fold_of_row, groups))
     for model_dir in models:
         features = states(model_dir, table)
         path = Path(model_dir)
@@ -161,6 +195,9 @@ def main(data: str, models: list[str], kmers: bool = False, with_composition: bo
             parts = np.concatenate([features[:, layer, 0], features[:, layer, 1]], axis=1)
             predicted = cross_validated(parts, dg, fold_of_row, groups, True)
             print(row(name, "parts-mean", str(layer), dg, predicted, fold_of_row, groups), flush=True)
+            if within:
+                residual = mean + within_residual(features[:, layer, 1], dg, fold_of_row, groups)
+                print(row(name, "default + within NA-states residual", str(layer), dg, residual, fold_of_row, groups))
             if with_composition:
                 stacked = cross_validated(np.hstack([composition, parts]), dg, fold_of_row, groups, True)
                 print(row(name, "composition + parts-mean", str(layer), dg, stacked, fold_of_row, groups))
@@ -172,9 +209,9 @@ def main(data: str, models: list[str], kmers: bool = False, with_composition: bo
 
 
 if __name__ == "__main__":
-    kmers, with_composition = "--kmers" in sys.argv, "--with-composition" in sys.argv
-    arguments = [a for a in sys.argv[1:] if a not in ("--kmers", "--with-composition")]
+    kmers, with_composition, within = (flag in sys.argv for flag in ("--kmers", "--with-composition", "--within"))
+    arguments = [a for a in sys.argv[1:] if a not in ("--kmers", "--with-composition", "--within")]
     if not arguments or (len(arguments) < 2 and not kmers):
         sys.exit(__doc__)
     torch.set_num_threads(1)
-    main(arguments[0], arguments[1:], kmers, with_composition)
+    main(arguments[0], arguments[1:], kmers, with_composition, within)
