@@ -413,7 +413,7 @@ def test_single_stranded_unless_asked_and_rna_written_with_t(tmp_path):
     ]
     assert default[1][2] != default[2][2]  # T-written RNA taken as DNA (with a warning) ...
     warned = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa")
-    assert "2 nucleic acid(s) of A/C/G/T only taken as DNA" in warned.stderr and "--na-type RNA" in warned.stderr
+    assert "2 nucleic acid(s) without U taken as DNA" in warned.stderr and "--na-type RNA" in warned.stderr
     as_rna = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--na-type", "RNA"))
     assert [r[5] for r in as_rna] == ["RNA"] * 3
     assert as_rna[1][2:5] == as_rna[2][2:5] == default[1][2:5]  # ... and as RNA once said so
