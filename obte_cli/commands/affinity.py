@@ -136,8 +136,7 @@ def affinity(
         how = "--na-type RNA"
     if assumed:
         log.warning(
-            "%d nucleic acid(s) without U taken as DNA ('DNA (assumed)' in the output); RNA written with T "
-            "needs %s",
+            "%d nucleic acid(s) without U taken as DNA ('DNA (assumed)' in the output); RNA written with T needs %s",
             assumed,
             how,
         )

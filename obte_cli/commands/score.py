@@ -104,15 +104,7 @@ def score(
     scores = []
     columns = ["id", "molecule_type", "length", "bits_per_residue", "perplexity", "masked_accuracy"]
     with open_output(out) as handle, open_output(per_residue) if per_residue else nullcontext() as residues:
-        handle.write("\t".join(columns) + "\n")
-        if residues is not None:
-            residues.write(
-                "id\tposition\tresidue\t"
-                + "\t".join(f"logp_{c}" for c in "ACDEFGHIKLMNPQRSTVWY")
-                + "\t"
-                + "\t".join(f"logp_nt_{c}" for c in "ACGT")
-                + "\n"
-            )
+        # The headers go out with the first scores, so an error in the first record leaves stdout empty.
         sequences: deque[str] = deque()  # scores come back in input order
         for result in score_segments(
             loaded.model,
@@ -122,6 +114,8 @@ def score(
             loaded.model.embed.weight.device,
             on_unknown,
         ):
+            if not scores:
+                _write_headers(handle, columns, residues)
             scores.append(result)
             handle.write(
                 f"{result.id}\t{result.molecule_type}\t{result.length}\t{result.bits_per_residue:.4f}\t"
@@ -149,6 +143,18 @@ def _remember(segments, sequences: deque):
     for segment in segments:
         sequences.append(segment.sequence)
         yield segment
+
+
+def _write_headers(handle, columns: list[str], residues) -> None:
+    handle.write("\t".join(columns) + "\n")
+    if residues is not None:
+        residues.write(
+            "id\tposition\tresidue\t"
+            + "\t".join(f"logp_{c}" for c in "ACDEFGHIKLMNPQRSTVWY")
+            + "\t"
+            + "\t".join(f"logp_nt_{c}" for c in "ACGT")
+            + "\n"
+        )
 
 
 def _write_residues(handle, result, sequence: str) -> None:

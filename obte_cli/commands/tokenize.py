@@ -66,7 +66,7 @@ def encode(
     columns = ENCODE_COLUMNS + (["token_spans"] if spans else []) + (["token_pieces"] if pieces else [])
     n_records = n_tokens = 0
     with open_output(out) as handle:
-        handle.write("\t".join(columns) + "\n")
+        # The header goes out with the first row, so an error in the first record leaves stdout empty.
         for path in inputs:
             for record in read_fasta(path):
                 mol = fixed_type or detect_molecule_type(record.sequence)
@@ -87,6 +87,8 @@ def encode(
                     )
                 if pieces:
                     row.append(" ".join(tok.token_text(i) for i in enc.ids.tolist()))
+                if n_records == 0:
+                    handle.write("\t".join(columns) + "\n")
                 handle.write("\t".join(row) + "\n")
                 n_records += 1
                 n_tokens += len(enc)

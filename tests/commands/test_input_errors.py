@@ -265,3 +265,11 @@ def test_a_directory_as_affinity_data_is_named_a_directory(tmp_path):
 
 def test_bench_prep_says_a_directory_is_one(tmp_path):
     one_error_line(obte("bench", "prep", tmp_path), f"{tmp_path}: is a directory")
+
+
+def test_tokenize_encode_error_in_the_first_record_leaves_stdout_empty(tmp_path):
+    fasta = tmp_path / "stop.fa"
+    fasta.write_text(">p1\nMKVLAAGG*\n")
+    result = obte("tokenize", "encode", fasta)
+    one_error_line(result, f"{fasta}: record 'p1'")
+    assert result.stdout == ""

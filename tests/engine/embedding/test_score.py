@@ -173,3 +173,11 @@ def test_errors_about_a_record_name_its_file(model_dir, tmp_path):
     result = runner.invoke(app, ["score", str(good), str(ambiguous), "-m", str(model_dir)])
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"error: {ambiguous}: record 'p1': non-standard protein letter 'X'")
+
+
+def test_an_error_in_the_first_record_leaves_stdout_empty(model_dir, tmp_path):
+    ambiguous, table = tmp_path / "ambig.fa", tmp_path / "residues.tsv"
+    ambiguous.write_text(">p1\nMKVLXAGG\n")
+    result = runner.invoke(app, ["score", str(ambiguous), "-m", str(model_dir), "--per-residue", str(table)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "" and not table.exists()  # `obte score x.fa > out.tsv` leaves no header-only table
