@@ -22,6 +22,12 @@ def test_decode_of_a_binary_file_is_one_line(tmp_path, content):
     one_error_line(obte("tokenize", "decode", path), f"{path}: binary data", "not a text sequence file")
 
 
+def test_decode_of_latin1_text_says_which_byte_and_what_to_do(tmp_path):
+    path = tmp_path / "tokens.tsv"
+    path.write_bytes("record_id\ttoken_ids\ncaf\u00e9\t4 5\n".encode("latin-1"))
+    one_error_line(obte("tokenize", "decode", path), f"{path}: ", "byte 0xe9 is not UTF-8", "save it as UTF-8")
+
+
 def test_stdin_given_twice_is_one_line():
     result = obte("tokenize", "encode", "-", "-", input=">a\nMKV\n")
     one_error_line(result, "'-' (standard input) is given more than once")

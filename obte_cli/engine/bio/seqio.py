@@ -141,8 +141,12 @@ def _lines(
             if nul_is_error and "\x00" in line:
                 raise InputError(f"{name}: binary data near {record_hint()}, not a text sequence file")
             yield line
-    except UnicodeDecodeError:
-        raise InputError(f"{name}: binary data near {record_hint()}, not a text sequence file") from None
+    except UnicodeDecodeError as exc:  # the stream cannot go on, so binary data and Latin-1 text look alike here
+        byte = exc.object[exc.start]
+        raise InputError(
+            f"{name}: binary data near {record_hint()}, not a text sequence file (byte 0x{byte:02x} is not UTF-8; "
+            "if the file is text, save it as UTF-8)"
+        ) from None
     except (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as exc:
         kind = "xz" if isinstance(getattr(handle, "buffer", None), lzma.LZMAFile) else "gzip"
         raise InputError(f"{name}: corrupt or truncated {kind} stream near {record_hint()} ({exc})") from None
