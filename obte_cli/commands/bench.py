@@ -149,15 +149,12 @@ def prep(
 
     from obte_cli.engine.bench.prep import bench_prep
     from obte_cli.engine.core.directories import output_directory
-    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.inputs import existing_file
     from obte_cli.engine.core.plots import method_comparison
     from obte_cli.engine.core.tables import write_tsv
 
     for path in inputs:
-        if path.is_dir():
-            raise InputError(f"{path}: is a directory, expected a file")
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
+        existing_file(path)
     if out is not None:
         output_directory(out)  # now, not after the measurements
     results = pd.DataFrame(bench_prep(inputs, workers, repeats))

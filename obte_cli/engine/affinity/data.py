@@ -36,11 +36,8 @@ predicts for (:func:`read_complexes_tsv`: dG optional and ignored, an optional `
 
 from __future__ import annotations
 
-import gzip
 import json
-import lzma
 import math
-import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -50,6 +47,7 @@ from obte_cli.engine.bio.complex_inputs import Complex, nucleic_acid_record, pro
 from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES
 from obte_cli.engine.bio.seqio import display_name, open_text
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.inputs import COMPRESSED_STREAM_ERRORS, existing_file
 from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.tokenizers.base import canonical_sequence
 
@@ -126,7 +124,7 @@ def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[
     try:
         with open_text(path) as handle:  # plain, gzip or xz
             data = json.loads(handle.read())
-    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+    except COMPRESSED_STREAM_ERRORS as exc:
         raise InputError(f"{path}: corrupt or truncated compressed file ({exc})") from None
     except OSError as exc:  # an I/O error
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
@@ -244,15 +242,11 @@ def _letters(text: str) -> str:
 
 def load_affinity_data(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     """Dispatch on content: a JSON object is ProNAB, anything else a pairs TSV."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = existing_file(path)
     try:
         with open_text(path) as handle:  # looks inside a gzip or xz file
             first = handle.read(64).lstrip()
-    except (EOFError, OSError, ValueError, zlib.error, lzma.LZMAError):
+    except (OSError, ValueError, *COMPRESSED_STREAM_ERRORS):
         first = ""  # not text: let the TSV reader say what is wrong with it
     if first.startswith("{"):
         return load_pronab_json(path, keep_nonstandard)

@@ -18,12 +18,12 @@ import gzip
 import io
 import lzma
 import sys
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.inputs import COMPRESSED_STREAM_ERRORS
 
 GZIP_MAGIC = b"\x1f\x8b"
 XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -147,7 +147,7 @@ def _lines(
             f"{name}: binary data near {record_hint()}, not a text sequence file (byte 0x{byte:02x} is not UTF-8; "
             "if the file is text, save it as UTF-8)"
         ) from None
-    except (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as exc:
+    except COMPRESSED_STREAM_ERRORS as exc:
         kind = "xz" if isinstance(getattr(handle, "buffer", None), lzma.LZMAFile) else "gzip"
         raise InputError(f"{name}: corrupt or truncated {kind} stream near {record_hint()} ({exc})") from None
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.inputs import existing_file
 
 DEFAULT_CUTOFFS = (4.0, 6.0, 8.0)
 
@@ -71,11 +72,7 @@ def _one_letter(residue, nucleic: bool) -> tuple[str, bool]:
 def read_structure(path: str | Path, remove_hydrogens: bool = True):
     import gemmi
 
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = existing_file(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     try:

@@ -8,20 +8,17 @@ every command.
 
 from __future__ import annotations
 
-import gzip
-import lzma
-import zlib
 from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
 
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.inputs import COMPRESSED_STREAM_ERRORS
 from obte_cli.engine.core.outputs import atomic_file
 
 # What pandas raises on a file that is not the table it should be: a bad row, no header, bytes that are not
-# UTF-8, and a compressed file (pandas decompresses .gz/.bz2/.xz/.zip by name) that is truncated or garbled.
-_CORRUPT_COMPRESSED = (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
+# UTF-8 (a compressed file, which pandas decompresses by name, that is truncated or garbled: COMPRESSED_STREAM_ERRORS).
 _NOT_A_TABLE = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
 
 
@@ -38,7 +35,7 @@ def read_table(path: str | Path, kind: str = "TSV", **options) -> pd.DataFrame:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, expected a file") from None
-    except _CORRUPT_COMPRESSED as exc:
+    except COMPRESSED_STREAM_ERRORS as exc:
         raise InputError(f"{path}: corrupt or truncated compressed file ({_first_line(exc)})") from None
     except OSError as exc:  # no permission, an I/O error
         raise InputError(f"{path}: cannot read ({exc.strerror or _first_line(exc)})") from None

@@ -72,7 +72,6 @@ def pairs_from_genbank(path: str | Path) -> list[GenePair]:
 
 
 def pairs_from_tsv(path: str | Path) -> list[GenePair]:
-
     table = read_table(path, dtype=str)
     if not {"id", "gene_seq", "protein_seq"} <= set(table.columns):
         raise InputError(f"{path}: needs columns id, gene_seq, protein_seq")

@@ -52,6 +52,7 @@ from obte_cli.engine.bio.molecules import (
 from obte_cli.engine.bio.seqio import Malformed, _lines, display_name, is_binary, open_text, scan_fasta
 from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.inputs import existing_file
 
 GENBANK_SUFFIXES = (".gb", ".gbk", ".gbff", ".seq", ".genbank")
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".faa", ".ffn", ".fas")
@@ -279,10 +280,7 @@ def _check_input(path: Path) -> None:
     """Inputs are regular files: a shard records its input's size and checksum, to skip it on a re-run."""
     if str(path) == "-":
         raise InputError("prep reads files, not standard input ('-'): give the sequence files by name")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
+    existing_file(path)
 
 
 def run_prep(
