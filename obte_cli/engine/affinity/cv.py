@@ -39,14 +39,10 @@ from obte_cli.engine.affinity.ensemble import (
 from obte_cli.engine.bio.homology import homology_matrix
 from obte_cli.engine.core.metrics import regression_metrics
 from obte_cli.engine.finetuning.folds import FoldPlan, plan_folds
-from obte_cli.engine.finetuning.trainer import (
-    FinetuneSettings,
-    Readout,
-    predict_sequence_task,
-    train_sequence_task,
-)
+from obte_cli.engine.finetuning.trainer import FinetuneSettings, train_sequence_task
 from obte_cli.engine.model.directory import load_model, save_model
 from obte_cli.engine.model.heads import LinearHead
+from obte_cli.engine.model.inference import Readout, predict_sequence_task
 from obte_cli.engine.tokenizers.base import Tokenizer
 
 
@@ -139,7 +135,7 @@ def fit_affinity_model(
     readout: str = "first",
 ) -> TrainedAffinityModel:
     """Fine-tune a fresh copy of the backbone in ``backbone_dir`` to predict ΔG (kcal/mol), read out as
-    ``readout`` (see :class:`~obte_cli.engine.finetuning.trainer.Readout`)."""
+    ``readout`` (see :class:`~obte_cli.engine.model.inference.Readout`)."""
     loaded = load_model(backbone_dir, device="cpu")
     reader = affinity_readout(readout, loaded.tokenizer)
     torch.manual_seed(settings.seed)

@@ -39,9 +39,9 @@ from obte_cli.engine.bio.complex_inputs import Complex
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.core.outputs import write_text_atomic
-from obte_cli.engine.finetuning.trainer import Readout, predict_sequence_task
 from obte_cli.engine.model.directory import CONFIG_FILE, LoadedModel, load_model
 from obte_cli.engine.model.heads import LinearHead
+from obte_cli.engine.model.inference import Readout, predict_sequence_task
 from obte_cli.engine.tokenizers.base import Tokenizer
 
 ENSEMBLE_FILE = "ensemble.json"

@@ -37,7 +37,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +55,10 @@ from obte_cli.engine.finetuning.tasks import (
     token_targets,
     train_task,
 )
-from obte_cli.engine.finetuning.trainer import (
-    NO_CLASS,
-    FinetuneSettings,
-    Readout,
-    grouped_outputs,
-    sequence_outputs,
-    token_outputs,
-)
+from obte_cli.engine.finetuning.trainer import NO_CLASS, FinetuneSettings
 from obte_cli.engine.model.directory import LoadedModel, load_model
 from obte_cli.engine.model.encoder import ObteModel
+from obte_cli.engine.model.inference import Readout, predict_sequence_task, predict_token_outputs
 
 RESULT_COLUMNS = [
     "suite",
@@ -200,10 +193,10 @@ MAX_PROBE_TOKENS = 100_000  # per-residue probes fit on at most this many traini
 
 def _frozen_states(loaded: LoadedModel, encodings: list, per_residue: bool, device) -> list[np.ndarray]:
     """Final hidden states of a frozen model: one mean vector per sequence, or one per token."""
-    model, pad_id = loaded.model, loaded.tokenizer.pad_id
-    outputs_fn = token_outputs if per_residue else partial(sequence_outputs, readout=Readout("mean"))
-    states = grouped_outputs(outputs_fn, model, torch.nn.Identity(), [e.ids for e in encodings], pad_id, device)
-    return [s.numpy() for s in states]
+    model, pad_id, ids = loaded.model, loaded.tokenizer.pad_id, [e.ids for e in encodings]
+    if per_residue:
+        return [s.numpy() for s in predict_token_outputs(model, torch.nn.Identity(), ids, pad_id, device)]
+    return list(predict_sequence_task(model, torch.nn.Identity(), ids, pad_id, device, readout=Readout("mean")))
 
 
 def probe_task(

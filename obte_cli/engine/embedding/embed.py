@@ -2,8 +2,9 @@
 
 Records are read in chunks (constant memory on million-sequence files). Within a chunk the inputs are
 sorted by length, grouped by a token budget (``max_tokens``) and *packed* several to a context row with
-block-diagonal attention (:mod:`obte_cli.engine.model.packing`), so no compute is spent on padding; the
-model runs under ``torch.inference_mode`` (bf16 autocast on CUDA). Results are emitted in input order.
+block-diagonal attention, so no compute is spent on padding: the one packed forward pass of
+:mod:`obte_cli.engine.model.inference` (``torch.inference_mode``, bf16 autocast on CUDA). Results are
+emitted in input order.
 
 Per record the encoder's states are taken at the requested ``layers`` and turned into
 
@@ -27,10 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.model.encoder import ObteModel
-from obte_cli.engine.model.packing import microbatches, pack
+from obte_cli.engine.model.inference import packed_forward
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit, naming_source
 
 POOLS = ("mean", "first", "max", "per-token")
@@ -94,27 +94,17 @@ def encode_units(
     )
 
 
-@torch.inference_mode()
 def _unit_states(
     model: ObteModel, units: list[_Unit], pad_id: int, settings: EmbeddingSettings, device: torch.device
 ) -> list[np.ndarray]:
-    """Per unit: (n_tokens, n_layers, width) float32 states, packed by token budget."""
-    lengths = [len(u.encoding) for u in units]
+    """Per unit: (n_tokens, n_layers, width) float32 states at ``settings.layers``, packed by token budget."""
     states: list[np.ndarray | None] = [None] * len(units)
-    for group in microbatches(lengths, settings.max_tokens):
-        # Rows as wide as the group's longest input (groups hold similar lengths: microbatches sorts
-        # them), not the model's whole context: attention costs row width² per row, so packing short
-        # sequences into 4,096-wide rows would spend more on masked-out attention than padding would.
-        width = max(lengths[i] for i in group)
-        batch = pack([units[i].encoding.ids for i in group], width, pad_id)
-        with autocast(device):
-            output = model(batch.ids.to(device), batch.doc_ids.to(device), layers=settings.layers)
-        stacked = (
-            torch.stack([output.layers[layer % (model.config.n_layers + 1)] for layer in settings.layers], dim=2)
-            .float()
-            .cpu()
-        )
-        for i, (row, offset, n) in zip(group, batch.placements):
+    ids = [u.encoding.ids for u in units]
+    n_slots = model.config.n_layers + 1
+    for micro in packed_forward(model, ids, pad_id, device, settings.max_tokens, layers=settings.layers):
+        stacked = torch.stack([micro.output.layers[layer % n_slots] for layer in settings.layers], dim=2)
+        stacked = stacked.float().cpu()
+        for i, (row, offset, n) in micro.members():
             states[i] = stacked[row, offset : offset + n].numpy()
     return states
 

@@ -38,10 +38,9 @@ from obte_cli.engine.bio.molecules import (
     PROTEIN,
     molecule_type,
 )
-from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.model.encoder import ObteModel
-from obte_cli.engine.model.packing import microbatches, pack
+from obte_cli.engine.model.inference import packed_forward
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit, naming_source
 
 
@@ -183,14 +182,10 @@ def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unkn
     letter_ids = None
     if settings.per_residue:
         letter_ids = {m: np.array([tokenizer.letters[m][c] for c in alphabet(m)]) for m in ("protein", "nucleic")}
-    for group in microbatches([len(c) for c in copies], settings.max_tokens):
-        width = max(len(copies[j]) for j in group)
-        batch = pack([copies[j] for j in group], width, tokenizer.pad_id)
-        with autocast(device):
-            hidden = model(batch.ids.to(device), batch.doc_ids.to(device)).hidden
-        for j, (row, offset, _) in zip(group, batch.placements):
+    for micro in packed_forward(model, copies, tokenizer.pad_id, device, settings.max_tokens):
+        for k, j in enumerate(micro.indices):
             record, masked, first_residue, truth = owners[j]
-            logits = model.logits(hidden[row, offset + torch.as_tensor(masked, device=device)]).float()
+            logits = model.logits(micro.states(k)[torch.as_tensor(masked, device=device)]).float()
             log_probs = torch.log_softmax(logits[:, : tokenizer.vocab_size], dim=-1).cpu()
             truth_t = torch.as_tensor(truth)
             result = results[record]

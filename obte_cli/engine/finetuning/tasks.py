@@ -49,13 +49,13 @@ from obte_cli.engine.finetuning.residues import (
 from obte_cli.engine.finetuning.trainer import (
     NO_CLASS,
     FinetuneSettings,
-    Readout,
     SequenceTask,
     Task,
     TokenTask,
     fine_tune,
 )
 from obte_cli.engine.model.heads import LinearHead
+from obte_cli.engine.model.inference import Readout
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 
 TASKS = ("classification", "regression")

@@ -17,12 +17,15 @@ micro-batch (``outputs``), the loss of those outputs against the examples' targe
 to turn outputs into predictions (``predict``). Two cover every caller:
 
 * :class:`SequenceTask` — one target per sequence, read from the first token (the molecule tag) or,
-  with the ``parts-mean`` :class:`Readout`, from the mean states of the two partners of a complex;
+  with the ``parts-mean`` readout, from the mean states of the two partners of a complex;
 * :class:`TokenTask` — one target per token (per-residue tasks, contacts), with the one per-token
   loss (:func:`per_token_loss`) and the one per-token predict.
 
 Mapping residue labels onto tokens and token predictions back onto residues (a BPE token covers
 several residues) is the task owner's business: :mod:`obte_cli.engine.finetuning.residues`.
+
+The forward pass itself (packing, readouts, prediction in micro-batches) is the one every prediction
+uses, :mod:`obte_cli.engine.model.inference`; training runs it with gradients.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,11 +40,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.model.encoder import ObteModel
-from obte_cli.engine.model.heads import READOUTS, readout_width
+from obte_cli.engine.model.inference import (
+    FIRST_TOKEN,
+    Readout,
+    predict_sequence_task,
+    predict_token_outputs,
+    sequence_outputs,
+    token_outputs,
+)
 from obte_cli.engine.model.mup import parameter_role
-from obte_cli.engine.model.packing import microbatches, pack
+from obte_cli.engine.model.packing import microbatches
 
 REFERENCE_WIDTH = 1024  # the paper's body LR 1e-4 is for width 1024; μP scales it by 1024/width
 
@@ -82,129 +90,6 @@ def finetune_param_groups(model: ObteModel, head: nn.Module, settings: FinetuneS
         groups[target]["params"].append(param)
     groups["head"]["params"] = list(head.parameters())
     return [{"role": role, **group} for role, group in groups.items() if group["params"]]
-
-
-@dataclass(frozen=True)
-class Readout:
-    """How a sequence task turns one sequence's final hidden states into its head's input.
-
-    * ``first`` — the state of the first token, the molecule tag (the reference's choice; there is no
-      CLS token). The head reads ``width`` numbers.
-    * ``mean`` — the mean state of all the sequence's tokens (ESM-style pooling): every residue speaks
-      from the first step, where the tag of a fresh or briefly tuned model summarises little.
-    * ``parts-mean`` — the mean state of the first segment (up to and including its ``<EOS>``: for a
-      complex, the protein) next to the mean state of everything after it (the nucleic acid and its
-      complement): ``2 · width`` numbers, so the head sees each partner whole instead of asking the tag
-      to summarise both. ``end_ids`` are the tokenizer's ``<EOS>`` ids (:meth:`Tokenizer.end_ids`).
-    """
-
-    kind: str = "first"
-    end_ids: frozenset[int] = frozenset()
-
-    def __post_init__(self):
-        if self.kind not in READOUTS:
-            raise ValueError(f"readout must be one of {', '.join(READOUTS)} (got {self.kind!r})")
-        if self.kind == "parts-mean" and not self.end_ids:
-            raise ValueError("the parts-mean readout needs the tokenizer's <EOS> ids")
-
-    def input_width(self, width: int) -> int:
-        """Numbers per sequence the head reads, for a backbone of ``width``."""
-        return readout_width(width, self.kind)
-
-    def first_part_length(self, ids: np.ndarray) -> int:
-        """Tokens of the first segment (its tag, residues and ``<EOS>``); the second part must not be empty."""
-        ends = np.flatnonzero(np.isin(ids, list(self.end_ids)))
-        if len(ends) == 0 or ends[0] + 1 >= len(ids):
-            raise ValueError("the parts-mean readout needs two parts (e.g. a protein and a nucleic acid)")
-        return int(ends[0]) + 1
-
-    def pool(self, hidden: torch.Tensor, placements: list, sequences: Sequence[np.ndarray]) -> torch.Tensor:
-        """(N, input_width) head inputs from packed ``hidden`` (rows, T, width) and each sequence's
-        (row, offset, length) placement."""
-        if self.kind == "first":
-            rows = torch.tensor([r for r, _, _ in placements], device=hidden.device)
-            offsets = torch.tensor([o for _, o, _ in placements], device=hidden.device)
-            return hidden[rows, offsets]
-        if self.kind == "mean":
-            return torch.stack([hidden[row, offset : offset + n].mean(0) for row, offset, n in placements])
-        vectors = []
-        for (row, offset, n), ids in zip(placements, sequences):
-            states = hidden[row, offset : offset + n]
-            cut = self.first_part_length(np.asarray(ids))
-            vectors.append(torch.cat([states[:cut].mean(0), states[cut:].mean(0)]))
-        return torch.stack(vectors)
-
-
-FIRST_TOKEN = Readout()
-
-
-def sequence_outputs(
-    model: ObteModel,
-    head: nn.Module,
-    sequences: Sequence[np.ndarray],
-    pad_id: int,
-    device: torch.device,
-    readout: Readout = FIRST_TOKEN,
-) -> torch.Tensor:
-    """Pack ``sequences``, run the encoder, and apply ``head`` to each sequence's ``readout``."""
-    batch = pack(sequences, context=max(len(s) for s in sequences), pad_id=pad_id)
-    ids, doc_ids = batch.ids.to(device), batch.doc_ids.to(device)
-    with autocast(device):
-        hidden = model(ids, doc_ids).hidden
-    return head(readout.pool(hidden, batch.placements, sequences).float())
-
-
-def token_outputs(
-    model: ObteModel, head: nn.Module, sequences: Sequence[np.ndarray], pad_id: int, device: torch.device
-) -> list[torch.Tensor]:
-    """Pack ``sequences``, run the encoder, and apply ``head`` to every token: one (n_tokens, n_outputs)
-    tensor per sequence (the per-residue tasks' forward)."""
-    batch = pack(sequences, context=max(len(s) for s in sequences), pad_id=pad_id)
-    ids, doc_ids = batch.ids.to(device), batch.doc_ids.to(device)
-    with autocast(device):
-        hidden = model(ids, doc_ids).hidden
-    return [head(hidden[row, offset : offset + n].float()) for row, offset, n in batch.placements]
-
-
-@torch.inference_mode()
-def grouped_outputs(
-    outputs_fn: Callable,
-    model: ObteModel,
-    head: nn.Module,
-    sequences: Sequence[np.ndarray],
-    pad_id: int,
-    device: torch.device | str = "cpu",
-    max_tokens: int = 16384,
-) -> list[torch.Tensor]:
-    """``outputs_fn`` (:func:`sequence_outputs` or :func:`token_outputs`) over ``sequences`` in eval
-    mode, in micro-batches of at most ``max_tokens`` tokens: one float32 CPU tensor per sequence, in
-    input order (its output row, or its (n_tokens, n_outputs) outputs)."""
-    device = torch.device(device)
-    model.to(device).eval()
-    head.to(device).eval()
-    results: list[Any] = [None] * len(sequences)
-    for group in microbatches([len(s) for s in sequences], max_tokens):
-        outputs = outputs_fn(model, head, [sequences[i] for i in group], pad_id, device)
-        for i, out in zip(group, outputs):
-            results[i] = out.float().cpu()
-    return results
-
-
-def predict_sequence_task(
-    model: ObteModel,
-    head: nn.Module,
-    sequences: Sequence[np.ndarray],
-    pad_id: int,
-    device: torch.device | str = "cpu",
-    max_tokens: int = 16384,
-    readout: Readout = FIRST_TOKEN,
-) -> np.ndarray:
-    """Head outputs (N, n_outputs) for ``sequences``, in input order, packed by token budget."""
-    outputs_fn = partial(sequence_outputs, readout=readout)
-    rows = grouped_outputs(outputs_fn, model, head, sequences, pad_id, device, max_tokens)
-    if not rows:
-        return np.zeros((0, head.proj.out_features), dtype=np.float32)
-    return torch.stack(rows).numpy()
 
 
 # ------------------------------------------------------------------------------------------------ tasks
@@ -283,7 +168,7 @@ class TokenTask:
         return per_token_loss(self.loss_name, outputs, targets)
 
     def predict(self, model, head, sequences, pad_id, device="cpu", max_tokens=16384) -> list[np.ndarray]:
-        outputs = grouped_outputs(token_outputs, model, head, sequences, pad_id, device, max_tokens)
+        outputs = predict_token_outputs(model, head, sequences, pad_id, device, max_tokens)
         return [self._predictions(out) for out in outputs]
 
     def _predictions(self, outputs: torch.Tensor) -> np.ndarray:

@@ -9,9 +9,10 @@ from conftest import DATA
 from obte_cli.engine.affinity.complexes import complex_segments
 from obte_cli.engine.affinity.data import load_pairs_tsv
 from obte_cli.engine.core.schema import SchemaError
-from obte_cli.engine.finetuning.trainer import Readout, SequenceTask, predict_sequence_task
+from obte_cli.engine.finetuning.trainer import SequenceTask
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
 from obte_cli.engine.model.heads import LinearHead, check_head, head_weight_shapes
+from obte_cli.engine.model.inference import Readout, predict_sequence_task
 from obte_cli.engine.tokenizers.loading import load_tokenizer
 
 
