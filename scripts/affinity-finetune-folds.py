@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from obte_cli.commands.finetune import homology_cache
 from obte_cli.engine.affinity.baseline import composition_features
 from obte_cli.engine.affinity.composition_model import fit_composition_model
 from obte_cli.engine.affinity.cv import assign_folds, encode_affinity_table, fit_affinity_model, fold_directory_name
 from obte_cli.engine.affinity.data import load_affinity_data
+from obte_cli.engine.bio.homology import homology_cache_dir
 from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
 from obte_cli.engine.core.tables import write_tsv
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
@@ -73,7 +73,7 @@ def summary_row(method, table, fold_of_row, chosen, predicted, per_fold):
 def main(argv=None) -> None:
     args = parse_args(argv if argv is not None else sys.argv[1:])
     table, _ = load_affinity_data(args.data)
-    folds = assign_folds(table, N_FOLDS, args.seed, HOMOLOGY, None, homology_cache())
+    folds = assign_folds(table, N_FOLDS, args.seed, HOMOLOGY, None, homology_cache_dir())
     chosen = [int(f) - 1 for f in args.folds.split(",")]
     dg = table["dG"].to_numpy(dtype=np.float64)
     features = composition_features(table)

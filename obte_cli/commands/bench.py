@@ -7,15 +7,11 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import log, new_app, open_output
-from obte_cli.commands.finetune import (
-    affinity_cv_report,
-    finetune_settings,
-    homology_cache,
-)
+from obte_cli.commands.common import affinity_cv_report, log, new_app, open_output
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
     MAX_CONTEXT,
+    MUTATION_RATE,
     Device,
     DeviceOption,
     ForceOption,
@@ -29,6 +25,7 @@ from obte_cli.commands.options import (
     backbone_context_option,
     backbone_or_default,
     device_option,
+    finetune_settings,
     guard_new_output,
     model_option,
     number_in,
@@ -36,7 +33,6 @@ from obte_cli.commands.options import (
     readout_option,
     seed_option,
 )
-from obte_cli.commands.scan_jaspar import RATE, read_accessions
 
 app = new_app("Benchmarks: accuracy suites, each run end to end and reported as TSV (stdout) and plots (--out).")
 
@@ -77,6 +73,7 @@ def pronab(
     """
     from obte_cli.engine.affinity.training import AffinityCV
     from obte_cli.engine.bench.pronab import run_pronab_bench
+    from obte_cli.engine.bio.homology import homology_cache_dir
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.tables import write_tsv
@@ -106,7 +103,7 @@ def pronab(
             truncate=truncate,
             device=resolve_device(device),
             workers=None,
-            homology_cache=homology_cache(),
+            homology_cache=homology_cache_dir(),
             readout=readout.value,
         )
     report = affinity_cv_report(data, folds, threshold)
@@ -279,7 +276,7 @@ def jaspar(
     data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON: the protein sequences, keyed by accession."),
     model: Annotated[Path | None, model_option("Cross-validation ensemble (default: the bundled model).")] = None,
     mutants: int = typer.Option(8, "--mutants", min=1, help="Mutated consensus sites per matrix."),
-    rate: float = typer.Option(0.05, "--rate", callback=RATE, help="Per-base substitution probability."),
+    rate: float = typer.Option(0.05, "--rate", callback=MUTATION_RATE, help="Per-base substitution probability."),
     seed: Annotated[int, seed_option("Seed of the mutants.")] = 0,
     device: DeviceOption = Device.auto,
     out: Annotated[Path, out_option("Directory for bench-jaspar.tsv (per mutant) and bench-jaspar.png.")] = ...,
@@ -299,6 +296,7 @@ def jaspar(
         SCAN_COLUMNS,
         format_scan_row,
         held_out_members,
+        read_accessions,
         scan_matrix,
         summarise_scan,
     )

@@ -200,3 +200,44 @@ def training_progress(total_steps: int, label: str) -> Iterator:
             log.info("%s: step %d/%d, loss %.3f", label, done, total_steps, record["loss"])
 
     yield on_step
+
+
+def affinity_cv_report(data: Path, folds: int, homology_threshold: float | None):
+    """Log lines and progress bars of a ΔG cross-validation run (`finetune affinity`, `bench pronab`)."""
+    from obte_cli.engine.affinity.training import CVReport
+
+    def encoded(encoded_table, context: int) -> None:
+        cut = encoded_table.residues_cut
+        if cut.any():
+            log.info("cut the protein of %d complexes to fit the context of %d", int((cut > 0).sum()), context)
+
+    def assigned(assignment, table) -> None:
+        if homology_threshold is not None:
+            log.info(
+                "homology guard (BLOSUM62 score / smaller self-score ≥ %.2f): %d of %d proteins, %d of %d rows "
+                "kept out of test folds",
+                homology_threshold,
+                assignment.guarded_proteins,
+                len(assignment.plan.proteins),
+                assignment.guarded_rows,
+                len(table),
+            )
+
+    return CVReport(
+        loaded=lambda table, dropped: log.info(
+            "%s: %d complexes of %d proteins (dropped: %s)",
+            data,
+            len(table),
+            table["protein"].nunique(),
+            ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none",
+        ),
+        encoded=encoded,
+        assigned=assigned,
+        progress=training_progress,
+        fold_started=lambda f, n_train, n_test: log.info(
+            "fold %d/%d: training on %d rows, testing %d", f + 1, folds, n_train, n_test
+        ),
+        fold_done=lambda f, m: log.info(
+            "fold %d/%d: PCC %.3f, MAE %.3f kcal/mol on %d rows", f + 1, folds, m["pcc"], m["mae"], m["n"]
+        ),
+    )

@@ -1,4 +1,5 @@
-"""``obte finetune``: fine-tune a backbone on a task (ΔG regression now)."""
+"""``obte finetune``: fine-tune a backbone on a task: ΔG regression (``affinity``), sequence classification or
+regression (``classify``), per-residue tagging (``residue``) and protein–nucleic-acid contacts (``contacts``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import log, new_app, training_progress
+from obte_cli.commands.common import affinity_cv_report, log, new_app, training_progress
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
     AffinityMethod,
@@ -23,6 +24,7 @@ from obte_cli.commands.options import (
     Task,
     backbone_context_option,
     backbone_or_default,
+    finetune_settings,
     folds_check,
     guard_new_output,
     model_option,
@@ -45,63 +47,6 @@ BACKBONE_HELP = f"Backbone model directory {BACKBONE_DEFAULT_HELP}."
 TASK_OUT_HELP = "Output directory: model/, metrics.tsv, test_predictions.tsv, learning_curve.png."
 LEARNING_RATE = number_in(0)  # 0 freezes that group; a negative rate is never meant
 WARMUP = number_in(0, 1, high_open=True)
-
-
-def finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed):
-    """The options every finetune command shares, as engine settings (their ranges are checked by the options)."""
-    from obte_cli.engine.finetuning.trainer import FinetuneSettings
-
-    return FinetuneSettings(
-        epochs=epochs,
-        batch_size=batch_size,
-        max_tokens=max_tokens,
-        lr_head=lr_head,
-        lr_embedding=lr_embedding,
-        lr_body=lr_body,
-        warmup_fraction=warmup,
-        seed=seed,
-    )
-
-
-def affinity_cv_report(data: Path, folds: int, homology_threshold: float | None):
-    """Log lines and progress bars of a ΔG cross-validation run (`finetune affinity`, `bench pronab`)."""
-    from obte_cli.engine.affinity.training import CVReport
-
-    def encoded(encoded_table, context: int) -> None:
-        cut = encoded_table.residues_cut
-        if cut.any():
-            log.info("cut the protein of %d complexes to fit the context of %d", int((cut > 0).sum()), context)
-
-    def assigned(assignment, table) -> None:
-        if homology_threshold is not None:
-            log.info(
-                "homology guard (BLOSUM62 score / smaller self-score ≥ %.2f): %d of %d proteins, %d of %d rows "
-                "kept out of test folds",
-                homology_threshold,
-                assignment.guarded_proteins,
-                len(assignment.plan.proteins),
-                assignment.guarded_rows,
-                len(table),
-            )
-
-    return CVReport(
-        loaded=lambda table, dropped: log.info(
-            "%s: %d complexes of %d proteins (dropped: %s)",
-            data,
-            len(table),
-            table["protein"].nunique(),
-            _counts(dropped),
-        ),
-        encoded=encoded,
-        assigned=assigned,
-        progress=training_progress,
-        fold_started=lambda f, n_train, n_test: log.info(
-            "fold %d/%d: training on %d rows, testing %d", f + 1, folds, n_train, n_test
-        ),
-        fold_done=lambda f, m: log.info(
-            "fold %d/%d: PCC %.3f, MAE %.3f kcal/mol on %d rows", f + 1, folds, m["pcc"], m["mae"], m["n"]
-        ),
-    )
 
 
 @app.command("affinity")
@@ -178,6 +123,7 @@ def affinity(
     """
     from obte_cli.engine.affinity.report import summarise_folds
     from obte_cli.engine.affinity.training import AffinityCV, train_affinity_cv
+    from obte_cli.engine.bio.homology import homology_cache_dir
     from obte_cli.engine.core.devices import resolve_device
 
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
@@ -198,7 +144,7 @@ def affinity(
         truncate=truncate,
         device=resolve_device(device),
         workers=workers or None,
-        homology_cache=homology_cache(),
+        homology_cache=homology_cache_dir(),
         on_unknown=on_unknown.value,
         readout=readout.value,
         method=method.value,
@@ -209,16 +155,6 @@ def affinity(
         return
     log.info("%s", summarise_folds(run.result.fold_metrics))
     log.info("wrote %s (use it as: obte affinity --model %s)", out, out)
-
-
-def _counts(dropped: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none"
-
-
-def homology_cache() -> Path:
-    import os
-
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "obte" / "homology"
 
 
 def _run_task(
@@ -543,12 +479,9 @@ def contacts(
         fold_table,
         prediction_table,
     )
+    from obte_cli.engine.contacts.predictor import fit_contact_predictor
     from obte_cli.engine.contacts.probe import ProbeSettings
-    from obte_cli.engine.contacts.sites import (
-        encode_site,
-        fit_contact_predictor,
-        read_contact_labels,
-    )
+    from obte_cli.engine.contacts.sites import encode_site, read_contact_labels
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import staged_directory

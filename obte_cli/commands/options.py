@@ -220,6 +220,25 @@ def folds_check(value: int) -> int:
     return value
 
 
+MUTATION_RATE = number_in(0, 1, low_open=True)  # --rate of scan-jaspar and bench jaspar: a per-base probability
+
+
+def finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed):
+    """The options every finetune command shares, as engine settings (their ranges are checked by the options)."""
+    from obte_cli.engine.finetuning.trainer import FinetuneSettings
+
+    return FinetuneSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        lr_head=lr_head,
+        lr_embedding=lr_embedding,
+        lr_body=lr_body,
+        warmup_fraction=warmup,
+        seed=seed,
+    )
+
+
 # ---- shared options --------------------------------------------------------------------------------
 
 DEVICE_HELP = "auto, cpu or cuda."

@@ -9,29 +9,16 @@ import typer
 
 from obte_cli.commands.common import log, open_output
 from obte_cli.commands.options import (
+    MUTATION_RATE,
     Device,
     DeviceOption,
     OnUnknown,
     OnUnknownOption,
     TsvOutOption,
     model_option,
-    number_in,
     seed_option,
     suggests_on_unknown,
 )
-
-RATE = number_in(0, 1, low_open=True)
-
-
-def read_accessions(path: Path) -> dict[str, list[str]]:
-    """matrix_id → UniProt accessions from a JASPAR ``matrices.tsv`` (columns matrix_id, uniprot)."""
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.core.tables import read_table
-
-    table = read_table(path, dtype=str).fillna("")
-    if not {"matrix_id", "uniprot"} <= set(table.columns):
-        raise InputError(f"{path}: needs matrix_id and uniprot columns")
-    return {r.matrix_id: [a for a in r.uniprot.replace(";", ",").split(",") if a.strip()] for r in table.itertuples()}
 
 
 @suggests_on_unknown
@@ -50,7 +37,10 @@ def scan_jaspar(
     model: Annotated[Path | None, model_option("ΔG model or ensemble directory (default: the bundled model).")] = None,
     mutants: int = typer.Option(8, "--mutants", min=1, help="Mutated consensus sites per matrix."),
     rate: float = typer.Option(
-        0.05, "--rate", callback=RATE, help="Per-base substitution probability (at least one substitution per mutant)."
+        0.05,
+        "--rate",
+        callback=MUTATION_RATE,
+        help="Per-base substitution probability (at least one substitution per mutant).",
     ),
     accessions: Path = typer.Option(
         None, "--accessions", help="JASPAR matrices.tsv (matrix_id, uniprot) to match proteins by accession."
@@ -79,6 +69,7 @@ def scan_jaspar(
         SCAN_COLUMNS,
         format_scan_row,
         match_proteins,
+        read_accessions,
         scan_matrix,
         summarise_scan,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from obte_cli.engine.bio.complex_inputs import (
     reverse_complement,
 )
 from obte_cli.engine.bio.motifs import BASES, Matrix, mutate, single_substitutions
+from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import mean_and_sem
 
 SCAN_COLUMNS = [
@@ -54,6 +56,16 @@ def _uniprot_keys(record_id: str) -> set[str]:
         keys.add(parts[1].upper())
         keys.add(parts[2].split("_")[0].upper())
     return keys
+
+
+def read_accessions(path: str | Path) -> dict[str, list[str]]:
+    """matrix_id → UniProt accessions from a JASPAR ``matrices.tsv`` (columns matrix_id, uniprot)."""
+    from obte_cli.engine.core.tables import read_table
+
+    table = read_table(path, dtype=str).fillna("")
+    if not {"matrix_id", "uniprot"} <= set(table.columns):
+        raise InputError(f"{path}: needs matrix_id and uniprot columns")
+    return {r.matrix_id: [a for a in r.uniprot.replace(";", ",").split(",") if a.strip()] for r in table.itertuples()}
 
 
 def match_proteins(
@@ -240,8 +252,6 @@ def held_out_members(
     ``no_sequence`` (no accession with a known sequence), ``in_training`` (the protein is train-only,
     i.e. homology-guarded, or unknown to the cross-validation).
     """
-    from pathlib import Path
-
     import pandas as pd
 
     folds_path = Path(model_dir) / "folds.tsv"

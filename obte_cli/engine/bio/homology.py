@@ -34,6 +34,12 @@ SCORING = {"matrix": "BLOSUM62", "open_gap_score": -11.0, "extend_gap_score": -1
 _aligner = None
 
 
+def homology_cache_dir() -> Path:
+    """Where :func:`homology_matrix` results are cached between runs: ``$XDG_CACHE_HOME/obte/homology``
+    (``~/.cache/obte/homology`` when the variable is unset or empty)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "obte" / "homology"
+
+
 def _get_aligner():
     """One aligner per process (building it loads the matrix)."""
     global _aligner
