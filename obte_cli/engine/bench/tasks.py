@@ -46,7 +46,6 @@ import torch
 from obte_cli.engine.bench.suites import BenchTask
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.tables import read_table
-from obte_cli.engine.finetuning.residues import token_values_to_residues
 from obte_cli.engine.finetuning.tasks import (
     Split,
     class_index,
@@ -59,6 +58,7 @@ from obte_cli.engine.finetuning.trainer import NO_CLASS, FinetuneSettings
 from obte_cli.engine.model.directory import LoadedModel, load_model
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.inference import Readout, predict_sequence_task, predict_token_outputs
+from obte_cli.engine.tokenizers.residues import token_values_to_residues
 
 RESULT_COLUMNS = [
     "suite",

@@ -13,7 +13,7 @@ values), then score it on the test split.
   one character each (``HHHEEC...``, secondary structure style) or whitespace-separated (values, or
   multi-character classes). With a BPE tokenizer a token covering several residues is trained on their
   most common class (or mean value); predictions are expanded back from tokens to residues
-  (:mod:`obte_cli.engine.finetuning.residues`), so every metric is per residue and every output has
+  (:mod:`obte_cli.engine.tokenizers.residues`), so every metric is per residue and every output has
   exactly one prediction per residue.
 
 Residue classes may be missing where the caller says so (``None``, e.g. residues unresolved in a
@@ -42,10 +42,6 @@ from obte_cli.engine.bio.molecules import molecule_type as lookup_type
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import classification_metrics, rank_regression_metrics
 from obte_cli.engine.core.tables import read_table
-from obte_cli.engine.finetuning.residues import (
-    residue_labels_to_tokens,
-    token_values_to_residues,
-)
 from obte_cli.engine.finetuning.trainer import (
     NO_CLASS,
     FinetuneSettings,
@@ -57,6 +53,10 @@ from obte_cli.engine.finetuning.trainer import (
 from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.model.inference import Readout
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
+from obte_cli.engine.tokenizers.residues import (
+    residue_labels_to_tokens,
+    token_values_to_residues,
+)
 
 TASKS = ("classification", "regression")
 

@@ -22,7 +22,7 @@ to turn outputs into predictions (``predict``). Two cover every caller:
   loss (:func:`per_token_loss`) and the one per-token predict.
 
 Mapping residue labels onto tokens and token predictions back onto residues (a BPE token covers
-several residues) is the task owner's business: :mod:`obte_cli.engine.finetuning.residues`.
+several residues) is the task owner's business: :mod:`obte_cli.engine.tokenizers.residues`.
 
 The forward pass itself (packing, readouts, prediction in micro-batches) is the one every prediction
 uses, :mod:`obte_cli.engine.model.inference`; training runs it with gradients.

@@ -10,10 +10,6 @@ from conftest import DATA
 from obte_cli.engine.contacts.io import sites_from_structure
 from obte_cli.engine.contacts.sites import encode_site, protein_token_targets
 from obte_cli.engine.core.resources import example_file
-from obte_cli.engine.finetuning.residues import (
-    segment_residue_tokens,
-    token_values_to_residues,
-)
 from obte_cli.engine.finetuning.tasks import (
     encode_split,
     read_residue_split,
@@ -30,6 +26,10 @@ from obte_cli.engine.finetuning.trainer import (
 from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
 from obte_cli.engine.model.heads import LinearHead
 from obte_cli.engine.tokenizers.loading import load_tokenizer
+from obte_cli.engine.tokenizers.residues import (
+    segment_residue_tokens,
+    token_values_to_residues,
+)
 
 TASKS = DATA / "tasks"
 CPU = torch.device("cpu")

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 from conftest import DATA, obte
 
-from obte_cli.engine.finetuning.residues import token_values_to_residues
 from obte_cli.engine.finetuning.tasks import token_targets
 from obte_cli.engine.model.directory import load_model
 from obte_cli.engine.tokenizers.base import Segment
+from obte_cli.engine.tokenizers.residues import token_values_to_residues
 
 TASKS = DATA / "tasks"
 
