@@ -36,14 +36,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor
-from sklearn.linear_model import Ridge
-from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
 from obte_cli.engine.affinity.baseline import composition_features
-from obte_cli.engine.affinity.composition_model import INNER_FOLDS, RIDGE_PENALTIES
+from obte_cli.engine.affinity.composition_model import grouped_ridge_search
 from obte_cli.engine.affinity.cv import assign_folds, fold_metrics_table
 from obte_cli.engine.affinity.data import load_affinity_data
 from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, within_group_pcc
@@ -58,20 +56,9 @@ def weights_for(g, power):
     return w * len(w) / w.sum()
 
 
-def fitted_ridge(Xtr, ytr, gtr, w=None):
-    """The default model's ridge: its penalty grid and protein-grouped inner CV (optionally row-weighted)."""
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), Ridge()),
-        {"ridge__alpha": RIDGE_PENALTIES},
-        cv=GroupKFold(INNER_FOLDS),
-        scoring="neg_mean_squared_error",
-    )
-    weights = {} if w is None else {"ridge__sample_weight": w}
-    return search.fit(Xtr, ytr, groups=gtr, **weights)
-
-
 def ridge(Xtr, ytr, gtr, Xte, w=None):
-    return fitted_ridge(Xtr, ytr, gtr, w).predict(Xte)
+    """The default model's ridge (its penalty grid and protein-grouped inner CV), optionally row-weighted."""
+    return grouped_ridge_search(Xtr, ytr, gtr, w).predict(Xte)
 
 
 def gbm(Xtr, ytr, gtr, Xte, w=None, **kw):
@@ -93,7 +80,7 @@ def two_stage(Xtr, ytr, gtr, Xte):
     frame = pd.DataFrame(na_tr)
     na_centred = (frame - frame.groupby(gtr).transform("mean")).to_numpy()
     y_centred = ytr - pd.Series(ytr).groupby(gtr).transform("mean").to_numpy()
-    within = fitted_ridge(na_centred, y_centred, gtr)
+    within = grouped_ridge_search(na_centred, y_centred, gtr)
     offsets = pd.Series(ytr - within.predict(na_tr)).groupby(gtr).mean()
     first_row = pd.Series(np.arange(len(gtr))).groupby(gtr).first()[offsets.index].to_numpy()
     proteins_tr, proteins_te = Xtr[first_row, :PROTEIN_FEATURES], Xte[:, :PROTEIN_FEATURES]
@@ -113,7 +100,7 @@ def within_residual(Xtr, ytr, gtr, Xte):
     frame = pd.DataFrame(na_tr)
     na_centred = (frame - frame.groupby(gtr).transform("mean")).to_numpy()
     y_centred = ytr - pd.Series(ytr).groupby(gtr).transform("mean").to_numpy()
-    within = fitted_ridge(na_centred, y_centred, gtr)
+    within = grouped_ridge_search(na_centred, y_centred, gtr)
     return default + within.predict(na_te) - within.predict(na_tr).mean()
 
 

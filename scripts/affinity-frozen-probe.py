@@ -44,14 +44,10 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import Ridge
-from sklearn.model_selection import GridSearchCV, GroupKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from obte_cli.engine.affinity.baseline import composition_features
 from obte_cli.engine.affinity.complexes import complex_segments, encode_complex
-from obte_cli.engine.affinity.composition_model import INNER_FOLDS, RIDGE_PENALTIES
+from obte_cli.engine.affinity.composition_model import grouped_ridge_search
 from obte_cli.engine.affinity.cv import assign_folds
 from obte_cli.engine.affinity.data import load_affinity_data
 from obte_cli.engine.core.metrics import group_mean_pcc, mean_and_sem, regression_metrics, within_group_pcc
@@ -97,13 +93,7 @@ def cross_validated(features: np.ndarray, dg: np.ndarray, fold_of_row: np.ndarra
     for fold in range(FOLDS):
         test = fold_of_row == fold
         if ridge:
-            search = GridSearchCV(
-                make_pipeline(StandardScaler(), Ridge()),
-                {"ridge__alpha": RIDGE_PENALTIES},
-                cv=GroupKFold(INNER_FOLDS),
-                scoring="neg_mean_squared_error",
-            )
-            search.fit(features[~test], dg[~test], groups=groups[~test])
+            search = grouped_ridge_search(features[~test], dg[~test], groups[~test])
             predicted[test] = search.predict(features[test])
         else:
             model = HistGradientBoostingRegressor(random_state=SEED).fit(features[~test], dg[~test])
@@ -119,13 +109,7 @@ def within_residual(features: np.ndarray, dg: np.ndarray, fold_of_row: np.ndarra
         frame = pd.DataFrame(features[train])
         centred = (frame - frame.groupby(groups[train]).transform("mean")).to_numpy()
         target = dg[train] - pd.Series(dg[train]).groupby(groups[train]).transform("mean").to_numpy()
-        search = GridSearchCV(
-            make_pipeline(StandardScaler(), Ridge()),
-            {"ridge__alpha": RIDGE_PENALTIES},
-            cv=GroupKFold(INNER_FOLDS),
-            scoring="neg_mean_squared_error",
-        )
-        search.fit(centred, target, groups=groups[train])
+        search = grouped_ridge_search(centred, target, groups[train])
         effect[test] = search.predict(features[test]) - search.predict(features[train]).mean()
     return effect
 

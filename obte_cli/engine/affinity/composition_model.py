@@ -213,19 +213,21 @@ def load_composition_model(directory: str | Path) -> CompositionAffinityModel:
     return model
 
 
-def fit_composition_model(
-    features: np.ndarray, dg: np.ndarray, groups: np.ndarray, seed: int = 0, metadata: dict | None = None
-) -> CompositionAffinityModel:
-    """Fit both regressors on ``features`` (rows of :func:`complex_composition`); ``groups`` (one label per
-    row, the protein) keeps each protein on one side of the penalty search's inner split."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
+def grouped_ridge_search(
+    features: np.ndarray, target: np.ndarray, groups: np.ndarray, sample_weight: np.ndarray | None = None
+):
+    """A ridge regression on standardised ``features``, its penalty picked from :data:`RIDGE_PENALTIES` by the
+    mean squared error of an inner cross-validation grouped by ``groups`` (one label per row, the protein:
+    a protein's rows are never on both sides of an inner split), in ``min(INNER_FOLDS, proteins)`` folds,
+    then refitted on every row. ``sample_weight`` (optional) weights the rows of the ridge fits.
+
+    Returns the fitted scikit-learn ``GridSearchCV``: ``predict``, ``best_estimator_`` (a StandardScaler →
+    Ridge pipeline) and ``best_params_["ridge__alpha"]``."""
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import GridSearchCV, GroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    features = np.asarray(features, dtype=np.float64)
-    dg = np.asarray(dg, dtype=np.float64)
     inner = min(INNER_FOLDS, len(set(groups)))
     if inner < 2:
         raise ValueError("the ridge penalty search needs rows of at least 2 proteins")
@@ -235,7 +237,20 @@ def fit_composition_model(
         cv=GroupKFold(inner),
         scoring="neg_mean_squared_error",
     )
-    search.fit(features, dg, groups=groups)
+    weights = {} if sample_weight is None else {"ridge__sample_weight": sample_weight}
+    return search.fit(features, target, groups=groups, **weights)
+
+
+def fit_composition_model(
+    features: np.ndarray, dg: np.ndarray, groups: np.ndarray, seed: int = 0, metadata: dict | None = None
+) -> CompositionAffinityModel:
+    """Fit both regressors on ``features`` (rows of :func:`complex_composition`); ``groups`` (one label per
+    row, the protein) keeps each protein on one side of the penalty search's inner split."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    features = np.asarray(features, dtype=np.float64)
+    dg = np.asarray(dg, dtype=np.float64)
+    search = grouped_ridge_search(features, dg, groups)
     scaler, ridge = search.best_estimator_.named_steps["standardscaler"], search.best_estimator_.named_steps["ridge"]
     boosted = HistGradientBoostingRegressor(random_state=seed).fit(features, dg)
     trees = BoostedTrees.from_sklearn(boosted)

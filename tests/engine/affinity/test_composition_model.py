@@ -144,3 +144,55 @@ def test_an_ensemble_of_composition_members_reads_sequences_not_tokens(pronab_ro
     assert np.allclose(dg_hat, single.members[0].model.predict_features(features)) and np.isnan(sd).all()
     empty, empty_sd = single.predict([])
     assert empty.shape == empty_sd.shape == (0,)
+
+
+def _ridge_by_hand(x, y, alpha, w=None):
+    """StandardScaler → Ridge(alpha) in closed form: standardise on these rows (unweighted, as the pipeline
+    does), then minimise Σ w (y − b − z·β)² + α‖β‖²; returns a function that predicts."""
+    w = np.ones(len(y)) if w is None else w
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale < 10 * np.finfo(float).eps] = 1.0
+    z = (x - mean) / scale
+    z_mean, y_mean = np.average(z, axis=0, weights=w), np.average(y, weights=w)
+    zc = z - z_mean
+    beta = np.linalg.solve(zc.T @ (w[:, None] * zc) + alpha * np.eye(z.shape[1]), zc.T @ (w * (y - y_mean)))
+    return lambda other: ((other - mean) / scale - z_mean) @ beta + y_mean
+
+
+def test_the_grouped_ridge_search_picks_the_penalty_a_protein_grouped_cv_prefers(pronab_rows):
+    """The chosen penalty has the lowest mean squared error over protein-grouped inner folds, computed here
+    by hand; the refit on all rows is that penalty's ridge; and row weights reach the ridge fits."""
+    from sklearn.model_selection import GroupKFold
+
+    from obte_cli.engine.affinity.composition_model import INNER_FOLDS, RIDGE_PENALTIES, grouped_ridge_search
+
+    _, features, dg, proteins = pronab_rows
+    splits = list(GroupKFold(INNER_FOLDS).split(features, dg, proteins))
+    assert all(not set(proteins[a]) & set(proteins[b]) for a, b in splits)
+    errors = [
+        np.mean([np.mean((_ridge_by_hand(features[a], dg[a], alpha)(features[b]) - dg[b]) ** 2) for a, b in splits])
+        for alpha in RIDGE_PENALTIES
+    ]
+    search = grouped_ridge_search(features, dg, proteins)
+    best = RIDGE_PENALTIES[int(np.argmin(errors))]
+    assert search.best_params_["ridge__alpha"] == best
+    assert np.allclose(search.predict(features), _ridge_by_hand(features, dg, best)(features), rtol=0, atol=1e-8)
+
+    _, rows, counts = np.unique(proteins, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[rows]
+    weighted = grouped_ridge_search(features, dg, proteins, sample_weight=weights)
+    alpha = weighted.best_params_["ridge__alpha"]
+    by_hand = _ridge_by_hand(features, dg, alpha, weights)(features)
+    assert np.allclose(weighted.predict(features), by_hand, rtol=0, atol=1e-8)
+    assert not np.allclose(by_hand, _ridge_by_hand(features, dg, alpha)(features), rtol=0, atol=1e-3)
+
+
+def test_the_grouped_ridge_search_uses_fewer_folds_when_there_are_few_proteins(pronab_rows):
+    from obte_cli.engine.affinity.composition_model import grouped_ridge_search
+
+    _, features, dg, proteins = pronab_rows
+    three = np.isin(proteins, np.unique(proteins)[:3])
+    assert grouped_ridge_search(features[three], dg[three], proteins[three]).n_splits_ == 3
+    assert grouped_ridge_search(features, dg, proteins).n_splits_ == 5
+    with pytest.raises(ValueError, match="at least 2 proteins"):
+        grouped_ridge_search(features, dg, np.full(len(dg), "one protein"))
