@@ -90,6 +90,96 @@ def test_package_graph_has_no_cycles():
         visit(package, [])
 
 
+def _modules(root: Path) -> dict[str, Path]:
+    """Every module under ``root`` (a package directory), by dotted name (a package by its own name)."""
+    return {
+        ".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in sorted(root.rglob("*.py"))
+    }
+
+
+def _module_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Which of ``modules`` each one imports, at any depth: ``from a.b import c`` is a.b.c where that is a
+    module, else a.b; imports of anything else are left out."""
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names if alias.name in modules}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    submodule = f"{node.module}.{alias.name}"
+                    if submodule in modules:
+                        found.add(submodule)
+                    elif node.module in modules:
+                        found.add(node.module)
+        graph[name] = found - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (first node repeated at the end) per group of nodes that reach each other (Tarjan's
+    strongly connected components of more than one node)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    cycles = []
+    for group in groups:  # the shortest way from the group's first node back to itself, inside the group
+        start = min(group)
+        trails = [[start, nxt] for nxt in sorted(graph[start] & group)]
+        while not any(trail[-1] == start for trail in trails):
+            trails = [[*t, nxt] for t in trails for nxt in sorted(graph[t[-1]] & group) if nxt not in t[1:]]
+        cycles.append(next(trail for trail in trails if trail[-1] == start))
+    return cycles
+
+
+def test_no_two_modules_import_each_other():
+    """Not even through other modules, and not inside one package: a cycle makes the import order matter
+    (whichever module is imported first sees the other half-initialised), and says the two do one job."""
+    cycles = _cycles(_module_graph(_modules(REPO / "obte_cli")))
+    assert not cycles, "\n".join("import cycle: " + " → ".join(cycle) for cycle in cycles)
+
+
+def test_the_module_cycle_check_can_fail(tmp_path):
+    """Function-level imports and ``from package import module`` count, through a third module too."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("import os\nfrom pkg.b import x\n")
+    (package / "b.py").write_text("def f():\n    from pkg import c\n")
+    (package / "c.py").write_text("from pkg.a import y\n")
+    (package / "d.py").write_text("from pkg.a import z\n")
+    graph = _module_graph(_modules(package))
+    assert graph == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.c"}, "pkg.c": {"pkg.a"}, "pkg.d": {"pkg.a"}}
+    assert _cycles(graph) == [["pkg.a", "pkg.b", "pkg.c", "pkg.a"]]
+    assert _cycles({**graph, "pkg.c": set()}) == []
+
+
 def test_the_engine_never_talks_to_the_user():
     offenders = []
     for path in sorted(ENGINE.rglob("*.py")):

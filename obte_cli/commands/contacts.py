@@ -164,7 +164,8 @@ def predict(
         sites_from_structure,
         write_bfactor_structure,
     )
-    from obte_cli.engine.contacts.sites import ContactSite, load_contact_predictor
+    from obte_cli.engine.contacts.predictor import load_contact_predictor
+    from obte_cli.engine.contacts.sites import ContactSite
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import check_output

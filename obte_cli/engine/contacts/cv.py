@@ -7,7 +7,7 @@ predicts the held-out sites. Every score is therefore out-of-fold.
 
 Predictors (``method``):
 
-* ``head`` — the fine-tuned per-residue head (:mod:`obte_cli.engine.contacts.sites`);
+* ``head`` — the fine-tuned per-residue head (:mod:`obte_cli.engine.contacts.head`);
 * ``attention`` — the paper's probe on the frozen backbone's attention maps
   (:mod:`obte_cli.engine.contacts.probe`);
 * ``propensity`` — no model: P(contact | amino acid) counted on the training folds, the baseline any
@@ -23,15 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from obte_cli.engine.contacts.sites import (
-    ContactSite,
-    encode_site,
-    fit_contact_predictor,
-    fit_thresholds,
-    random_guess_f1,
-    roc_auc,
-)
-from obte_cli.engine.core.metrics import f1_scores, mean_and_sem
+from obte_cli.engine.contacts.predictor import fit_contact_predictor, fit_thresholds
+from obte_cli.engine.contacts.sites import ContactSite, encode_site
+from obte_cli.engine.core.metrics import f1_scores, mean_and_sem, random_guess_f1, roc_auc
 from obte_cli.engine.finetuning.folds import plan_folds
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
 from obte_cli.engine.model.directory import load_model
@@ -167,7 +161,7 @@ def contact_metrics(cv: ContactCV, sites: list[ContactSite]) -> pd.DataFrame:
             mean, sem = mean_and_sem([f[key] for f in per_fold])
             row[key], row[f"{key}_sem"] = mean, sem
         row["pooled_f1"] = f1_scores(y, calls, 0.5)["f1"]
-        row["roc_auc"] = roc_auc(p, y)
+        row["roc_auc"] = roc_auc(y, p)
         rows.append(row)
     return pd.DataFrame(rows)
 

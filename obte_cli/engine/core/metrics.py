@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -97,6 +99,41 @@ def f1_scores(true: np.ndarray, probabilities: np.ndarray, threshold: float) -> 
     recall = tp / truth.sum() if truth.sum() else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"f1": f1, "precision": precision, "recall": recall}
+
+
+def best_f1_threshold(true: np.ndarray, probabilities: np.ndarray) -> float:
+    """The threshold that maximises F1 of calling ``probabilities >= threshold`` positive (as
+    :func:`f1_scores`): every distinct score is tried."""
+    order = np.argsort(-probabilities, kind="stable")
+    scores, truth = probabilities[order], np.asarray(true)[order].astype(bool)
+    positives = truth.sum()
+    if positives == 0:
+        return 1.0
+    tp = np.cumsum(truth)
+    called = np.arange(1, len(scores) + 1)
+    f1 = 2 * tp / (called + positives)
+    last_of_tie = np.r_[scores[1:] != scores[:-1], True]  # a threshold calls every tied score together
+    best = int(np.argmax(np.where(last_of_tie, f1, -1)))
+    return float(scores[best])
+
+
+def random_guess_f1(positive_rate: float) -> float:
+    """The best F1 of a guess that ignores the input: calling every residue a contact, 2p / (1 + p)
+    (a guess calling a random fraction q scores 2pq / (p + q), which grows with q)."""
+    return 2 * positive_rate / (1 + positive_rate) if positive_rate > 0 else 0.0
+
+
+def roc_auc(true: np.ndarray, probabilities: np.ndarray) -> float:
+    """Area under the ROC curve of 0/1 ``true`` scored by ``probabilities`` (ties count half); NaN when
+    ``true`` has one class only."""
+    from scipy.stats import rankdata
+
+    truth = np.asarray(true).astype(bool)
+    n_pos, n_neg = truth.sum(), (~truth).sum()
+    if not n_pos or not n_neg:
+        return math.nan
+    ranks = rankdata(probabilities)
+    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def mean_and_sem(values: list[float]) -> tuple[float, float]:

@@ -1,11 +1,20 @@
-"""The ΔG bench's two "what did it learn" figures, checked against hand computations on small tables."""
+"""Scores checked against hand computations and against brute force: the ΔG bench's two "what did it learn"
+figures, and the contact bench's F1 threshold and random-guess F1."""
 
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from obte_cli.engine.core.metrics import group_mean_pcc, within_group_pcc
+from obte_cli.engine.core.metrics import (
+    best_f1_threshold,
+    f1_scores,
+    group_mean_pcc,
+    random_guess_f1,
+    within_group_pcc,
+)
 
 
 def test_within_group_pcc_by_hand():
@@ -40,3 +49,24 @@ def test_group_mean_pcc_undefined():
     assert math.isnan(group_mean_pcc(np.array([1.0, 2.0]), np.array([1.0, 2.0]), np.array(["a", "a"])))
     constant = np.array([5.0, 5.0, 5.0, 5.0])
     assert math.isnan(group_mean_pcc(np.array([1.0, 2, 3, 4]), constant, np.array(["a", "a", "b", "b"])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_size=40))
+def test_best_threshold_is_the_best_of_all_thresholds(pairs):
+    p = np.array([a for a, _ in pairs])
+    y = np.array([b for _, b in pairs], dtype=int)
+    chosen = f1_scores(y, p, best_f1_threshold(y, p))["f1"]
+    assert chosen == pytest.approx(max(f1_scores(y, p, t)["f1"] for t in np.r_[p, 2.0]))
+
+
+def test_random_guess_f1_is_the_all_positive_guess():
+    y = (np.random.default_rng(0).random(10000) < 0.15).astype(int)
+    rate = y.mean()
+    assert f1_scores(y, np.ones(len(y)), 0.5)["f1"] == pytest.approx(random_guess_f1(rate))
+    guesses = [
+        f1_scores(y, np.random.default_rng(s).random(len(y)), 1 - q)["f1"] for s, q in enumerate((0.1, 0.5, 0.9))
+    ]
+    assert max(guesses) <= random_guess_f1(rate) + 0.01
+    # the paper's random F1 at 8/6/4 Å (0.37/0.247/0.157) are this formula at positive rates 22.7/14.1/8.5%
+    assert [round(random_guess_f1(p), 3) for p in (0.227, 0.141, 0.085)] == [0.37, 0.247, 0.157]
