@@ -20,7 +20,10 @@ from obte_cli.commands.options import (
 
 app = new_app("Create and inspect obte model directories (config.json + model.safetensors + tokenizer).")
 
-PRESET_HELP = "Architecture preset: tiny (CPU), small, medium, large, xl (see `obte model presets`)."
+PRESET_HELP = (
+    "Architecture preset: micro (tests; CPU fine-tuning from scratch), tiny (CPU), small, medium, large, xl "
+    "(see `obte model presets`)."
+)
 
 
 @app.command("init")
