@@ -11,13 +11,19 @@ arbitrary code on ``obte pretrain --resume``:
 metadata records (and ``torch.Size``, dtypes, layouts, paths), and :class:`SafeLoadPlanner` reads the
 values with ``torch.load(weights_only=True)``, which allows plain Python data and tensors only. Tensors
 were always read that way by DCP. Anything else in a checkpoint is refused with an error naming it.
+
+DCP also reads each tensor from the file the index names (``relative_path``), joined to the checkpoint
+directory as written: ``../../outside.distcp`` or ``/etc/x`` would read a file outside the run into the
+weights. :class:`SafeCheckpointReader` refuses an index whose storage paths are absolute or lead out of
+the checkpoint directory (symlinks resolved), before anything is read.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import pickle
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import torch
@@ -86,6 +92,28 @@ def read_metadata_safely(path: Path) -> Metadata:
     return metadata
 
 
+def check_storage_paths(metadata: Metadata, directory: Path, source: str) -> None:
+    """Every file the index ``metadata`` (read from ``source``) stores tensors in must lie inside
+    ``directory``: a relative path that, resolved with its symlinks, stays there. Otherwise an
+    :class:`UnsafeCheckpointError` naming the path."""
+    root = Path(os.path.realpath(directory))
+    seen = set()
+    for info in (getattr(metadata, "storage_data", None) or {}).values():
+        relative = getattr(info, "relative_path", None)
+        if relative in seen:
+            continue
+        seen.add(relative)
+        if not isinstance(relative, str | PurePath) or not str(relative):
+            raise UnsafeCheckpointError(f"{source}: refused: a storage path is not a file name ({relative!r})")
+        if os.path.isabs(relative):
+            raise UnsafeCheckpointError(f"{source}: refused: the storage path {str(relative)!r} is absolute")
+        target = Path(os.path.realpath(root / relative))
+        if target == root or root not in target.parents:
+            raise UnsafeCheckpointError(
+                f"{source}: refused: the storage path {str(relative)!r} leads outside the checkpoint directory"
+            )
+
+
 class SafeCheckpointReader(FileSystemReader):
     """DCP's file-system reader, with ``.metadata`` read by :func:`read_metadata_safely`."""
 
@@ -94,8 +122,10 @@ class SafeCheckpointReader(FileSystemReader):
         self.errors: list[ObteError] = []  # DCP folds exceptions into strings; keep ours to re-raise
 
     def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
+        source = Path(self._get_metadata_path(kwargs.get("rank")))
         try:
-            metadata = read_metadata_safely(Path(self._get_metadata_path(kwargs.get("rank"))))
+            metadata = read_metadata_safely(source)
+            check_storage_paths(metadata, Path(self.path), str(source))
         except ObteError as exc:
             self.errors.append(exc)
             raise

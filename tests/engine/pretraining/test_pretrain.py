@@ -393,6 +393,31 @@ def test_resume_refuses_a_hostile_checkpoint_without_running_it(tokens, tmp_path
     assert not marker.exists()
 
 
+def test_resume_refuses_a_checkpoint_that_reads_outside_its_directory(tokens, tmp_path):
+    """#31 §2: a ``.metadata`` whose storage path is ``../../../outside.distcp`` made --resume read that file
+    into the weights, exit 0 and publish them in model/. Now: exit 1, one line naming the path, model/ kept."""
+    from obte_cli.engine.pretraining.safe_checkpoint import read_metadata_safely
+
+    out, other = tmp_path / "r", tmp_path / "other"
+    budget = ("--total-tokens", "4096", "--warmup-tokens", "1024")
+    assert obte(*_cli_args(tokens, out, *budget)).exit_code == 0
+    assert obte(*_cli_args(tokens, other, *budget, "--seed", "1")).exit_code == 0
+    latest = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+    foreign = sorted((other / "checkpoints").glob("step-*/*.distcp"))[-1]
+    (tmp_path / "outside.distcp").write_bytes(foreign.read_bytes())  # other weights, loadable, outside the run
+    metadata = read_metadata_safely(latest / ".metadata")
+    for info in metadata.storage_data.values():
+        info.relative_path = "../../../outside.distcp"
+    (latest / ".metadata").write_bytes(pickle.dumps(metadata))
+    published = (out / "model" / "model.safetensors").read_bytes()
+    resumed = obte(*_cli_args(tokens, out, "--total-tokens", "8192", "--warmup-tokens", "1024", "--resume"))
+    assert resumed.exit_code == 1 and "Traceback" not in resumed.stderr
+    errors = [line for line in resumed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(latest / ".metadata") in errors[0], resumed.stderr
+    assert "'../../../outside.distcp' leads outside the checkpoint directory" in errors[0]
+    assert (out / "model" / "model.safetensors").read_bytes() == published
+
+
 def test_user_mistakes_in_pretrain_are_one_line_errors(tmp_path):
     """A modality the corpus does not hold, and --fsdp in one process: exit 1 and one line, no traceback."""
     fasta = tmp_path / "dna.fa"

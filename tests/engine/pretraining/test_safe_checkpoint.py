@@ -111,3 +111,48 @@ def test_missing_shards_and_broken_trainer_state_are_clear_errors(checkpoint):
         shard.unlink()
     with pytest.raises(ObteError, match="cannot load the checkpoint"):
         load_checkpoint(path, module, optimizer, DistributedContext())
+
+
+def _point_storage_at(checkpoint_dir, relative_path):
+    """Rewrite the index so that every tensor is read from ``relative_path`` (as a crafted index would)."""
+    metadata = read_metadata_safely(checkpoint_dir / ".metadata")
+    for info in metadata.storage_data.values():
+        info.relative_path = relative_path
+    (checkpoint_dir / ".metadata").write_bytes(pickle.dumps(metadata))
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "symlink"])
+def test_storage_paths_outside_the_checkpoint_are_refused(checkpoint, tmp_path, where):
+    """#31 §2: an index whose storage path leaves the checkpoint directory (../, absolute, or a symlink
+    inside it that points out) is refused in one line naming the path; nothing is read into the weights."""
+    path, _ = checkpoint
+    shard = next(path.glob("*.distcp"))
+    outside = tmp_path / "outside.distcp"  # a valid shard (another module's weights would do as well)
+    outside.write_bytes(shard.read_bytes())
+    relative = {
+        "parent": os.path.relpath(outside, path),
+        "absolute": str(outside),
+        "symlink": "linked.distcp",
+    }[where]
+    if where == "symlink":
+        (path / "linked.distcp").symlink_to(outside)
+    _point_storage_at(path, relative)
+    module, optimizer = _module_and_optimizer(seed=1)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    with pytest.raises(UnsafeCheckpointError, match="refused: the storage path") as raised:
+        load_checkpoint(path, module, optimizer, DistributedContext())
+    message = str(raised.value)
+    assert "\n" not in message and repr(relative) in message and str(path / ".metadata") in message
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_storage_paths_inside_the_checkpoint_are_read(checkpoint):
+    """A path with ``./`` or a subdirectory that stays inside is not refused."""
+    path, saved = checkpoint
+    shard = next(path.glob("*.distcp"))
+    (path / "sub").mkdir()
+    os.replace(shard, path / "sub" / shard.name)
+    _point_storage_at(path, f"./sub/../sub/{shard.name}")
+    module, optimizer = _module_and_optimizer(seed=1)
+    load_checkpoint(path, module, optimizer, DistributedContext())
+    assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(), module.state_dict().values()))
