@@ -16,6 +16,7 @@ from obte_cli.commands import convert as convert_cmd
 from obte_cli.commands import embed as embed_cmd
 from obte_cli.commands import finetune as finetune_cmd
 from obte_cli.commands import model as model_cmd
+from obte_cli.commands import predict as predict_cmd
 from obte_cli.commands import prep as prep_cmd
 from obte_cli.commands import pretrain as pretrain_cmd
 from obte_cli.commands import scan_jaspar as scan_jaspar_cmd
@@ -36,6 +37,7 @@ app.command("prep")(prep_cmd.prep)
 app.command("pretrain")(pretrain_cmd.pretrain)
 app.command("scan-jaspar")(scan_jaspar_cmd.scan_jaspar)
 app.command("score")(score_cmd.score)
+app.command("predict")(predict_cmd.predict)
 app.add_typer(embed_cmd.app, name="embed")
 app.command("convert")(convert_cmd.convert)
 app.add_typer(contacts_cmd.app, name="contacts")

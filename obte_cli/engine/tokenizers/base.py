@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,18 @@ def check_standard(segments: Iterable[Segment]) -> None:
     for inputs that are encoded later with ``on_unknown="unk"`` whatever the user chose."""
     for segment in segments:
         _prepare(segment, "error")
+
+
+def unknown_letters(segment: Segment) -> Counter:
+    """How often each letter outside the standard alphabet of ``segment``'s modality occurs in it (after
+    the canonical upper-casing): what ``on_unknown="unk"`` turns into ``<unk>``, for reporting."""
+    try:
+        mol = molecule_type(segment.molecule)
+    except KeyError:
+        return Counter()
+    text = canonical_sequence(segment.sequence, mol)
+    standard = _STANDARD[mol.modality]
+    return Counter() if set(text) <= standard else Counter(c for c in text if c not in standard)
 
 
 def _runs(text: str, unknown: np.ndarray) -> list[tuple[int, int]]:
