@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import lzma
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -279,15 +280,48 @@ def _parse_with_biopython(text: str, fmt: str, name: str) -> list[_Found]:
     return found
 
 
+# Bernoulli rounds tried before drawing the substituted positions directly (see :func:`mutate`).
+_MUTATION_ROUNDS = 100
+
+
+def substituted_positions(length: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Positions to substitute, drawn directly from their distribution: each of ``length`` positions
+    independently with probability ``rate``, given that at least one is. The count k follows the binomial
+    distribution without its zero (P(k) ∝ C(n, k) rateᵏ (1 − rate)ⁿ⁻ᵏ, k ≥ 1), and given k every set of k
+    positions is equally likely. One draw each, however small the rate."""
+    if length < 1:
+        raise ValueError("nothing to substitute in an empty sequence")
+    k = np.arange(1, length + 1)
+    if rate >= 1:
+        count = length
+    else:
+        log_p = (
+            np.array([math.lgamma(length + 1) - math.lgamma(i + 1) - math.lgamma(length - i + 1) for i in k])
+            + k * math.log(rate)
+            + (length - k) * math.log1p(-rate)
+        )
+        p = np.exp(log_p - log_p.max())
+        count = int(rng.choice(k, p=p / p.sum()))
+    return np.sort(rng.choice(length, size=count, replace=False))
+
+
 def mutate(consensus: str, rate: float, rng: np.random.Generator) -> str:
-    """A copy of ``consensus`` with each base substituted with probability ``rate`` (at least one)."""
+    """A copy of ``consensus`` with each base substituted with probability ``rate`` (at least one).
+
+    Up to a hundred rounds of per-base draws are tried first (at the usual rates one succeeds at once, so a
+    seed gives the mutants it always gave); if none substitutes anything, :func:`substituted_positions`
+    draws from the same distribution directly. A tiny rate (1e-12) so ends at once instead of redrawing
+    for ever."""
     if not 0 < rate <= 1:
         raise ValueError("rate must be in (0, 1]")
     letters = np.array(list(consensus))
-    while True:
+    for _ in range(_MUTATION_ROUNDS):
         hit = rng.random(len(letters)) < rate
         if hit.any():
             break
+    else:
+        hit = np.zeros(len(letters), dtype=bool)
+        hit[substituted_positions(len(letters), rate, rng)] = True
     mutant = letters.copy()
     for i in np.flatnonzero(hit):
         mutant[i] = rng.choice([b for b in BASES if b != letters[i]])

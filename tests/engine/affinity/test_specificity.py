@@ -3,7 +3,7 @@ CORE collection from ../shared in one slow test)."""
 
 import numpy as np
 import pytest
-from conftest import DATA, obte, shared_file
+from conftest import DATA, obte, shared_file, within
 
 from obte_cli.engine.bio.motifs import mutate, read_matrices, single_substitutions
 from obte_cli.engine.core.errors import InputError
@@ -76,6 +76,16 @@ def test_mutation_rate_statistics():
     counts = {b: replaced.count(b) / len(replaced) for b in "ACT"}
     assert all(abs(v - 1 / 3) < 0.05 for v in counts.values())  # uniform over the other three bases
     assert len(single_substitutions("ACG")) == 9
+
+
+def test_a_tiny_rate_scans_at_once(ctcf_fasta):
+    """#31 §3: `scan-jaspar MA0139.1.jaspar --protein p.fa --rate 1e-12` ran until killed (each mutant was
+    redrawn until a substitution happened); now each mutant has its one substitution at once."""
+    with within(120):
+        result = obte("scan-jaspar", CTCF_JASPAR, "--protein", ctcf_fasta, "--truncate", "--rate", "1e-12")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.strip().splitlines()[1:]]
+    assert len(rows) == 8 and all(r[5] == "1" for r in rows)  # n_subs
 
 
 def test_scan_is_seeded_per_matrix(ctcf_fasta, tmp_path):

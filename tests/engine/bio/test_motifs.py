@@ -4,11 +4,13 @@ the matrix and what is wrong; lowercase JASPAR rows and MEME files without the o
 import io
 import sys
 import warnings
+from math import comb
 
 import numpy as np
 import pytest
+from conftest import within
 
-from obte_cli.engine.bio.motifs import read_matrices
+from obte_cli.engine.bio.motifs import mutate, read_matrices, substituted_positions
 from obte_cli.engine.core.errors import InputError
 
 JASPAR = ">MA0139.1 CTCF\nA [ 1 2 ]\nC [ 3 0 ]\nG [ 1 0 ]\nT [ 1 1 ]\n"
@@ -149,3 +151,42 @@ def test_an_overflowing_meme_count_is_refused_without_a_warning(tmp_path):
         assert refusal(tmp_path, "m.meme", text).endswith(
             ": matrix M1 is empty or has a column without positive counts"
         )
+
+
+# ---- mutants: a tiny rate ends at once, with the same distribution (#31 §3) ---------------------------
+
+
+def test_a_tiny_mutation_rate_ends_at_once_with_one_substitution():
+    """`scan-jaspar --rate 1e-12` redrew until a substitution happened: about 5e10 rounds per mutant."""
+    rng = np.random.default_rng(0)
+    consensus = "TGGCCACCAGGGGGCGCTA"
+    with within(10):
+        mutants = [mutate(consensus, 1e-12, rng) for _ in range(200)]
+    changed = [[i for i, (a, b) in enumerate(zip(consensus, m)) if a != b] for m in mutants]
+    assert all(len(c) == 1 for c in changed)  # ≥ 2 has probability about 1e-11
+    assert len({c[0] for c in changed}) > 10  # anywhere in the site, not always one position
+
+
+@pytest.mark.parametrize("length, rate", [(19, 0.2), (8, 0.05), (30, 1e-6), (5, 1.0)])
+def test_substituted_positions_follow_the_conditioned_bernoulli_draw(length, rate):
+    """Drawn directly: the count is binomial given ≥ 1 and, given the count, every position is as likely."""
+    rng = np.random.default_rng(1)
+    draws = [substituted_positions(length, rate, rng) for _ in range(20000)]
+    assert all(len(d) == len(set(d.tolist())) >= 1 and 0 <= d.min() and d.max() < length for d in draws)
+    counts = np.bincount([len(d) for d in draws], minlength=length + 1)[1:] / len(draws)
+    pmf = np.array([comb(length, k) * rate**k * (1 - rate) ** (length - k) for k in range(1, length + 1)])
+    expected = pmf / pmf.sum()
+    assert np.abs(counts - expected).max() < 0.015, (counts[:4], expected[:4])
+    per_position = np.bincount(np.concatenate(draws), minlength=length) / sum(len(d) for d in draws)
+    assert np.abs(per_position - 1 / length).max() < 0.015
+
+
+def test_rejection_and_direct_draws_agree():
+    """The per-base rounds and the direct draw give one distribution: compare them at a rate where both run."""
+    consensus, rate = "ACGTACGTAC", 0.1
+    rng = np.random.default_rng(2)
+    by_rounds = np.bincount(
+        [sum(a != b for a, b in zip(consensus, mutate(consensus, rate, rng))) for _ in range(20000)], minlength=11
+    )
+    direct = np.bincount([len(substituted_positions(len(consensus), rate, rng)) for _ in range(20000)], minlength=11)
+    assert np.abs(by_rounds / 20000 - direct / 20000).max() < 0.02
