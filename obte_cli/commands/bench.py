@@ -12,6 +12,7 @@ from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
     MAX_CONTEXT,
     MUTATION_RATE,
+    ContactMethod,
     Device,
     DeviceOption,
     ForceOption,
@@ -421,15 +422,15 @@ def contacts(
             f"Backbone(s) to compare (repeat the option), e.g. a base and a ΔG-tuned model {BACKBONE_DEFAULT_HELP}."
         ),
     ] = None,
-    methods: str = typer.Option(
-        "head,attention,propensity",
+    methods: list[ContactMethod] = typer.Option(
+        list(ContactMethod),
         "--methods",
         help=(
-            "Comma-separated: head (fine-tuned), attention (probe on frozen maps), propensity (per-amino-acid "
-            "rates, no model)."
+            "Predictors to score (repeat the option for several): head (fine-tuned), attention (probe on frozen "
+            "maps), propensity (per-amino-acid rates, no model)."
         ),
     ),
-    out: Annotated[Path, out_option("Directory for metrics.tsv, labels.tsv, folds.tsv and contacts_f1.png.")] = ...,
+    out: Annotated[Path, out_option("Directory for metrics.tsv, folds.tsv and contacts_f1.png.")] = ...,
     folds: int = typer.Option(5, "--folds", "-k", min=2, help="Cross-validation folds grouped by protein sequence."),
     epochs: int = typer.Option(
         4, "--epochs", min=1, help="Epochs of the head (the probe trains 3× as many over single sites)."
@@ -454,88 +455,49 @@ def contacts(
 
     Example: [bold]obte bench contacts ../shared/data/pdb-protein-dna -m backbone/ -o bench-contacts/[/bold]
     """
-    import pandas as pd
-
-    from obte_cli.engine.contacts.cv import (
-        METHODS,
-        backbone_loader,
-        contact_metrics,
-        cross_validate_contacts,
-        fold_table,
-        site_folds,
-    )
-    from obte_cli.engine.contacts.io import (
-        fitting_sites,
-        labelled_sites,
-        structure_files,
-    )
-    from obte_cli.engine.contacts.probe import ProbeSettings
+    from obte_cli.engine.bench.contacts import ContactBench, ContactBenchReport, run_contacts_bench
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.directories import output_directory
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.core.plots import contact_f1_figure
     from obte_cli.engine.core.tables import write_tsv
-    from obte_cli.engine.finetuning.trainer import FinetuneSettings
 
-    wanted = [m.strip() for m in methods.split(",") if m.strip()]
-    if not wanted or any(m not in METHODS for m in wanted):
-        raise InputError(f"--methods: choose from {', '.join(METHODS)} (got {methods!r})")
-    files = structure_files(structures)
-    output_directory(out)  # now, not after the cross-validation
-    sites, skipped = labelled_sites(files, max_residues)
-    model = model or [backbone_or_default(None)]
-    first, first_tokenizer = backbone_loader(model[0], context)()
-    sites, too_long = fitting_sites(sites, first_tokenizer, first.config.max_positions)
-    skipped += too_long
-    del first
-    if len({s.protein for s in sites}) < folds:
-        raise InputError(f"{len({s.protein for s in sites})} distinct protein chains, fewer than --folds {folds}")
-    for name, reason in skipped:
-        log.warning("skipped %s: %s", name, reason)
-    cutoffs = (4.0, 6.0, 8.0)
-    log.info(
-        "%d sites (%d distinct proteins, %d residues) from %d structures, %d skipped",
-        len(sites),
-        len({s.protein for s in sites}),
-        sum(len(s.protein) for s in sites),
-        len(files),
-        len(skipped),
+    bench = ContactBench(
+        backbones=model or [backbone_or_default(None)],
+        methods=tuple(m.value for m in methods),
+        folds=folds,
+        epochs=epochs,
+        max_residues=max_residues,
+        context=context,
+        seed=seed,
+        device=resolve_device(device),
     )
-    settings = FinetuneSettings(epochs=epochs, batch_size=8, seed=seed)
-    probe_settings = ProbeSettings.alongside(settings)
-    torch_device = resolve_device(device)
-    tables = []
-    runs = [(None, "propensity")] if "propensity" in wanted else []
-    runs += [(m, method) for m in model for method in wanted if method != "propensity"]
-    for backbone_dir, method in runs:
-        label = method if backbone_dir is None else f"{Path(backbone_dir).name} {method}"
-        log.info("%s ...", label)
-        backbone = None if backbone_dir is None else backbone_loader(backbone_dir, context)
-        cv = cross_validate_contacts(
-            backbone, sites, cutoffs, folds, settings, method, torch_device, probe_settings=probe_settings
-        )
-        table = contact_metrics(cv, sites)
-        table.insert(0, "predictor", label)
-        table.insert(1, "backbone", "" if backbone_dir is None else str(backbone_dir))
-        tables.append(table)
-        for row in table.itertuples():
-            log.info(
-                "  %g Å: F1 %.3f ± %.3f (random %.3f), ROC AUC %.3f",
-                row.cutoff,
-                row.f1,
-                row.f1_sem,
-                row.random_f1,
-                row.roc_auc,
-            )
-    metrics = pd.concat(tables, ignore_index=True)
-    write_tsv(metrics, out / "metrics.tsv")
-    write_tsv(fold_table(sites, site_folds(sites, folds, seed)), out / "folds.tsv")
-    contact_f1_figure(
-        metrics, out / "contacts_f1.png", f"contacts: {len(sites)} protein chains, {folds}-fold CV by sequence"
+    report = ContactBenchReport(
+        skipped=lambda name, reason: log.warning("skipped %s: %s", name, reason),
+        loaded=lambda sites, n_files, n_skipped: log.info(
+            "%d sites (%d distinct proteins, %d residues) from %d structures, %d skipped",
+            len(sites),
+            len({s.protein for s in sites}),
+            sum(len(s.protein) for s in sites),
+            n_files,
+            n_skipped,
+        ),
+        run_started=lambda label: log.info("%s ...", label),
+        run_done=_log_contact_rows,
     )
+    metrics = run_contacts_bench(structures, out, bench, report)
     with open_output("-") as handle:
         write_tsv(metrics, handle, float_format="%.4g")
     log.info("wrote %s", out)
+
+
+def _log_contact_rows(table) -> None:
+    for row in table.itertuples():
+        log.info(
+            "  %g Å: F1 %.3f ± %.3f (random %.3f), ROC AUC %.3f",
+            row.cutoff,
+            row.f1,
+            row.f1_sem,
+            row.random_f1,
+            row.roc_auc,
+        )
 
 
 @app.command("tasks")

@@ -472,103 +472,44 @@ def contacts(
 
     Example: [bold]obte finetune contacts --labels labels.tsv --model backbone/ -o contacts-model/[/bold]
     """
-    from obte_cli.engine.contacts.cv import (
-        backbone_loader,
-        contact_metrics,
-        cross_validate_contacts,
-        fold_table,
-        prediction_table,
-    )
-    from obte_cli.engine.contacts.predictor import fit_contact_predictor
-    from obte_cli.engine.contacts.probe import ProbeSettings
-    from obte_cli.engine.contacts.sites import encode_site, read_contact_labels
+    from obte_cli.engine.contacts.training import ContactReport, ContactTraining, train_contact_model
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.core.outputs import staged_directory
-    from obte_cli.engine.core.tables import write_tsv
-    from obte_cli.engine.tokenizers.base import check_standard
 
-    probe = probe.value
     guard_new_output(out, force, inputs=(labels, model))
-    settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
-    probe_settings = ProbeSettings.alongside(settings)
-    sites, cutoffs = read_contact_labels(labels)
-    if on_unknown == OnUnknown.error:  # sites are encoded with <unk> for such letters; refuse them first
-        for site in sites:
-            try:
-                check_standard(site.segments())
-            except InputError as exc:
-                raise exc.within(str(labels)) from None
-    n_proteins = len({s.protein for s in sites})
-    if folds and n_proteins < folds:
-        raise InputError(f"{labels}: {n_proteins} distinct protein sequences, fewer than --folds {folds}")
-    torch_device = resolve_device(device)
-    log.info(
-        "%s: %d sites (%d distinct proteins, %d residues), cutoffs %s Å",
-        labels,
-        len(sites),
-        n_proteins,
-        sum(len(s.protein) for s in sites),
-        "/".join(f"{c:g}" for c in cutoffs),
+    training = ContactTraining(
+        backbone=backbone_or_default(model),
+        settings=finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed),
+        method=probe.value,
+        folds=folds,
+        context=context,
+        device=resolve_device(device),
+        on_unknown=on_unknown.value,
     )
-
-    model = backbone_or_default(model)
-
-    backbone = backbone_loader(model, context)
-
-    with staged_directory(out, inputs=[labels, model]) as staging:
-
-        def steps(n_sites: int) -> int:  # optimizer steps of one fit on n_sites
-            return (
-                settings.epochs * math.ceil(n_sites / settings.batch_size)
-                if probe == "head"
-                else probe_settings.epochs * n_sites
-            )
-
-        steps_per_fit = steps(len(sites))
-        if folds:
-            with training_progress(folds * steps(len(sites) - len(sites) // folds), f"{folds}-fold CV") as on_step:
-                cv = cross_validate_contacts(
-                    backbone,
-                    sites,
-                    cutoffs,
-                    folds,
-                    settings,
-                    probe,
-                    torch_device,
-                    on_fold=lambda f, n: log.info("fold %d/%d", f + 1, n),
-                    on_step=on_step,
-                    probe_settings=probe_settings,
-                )
-            metrics = contact_metrics(cv, sites)
-            write_tsv(metrics, staging / "metrics.tsv")
-            write_tsv(prediction_table(cv, sites), staging / "predictions.tsv")
-            write_tsv(fold_table(sites, cv.fold_of_site), staging / "folds.tsv")
-            for row in metrics.itertuples():
-                log.info(
-                    "%g Å: F1 %.3f ± %.3f (random guess %.3f; positive rate %.3f), ROC AUC %.3f",
-                    row.cutoff,
-                    row.f1,
-                    row.f1_sem,
-                    row.random_f1,
-                    row.positive_rate,
-                    row.roc_auc,
-                )
-        bb, tokenizer = backbone()
-        encodings = [encode_site(tokenizer, s, bb.config.max_positions) for s in sites]
-        with training_progress(steps_per_fit, "final fit on all sites") as on_step:
-            predictor = fit_contact_predictor(
-                bb, tokenizer, sites, encodings, cutoffs, probe, settings, probe_settings, torch_device, on_step=on_step
-            )
-        predictor.save(
-            staging / "model",
-            metadata={
-                "task": "contacts",
-                "labels": str(labels),
-                "backbone": str(model),
-                "sites": len(sites),
-                "finetune": settings.to_dict(),
-                "probe": probe_settings.to_dict() if probe == "attention" else None,
-            },
-        )
+    report = ContactReport(
+        loaded=lambda sites, cutoffs: log.info(
+            "%s: %d sites (%d distinct proteins, %d residues), cutoffs %s Å",
+            labels,
+            len(sites),
+            len({s.protein for s in sites}),
+            sum(len(s.protein) for s in sites),
+            "/".join(f"{c:g}" for c in cutoffs),
+        ),
+        progress=training_progress,
+        fold_started=lambda f, n: log.info("fold %d/%d", f + 1, n),
+        cv_done=_log_contact_metrics,
+    )
+    train_contact_model(labels, out, training, report)
     log.info("wrote %s (use it as: obte contacts predict --model %s)", out, out / "model")
+
+
+def _log_contact_metrics(metrics) -> None:
+    for row in metrics.itertuples():
+        log.info(
+            "%g Å: F1 %.3f ± %.3f (random guess %.3f; positive rate %.3f), ROC AUC %.3f",
+            row.cutoff,
+            row.f1,
+            row.f1_sem,
+            row.random_f1,
+            row.positive_rate,
+            row.roc_auc,
+        )

@@ -147,6 +147,14 @@ class Probe(StrChoice):
     attention = "attention"
 
 
+class ContactMethod(StrChoice):
+    """`obte bench contacts` predictors (obte_cli.engine.contacts.cv.METHODS)."""
+
+    head = "head"
+    attention = "attention"
+    propensity = "propensity"
+
+
 class Pairing(StrChoice):
     all = "all"
     zip = "zip"

@@ -67,6 +67,8 @@ def test_device_names_ignore_case_as_before():
         (["finetune", "classify", "--task", "ranking"], ["classification", "regression"]),
         (["finetune", "residue", "--task", "ranking"], ["classification", "regression"]),
         (["finetune", "contacts", "--probe", "mlp"], ["head", "attention"]),
+        (["bench", "contacts", "s", "--methods", "mlp"], ["head", "attention", "propensity"]),
+        (["bench", "contacts", "s", "--methods", "head,attention"], ["head", "attention", "propensity"]),
         (["affinity", "p.fa", "na.fa", "--pairs", "cross"], ["all", "zip"]),
         (["affinity", "p.fa", "na.fa", "--na-type", "dna"], ["auto", "DNA", "RNA"]),
         (["contacts", "predict", "--na-type", "XNA"], ["auto", "DNA", "RNA"]),
@@ -191,6 +193,7 @@ def test_guard_new_output(tmp_path):
 
 def test_choices_agree_with_the_engine():
     from obte_cli.engine.bio.complex_inputs import NA_TYPE_CHOICES, PAIRING_CHOICES
+    from obte_cli.engine.contacts.cv import METHODS as CONTACT_METHODS
     from obte_cli.engine.core.devices import DEVICE_CHOICES
     from obte_cli.engine.embedding.embed import POOLS
     from obte_cli.engine.finetuning.tasks import TASKS
@@ -207,6 +210,7 @@ def test_choices_agree_with_the_engine():
         (options.OnUnknown, ON_UNKNOWN_CHOICES),
         (options.Pairing, PAIRING_CHOICES),
         (options.NaType, NA_TYPE_CHOICES),
+        (options.ContactMethod, CONTACT_METHODS),
     ]:
         assert [c.value for c in choice] == list(engine), choice
 
