@@ -289,54 +289,26 @@ def jaspar(
 
     Example: [bold]obte bench jaspar --jaspar CORE.jaspar --accessions matrices.tsv --data pronab.json -o bench/[/bold]
     """
-    import numpy as np
-
-    from obte_cli.engine.affinity.data import load_affinity_data
-    from obte_cli.engine.affinity.ensemble import load_affinity_model
-    from obte_cli.engine.affinity.specificity import (
-        SCAN_COLUMNS,
-        format_scan_row,
-        held_out_members,
-        read_accessions,
-        scan_matrix,
-        summarise_scan,
-    )
-    from obte_cli.engine.bio.motifs import read_matrices
+    from obte_cli.engine.bench.jaspar import JasparBench, run_jaspar_bench
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.directories import output_directory
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.core.plots import histogram
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
-    output_directory(out)  # now, not after the scan
-    model_dir = model or default_affinity_model_dir()
-    torch_device = resolve_device(device)
-    table, _ = load_affinity_data(data)
-    sequences = dict(zip(table["protein_id"], table["protein"]))
-    try:
-        chosen, skipped = held_out_members(model_dir, read_matrices(matrices), read_accessions(accessions), sequences)
-    except FileNotFoundError as exc:
-        raise InputError(str(exc)) from None
-    log.info(
-        "%d matrices scanned by the fold model that tested their protein; skipped: %d without a sequence, "
-        "%d whose protein the models trained on",
-        len(chosen),
-        skipped["no_sequence"],
-        skipped["in_training"],
+    bench = JasparBench(model or default_affinity_model_dir(), mutants, rate, seed, resolve_device(device))
+    result = run_jaspar_bench(
+        matrices,
+        accessions,
+        data,
+        out,
+        bench,
+        chosen=lambda n, skipped: log.info(
+            "%d matrices scanned by the fold model that tested their protein; skipped: %d without a sequence, "
+            "%d whose protein the models trained on",
+            n,
+            skipped["no_sequence"],
+            skipped["in_training"],
+        ),
     )
-    if not chosen:
-        raise InputError("no matrix has a protein that the ensemble held out")
-    members: dict = {}
-    rows = []
-    for matrix, protein, member in chosen:
-        if member not in members:
-            members[member] = load_affinity_model(Path(model_dir) / member, torch_device)
-        rows += scan_matrix(members[member], matrix, protein, mutants, rate, seed, torch_device, truncate=True)
-    with open_output(out / "bench-jaspar.tsv") as handle:
-        handle.write("\t".join(SCAN_COLUMNS) + "\n")
-        for r in rows:
-            handle.write(format_scan_row(r) + "\n")
-    summary = summarise_scan(rows)
+    summary = result.summary
     with open_output("-") as handle:
         handle.write(
             "\t".join(summary)
@@ -344,16 +316,6 @@ def jaspar(
             + "\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in summary.values())
             + "\n"
         )
-    per_tf = {}
-    for r in rows:
-        per_tf.setdefault(r.matrix_id, []).append(r.ddG)
-    histogram(
-        [float(np.mean(v)) for v in per_tf.values()],
-        "mean ΔΔG per TF (kcal/mol)",
-        f"JASPAR specificity: mean ΔΔG {summary['mean_ddG']:.3f} ± {summary['sem_ddG']:.3f}, "
-        f"{100 * summary['fraction_positive']:.0f}% of {summary['matrices']} TFs > 0",
-        out / "bench-jaspar.png",
-    )
     log.info(
         "mean ΔΔG %.3f ± %.3f kcal/mol over %d TFs (one-sided p for > 0: %.3g); %.0f%% > 0; "
         "Spearman ρ(ΔΔG, log-odds drop) %.3f",
