@@ -108,45 +108,17 @@ def pretrain(
 
     Example: [bold]obte pretrain --tokens tokens/ --preset tiny --total-tokens 5M -o runs/tiny[/bold]
     """
-    import torch
-
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.model.directory import load_model, save_model
-    from obte_cli.engine.model.encoder import (
-        ObteModel,
-        padded_vocab_size,
-        preset_config,
-    )
     from obte_cli.engine.pretraining.distributed import barrier, init_distributed, shutdown
-    from obte_cli.engine.pretraining.loop import PretrainSettings, resume_budget_change, unigram_baselines
+    from obte_cli.engine.pretraining.loop import PretrainSettings, resume_budget_change
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
-    from obte_cli.engine.pretraining.token_files import open_corpus
+    from obte_cli.engine.pretraining.run import export_model, open_corpora, starting_model
 
-    preset, modality = preset.value, modality.value
     if out.exists() and not resume and (out / "checkpoints").exists():
         raise InputError(f"{out}: holds a run already (use --resume to continue it, or another --out)")
-    corpus = open_corpus(tokens)
-    tokenizer = corpus.tokenizer
-    eval_corpus = None
-    if eval_tokens is not None:
-        if holdout:
-            raise InputError("--eval-tokens and --holdout are two ways to score held-out data: give one")
-        eval_corpus = open_corpus(eval_tokens)
-        if eval_corpus.tokenizer.to_config() != tokenizer.to_config():
-            raise InputError(f"{eval_tokens}: was tokenized with another tokenizer than {tokens}")
-    if init is not None:
-        loaded = load_model(init)
-        if loaded.tokenizer.to_config() != tokenizer.to_config():
-            raise InputError(f"{init}: its tokenizer differs from the one {tokens} was tokenized with")
-        model = loaded.model
-        context = context or model.config.max_positions
-    else:
-        context = context or (2048 if tokenizer.kind == "residue" else 1024)
-        torch.manual_seed(seed)
-        model = ObteModel(preset_config(preset, padded_vocab_size(tokenizer.vocab_size), max_positions=context))
-    if context > model.config.max_positions:
-        raise InputError(f"--context {context} exceeds the model's {model.config.max_positions} positions")
+    corpus, eval_corpus = open_corpora(tokens, eval_tokens, holdout)
+    model, context = starting_model(corpus, preset.value, init, context, seed)
     total = parse_count(total_tokens, "--total-tokens")
     warmup = (
         parse_count(warmup_tokens, "--warmup-tokens") if warmup_tokens.strip() not in ("0", "") else max(1, total // 20)
@@ -158,7 +130,7 @@ def pretrain(
         total_tokens=total,
         warmup_tokens=warmup,
         lr=lr,
-        modality=modality,
+        modality=modality.value,
         seed=seed,
         checkpoint_every=checkpoint_every,
         fsdp=fsdp,
@@ -182,88 +154,14 @@ def pretrain(
         change = resume_budget_change(out, settings) if resume else None
         if change is not None:
             at_step, before, after = change
-            log.info(
-                "--total-tokens changed from %s to %s: the LR decay is re-targeted from step %d on",
-                f"{before:,}",
-                f"{after:,}",
-                at_step,
-            )
+            message = "--total-tokens changed from %s to %s: the LR decay is re-targeted from step %d on"
+            log.info(message, f"{before:,}", f"{after:,}", at_step)
+        peak_flops = peak_tflops * 1e12 if peak_tflops else None
         with training_progress(settings.total_steps, "pretrain") as on_step:
-            result = run_pretraining(
-                model,
-                corpus,
-                settings,
-                out,
-                processes,
-                resume,
-                peak_tflops * 1e12 if peak_tflops else None,
-                on_step,
-                eval_corpus,
-            )
-        final_state = _full_state_dict(result.model, settings.fsdp)
-        if processes.is_main and result.history:
-            last = result.history[-1]
-            baselines = unigram_baselines(corpus)
-            if modality != "omni":  # the control trains on one modality: its baseline is that modality's
-                baselines = {modality: baselines[modality], "all": baselines[modality]}
-            summary = _final_accuracies(result.history)
-            export = ObteModel(model.config) if settings.fsdp else result.model.to("cpu")
-            export.load_state_dict(final_state)
-            save_model(
-                out / "model",
-                export,
-                tokenizer,
-                overwrite=True,
-                metadata={
-                    "pretraining": {
-                        **settings.to_dict(),
-                        "tokens_seen": last["tokens"],
-                        "final_loss": last["loss"],
-                        "final_masked_accuracy": summary,
-                        "unigram_baselines": baselines,
-                        "heldout": {k: v for k, v in last.items() if k.startswith("heldout_")},
-                        "processes": processes.world_size,
-                        "corpus": str(tokens),
-                    },
-                    "preset": preset if init is None else None,
-                },
-            )
-            _plot(out, baselines)
-            log.info(
-                "step %d: loss %.3f; masked accuracy over the last %d steps: %s; wrote %s",
-                last["step"],
-                last["loss"],
-                summary["steps"],
-                ", ".join(
-                    f"{name} {value:.3f} (unigram {baselines[name]:.3f})"
-                    for name, value in summary.items()
-                    if name != "steps" and value is not None and baselines.get(name) is not None
-                ),
-                out / "model",
-            )
-            if "heldout_masked_accuracy" in last:
-                log.info(
-                    "held-out rows: loss %.3f, masked accuracy %s",
-                    last["heldout_loss"],
-                    ", ".join(
-                        f"{name} {last[key]:.3f}"
-                        for name, key in (
-                            ("all", "heldout_masked_accuracy"),
-                            ("protein", "heldout_protein_accuracy"),
-                            ("nucleic", "heldout_nucleic_accuracy"),
-                        )
-                        if last.get(key) is not None
-                    ),
-                )
-                log.info(
-                    "held-out bits per residue: %s",
-                    ", ".join(
-                        f"{name} {last[f'heldout_{name}_bits_per_residue']:.3f} (perplexity "
-                        f"{2 ** last[f'heldout_{name}_bits_per_residue']:.2f})"
-                        for name in ("protein", "nucleic")
-                        if last.get(f"heldout_{name}_bits_per_residue") is not None
-                    ),
-                )
+            result = run_pretraining(model, corpus, settings, out, processes, resume, peak_flops, on_step, eval_corpus)
+        summary = export_model(result, corpus, settings, out, processes, preset.value if init is None else None)
+        if summary is not None:
+            _report(summary)
         # The other ranks wait here while rank 0 writes the model: a gloo rank that tears its process
         # group down while a peer still holds connections to it can abort ("terminate called without
         # an active exception"), failing a run whose work is done.
@@ -272,38 +170,42 @@ def pretrain(
         shutdown(processes)
 
 
-def _full_state_dict(model, fsdp: bool) -> dict:
-    """The unsharded model weights (every rank must call this under FSDP: it gathers)."""
-    if not fsdp:
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        get_model_state_dict,
+def _report(summary) -> None:
+    """The run's last loss, its final masked accuracies beside the unigram baselines, and the held-out scores."""
+    last, baselines = summary.last, summary.baselines
+    log.info(
+        "step %d: loss %.3f; masked accuracy over the last %d steps: %s; wrote %s",
+        last["step"],
+        last["loss"],
+        summary.accuracies["steps"],
+        ", ".join(
+            f"{name} {value:.3f} (unigram {baselines[name]:.3f})"
+            for name, value in summary.accuracies.items()
+            if name != "steps" and value is not None and baselines.get(name) is not None
+        ),
+        summary.model_dir,
     )
-
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-
-
-def _final_accuracies(history: list[dict]) -> dict:
-    """Masked accuracy over the last 5% of steps (at least 1): one step's masked tokens are too few to quote."""
-    tail = history[-max(1, len(history) // 20) :]
-
-    def mean(key: str) -> float | None:
-        values = [r[key] for r in tail if r.get(key) is not None]
-        return sum(values) / len(values) if values else None
-
-    return {
-        "steps": len(tail),
-        "all": mean("masked_accuracy"),
-        "protein": mean("protein_accuracy"),
-        "nucleic": mean("nucleic_accuracy"),
-    }
-
-
-def _plot(out: Path, baselines: dict) -> None:
-    import json
-
-    from obte_cli.engine.core.plots import training_curves
-
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    training_curves(records, out / "loss.png", title=f"obte pretrain: {out.name}", baselines=baselines)
+    if "heldout_masked_accuracy" not in last:
+        return
+    log.info(
+        "held-out rows: loss %.3f, masked accuracy %s",
+        last["heldout_loss"],
+        ", ".join(
+            f"{name} {last[key]:.3f}"
+            for name, key in (
+                ("all", "heldout_masked_accuracy"),
+                ("protein", "heldout_protein_accuracy"),
+                ("nucleic", "heldout_nucleic_accuracy"),
+            )
+            if last.get(key) is not None
+        ),
+    )
+    log.info(
+        "held-out bits per residue: %s",
+        ", ".join(
+            f"{name} {last[f'heldout_{name}_bits_per_residue']:.3f} (perplexity "
+            f"{2 ** last[f'heldout_{name}_bits_per_residue']:.2f})"
+            for name in ("protein", "nucleic")
+            if last.get(f"heldout_{name}_bits_per_residue") is not None
+        ),
+    )
