@@ -239,101 +239,27 @@ def probe_joint(
 
     Example: [bold]obte embed probe-joint --pairs NC_000932.gb --model my-model -o probe/[/bold]
     """
-    import torch
+    from obte_cli.engine.embedding.joint_probe import JointProbe, probe_table, run_joint_probe
 
-    from obte_cli.engine.core.directories import output_directory
-    from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.embedding.joint_probe import (
-        clip_probe,
-        embed_side,
-        pairs_from_genbank,
-        pairs_from_tsv,
-    )
-    from obte_cli.engine.model.directory import LoadedModel, load_model
-    from obte_cli.engine.model.encoder import ObteModel
-
-    if (model_gene is None) != (model_protein is None) or (model is not None and model_gene is not None):
-        raise InputError("give --model, or both --model-gene and --model-protein")
-    if model_gene is None:
+    if model_gene is None and model_protein is None:
         model = backbone_or_default(model)
-    if out is not None:
-        output_directory(out)  # now, not after the training
-    is_tsv = pairs.suffix.lower() in (".tsv", ".txt")
-    gene_pairs = pairs_from_tsv(pairs) if is_tsv else pairs_from_genbank(pairs)
-    if len(gene_pairs) < 12:
-        raise InputError(f"{pairs}: only {len(gene_pairs)} gene–protein pairs with standard letters (need at least 12)")
-    log.info("%s: %d gene–protein pairs", pairs, len(gene_pairs))
-    names = [p.id for p in gene_pairs]
-    gene_model, protein_model = (
-        (load_model(model), load_model(model)) if model else (load_model(model_gene), load_model(model_protein))
-    )
-
-    def run(label: str, gm, pm) -> dict:
-        gene_window = window or gm.model.config.max_positions - 2
-        protein_window = window or pm.model.config.max_positions - 2
-        genes = embed_side(gm.model, gm.tokenizer, [p.gene for p in gene_pairs], "DNA", names, gene_window)
-        proteins = embed_side(pm.model, pm.tokenizer, [p.protein for p in gene_pairs], "protein", names, protein_window)
-        result = clip_probe(
-            genes, proteins, shared_map=model is not None, rank=rank, train_frac=train_frac, steps=steps, seed=seed
-        )
-        log.info(
+    probe = JointProbe(model, model_gene, model_protein, rank, train_frac, steps, window, seed, not no_control)
+    rows = run_joint_probe(
+        pairs,
+        probe,
+        out,
+        loaded=lambda n: log.info("%s: %d gene–protein pairs", pairs, n),
+        scored=lambda row: log.info(
             "%s: matched cos %.3f vs unmatched %.3f; top-1 %.3f, top-10 %.3f on %d held-out pairs",
-            label,
-            result.matched.mean(),
-            result.unmatched.mean(),
-            result.top1,
-            result.top10,
-            result.test_pairs,
-        )
-        return {
-            "model": label,
-            "train_pairs": result.train_pairs,
-            "test_pairs": result.test_pairs,
-            "matched_cos_mean": float(result.matched.mean()),
-            "unmatched_cos_mean": float(result.unmatched.mean()),
-            "top1": result.top1,
-            "top10": result.top10,
-            "chance_top1": 1 / result.test_pairs,
-            "_matched": result.matched,
-            "_unmatched": result.unmatched,
-        }
-
-    rows = [run(str(model or f"{model_gene} + {model_protein}"), gene_model, protein_model)]
-    if not no_control:
-
-        def random_like(loaded: LoadedModel) -> LoadedModel:
-            torch.manual_seed(seed)
-            return LoadedModel(model=ObteModel(loaded.model.config).eval(), tokenizer=loaded.tokenizer)
-
-        if model is not None:  # one random model reads both sides, as the model under test does
-            control = random_like(gene_model)
-            rows.append(run("random-init control", control, control))
-        else:
-            rows.append(run("random-init control", random_like(gene_model), random_like(protein_model)))
-    columns = [
-        "model",
-        "train_pairs",
-        "test_pairs",
-        "matched_cos_mean",
-        "unmatched_cos_mean",
-        "top1",
-        "top10",
-        "chance_top1",
-    ]
+            row.model,
+            row.result.matched.mean(),
+            row.result.unmatched.mean(),
+            row.result.top1,
+            row.result.top10,
+            row.result.test_pairs,
+        ),
+    )
     with open_output("-") as handle:
-        handle.write("\t".join(columns) + "\n")
-        for r in rows:
-            handle.write("\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in columns) + "\n")
+        handle.write(probe_table(rows))
     if out is not None:
-        from obte_cli.engine.core.plots import similarity_boxplot
-
-        with open_output(out / "probe.tsv") as handle:
-            handle.write("\t".join(columns) + "\n")
-            for r in rows:
-                handle.write("\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in columns) + "\n")
-        similarity_boxplot(
-            [(r["model"], r["_matched"], r["_unmatched"]) for r in rows],
-            f"gene↔protein probe, rank {rank}, {rows[0]['test_pairs']} held-out pairs",
-            out / "probe.png",
-        )
         log.info("wrote %s", out)

@@ -15,6 +15,7 @@ map is learned? Protocol:
    top-10 retrieval accuracy of the protein from its gene among all held-out proteins.
 
 A random-initialised model of the same shape is the control that the numbers are not trivially high.
+:func:`run_joint_probe` runs the whole protocol, model and control, as `obte embed probe-joint` does.
 
 The map is trained by a loop of its own (:func:`clip_probe`), not by the fine-tuning trainer
 (:func:`obte_cli.engine.finetuning.trainer.fine_tune`): there is no backbone to tune and no per-example
@@ -24,6 +25,7 @@ paper's linear decay rather than the trainer's one-cycle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +33,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.outputs import write_text_atomic
+from obte_cli.engine.core.plots import similarity_boxplot
 from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
+from obte_cli.engine.model.directory import LoadedModel, load_model
+from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.tokenizers.base import Segment
 
 _PROTEIN = frozenset("ACDEFGHIKLMNPQRSTVWY")
 _DNA = frozenset("ACGT")
+MIN_PAIRS = 12  # the split must leave pairs to train on and at least 10 to evaluate
+PROBE_COLUMNS = [
+    "model",
+    "train_pairs",
+    "test_pairs",
+    "matched_cos_mean",
+    "unmatched_cos_mean",
+    "top1",
+    "top10",
+    "chance_top1",
+]
 
 
 @dataclass(frozen=True)
@@ -152,3 +170,139 @@ def clip_probe(
     return ProbeResult(
         matched, unmatched, float((rank_of_match < 1).mean()), float((rank_of_match < 10).mean()), len(train), len(test)
     )
+
+
+def _ignore(*args) -> None:
+    return None
+
+
+@dataclass
+class JointProbe:
+    """What `obte embed probe-joint` runs: one model for both sides (one shared map), or the single-omic
+    control of a gene model and a protein model (one map per side); the map's training; the control."""
+
+    model: Path | None = None
+    model_gene: Path | None = None
+    model_protein: Path | None = None
+    rank: int = 16
+    train_frac: float = 0.05
+    steps: int = 10_000
+    window: int = 0  # residues per embedding window (0: each model's context − 2)
+    seed: int = 0  # of the split, the map and the random-init control
+    control: bool = True  # also probe a random-initialised model of the same shape
+
+    @property
+    def label(self) -> str:
+        return str(self.model or f"{self.model_gene} + {self.model_protein}")
+
+
+@dataclass
+class JointProbeRow:
+    model: str  # what read the pairs: the model(s), or "random-init control"
+    result: ProbeResult
+
+    def values(self) -> dict:
+        """The row's :data:`PROBE_COLUMNS`."""
+        r = self.result
+        return {
+            "model": self.model,
+            "train_pairs": r.train_pairs,
+            "test_pairs": r.test_pairs,
+            "matched_cos_mean": float(r.matched.mean()),
+            "unmatched_cos_mean": float(r.unmatched.mean()),
+            "top1": r.top1,
+            "top10": r.top10,
+            "chance_top1": 1 / r.test_pairs,
+        }
+
+
+def probe_table(rows: list[JointProbeRow]) -> str:
+    """The rows as TSV with a header (floats to 4 decimals)."""
+    lines = ["\t".join(PROBE_COLUMNS)]
+    for row in rows:
+        values = row.values()
+        lines.append(
+            "\t".join(f"{values[c]:.4f}" if isinstance(values[c], float) else str(values[c]) for c in PROBE_COLUMNS)
+        )
+    return "\n".join(lines) + "\n"
+
+
+def read_gene_pairs(path: Path) -> list[GenePair]:
+    """The pairs of a TSV (``.tsv``/``.txt``) or GenBank file; refused when too few to split."""
+    path = Path(path)
+    pairs = pairs_from_tsv(path) if path.suffix.lower() in (".tsv", ".txt") else pairs_from_genbank(path)
+    if len(pairs) < MIN_PAIRS:
+        raise InputError(
+            f"{path}: only {len(pairs)} gene–protein pairs with standard letters (need at least {MIN_PAIRS})"
+        )
+    return pairs
+
+
+def _random_like(loaded: LoadedModel, seed: int) -> LoadedModel:
+    torch.manual_seed(seed)
+    return LoadedModel(model=ObteModel(loaded.model.config).eval(), tokenizer=loaded.tokenizer)
+
+
+def run_joint_probe(
+    pairs_path: Path,
+    probe: JointProbe,
+    out: Path | None = None,
+    loaded: Callable[[int], None] = _ignore,
+    scored: Callable[[JointProbeRow], None] = _ignore,
+) -> list[JointProbeRow]:
+    """The probe (see module docstring) of ``probe``'s model(s), then of the random-init control; with
+    ``out``, writes probe.tsv and probe.png (box plot) there. ``loaded(n)`` hears the number of pairs,
+    ``scored(row)`` each row as it is done."""
+    shared = probe.model is not None and probe.model_gene is None and probe.model_protein is None
+    two_models = probe.model is None and probe.model_gene is not None and probe.model_protein is not None
+    if not (shared or two_models):
+        raise InputError("give --model, or both --model-gene and --model-protein")
+    if out is not None:
+        output_directory(out)  # now, not after the training
+    pairs = read_gene_pairs(pairs_path)
+    loaded(len(pairs))
+    names = [p.id for p in pairs]
+
+    def run(label: str, gm: LoadedModel, pm: LoadedModel) -> JointProbeRow:
+        gene_window = probe.window or gm.model.config.max_positions - 2
+        protein_window = probe.window or pm.model.config.max_positions - 2
+        genes = embed_side(gm.model, gm.tokenizer, [p.gene for p in pairs], "DNA", names, gene_window)
+        proteins = embed_side(pm.model, pm.tokenizer, [p.protein for p in pairs], "protein", names, protein_window)
+        result = clip_probe(
+            genes,
+            proteins,
+            shared_map=shared,
+            rank=probe.rank,
+            train_frac=probe.train_frac,
+            steps=probe.steps,
+            seed=probe.seed,
+        )
+        row = JointProbeRow(label, result)
+        scored(row)
+        return row
+
+    if shared:
+        gene_model, protein_model = load_model(probe.model), load_model(probe.model)
+    else:
+        gene_model, protein_model = load_model(probe.model_gene), load_model(probe.model_protein)
+    rows = [run(probe.label, gene_model, protein_model)]
+    if probe.control:
+        if shared:  # one random model reads both sides, as the model under test does
+            control = _random_like(gene_model, probe.seed)
+            rows.append(run("random-init control", control, control))
+        else:
+            rows.append(
+                run(
+                    "random-init control",
+                    _random_like(gene_model, probe.seed),
+                    _random_like(protein_model, probe.seed),
+                )
+            )
+    if out is not None:
+        write_text_atomic(Path(out) / "probe.tsv", probe_table(rows))
+        similarity_boxplot(
+            [(r.model, r.result.matched, r.result.unmatched) for r in rows],
+            f"gene↔protein probe, rank {probe.rank}, {rows[0].result.test_pairs} held-out pairs",
+            Path(out) / "probe.png",
+        )
+    return rows
