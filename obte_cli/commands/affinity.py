@@ -95,45 +95,24 @@ def affinity(
         predict_affinities,
     )
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
     torch_device = resolve_device(device)
+    _check_inputs(proteins, nucleic_acids, complexes_tsv, pairs, complement)
     if complexes_tsv is not None:
-        if proteins is not None or nucleic_acids is not None:
-            raise InputError("give either --complexes TSV or the two FASTA files, not both")
-        if pairs is not None:
-            raise InputError("--pairs does not apply to --complexes: each row of the TSV is one complex")
-        if complement != "none":
-            raise InputError(
-                "--complement does not apply to --complexes: the TSV's complement column gives each row's "
-                "(empty: single-stranded)"
-            )
         from obte_cli.engine.affinity.data import read_complexes_tsv
 
         complexes = read_complexes_tsv(complexes_tsv, na_type.value, on_unknown.value)
         assumed = sum(c.nucleic_acid.na_type_assumed for c in complexes)
-        source = "given"
-        how = "an na_type column or --na-type RNA"
+        source, how = "given", "an na_type column or --na-type RNA"
     else:
-        if proteins is None or nucleic_acids is None:
-            raise InputError("give a protein FASTA and a nucleic-acid FASTA, or --complexes TSV")
-        if proteins == "-" and nucleic_acids == "-":
-            raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
-        from obte_cli.engine.bio.complex_inputs import (
-            complements_for,
-            pair_complexes,
-            read_nucleic_acids,
-            read_proteins,
-        )
+        from obte_cli.engine.bio.complex_inputs import read_fasta_complexes
 
-        protein_records = read_proteins(proteins, on_unknown.value)
-        acid_records = read_nucleic_acids(nucleic_acids, na_type.value, on_unknown.value)
-        strands = complements_for(acid_records, complement, on_unknown.value)
-        complexes = pair_complexes(protein_records, acid_records, strands, (pairs or Pairing.all).value)
-        assumed = sum(a.na_type_assumed for a in acid_records)
-        source = "revcomp" if complement == "revcomp" else "given"
-        how = "--na-type RNA"
+        pairing = (pairs or Pairing.all).value
+        complexes, assumed = read_fasta_complexes(
+            proteins, nucleic_acids, complement, na_type.value, on_unknown.value, pairing
+        )
+        source, how = "revcomp" if complement == "revcomp" else "given", "--na-type RNA"
     if assumed:
         log.warning(
             "%d nucleic acid(s) without U taken as DNA ('DNA (assumed)' in the output); RNA written with T needs %s",
@@ -150,18 +129,7 @@ def affinity(
         for p in predict_affinities(ensemble, complexes, truncate, torch_device, on_unknown=on_unknown.value):
             if n == 0:
                 handle.write("\t".join(COLUMNS) + "\n")
-            acid = p.complex.nucleic_acid
-            row = [
-                p.complex.protein.id,
-                acid.id,
-                _format(p.dg, ".3f"),
-                _format(p.dg_sd, ".3f"),
-                _format(p.kd, ".3e"),
-                acid.na_type + (ASSUMED if acid.na_type_assumed else ""),
-                source if p.complex.complement else "no",
-                "yes" if p.residues_cut > 0 else "no",
-            ]
-            handle.write("\t".join(row) + "\n")
+            handle.write("\t".join(_row(p, source)) + "\n")
             n += 1
             truncated += p.residues_cut > 0
     if truncated:
@@ -169,3 +137,38 @@ def affinity(
             "%d of %d complexes had their protein truncated to fit the context of %d", truncated, n, ensemble.context
         )
     log.info("predicted %d complexes", n)
+
+
+def _check_inputs(proteins, nucleic_acids, complexes_tsv, pairs, complement: str) -> None:
+    """Either --complexes TSV (without the options of the FASTA inputs) or the two FASTA files."""
+    from obte_cli.engine.core.errors import InputError
+
+    if complexes_tsv is not None:
+        if proteins is not None or nucleic_acids is not None:
+            raise InputError("give either --complexes TSV or the two FASTA files, not both")
+        if pairs is not None:
+            raise InputError("--pairs does not apply to --complexes: each row of the TSV is one complex")
+        if complement != "none":
+            raise InputError(
+                "--complement does not apply to --complexes: the TSV's complement column gives each row's "
+                "(empty: single-stranded)"
+            )
+    elif proteins is None or nucleic_acids is None:
+        raise InputError("give a protein FASTA and a nucleic-acid FASTA, or --complexes TSV")
+    elif proteins == "-" and nucleic_acids == "-":
+        raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
+
+
+def _row(p, source: str) -> list[str]:
+    """One output row (COLUMNS) of a prediction; ``source`` says where a complement came from."""
+    acid = p.complex.nucleic_acid
+    return [
+        p.complex.protein.id,
+        acid.id,
+        _format(p.dg, ".3f"),
+        _format(p.dg_sd, ".3f"),
+        _format(p.kd, ".3e"),
+        acid.na_type + (ASSUMED if acid.na_type_assumed else ""),
+        source if p.complex.complement else "no",
+        "yes" if p.residues_cut > 0 else "no",
+    ]

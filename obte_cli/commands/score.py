@@ -23,6 +23,8 @@ from obte_cli.commands.options import (
     suggests_on_unknown,
 )
 
+COLUMNS = ["id", "molecule_type", "length", "bits_per_residue", "perplexity", "masked_accuracy"]
+
 
 @suggests_on_unknown
 def score(
@@ -70,17 +72,12 @@ def score(
 
     Example: [bold]obte score heldout.fa -m my-model -o scores.tsv[/bold]
     """
-    from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.bio.seqio import display_name, read_fasta, stdin_once
+    from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.bio.seqio import stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.embedding.scoring import (
-        ScoreSettings,
-        ScoreSummary,
-        score_segments,
-    )
+    from obte_cli.engine.embedding.scoring import ScoreSettings, score_segments
     from obte_cli.engine.model.directory import load_model
-    from obte_cli.engine.tokenizers.base import Segment
 
     stdin_once(inputs)
     on_unknown = on_unknown.value
@@ -95,27 +92,20 @@ def score(
     if per_residue is not None and str(per_residue) == out and out != "-":
         raise InputError("--per-residue and --out name the same file")
 
-    def segments():
-        for path in inputs:
-            for record in read_fasta(path):
-                mol = fixed or detect_molecule_type(record.sequence)
-                yield Segment(record.sequence, mol.name, record.id, display_name(path))
-
     scores = []
-    columns = ["id", "molecule_type", "length", "bits_per_residue", "perplexity", "masked_accuracy"]
     with open_output(out) as handle, open_output(per_residue) if per_residue else nullcontext() as residues:
         # The headers go out with the first scores, so an error in the first record leaves stdout empty.
         sequences: deque[str] = deque()  # scores come back in input order
         for result in score_segments(
             loaded.model,
             loaded.tokenizer,
-            _remember(segments(), sequences),
+            _remember(_segments(inputs, fixed), sequences),
             settings,
             loaded.model.embed.weight.device,
             on_unknown,
         ):
             if not scores:
-                _write_headers(handle, columns, residues)
+                _write_headers(handle, COLUMNS, residues)
             scores.append(result)
             handle.write(
                 f"{result.id}\t{result.molecule_type}\t{result.length}\t{result.bits_per_residue:.4f}\t"
@@ -127,6 +117,25 @@ def score(
                 sequences.popleft()
     if not scores:
         raise InputError("no records to score")
+    _log_summary(scores)
+
+
+def _segments(inputs: list[str], fixed):
+    """The records of the FASTA ``inputs`` as segments, of molecule type ``fixed`` or detected per record."""
+    from obte_cli.engine.bio.molecules import detect_molecule_type
+    from obte_cli.engine.bio.seqio import display_name, read_fasta
+    from obte_cli.engine.tokenizers.base import Segment
+
+    for path in inputs:
+        for record in read_fasta(path):
+            mol = fixed or detect_molecule_type(record.sequence)
+            yield Segment(record.sequence, mol.name, record.id, display_name(path))
+
+
+def _log_summary(scores) -> None:
+    """Per molecule type and modality (residue-weighted), on stderr."""
+    from obte_cli.engine.embedding.scoring import ScoreSummary
+
     for row in ScoreSummary.of(scores).table():
         log.info(
             "%s: %d records, %d residues: %.3f bits per residue (perplexity %.2f), masked accuracy %.3f",

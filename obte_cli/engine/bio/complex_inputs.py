@@ -192,3 +192,20 @@ def pair_complexes(
     if pairing == "zip":
         return (Complex(p, a, c) for p, a, c in zip(proteins, acids, complements))
     return (Complex(p, a, c) for p in proteins for a, c in zip(acids, complements))
+
+
+def read_fasta_complexes(
+    proteins: str | Path,
+    nucleic_acids: str | Path,
+    complement: str = "none",
+    na_type: str = "auto",
+    on_unknown: str = "error",
+    pairing: str = "all",
+) -> tuple[Iterator[Complex], int]:
+    """The complexes of a protein FASTA and a nucleic-acid FASTA (``obte affinity PROTEINS NUCLEIC_ACIDS``): each
+    strand with its ``complement`` (:func:`complements_for`), paired with the proteins by ``pairing``
+    (:func:`pair_complexes`, lazily); and how many nucleic acids ``na_type`` auto took as DNA for want of a U."""
+    protein_records = read_proteins(proteins, on_unknown)
+    acids = read_nucleic_acids(nucleic_acids, na_type, on_unknown)
+    strands = complements_for(acids, complement, on_unknown)
+    return pair_complexes(protein_records, acids, strands, pairing), sum(a.na_type_assumed for a in acids)

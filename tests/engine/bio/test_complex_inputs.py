@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from obte_cli.engine.bio.complex_inputs import (
     complements_for,
     pair_complexes,
+    read_fasta_complexes,
     read_nucleic_acids,
     read_proteins,
     reverse_complement,
@@ -70,6 +71,23 @@ def test_pairing_all_and_zip(tmp_path):
     assert zipped == [("p1", "a"), ("p2", "b")]
     with pytest.raises(InputError, match="--pairs must be one of all, zip"):
         pair_complexes(proteins, acids, ["", ""], "cross")
+
+
+def test_fasta_complexes_pair_the_strands_with_their_complements_and_count_the_dna_guesses(tmp_path):
+    (tmp_path / "p.fa").write_text(">p1\nMKV\n>p2\nMRW\n")
+    (tmp_path / "n.fa").write_text(">a\nACGT\n>b\nACGU\n")
+    complexes, assumed = read_fasta_complexes(tmp_path / "p.fa", tmp_path / "n.fa", "revcomp")
+    rows = [(c.protein.id, c.nucleic_acid.id, c.nucleic_acid.na_type, c.complement) for c in complexes]
+    assert rows == [
+        ("p1", "a", "DNA", "ACGT"),
+        ("p1", "b", "RNA", "ACGT"),  # strands are kept with T: ACGU reads as ACGT, RNA for its U
+        ("p2", "a", "DNA", "ACGT"),
+        ("p2", "b", "RNA", "ACGT"),
+    ]
+    assert assumed == 1  # a strand of the input, not of the pairs: only 'a' is DNA for want of a U
+    zipped, assumed = read_fasta_complexes(tmp_path / "p.fa", tmp_path / "n.fa", na_type="RNA", pairing="zip")
+    assert [(c.protein.id, c.nucleic_acid.id, c.complement) for c in zipped] == [("p1", "a", ""), ("p2", "b", "")]
+    assert assumed == 0
 
 
 def test_complement_file_must_match_the_nucleic_acids(tmp_path):
