@@ -158,132 +158,38 @@ def affinity(
 
 
 def _run_task(
-    kind: str,
-    train: Path,
-    dev: Path,
-    test: Path,
-    model: Path,
-    out: Path,
-    task: str,
-    molecule_type: str,
-    epochs: int,
-    batch_size: int,
-    max_tokens: int,
-    lr_head: float,
-    lr_embedding: float,
-    lr_body: float,
-    warmup: float,
-    truncate: bool,
-    on_unknown: str,
-    seed: int,
-    device: Device,
-    force: bool,
-    readout: str = "first",
+    spec, files: dict[str, Path], model: Path | None, out: Path, settings, molecule: str, run_options: dict
 ) -> None:
-    import pandas as pd
-
+    """Fine-tune a `classify` or `residue` task and write its outputs (see FineTuneTask). ``run_options``:
+    truncate, on_unknown, device, force."""
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.outputs import staged_directory
-    from obte_cli.engine.core.plots import learning_curve
-    from obte_cli.engine.core.tables import write_tsv
-    from obte_cli.engine.finetuning.tasks import (
-        class_index,
-        encode_split,
-        read_residue_split,
-        read_sequence_split,
-        train_task,
-    )
-    from obte_cli.engine.model.directory import load_model, save_model
+    from obte_cli.engine.finetuning.tasks import encode_task_splits, read_task_splits, run_finetune_task, save_task_run
+    from obte_cli.engine.model.directory import load_model
 
-    molecule_type_option(molecule_type)  # validate early: a bad name fails before any training
-    guard_new_output(out, force, inputs=(train, dev, test, model))
-    settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
-    per_residue = kind == "residue"
-    reader = read_residue_split if per_residue else read_sequence_split
-    sources = {"train": str(train), "dev": str(dev), "test": str(test)}
-    splits = {name: reader(path, name, task) for name, path in (("train", train), ("dev", dev), ("test", test))}
-    classes = (
-        class_index(splits["train"], [splits["dev"], splits["test"]], per_residue, sources)
-        if task == "classification"
-        else None
-    )
+    molecule_type_option(molecule)  # validate early: a bad name fails before any training
+    inputs = (*files.values(), model)
+    guard_new_output(out, run_options["force"], inputs=inputs)
+    splits, classes = read_task_splits(spec, files)
     model = backbone_or_default(model)
     loaded = load_model(model)
-    context = loaded.model.config.max_positions
-    encodings = {
-        name: encode_split(loaded.tokenizer, split, molecule_type, context, truncate, sources[name], on_unknown)
-        for name, split in splits.items()
-    }
-    log.info(
-        "%s %s: %s; %d / %d / %d records%s",
-        kind,
-        task,
-        model,
-        *(len(splits[s].ids) for s in ("train", "dev", "test")),
-        f"; classes {', '.join(classes)}" if classes else "",
+    encodings = encode_task_splits(
+        splits, files, loaded, molecule, run_options["truncate"], run_options["on_unknown"]
     )
+    counts = " / ".join(str(len(splits[name].ids)) for name in ("train", "dev", "test"))
+    log.info("%s %s: %s; %s records%s", spec.kind, spec.task, model, counts,
+             f"; classes {', '.join(classes)}" if classes else "")  # fmt: skip
     steps = settings.epochs * math.ceil(len(splits["train"].ids) / settings.batch_size)
-    with training_progress(steps, f"finetune {kind}") as on_step:
-        result = train_task(
-            loaded.model,
-            loaded.tokenizer,
-            splits,
-            encodings,
-            task,
-            per_residue,
-            classes,
-            settings,
-            resolve_device(device),
-            on_step,
-            readout,
-        )
-    with staged_directory(out, inputs=[train, dev, test, model]) as staging:
-        head = {
-            **result.head.describe(),
-            **({} if per_residue else {"readout": readout}),
-            "task": f"{kind}-{task}",
-            "per_residue": per_residue,
-            "classes": classes,
-            "target_mean": result.target_mean,
-            "target_sd": result.target_sd,
-        }
-        save_model(
-            staging / "model",
-            loaded.model,
-            loaded.tokenizer,
-            head=head,
-            head_state=result.head.state_dict(),
-            metadata={
-                "task": kind,
-                "train": str(train),
-                "best_epoch": result.best_epoch,
-                "test_metrics": result.test,
-                "finetune": settings.to_dict(),
-            },
-        )
-        epochs_table = pd.DataFrame(result.epochs)
-        test_row = {"epoch": f"test (epoch {result.best_epoch})", **{f"dev_{k}": v for k, v in result.test.items()}}
-        write_tsv(
-            pd.concat([epochs_table.astype({"epoch": str}), pd.DataFrame([test_row])], ignore_index=True).rename(
-                columns=lambda c: c.replace("dev_", "") if c != "train_loss" else c
-            ),
-            staging / "metrics.tsv",
-        )
-        with open((staging / "test_predictions.tsv"), "w") as handle:
-            handle.write("id\tlabel\tpredicted\n")
-            for record, truth, predicted in zip(splits["test"].ids, splits["test"].labels, result.test_predictions):
-                if per_residue:
-                    shown = [
-                        classes[int(v)] if classes and v == v else ("NA" if v != v else f"{v:.4g}") for v in predicted
-                    ]
-                    handle.write(f"{record}\t{' '.join(map(str, truth))}\t{' '.join(shown)}\n")
-                else:
-                    handle.write(f"{record}\t{truth}\t{classes[int(predicted)] if classes else f'{predicted:.4g}'}\n")
-        learning_curve(result.epochs, staging / "learning_curve.png", f"finetune {kind} ({task}): {Path(train).name}")
-    main = "mcc" if task == "classification" else "spearman"
-    log.info("best dev epoch %d; test %s", result.best_epoch, ", ".join(f"{k} {v:.3f}" for k, v in result.test.items()))
-    log.info("wrote %s (test %s %.3f)", out, main, result.test[main])
+    with training_progress(steps, f"finetune {spec.kind}") as on_step:
+        device = resolve_device(run_options["device"])
+        run = run_finetune_task(spec, splits, classes, encodings, loaded, settings, device, on_step)
+    with staged_directory(out, inputs=[*files.values(), model]) as staging:
+        save_task_run(staging, spec, run, loaded, settings, files["train"])
+    test = run.result.test
+    main = "mcc" if spec.task == "classification" else "spearman"
+    log.info("best dev epoch %d; test %s", run.result.best_epoch, ", ".join(f"{k} {v:.3f}" for k, v in test.items()))
+    log.info("wrote %s (test %s %.3f); predict with: obte predict %s FASTA", out, main, test[main], out / "model")
 
 
 TASK_HELP = "classification (MCC, F1, accuracy) or regression (Spearman, Pearson)."
@@ -323,29 +229,12 @@ def classify(
 
     Example: [bold]obte finetune classify --train train.csv --dev dev.csv --test test.csv -m backbone -o run/[/bold]
     """
-    _run_task(
-        "classify",
-        train,
-        dev,
-        test,
-        model,
-        out,
-        task.value,
-        molecule_type,
-        epochs,
-        batch_size,
-        max_tokens,
-        lr_head,
-        lr_embedding,
-        lr_body,
-        warmup,
-        truncate,
-        on_unknown.value,
-        seed,
-        device,
-        force,
-        readout=readout.value,
-    )
+    from obte_cli.engine.finetuning.tasks import FineTuneTask
+
+    settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
+    files = {"train": train, "dev": dev, "test": test}
+    options = {"truncate": truncate, "on_unknown": on_unknown.value, "device": device, "force": force}
+    _run_task(FineTuneTask("classify", task.value, readout.value), files, model, out, settings, molecule_type, options)
 
 
 @app.command("residue")
@@ -381,28 +270,12 @@ def residue(
 
     Example: [bold]obte finetune residue --train ss-train.tsv --dev ss-dev.tsv --test ss-test.tsv -o ss/[/bold]
     """
-    _run_task(
-        "residue",
-        train,
-        dev,
-        test,
-        model,
-        out,
-        task.value,
-        molecule_type,
-        epochs,
-        batch_size,
-        max_tokens,
-        lr_head,
-        lr_embedding,
-        lr_body,
-        warmup,
-        truncate,
-        on_unknown.value,
-        seed,
-        device,
-        force,
-    )
+    from obte_cli.engine.finetuning.tasks import FineTuneTask
+
+    settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
+    files = {"train": train, "dev": dev, "test": test}
+    options = {"truncate": truncate, "on_unknown": on_unknown.value, "device": device, "force": force}
+    _run_task(FineTuneTask("residue", task.value), files, model, out, settings, molecule_type, options)
 
 
 @app.command("contacts")

@@ -159,6 +159,7 @@ ENCODING_COMMANDS = [
     ("affinity",),
     ("contacts", "predict"),
     ("scan-jaspar",),
+    ("predict",),
 ]
 
 

@@ -41,6 +41,7 @@ from obte_cli.engine.bio.molecules import detect_molecule_type
 from obte_cli.engine.bio.molecules import molecule_type as lookup_type
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import classification_metrics, rank_regression_metrics
+from obte_cli.engine.core.outputs import atomic_file
 from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.finetuning.trainer import (
     NO_CLASS,
@@ -379,3 +380,151 @@ def train_task(
     result.best_epoch = best["epoch"]
     result.test, result.test_predictions = evaluate("test")
     return result
+
+
+# ------------------------------------------------------------------------------------------------ one run
+@dataclass(frozen=True)
+class FineTuneTask:
+    """A sequence or per-residue task as `obte finetune classify|residue` runs it: which files it reads, the
+    head it trains and describes in ``config.json`` (what `obte predict` reads back), and its prediction file."""
+
+    kind: str  # "classify" (one label per sequence) or "residue" (one per residue)
+    task: str  # "classification" or "regression"
+    readout: str = "first"  # sequence tasks: what the head reads, "first" or "mean"
+
+    @property
+    def per_residue(self) -> bool:
+        return self.kind == "residue"
+
+    def read_split(self, path: str | Path, name: str) -> Split:
+        reader = read_residue_split if self.per_residue else read_sequence_split
+        return reader(path, name, self.task)
+
+    def head_description(self, result: TaskResult, classes: list[str] | None) -> dict:
+        """The ``head`` section of the fine-tuned model's config.json."""
+        return {
+            **result.head.describe(),
+            **({} if self.per_residue else {"readout": self.readout}),
+            "task": f"{self.kind}-{self.task}",
+            "per_residue": self.per_residue,
+            "classes": classes,
+            "target_mean": result.target_mean,
+            "target_sd": result.target_sd,
+        }
+
+    def write_test_predictions(self, path: Path, split: Split, predicted: list, classes: list[str] | None) -> None:
+        """``id, label, predicted`` per test record; residue tasks space-separate one value per residue (NA where
+        truncation left a residue without a prediction)."""
+
+        def shown(value) -> str:
+            if value != value:
+                return "NA"
+            return classes[int(value)] if classes else f"{value:.4g}"
+
+        with atomic_file(path) as handle:
+            handle.write("id\tlabel\tpredicted\n")
+            for record, truth, values in zip(split.ids, split.labels, predicted):
+                if self.per_residue:
+                    handle.write(f"{record}\t{' '.join(map(str, truth))}\t{' '.join(shown(v) for v in values)}\n")
+                else:
+                    handle.write(f"{record}\t{truth}\t{shown(values)}\n")
+
+
+@dataclass
+class TaskRun:
+    """What :func:`run_finetune_task` trained, and on what."""
+
+    splits: dict[str, Split]
+    classes: list[str] | None
+    result: TaskResult
+
+
+def read_task_splits(
+    spec: FineTuneTask, files: dict[str, str | Path]
+) -> tuple[dict[str, Split], list[str] | None]:
+    """The train/dev/test splits of ``files`` and, for a classification, the training classes (a dev or
+    test label outside them is an error naming file and record)."""
+    sources = {name: str(path) for name, path in files.items()}
+    splits = {name: spec.read_split(files[name], name) for name in ("train", "dev", "test")}
+    if spec.task != "classification":
+        return splits, None
+    return splits, class_index(splits["train"], [splits["dev"], splits["test"]], spec.per_residue, sources)
+
+
+def encode_task_splits(
+    splits: dict[str, Split],
+    files: dict[str, str | Path],
+    loaded,
+    molecule: str = "auto",
+    truncate: bool = False,
+    on_unknown: str = "error",
+) -> dict[str, list[Encoding]]:
+    """Every split encoded for ``loaded``'s tokenizer and context (errors name the split's file)."""
+    context = loaded.model.config.max_positions
+    return {
+        name: encode_split(loaded.tokenizer, split, molecule, context, truncate, str(files[name]), on_unknown)
+        for name, split in splits.items()
+    }
+
+
+def run_finetune_task(
+    spec: FineTuneTask,
+    splits: dict[str, Split],
+    classes: list[str] | None,
+    encodings: dict[str, list[Encoding]],
+    loaded,
+    settings: FinetuneSettings,
+    device="cpu",
+    on_step=None,
+) -> TaskRun:
+    """:func:`train_task` on read and encoded splits: best dev epoch, scored on test."""
+    result = train_task(
+        loaded.model,
+        loaded.tokenizer,
+        splits,
+        encodings,
+        spec.task,
+        spec.per_residue,
+        classes,
+        settings,
+        device,
+        on_step,
+        spec.readout,
+    )
+    return TaskRun(splits, classes, result)
+
+
+def save_task_run(
+    directory: Path, spec: FineTuneTask, run: TaskRun, loaded, settings: FinetuneSettings, train: str | Path
+) -> None:
+    """Write a run's outputs into ``directory`` (a staging directory): ``model/`` (backbone + head, what
+    `obte predict` loads), ``metrics.tsv`` (per epoch on dev, then the best epoch on test),
+    ``test_predictions.tsv`` and ``learning_curve.png``."""
+    from obte_cli.engine.core.plots import learning_curve
+    from obte_cli.engine.core.tables import write_tsv
+    from obte_cli.engine.model.directory import save_model
+
+    result = run.result
+    save_model(
+        directory / "model",
+        loaded.model,
+        loaded.tokenizer,
+        head=spec.head_description(result, run.classes),
+        head_state=result.head.state_dict(),
+        metadata={
+            "task": spec.kind,
+            "train": str(train),
+            "best_epoch": result.best_epoch,
+            "test_metrics": result.test,
+            "finetune": settings.to_dict(),
+        },
+    )
+    epochs = pd.DataFrame(result.epochs)
+    test_row = {"epoch": f"test (epoch {result.best_epoch})", **{f"dev_{k}": v for k, v in result.test.items()}}
+    table = pd.concat([epochs.astype({"epoch": str}), pd.DataFrame([test_row])], ignore_index=True)
+    table = table.rename(columns=lambda c: c.replace("dev_", "") if c != "train_loss" else c)
+    write_tsv(table, directory / "metrics.tsv")
+    predictions = directory / "test_predictions.tsv"
+    spec.write_test_predictions(predictions, run.splits["test"], result.test_predictions, run.classes)
+    title = f"finetune {spec.kind} ({spec.task}): {Path(train).name}"
+    learning_curve(result.epochs, directory / "learning_curve.png", title)
