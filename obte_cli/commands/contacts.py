@@ -155,17 +155,9 @@ def predict(
 
     Example: [bold]obte contacts predict --structure share/examples/1AZP.pdb.gz --cif-out 1AZP.contacts.cif[/bold]
     """
-    import numpy as np
-
-    from obte_cli.engine.bio.complex_inputs import read_nucleic_acids, read_proteins
-    from obte_cli.engine.contacts.io import (
-        bfactor_values,
-        place_on_structure,
-        sites_from_structure,
-        write_bfactor_structure,
-    )
+    from obte_cli.engine.contacts.io import write_bfactor_structure
+    from obte_cli.engine.contacts.prediction import predict_contacts
     from obte_cli.engine.contacts.predictor import load_contact_predictor
-    from obte_cli.engine.contacts.sites import ContactSite
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import check_output
@@ -188,59 +180,30 @@ def predict(
         raise InputError(
             f"--bfactor-cutoff {bfactor_cutoff:g}: the model predicts {', '.join(f'{c:g}' for c in cutoffs)} Å"
         )
-    chain_sites = sites_from_structure(structure, cutoffs) if structure is not None else []
-    if protein is not None:
-        acids = read_nucleic_acids(nucleic_acid, na_type.value, on_unknown.value)
-        if not 1 <= len(acids) <= 2:
-            raise InputError(f"{nucleic_acid}: {len(acids)} records; give the one or two strands bound by the protein")
-        sites = [
-            ContactSite(
-                p.id,
-                p.sequence,
-                [a.sequence for a in acids],
-                [a.na_type for a in acids],
-                [str(i + 1) for i in range(len(p.sequence))],
-            )
-            for p in read_proteins(protein, on_unknown.value)
-        ]
-    else:
-        sites = chain_sites
-    probabilities = predictor.predict(sites, device=resolve_device(device))
-    for site, p in zip(sites, probabilities):
-        missing = np.flatnonzero(np.isnan(p[:, 0]))
-        if missing.size:  # the protein was cut to fit the context (the nucleic acids are kept whole)
-            log.warning(
-                "%s: residues %s–%s (%d of %d) lie beyond the model's context of %d tokens: no prediction (NA)",
-                site.name,
-                site.residue_ids[missing[0]],
-                site.residue_ids[missing[-1]],
-                missing.size,
-                len(site.protein),
-                predictor.context,
-            )
-    observed = protein is None  # sites read from the structure carry their observed contacts
-    placements, mappings = place_on_structure(sites, chain_sites, observed)
-    for site, mapping in zip(sites, mappings):
+    prediction = predict_contacts(
+        predictor, structure, protein, nucleic_acid, na_type.value, on_unknown.value, resolve_device(device)
+    )
+    for site, missing in prediction.cut():  # the protein was cut to fit the context (the nucleic acids are kept whole)
+        log.warning(
+            "%s: residues %s–%s (%d of %d) lie beyond the model's context of %d tokens: no prediction (NA)",
+            site.name,
+            site.residue_ids[missing[0]],
+            site.residue_ids[missing[-1]],
+            missing.size,
+            len(site.protein),
+            predictor.context,
+        )
+    for site, mapping in zip(prediction.sites, prediction.mappings):
         if mapping is not None:
             log.info(
                 "%s → chain %s (%.0f%% of its residues identical)", site.name, mapping.chain, 100 * mapping.identity
             )
-    show_chain_residue = protein is not None and bool(chain_sites)
-    columns = ["site", "residue", "aa"] + (["chain_residue"] if show_chain_residue else [])
-    columns += [f"p_{c:g}" for c in cutoffs] + [f"call_{c:g}" for c in cutoffs]
-    columns += [f"contact_{c:g}" for c in cutoffs] if observed else []
     with open_output(out) as handle:
-        handle.write("\t".join(columns) + "\n")
-        for site, p, placement in zip(sites, probabilities, placements):
-            for r, (residue, aa) in enumerate(zip(site.residue_ids, site.protein)):
-                row = [site.name, residue, aa] + ([placement.get(r, ("", "NA"))[1]] if show_chain_residue else [])
-                row += ["NA" if math.isnan(v) else f"{v:.4f}" for v in p[r]]
-                row += ["NA" if math.isnan(v) else str(int(v >= t)) for v, t in zip(p[r], predictor.thresholds)]
-                row += [str(int(v)) for v in site.labels[r]] if observed else []
-                handle.write("\t".join(row) + "\n")
+        handle.write("\t".join(prediction.columns()) + "\n")
+        for row in prediction.rows():
+            handle.write("\t".join(row) + "\n")
     if cif_out is not None:
-        count = write_bfactor_structure(
-            structure, bfactor_values(placements, probabilities, cutoffs.index(shown)), cif_out
-        )
+        count = write_bfactor_structure(structure, prediction.bfactors(shown), cif_out)
         log.info("wrote %s: B-factor = 100 × P(contact within %g Å) on %d residues", cif_out, shown, count)
+    sites = prediction.sites
     log.info("predicted %d residues of %d sites", sum(len(s.protein) for s in sites), len(sites))
