@@ -40,10 +40,27 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     log.propagate = False
 
 
+_held_until_the_end: list = []  # locks on the running command's outputs (see hold_until_the_command_ends)
+
+
+def hold_until_the_command_ends(lock) -> None:
+    """Release ``lock`` (an output lock, obte_cli.engine.core.locks) when the running command ends, however
+    it ends; a process that dies releases it too."""
+    _held_until_the_end.append(lock)
+
+
 class ObteGroup(TyperGroup):
-    """Click group that turns user-facing errors into one line on stderr and exit code 1."""
+    """Click group that turns user-facing errors into one line on stderr and exit code 1, and releases the
+    command's output locks when it ends."""
 
     def invoke(self, ctx):
+        try:
+            return self._invoke(ctx)
+        finally:
+            while _held_until_the_end:
+                _held_until_the_end.pop().release()
+
+    def _invoke(self, ctx):
         try:
             result = super().invoke(ctx)
         except ObteError as exc:
@@ -241,3 +258,25 @@ def affinity_cv_report(data: Path, folds: int, homology_threshold: float | None)
             "fold %d/%d: PCC %.3f, MAE %.3f kcal/mol on %d rows", f + 1, folds, m["pcc"], m["mae"], m["n"]
         ),
     )
+
+
+class UnknownLetters:
+    """Counts the letters outside the standard alphabets of the records a prediction command reads, and
+    reports them on stderr at the end (``--on-unknown unk`` reads each as ``<unk>``)."""
+
+    def __init__(self, on_unknown: str):
+        from collections import Counter
+
+        self.on_unknown = on_unknown
+        self.letters: Counter = Counter()
+
+    def count(self, segment) -> None:
+        from obte_cli.engine.tokenizers.base import unknown_letters
+
+        if self.on_unknown == "unk":
+            self.letters.update(unknown_letters(segment))
+
+    def report(self) -> None:
+        if self.letters:
+            shown = ", ".join(f"{letter} ×{n}" for letter, n in self.letters.most_common())
+            log.warning("%d non-standard letters read as <unk>: %s", sum(self.letters.values()), shown)

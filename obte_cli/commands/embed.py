@@ -10,6 +10,7 @@ import typer
 
 from obte_cli.commands.common import (
     DefaultCommandGroup,
+    UnknownLetters,
     log,
     new_app,
     open_output,
@@ -17,14 +18,15 @@ from obte_cli.commands.common import (
 )
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
+    UNK_BY_DEFAULT_HELP,
     Device,
     DeviceOption,
     OnUnknown,
-    OnUnknownOption,
     Pool,
     backbone_or_default,
     model_option,
     number_in,
+    on_unknown_option,
     out_option,
     seed_option,
     suggests_on_unknown,
@@ -82,13 +84,22 @@ def embed(
         16384, "--max-tokens", min=1, help="Tokens per forward pass (memory bound; no effect on the numbers)."
     ),
     truncate: bool = typer.Option(
-        False, "--truncate", help="Cut records longer than the context to their first residues."
+        False, "--truncate", help="Cut records longer than the context to their first residues (instead of windows)."
     ),
     window: int = typer.Option(
-        0, "--window", min=0, help="Embed long records in windows of this many residues (averaged where they overlap)."
+        0,
+        "--window",
+        min=0,
+        help="Residues per window for records longer than the context (default: the context less 2, the most "
+        "that fits); residue vectors are averaged where windows overlap, pooled vectors come from them.",
     ),
-    stride: int = typer.Option(0, "--stride", min=0, help="Residues between window starts (default: half a window)."),
-    on_unknown: OnUnknownOption = OnUnknown.error,
+    stride: int = typer.Option(
+        0, "--stride", min=0, help="Residues between window starts, with --window (default: half a window)."
+    ),
+    no_window: bool = typer.Option(
+        False, "--no-window", help="Refuse a record longer than the context (an error) instead of windowing it."
+    ),
+    on_unknown: Annotated[OnUnknown, on_unknown_option(UNK_BY_DEFAULT_HELP)] = OnUnknown.unk,
     device: DeviceOption = Device.auto,
     out: Annotated[
         str, out_option("Output: .safetensors (ids in its metadata), .npy (+ .ids.txt), .tsv, or '-' (TSV on stdout).")
@@ -104,14 +115,19 @@ def embed(
     from obte_cli.engine.bio.seqio import display_name, read_fasta, stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
     from obte_cli.engine.embedding.io import EmbeddingWriter
     from obte_cli.engine.model.directory import load_model
     from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
     from obte_cli.engine.tokenizers.base import Segment
 
+    ids_file = str(Path(out).with_suffix(".ids.txt")) if out.endswith(".npy") else None  # beside a .npy
+    refuse_same_file([("--out", out), ("--out", ids_file)], [*inputs, model])
     if truncate and window:
         raise InputError("use either --truncate or --window, not both")
+    if no_window and (window or truncate):
+        raise typer.BadParameter("cannot be combined with --window or --truncate", param_hint="'--no-window'")
     _check_stride(window, stride)
     stdin_once(inputs)
     pool = pool.value
@@ -123,6 +139,7 @@ def embed(
         truncate=truncate,
         window=window,
         stride=stride,
+        windows=not no_window,
         on_unknown=on_unknown.value,
     )
     torch_device = resolve_device(device)
@@ -140,7 +157,9 @@ def embed(
             for record in read_fasta(path):
                 if index % processes.world_size == processes.rank:  # under torchrun: this rank's share
                     mol = fixed or detect_molecule_type(record.sequence)
-                    yield Segment(record.sequence, mol.name, record.id, display_name(path))
+                    segment = Segment(record.sequence, mol.name, record.id, display_name(path))
+                    unknown.count(segment)
+                    yield segment
                 index += 1
 
     metadata = {"pool": pool, "layers": ",".join(map(str, settings.layers)), "model": str(model)}
@@ -151,11 +170,13 @@ def embed(
         part = Path(f"{out}.part-{processes.rank}-of-{processes.world_size}.safetensors")
     writer = EmbeddingWriter(part or out, pool, settings.layers, metadata, stdout=sys.stdout)
     started = time.perf_counter()
-    residues = 0
+    residues = windowed = 0
+    unknown = UnknownLetters(on_unknown.value)
     try:
         for item in embed_segments(loaded.model, loaded.tokenizer, segments(), settings, processes.device):
             writer.add(item)
             residues += item.n_residues
+            windowed += item.windows > 1
             if stderr_console.is_terminal and len(writer.ids) % 1000 == 0:
                 elapsed = time.perf_counter() - started
                 log.info(
@@ -182,6 +203,9 @@ def embed(
         residues / elapsed,
         out,
     )
+    if windowed:
+        log.info("%d records longer than the context were embedded in overlapping windows", windowed)
+    unknown.report()
 
 
 def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, processes) -> None:

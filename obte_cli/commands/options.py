@@ -315,6 +315,12 @@ ON_UNKNOWN_HELP = (
 ON_UNKNOWN_HINT = "use --on-unknown unk to read such letters as <unk>"
 
 
+UNK_BY_DEFAULT_HELP = (
+    "Letters outside the standard alphabets (20 amino acids; A, C, G, T/U), such as X or N: 'unk' (default) reads "
+    "each as the <unk> token and counts them on stderr; 'error' stops at the first, naming record and position."
+)
+
+
 def on_unknown_option(help: str = ON_UNKNOWN_HELP) -> Any:
     """``--on-unknown error|unk``, for every command that encodes the user's sequences; decorate the
     command with :func:`suggests_on_unknown` so that its errors point at the option."""
@@ -345,10 +351,23 @@ TsvOutOption = Annotated[str, out_option("Output TSV (default: stdout).")]
 
 
 def guard_new_output(path: Path, force: bool, inputs: tuple = ()) -> None:
-    """The rule for ``--out`` directories: an existing one is replaced only with ``--force``, and never one
-    that is (or contains) an input of the run. Checked before any work, so a long run cannot fail at the end."""
-    from obte_cli.engine.core.outputs import refuse_input_as_output
+    """The rule for ``--out`` directories: an existing one is replaced only with ``--force`` and only if obte
+    wrote it, never one that is (or contains) an input of the run or the current directory; and the output
+    is locked until the command ends, so a second run into it is refused. Checked before any work, so a long
+    run cannot fail at the end (:func:`obte_cli.engine.core.directories.claim_output`)."""
+    from obte_cli.commands.common import hold_until_the_command_ends
+    from obte_cli.engine.core.directories import claim_output
 
-    refuse_input_as_output(path, inputs)
-    if Path(path).exists() and not force:
-        raise InputError(f"{path}: already exists (use --force to replace it)")
+    hold_until_the_command_ends(claim_output(path, force, inputs))
+
+
+def lock_run_directory(path: Path) -> None:
+    """Lock the directory a command fills in place (``pretrain -o``) until the command ends; a second run
+    into it is refused in one line. Under torchrun only the first process takes it (the others share it)."""
+    import os
+
+    from obte_cli.commands.common import hold_until_the_command_ends
+    from obte_cli.engine.core.directories import locked_output_directory
+
+    if os.environ.get("RANK", "0") in ("0", ""):
+        hold_until_the_command_ends(locked_output_directory(path))

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import log, open_output
+from obte_cli.commands.common import UnknownLetters, log, open_output
 from obte_cli.commands.options import (
+    UNK_BY_DEFAULT_HELP,
     Device,
     DeviceOption,
     OnUnknown,
     TsvOutOption,
     on_unknown_option,
     suggests_on_unknown,
-)
-
-ON_UNKNOWN_HELP = (
-    "Letters outside the standard alphabets (20 amino acids; A, C, G, T/U), such as X or N: 'unk' (default) reads "
-    "each as the <unk> token and counts them on stderr; 'error' stops at the first, naming record and position."
 )
 
 
@@ -49,7 +44,7 @@ def predict(
     stride: int = typer.Option(
         0, "--stride", min=0, max=1 << 20, help="Residues between window starts (default: half a window)."
     ),
-    on_unknown: Annotated[OnUnknown, on_unknown_option(ON_UNKNOWN_HELP)] = OnUnknown.unk,
+    on_unknown: Annotated[OnUnknown, on_unknown_option(UNK_BY_DEFAULT_HELP)] = OnUnknown.unk,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -68,7 +63,7 @@ def predict(
     from obte_cli.engine.core.outputs import refuse_input_as_output
     from obte_cli.engine.embedding.predict import FineTunedTask, PredictSettings, predict_records
     from obte_cli.engine.model.directory import load_model
-    from obte_cli.engine.tokenizers.base import Segment, unknown_letters
+    from obte_cli.engine.tokenizers.base import Segment
 
     stdin_once(inputs)
     fixed = molecule_type_option(molecule_type)
@@ -84,14 +79,14 @@ def predict(
     if window and window + 2 > context:
         raise InputError(f"--window {window} does not fit the model's context of {context}")
     settings = PredictSettings(max_tokens=max_tokens, window=window, stride=stride, on_unknown=on_unknown.value)
-    unknown: Counter = Counter()
+    unknown = UnknownLetters(on_unknown.value)
 
     def segments():
         for path in inputs:
             for record in read_fasta(path):
                 mol = fixed or detect_molecule_type(record.sequence)
                 segment = Segment(record.sequence, mol.name, record.id, display_name(path))
-                unknown.update(unknown_letters(segment))
+                unknown.count(segment)
                 yield segment
 
     records = windowed = 0
@@ -104,7 +99,8 @@ def predict(
             handle.writelines(_rows(task, result))
     if records == 0:
         raise InputError("no records to predict")
-    _report(records, windowed, unknown, on_unknown.value)
+    log.info("predicted %d records%s", records, f"; {windowed} longer than the context, in windows" if windowed else "")
+    unknown.report()
 
 
 def _refuse_affinity_model(model: Path) -> None:
@@ -141,10 +137,3 @@ def _rows(task, result):
         return
     for position, (letter, values) in enumerate(zip(result.sequence.upper(), result.values), start=1):
         yield f"{result.id}\t{position}\t{letter}\t{fields(values)}\n"
-
-
-def _report(records: int, windowed: int, unknown: Counter, on_unknown: str) -> None:
-    log.info("predicted %d records%s", records, f"; {windowed} longer than the context, in windows" if windowed else "")
-    if unknown and on_unknown == "unk":
-        letters = ", ".join(f"{letter} ×{n}" for letter, n in unknown.most_common())
-        log.warning("%d non-standard letters read as <unk>: %s", sum(unknown.values()), letters)

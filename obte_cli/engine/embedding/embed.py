@@ -13,9 +13,12 @@ Per record the encoder's states are taken at the requested ``layers`` and turned
 * ``mean`` / ``max`` — mean / max over those residue vectors; ``first`` — the first token (the molecule
   tag, which the fine-tuning heads read).
 
-A record longer than the context is an error, or cut (``truncate``) to its first residues, or split
-into windows of ``window`` residues every ``stride`` residues, each embedded on its own; a residue's
-vector is then the mean over the windows that contain it, and ``first`` the mean of the windows' tags.
+A record longer than the context is split into windows of ``window`` residues (default: the context less
+two, the most that always fit beside the tag and ``<EOS>``) every ``stride`` residues (default: half a
+window), each embedded on its own; a residue's vector is then the mean over the windows that contain it,
+pooled vectors come from those averaged residue vectors, and ``first`` is the mean of the windows' tags.
+Instead, ``truncate`` cuts it to its first residues, and ``windows=False`` (with no ``truncate``) makes it
+an error.
 Embedding a sequence alone or packed with others gives the same numbers (to float rounding): packed
 sequences cannot see each other and their positions restart at 0.
 """
@@ -42,8 +45,9 @@ class EmbeddingSettings:
     layers: tuple[int, ...] = (-1,)
     max_tokens: int = 16384
     truncate: bool = False
-    window: int = 0  # residues per window (0: no windows)
+    window: int = 0  # residues per window for records longer than the context (0: context − 2)
     stride: int = 0  # residues between window starts (0: window // 2)
+    windows: bool = True  # False: a record longer than the context is an error (unless truncate)
     chunk_records: int = 1024
     on_unknown: str = "error"  # or "unk": letters outside the standard alphabets become <unk>
 
@@ -53,6 +57,7 @@ class RecordEmbedding:
     id: str
     n_residues: int
     vectors: np.ndarray  # pooled: (n_layers, width); per-token: (n_residues, n_layers, width)
+    windows: int = 1  # how many windows the record was embedded in (1: it fit the context)
 
 
 @dataclass
@@ -68,19 +73,20 @@ def encode_units(
     encoding = tokenizer.encode_one([segment], on_unknown=settings.on_unknown)
     if len(encoding) <= context:
         return [_Unit(index, encoding, 0)]
-    if settings.window:
-        stride = settings.stride or max(1, settings.window // 2)
+    if settings.window or (settings.windows and not settings.truncate):
+        window = settings.window or max(1, context - 2)
+        stride = settings.stride or max(1, window // 2)
         units = []
         length = len(segment.sequence)
-        starts = list(range(0, max(length - settings.window, 0) + 1, stride))
-        if starts[-1] + settings.window < length:
-            starts.append(length - settings.window)
+        starts = list(range(0, max(length - window, 0) + 1, stride))
+        if starts[-1] + window < length:
+            starts.append(length - window)
         for start in starts:
-            piece = Segment(segment.sequence[start : start + settings.window], segment.molecule, segment.name)
+            piece = Segment(segment.sequence[start : start + window], segment.molecule, segment.name)
             window_encoding = tokenizer.encode_one([piece], on_unknown=settings.on_unknown)
             if len(window_encoding) > context:
                 raise InputError(
-                    f"record '{segment.name}': a window of {settings.window} residues is {len(window_encoding)} "
+                    f"record '{segment.name}': a window of {window} residues is {len(window_encoding)} "
                     "tokens, "
                     f"over the context of {context} (use a smaller --window)"
                 )
@@ -90,7 +96,7 @@ def encode_units(
         return [_Unit(index, encode_prefix_to_fit(tokenizer, [segment], context, on_unknown=settings.on_unknown), 0)]
     raise InputError(
         f"record '{segment.name}': {len(encoding)} tokens exceed the model's context of {context} "
-        "(use --truncate or --window)"
+        "(--no-window refuses such records; leave it out to embed them in windows, or use --truncate)"
     )
 
 
@@ -146,7 +152,7 @@ def embed_chunk(
             - np.repeat(first_of_token, spans)
             + np.repeat(enc.start[tokens] + unit.residue_offset, spans)
         )
-        if windows[unit.record] == 1 and not settings.window:  # the only unit: each residue written once
+        if unit.residue_offset == 0 and len(units) == len(segments):  # one unit per record: each residue once
             sums[unit.record][residues] = state[np.repeat(tokens, spans)]
             counts[unit.record][residues] = 1
         else:  # overlapping windows accumulate
@@ -157,7 +163,8 @@ def embed_chunk(
         covered = counts[i] > 0
         per_residue = (sums[i][covered] / counts[i][covered, None, None]).astype(np.float32)
         first = (firsts[i] / windows[i]).astype(np.float32)
-        results.append(RecordEmbedding(segment.name, int(covered.sum()), _pool(per_residue, first, settings.pool)))
+        pooled = _pool(per_residue, first, settings.pool)
+        results.append(RecordEmbedding(segment.name, int(covered.sum()), pooled, int(windows[i])))
     return results
 
 

@@ -94,13 +94,25 @@ def test_formats_stdin_gzip_and_order(models, proteins, tmp_path):
     assert lines[0].startswith("id\tl0_0\t") and [line.split("\t")[0] for line in lines[1:]] == ids
 
 
-def test_long_records_error_truncate_or_window(models, proteins, tmp_path):
+def test_long_records_window_by_default_error_with_no_window_or_truncate(models, proteins, tmp_path):
     _, records = proteins
     long_seq = "".join(r.sequence for r in records[:4])  # real residues, longer than the context of 256
     fasta = tmp_path / "long.fa"
     fasta.write_text(f">long\n{long_seq}\n>short\n{records[5].sequence}\n")
-    refused = obte("embed", fasta, "-m", models["residue"], "-o", tmp_path / "x.npy")
-    assert refused.exit_code == 1 and "record 'long'" in refused.stderr and "--truncate or --window" in refused.stderr
+    default = obte("embed", fasta, "-m", models["residue"], "--pool", "per-token", "-o", tmp_path / "d.safetensors")
+    assert default.exit_code == 0, default.output
+    assert "1 records longer than the context were embedded in overlapping windows" in default.stderr
+    explicit = obte(
+        "embed", fasta, "-m", models["residue"], "--pool", "per-token", "--window", "254", "--stride", "127",
+        "-o", tmp_path / "w.safetensors",
+    )  # fmt: skip
+    assert explicit.exit_code == 0, explicit.output
+    ids, by_default, offsets = read_embeddings(tmp_path / "d.safetensors")
+    _, windowed, _ = read_embeddings(tmp_path / "w.safetensors")
+    assert ids == ["long", "short"] and np.diff(offsets).tolist() == [len(long_seq), len(records[5].sequence)]
+    assert np.array_equal(by_default, windowed)  # the default: windows of context − 2, every half window
+    refused = obte("embed", fasta, "-m", models["residue"], "--no-window", "-o", tmp_path / "x.npy")
+    assert refused.exit_code == 1 and "record 'long'" in refused.stderr and "--no-window" in refused.stderr
     assert not (tmp_path / "x.npy").exists()
     cut = obte(
         "embed", fasta, "-m", models["residue"], "--truncate", "--pool", "per-token", "-o", tmp_path / "cut.safetensors"
@@ -180,13 +192,13 @@ def test_errors_about_a_record_name_its_file(models, proteins, tmp_path):
     stop = tmp_path / "stop.fa"
     stop.write_text(f">p1\n{records[0].sequence}*\n")  # a translated ORF with its stop codon
     one_error_line(
-        obte("embed", good, stop, "-m", models["residue"], "-o", tmp_path / "x.npy"),
+        obte("embed", good, stop, "-m", models["residue"], "-o", tmp_path / "x.npy", "--on-unknown", "error"),
         f"error: {stop}: record 'p1': non-standard protein letter '*'",
     )
     long = tmp_path / "long.fa"
     long.write_text(">long\n" + "".join(r.sequence for r in records[:4]) + "\n")
     one_error_line(
-        obte("embed", long, "-m", models["residue"], "-o", tmp_path / "x.npy"),
+        obte("embed", long, "-m", models["residue"], "-o", tmp_path / "x.npy", "--no-window"),
         f"error: {long}: record 'long': ",
         "tokens exceed the model's context",
     )
