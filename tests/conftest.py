@@ -159,6 +159,17 @@ def mixed_tokenizer():
     return load_tokenizer("omnibiote-mixed")
 
 
+def contact_site(protein="MKRLA", na=("ACGT",), labels=None, name="x:A"):
+    """A contact site: ``protein`` (residues numbered from 1) with the DNA strands ``na`` and its (n, 3) contact
+    labels, none in contact unless given."""
+    import numpy as np
+
+    from obte_cli.engine.contacts.sites import ContactSite
+
+    labels = np.zeros((len(protein), 3), dtype=int) if labels is None else labels
+    return ContactSite(name, protein, list(na), ["DNA"] * len(na), [str(i + 1) for i in range(len(protein))], labels)
+
+
 HELDOUT_FILES = sorted((DATA / "debian-heldout").glob("*/*.fa.gz"))
 
 

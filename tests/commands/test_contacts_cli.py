@@ -1,6 +1,6 @@
-"""Contact prediction: targets, thresholds, the attention probe, CV folds, and the
-`finetune contacts` → `contacts predict` (TSV + mmCIF B-factors) → `bench contacts` path on real structures
-(tests/data/structures and the bundled example 1AZP)."""
+"""The contact commands end to end on real structures (tests/data/structures and the bundled example 1AZP):
+`contacts labels` → `finetune contacts` → `contacts predict` (TSV + mmCIF B-factors) → `bench contacts`, and the
+bundled contact model with its card."""
 
 import gzip
 import json
@@ -10,31 +10,14 @@ import gemmi
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import DATA, obte
 
-from obte_cli.engine.contacts.cv import propensity_probabilities, site_folds
 from obte_cli.engine.contacts.io import sites_from_structure
-from obte_cli.engine.contacts.predictor import load_contact_predictor
-from obte_cli.engine.contacts.probe import (
-    AttentionProbe,
-    ProbeSettings,
-    attention_maps,
-    predict_probe,
-    probe_features,
-    train_probe,
-)
-from obte_cli.engine.contacts.sites import (
-    ContactSite,
-    encode_site,
-    protein_token_targets,
-    read_contact_labels,
-)
-from obte_cli.engine.core.metrics import random_guess_f1, roc_auc
+from obte_cli.engine.contacts.sites import read_contact_labels
+from obte_cli.engine.contacts.training import ContactTraining, train_contact_model
+from obte_cli.engine.core.metrics import random_guess_f1
 from obte_cli.engine.core.resources import example_file
-from obte_cli.engine.model.encoder import ObteModel, padded_vocab_size, preset_config
-from obte_cli.engine.tokenizers.loading import load_tokenizer
-from obte_cli.engine.tokenizers.residues import token_values_to_residues
+from obte_cli.engine.finetuning.trainer import FinetuneSettings
 
 STRUCTURES = DATA / "structures"
 NMR_1LCD = STRUCTURES / "1LCD.cif.gz"  # lac repressor headpiece on DNA, every NMR model
@@ -42,118 +25,6 @@ NMR_1LCD = STRUCTURES / "1LCD.cif.gz"  # lac repressor headpiece on DNA, every N
 TRAINING_STRUCTURES = [NMR_1LCD, example_file("1AZP.pdb.gz"), STRUCTURES / "1W0T.pdb.gz", STRUCTURES / "3PF4.pdb.gz"]
 
 
-def _site(protein="MKRLA", na=("ACGT",), labels=None, name="x:A"):
-    labels = np.zeros((len(protein), 3), dtype=int) if labels is None else labels
-    return ContactSite(name, protein, list(na), ["DNA"] * len(na), [str(i + 1) for i in range(len(protein))], labels)
-
-
-def _micro(context=256):
-    torch.manual_seed(0)
-    tokenizer = load_tokenizer("residue")
-    return ObteModel(
-        preset_config("micro", padded_vocab_size(tokenizer.vocab_size), max_positions=context)
-    ).eval(), tokenizer
-
-
-# ------------------------------------------------------------------------------------------------ unit
-def test_targets_cover_protein_tokens_only_and_truncation_leaves_nan():
-    tokenizer = load_tokenizer("residue")
-    labels = np.array([[1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 0], [1, 1, 1]])
-    site = _site("MKXLA", ("ACNT", "AGGT"), labels)  # X and N (modified) become <unk>
-    encoding = encode_site(tokenizer, site, 64)
-    targets = protein_token_targets(encoding, labels)
-    protein_tokens = np.flatnonzero((encoding.segment == 0) & encoding.is_residue)
-    assert np.array_equal(targets[protein_tokens], labels.astype(np.float32))
-    assert np.isnan(np.delete(targets, protein_tokens, axis=0)).all()  # tags, <EOS>, nucleic acids
-    short = encode_site(tokenizer, site, 2 + 3 + 6 + 6)  # room for 3 protein residues and both strands
-    values = token_values_to_residues(short, np.arange(len(short))[:, None].repeat(3, 1).astype(float), 5)
-    assert np.isnan(values[3:]).all() and not np.isnan(values[:3]).any()
-    with pytest.raises(Exception, match="nucleic acids alone exceed"):
-        encode_site(tokenizer, site, 12)
-
-
-def test_propensity_counts_training_residues():
-    train = [_site("KKAA", labels=np.array([[1] * 3, [1] * 3, [0] * 3, [0] * 3]))]
-    k, a, w = propensity_probabilities(train, [_site("KAW")])[0][:, 0]
-    assert k > 0.6 and a < 0.4 and w == pytest.approx(0.5)  # unseen residue: the overall rate
-
-
-def test_attention_maps_reproduce_the_models_attention():
-    model, tokenizer = _micro()
-    encoding = encode_site(tokenizer, _site("MKRLAVW", ("ACGTAC",)), 64)
-    maps = attention_maps(model, encoding.ids)
-    config = model.config
-    assert maps.shape == (config.n_layers * config.n_heads, len(encoding), len(encoding))
-    assert torch.allclose(maps.sum(-1), torch.ones(maps.shape[:2]), atol=1e-5)
-    captured = []
-    handle = model.blocks[1].attn.register_forward_hook(lambda mod, args, out: captured.append((args[0], out)))
-    with torch.no_grad():
-        model(torch.as_tensor(encoding.ids)[None])
-        handle.remove()
-        x, out = captured[0]  # the second block's attention: its input and output
-        v = (
-            model.blocks[1]
-            .attn.qkv(x)[0, :, 2 * config.width :]
-            .view(-1, config.n_heads, config.head_dim)
-            .transpose(0, 1)
-        )
-        mixed = (maps[config.n_heads : 2 * config.n_heads] @ v).transpose(0, 1).reshape(-1, config.width)
-        assert torch.allclose(model.blocks[1].attn.proj(mixed), out[0], atol=1e-5)
-    stack, tokens = probe_features(model, encoding)
-    assert stack.shape == (2 * config.n_layers * config.n_heads, 7, 6) and len(tokens) == 7
-    assert AttentionProbe(stack.shape[0], 3)(stack).shape == (7, 3)
-
-
-def test_attention_maps_are_the_attention_modules_own_probabilities_when_packed():
-    model, _ = _micro()
-    with torch.no_grad():  # queries start at zero (uniform attention): give them something to say
-        for block in model.blocks:
-            block.attn.qkv.weight[: model.config.width].normal_()
-    ids = torch.arange(5, 25)[None]
-    doc_ids = torch.tensor([[0] * 12 + [1] * 8])  # two sequences packed in one row
-    packed = model.attention_probabilities(ids, doc_ids)[0]
-    first, second = (model.attention_probabilities(ids[:, s])[0] for s in (slice(0, 12), slice(12, 20)))
-    assert torch.allclose(packed[..., :12, :12], first, atol=1e-6) and torch.allclose(
-        packed[..., 12:, 12:], second, atol=1e-6
-    )
-    assert packed[..., :12, 12:].max() == 0 and packed[..., 12:, :12].max() == 0  # never across sequences
-    assert packed.std(dim=-1).max() > 0.01  # not uniform
-
-
-def test_the_probe_learns_a_contact_signal_its_attention_maps_carry():
-    model, tokenizer = _micro()
-    with torch.no_grad():  # random queries: a fresh model attends uniformly and its maps carry nothing
-        for block in model.blocks:
-            block.attn.qkv.weight[: model.config.width].normal_()
-    rng = np.random.default_rng(0)
-    sites = []
-    for i in range(8):  # toy contacts: the basic residues (what the query of a token sees is its identity)
-        protein = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 30))
-        labels = np.isin(list(protein), list("KRH"))[:, None].repeat(3, 1).astype(int)
-        sites.append(_site(protein, ("".join(rng.choice(list("ACGT"), 10)),), labels, f"toy{i}:A"))
-    encodings = [encode_site(tokenizer, s, 256) for s in sites]
-    losses = []
-    probe = train_probe(
-        model,
-        sites,
-        encodings,
-        (4.0, 6.0, 8.0),
-        ProbeSettings(epochs=10, lr=1e-2),
-        on_step=lambda record: losses.append(record["loss"]),
-    )
-    assert len(losses) == 10 * len(sites)
-    assert np.mean(losses[-len(sites) :]) < 0.6 * np.mean(losses[: len(sites)])
-    predicted = np.concatenate(predict_probe(model, probe, encodings, [30] * len(sites)))
-    assert roc_auc(np.concatenate([s.labels[:, 0] for s in sites]), predicted[:, 0]) > 0.9
-
-
-def test_folds_keep_identical_chains_together():
-    sites = [_site(p, name=f"s{i}:A") for i, p in enumerate(["MKA", "MKA", "WWW", "RRR", "RRR", "LLL", "AAA"])]
-    folds = site_folds(sites, 3, seed=0)
-    assert folds[0] == folds[1] and folds[3] == folds[4] and set(folds) == {0, 1, 2}
-
-
-# ------------------------------------------------------------------------------------------------ CLI, real structures
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
 
@@ -315,7 +186,10 @@ def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_mode
 
 
 def test_attention_probe_model_round_trips(trained, tmp_path):
-
+    """The model that `finetune contacts --probe attention` saves predicts, through `contacts predict`, what the
+    probe trained in process (by the engine, with the options' settings; never saved nor loaded) predicts."""
+    training = ContactTraining(trained / "backbone", FinetuneSettings(epochs=1, batch_size=8), "attention", folds=0)
+    as_trained = train_contact_model(trained / "labels.tsv", tmp_path / "in-process", training).predictor
     result = obte(
         "finetune",
         "contacts",
@@ -339,13 +213,10 @@ def test_attention_probe_model_round_trips(trained, tmp_path):
     assert predicted.exit_code == 0, predicted.output
     table = pd.read_csv(pd.io.common.StringIO(predicted.stdout), sep="\t")
     assert table[["p_4", "p_6", "p_8"]].apply(lambda c: c.between(0, 1)).all().all()
-    # the table is the saved probe applied to the saved backbone's attention maps, residue by residue
-    loaded = load_contact_predictor(tmp_path / "probe" / "model")
+    # the table is the probe as trained applied to the backbone's attention maps, residue by residue
     (site,) = sites_from_structure(NMR_1LCD)
-    stack, tokens = probe_features(loaded.model, encode_site(loaded.tokenizer, site, loaded.context))
-    with torch.no_grad():
-        expected = torch.sigmoid(loaded.module(stack)).numpy()
-    assert len(tokens) == len(table) == len(site.protein)  # residue tokenizer: one token per residue
+    (expected,) = as_trained.predict([site])
+    assert len(expected) == len(table) == len(site.protein)
     assert np.allclose(table[["p_4", "p_6", "p_8"]].to_numpy(), expected, atol=6e-5)  # the table keeps 4 digits
     assert (table[["p_4", "p_6", "p_8"]].std() > 0).all()  # it varies across residues
 
@@ -396,22 +267,6 @@ def test_the_bundled_model_predicts_the_bundled_example_and_its_card_matches_its
         assert f"{row.random_f1:.3f} |" in card
 
 
-def test_bpe_tokens_are_trained_on_the_fraction_of_their_residues_and_expanded_back():
-    tokenizer = load_tokenizer("omnibiote-mixed")
-    protein = "MKPVTLYDVAEYAGVSYQTVSRVVNQASHVSAKTREKVEAAMAELNYIPNR"
-    labels = (np.arange(len(protein))[:, None] % np.array([[2, 3, 5]]) == 0).astype(int)
-    site = _site(protein, ("AATTGTGAGCG", "CGCTCACAATT"), labels)
-    encoding = encode_site(tokenizer, site, 512)
-    protein_tokens = np.flatnonzero((encoding.segment == 0) & encoding.is_residue)
-    assert len(protein_tokens) < len(protein)  # BPE: some tokens cover several residues
-    targets = protein_token_targets(encoding, labels)
-    for t in protein_tokens:
-        assert np.allclose(targets[t], labels[encoding.start[t] : encoding.end[t]].mean(axis=0))
-    expanded = token_values_to_residues(encoding, targets, len(protein))
-    covering = encoding.residue_to_token(0)
-    assert np.allclose(expanded, targets[covering]) and len(covering) == len(protein)
-
-
 def test_the_shipped_bench_agrees_with_the_model_card_and_the_models_own_cv():
     from obte_cli.engine.core.resources import default_contacts_model_dir
 
@@ -427,18 +282,3 @@ def test_the_shipped_bench_agrees_with_the_model_card_and_the_models_own_cv():
     for name, rows in bench.groupby("predictor", sort=False):
         cells = " | ".join(f"{r.f1:.3f} ± {r.f1_sem:.3f}" for r in rows.sort_values("cutoff").itertuples())
         assert cells in card, name
-
-
-def test_structure_inputs_expand_directories_and_refuse_empty_or_missing_ones(tmp_path):
-    from obte_cli.engine.contacts.io import structure_files
-    from obte_cli.engine.core.errors import InputError
-
-    (tmp_path / "a.cif.gz").write_bytes(b"")
-    (tmp_path / "b.PDB").write_text("")
-    (tmp_path / "notes.txt").write_text("")
-    assert [p.name for p in structure_files([tmp_path])] == ["a.cif.gz", "b.PDB"]
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no structure files"):
-        structure_files([tmp_path / "empty"])
-    with pytest.raises(InputError, match="no such file"):
-        structure_files([tmp_path / "missing"])
