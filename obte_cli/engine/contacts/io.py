@@ -21,7 +21,7 @@ from obte_cli.engine.bio.structures import (
     contact_sites,
     read_structure,
 )
-from obte_cli.engine.contacts.sites import ContactSite
+from obte_cli.engine.contacts.sites import ContactSite, encode_site
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.outputs import write_text_atomic
 
@@ -165,8 +165,6 @@ def labelled_sites(
 def fitting_sites(sites: list[ContactSite], tokenizer, context: int) -> tuple[list[ContactSite], list[tuple[str, str]]]:
     """Sites that can be encoded in ``context`` tokens (a long protein is cut; nucleic acids that do
     not fit on their own cannot be), and (site, reason) for the others."""
-    from obte_cli.engine.contacts.sites import encode_site
-
     kept, skipped = [], []
     for site in sites:
         try:
