@@ -8,16 +8,17 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import log, open_output
+from obte_cli.commands.common import UnknownLetters, log, open_output
 from obte_cli.commands.options import (
+    UNK_BY_DEFAULT_HELP,
     Device,
     DeviceOption,
     NaType,
     OnUnknown,
-    OnUnknownOption,
     Pairing,
     TsvOutOption,
     model_option,
+    on_unknown_option,
     suggests_on_unknown,
 )
 
@@ -74,9 +75,13 @@ def affinity(
         "as RNA is often written with T (then say --na-type RNA). With --complexes: for empty na_type cells.",
     ),
     truncate: bool = typer.Option(
-        False, "--truncate", help="Cut long proteins at the C-terminus to fit the model's context."
+        True,
+        "--truncate/--no-truncate",
+        help="A protein too long for the model's context beside its nucleic acid is cut at its C-terminus "
+        "(protein_truncated: yes; counted on stderr); --no-truncate makes it an error. The nucleic acid is "
+        "always read whole.",
     ),
-    on_unknown: OnUnknownOption = OnUnknown.error,
+    on_unknown: Annotated[OnUnknown, on_unknown_option(UNK_BY_DEFAULT_HELP)] = OnUnknown.unk,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -95,8 +100,10 @@ def affinity(
         predict_affinities,
     )
     from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
+    refuse_same_file([("--out", out)], [proteins, nucleic_acids, complexes_tsv, complement, model])
     torch_device = resolve_device(device)
     _check_inputs(proteins, nucleic_acids, complexes_tsv, pairs, complement)
     if complexes_tsv is not None:
@@ -113,6 +120,8 @@ def affinity(
             proteins, nucleic_acids, complement, na_type.value, on_unknown.value, pairing
         )
         source, how = "revcomp" if complement == "revcomp" else "given", "--na-type RNA"
+    unknown = UnknownLetters(on_unknown.value)
+    complexes = _counting_unknown_letters(complexes, unknown)
     if assumed:
         log.warning(
             "%d nucleic acid(s) without U taken as DNA ('DNA (assumed)' in the output); RNA written with T needs %s",
@@ -137,6 +146,20 @@ def affinity(
             "%d of %d complexes had their protein truncated to fit the context of %d", truncated, n, ensemble.context
         )
     log.info("predicted %d complexes", n)
+    unknown.report()
+
+
+def _counting_unknown_letters(complexes, unknown):
+    """The complexes, counting the non-standard letters of each distinct input record once (reported at the end)."""
+    from obte_cli.engine.tokenizers.base import Segment
+
+    seen = set()
+    for c in complexes:
+        for record, molecule in ((c.protein, "protein"), (c.nucleic_acid, c.nucleic_acid.na_type or "DNA")):
+            if record.source not in seen:
+                seen.add(record.source)
+                unknown.count(Segment(record.sequence, molecule, record.id))
+        yield c
 
 
 def _check_inputs(proteins, nucleic_acids, complexes_tsv, pairs, complement: str) -> None:

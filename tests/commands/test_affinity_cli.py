@@ -156,14 +156,24 @@ def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
 @pytest.mark.parametrize(
     "protein_text, acid_text, extra, message",
     [
-        (">p1\nMKRIAXLG\n", ">d1\nACGT\n", [], "p.fa: record 1 ('p1'): non-standard amino acid 'X' at position 6"),
+        (
+            ">p1\nMKRIAXLG\n",
+            ">d1\nACGT\n",
+            ["--on-unknown", "error"],
+            "p.fa: record 1 ('p1'): non-standard amino acid 'X' at position 6",
+        ),
         (
             ">p1\nMKRIAVLG\n>p2\nMKB\n",
             ">d1\nACGT\n",
-            [],
+            ["--on-unknown", "error"],
             "p.fa: record 2 ('p2'): non-standard amino acid 'B' at position 3",
         ),
-        (">p1\nMKRIAVLG\n", ">d1\nACGNT\n", [], "na.fa: record 1 ('d1'): 'N' at position 4 is not a nucleotide"),
+        (
+            ">p1\nMKRIAVLG\n",
+            ">d1\nACGNT\n",
+            ["--on-unknown", "error"],
+            "na.fa: record 1 ('d1'): 'N' at position 4 is not a nucleotide",
+        ),
         ("MKRIAVLG\n", ">d1\nACGT\n", [], "p.fa: line 'MKRIAVLG' comes before the first '>' header"),
         (">p1\nMKRIAVLG\n", ">d1\n", [], "na.fa: record 1 ('d1') has no sequence"),
         (
@@ -181,7 +191,7 @@ def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
         (
             ">p1\n" + "M" * 400 + "\n",
             ">d1\nACGT\n",
-            [],
+            ["--no-truncate"],
             "record 'p1 + d1': 408 tokens exceed the model's context of 384",
         ),
     ],
@@ -206,15 +216,18 @@ def test_a_bad_device_is_a_usage_error(tmp_path):
     assert all(f"'{name}'" in result.stderr for name in ("tpu", "auto", "cpu", "cuda")), result.stderr
 
 
-def test_truncate_cuts_the_protein_and_warns(cv_run, tmp_path):
+@pytest.mark.parametrize("option", [[], ["--truncate"]])
+def test_truncate_cuts_the_protein_and_warns(cv_run, tmp_path, option):
     out, _ = cv_run
-    (tmp_path / "p.fa").write_text(">p1\n" + "MKRIAVLG" * 60 + "\n")
+    (tmp_path / "p.fa").write_text(">p1\n" + "MKRIAVLG" * 60 + "\n>p2\nMKRIXVLG\n")
     (tmp_path / "na.fa").write_text(">d1\nACGTACGTAC\n")
-    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out, "--truncate")
+    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out, *option)  # the default cuts
     assert result.exit_code == 0, result.output
-    assert "had their protein truncated" in result.stderr
+    assert "1 of 2 complexes had their protein truncated" in result.stderr
+    assert "1 non-standard letters read as <unk>: X ×1" in result.stderr  # read as <unk> by default, counted
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2 and lines[1].split("\t")[5:] == ["DNA (assumed)", "no", "yes"]
+    assert len(lines) == 3 and lines[1].split("\t")[5:] == ["DNA (assumed)", "no", "yes"]
+    assert lines[2].split("\t")[7] == "no"
 
 
 def test_folds_zero_trains_one_all_data_model(small_pairs, backbone, tmp_path):
@@ -376,14 +389,15 @@ def test_bench_jaspar_uses_only_held_out_proteins(pronab_path, tmp_path):
     assert (tmp_path / "bench-jaspar.png").is_file()
 
 
-def test_unknown_letters_need_on_unknown_unk_and_then_predict(cv_run, tmp_path):
+def test_unknown_letters_are_read_as_unk_by_default_and_refused_on_request(cv_run, tmp_path):
     out, _ = cv_run
     (tmp_path / "p.fa").write_text(">p1\nMKRIAXLGKRR\n")
     (tmp_path / "na.fa").write_text(">d1\nACGNTACG\n")
-    refused = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out)
+    refused = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out, "--on-unknown", "error")
     assert refused.exit_code == 1 and "(use --on-unknown unk to read such letters as <unk>)" in refused.stderr
-    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out, "--on-unknown", "unk")
+    result = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--model", out)
     assert result.exit_code == 0, result.output
+    assert "2 non-standard letters read as <unk>: X ×1, N ×1" in result.stderr
     row = result.stdout.strip().splitlines()[1].split("\t")
     assert row[:2] == ["p1", "d1"] and math.isfinite(float(row[2]))
 
