@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import DATA, REPO, obte, one_error_line
+from conftest import REPO, obte, one_error_line
 from safetensors.numpy import load_file
 
 from obte_cli.engine.bio.seqio import read_fasta
@@ -265,49 +265,3 @@ def test_bench_embed_reports_both_implementations(proteins, tmp_path):
     assert float(obte_row["speedup_q1"]) == pytest.approx(float(obte_row["speedup_q3"]), rel=1e-3)
     assert float(obte_row["load_avg"]) >= 0
     assert (tmp_path / "bench-embed.tsv").is_file()
-
-
-def test_clip_probe_recovers_a_linear_relation_and_not_noise():
-    from obte_cli.engine.embedding.joint_probe import clip_probe
-
-    rng = np.random.default_rng(0)
-    genes = rng.normal(size=(400, 32))
-    related = genes @ rng.normal(size=(32, 32)) + 0.1 * rng.normal(size=(400, 32))
-    result = clip_probe(genes, related, shared_map=False, rank=16, train_frac=0.25, steps=300)
-    assert result.top1 > 0.5 and result.matched.mean() > result.unmatched.mean() + 0.3
-    noise = clip_probe(genes, rng.normal(size=(400, 32)), shared_map=False, rank=16, train_frac=0.25, steps=300)
-    assert noise.top10 < 0.1 and abs(noise.matched.mean() - noise.unmatched.mean()) < 0.1
-
-
-def test_probe_joint_on_real_genbank_pairs(models, tmp_path):
-
-    from obte_cli.engine.embedding.joint_probe import pairs_from_genbank
-
-    genbank = tmp_path / "NC_000932.gb"  # the Arabidopsis chloroplast genome (Biopython test data)
-    genbank.write_bytes(gzip.decompress((DATA / "genbank" / "NC_000932.gb.gz").read_bytes()))
-    pairs = pairs_from_genbank(genbank)
-    assert len(pairs) == 85 and all(p.protein and set(p.gene) <= set("ACGT") for p in pairs)
-    # a CDS on the minus strand is read on its strand: it starts with a start codon like the rest
-    assert np.mean([p.gene[:3] in ("ATG", "GTG", "TTG") for p in pairs]) > 0.8
-    short = [p for p in pairs if len(p.gene) < 700][:30]
-    table = tmp_path / "pairs.tsv"
-    table.write_text("id\tgene_seq\tprotein_seq\n" + "".join(f"{p.id}\t{p.gene}\t{p.protein}\n" for p in short))
-    result = obte(
-        "embed",
-        "probe-joint",
-        "--pairs",
-        table,
-        "-m",
-        models["residue"],
-        "--steps",
-        "50",
-        "--train-frac",
-        "0.2",
-        "-o",
-        tmp_path / "probe",
-    )
-    assert result.exit_code == 0, result.output
-    rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
-    assert [r[0] for r in rows[1:]] == [str(models["residue"]), "random-init control"]
-    assert all(r[2] == "24" and 0 <= float(r[5]) <= float(r[6]) <= 1 for r in rows[1:])
-    assert (tmp_path / "probe" / "probe.png").is_file()
