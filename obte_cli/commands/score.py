@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import log, open_output
+from obte_cli.commands.common import UnknownLetters, log, open_output
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
     Device,
@@ -57,10 +57,10 @@ def score(
     on_unknown: Annotated[
         OnUnknown,
         on_unknown_option(
-            "Letters outside the standard alphabets (20 amino acids; A, C, G, T/U), such as X or N: 'error' names "
-            "the record and position; 'unk' scores each as the <unk> token."
+            "Letters outside the standard alphabets (20 amino acids; A, C, G, T/U), such as X or N: 'unk' (default) "
+            "scores each as the <unk> token and counts them on stderr; 'error' names the record and position."
         ),
-    ] = OnUnknown.error,
+    ] = OnUnknown.unk,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -76,11 +76,14 @@ def score(
     from obte_cli.engine.bio.seqio import stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.embedding.scoring import ScoreSettings, score_segments
     from obte_cli.engine.model.directory import load_model
 
+    refuse_same_file([("--out", out), ("--per-residue", per_residue)], [*inputs, model])
     stdin_once(inputs)
     on_unknown = on_unknown.value
+    unknown = UnknownLetters(on_unknown)
     fixed = molecule_type_option(molecule_type)
     torch_device = resolve_device(device)
     model = backbone_or_default(model)
@@ -99,7 +102,7 @@ def score(
         for result in score_segments(
             loaded.model,
             loaded.tokenizer,
-            _remember(_segments(inputs, fixed), sequences),
+            _remember(_segments(inputs, fixed, unknown), sequences),
             settings,
             loaded.model.embed.weight.device,
             on_unknown,
@@ -118,9 +121,10 @@ def score(
     if not scores:
         raise InputError("no records to score")
     _log_summary(scores)
+    unknown.report()
 
 
-def _segments(inputs: list[str], fixed):
+def _segments(inputs: list[str], fixed, unknown):
     """The records of the FASTA ``inputs`` as segments, of molecule type ``fixed`` or detected per record."""
     from obte_cli.engine.bio.molecules import detect_molecule_type
     from obte_cli.engine.bio.seqio import display_name, read_fasta
@@ -129,7 +133,9 @@ def _segments(inputs: list[str], fixed):
     for path in inputs:
         for record in read_fasta(path):
             mol = fixed or detect_molecule_type(record.sequence)
-            yield Segment(record.sequence, mol.name, record.id, display_name(path))
+            segment = Segment(record.sequence, mol.name, record.id, display_name(path))
+            unknown.count(segment)
+            yield segment
 
 
 def _log_summary(scores) -> None:

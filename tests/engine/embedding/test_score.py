@@ -170,7 +170,7 @@ def test_errors_about_a_record_name_its_file(model_dir, tmp_path):
     good, ambiguous = tmp_path / "good.fa", tmp_path / "ambig.fa"
     good.write_text(f">sac7d\n{PROTEINS['sac7d']}\n")
     ambiguous.write_text(">p1\nMKVLXAGG\n")  # X: an unidentified amino acid
-    result = runner.invoke(app, ["score", str(good), str(ambiguous), "-m", str(model_dir)])
+    result = runner.invoke(app, ["score", str(good), str(ambiguous), "-m", str(model_dir), "--on-unknown", "error"])
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"error: {ambiguous}: record 'p1': non-standard protein letter 'X'")
 
@@ -178,6 +178,18 @@ def test_errors_about_a_record_name_its_file(model_dir, tmp_path):
 def test_an_error_in_the_first_record_leaves_stdout_empty(model_dir, tmp_path):
     ambiguous, table = tmp_path / "ambig.fa", tmp_path / "residues.tsv"
     ambiguous.write_text(">p1\nMKVLXAGG\n")
-    result = runner.invoke(app, ["score", str(ambiguous), "-m", str(model_dir), "--per-residue", str(table)])
+    result = runner.invoke(
+        app, ["score", str(ambiguous), "-m", str(model_dir), "--per-residue", str(table), "--on-unknown", "error"]
+    )
     assert result.exit_code == 1, result.output
     assert result.stdout == "" and not table.exists()  # `obte score x.fa > out.tsv` leaves no header-only table
+
+
+def test_unknown_letters_are_scored_as_unk_by_default_and_counted(model_dir, tmp_path):
+    ambiguous = tmp_path / "ambig.fa"
+    ambiguous.write_text(">p1\nMKVLXAGGZ\n>d1\nACGTNNACGT\n")
+    result = runner.invoke(app, ["score", str(ambiguous), "-m", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.strip().splitlines()[1:]]
+    assert [row[0] for row in rows] == ["p1", "d1"] and [row[2] for row in rows] == ["9", "10"]
+    assert "4 non-standard letters read as <unk>: N ×2, X ×1, Z ×1" in result.stderr
