@@ -24,7 +24,14 @@ def convert(
         "(genbank-2k, uniref-2k); default: the bundled mixed BPE for 65,536 ids, the reference characters for 49.",
     ),
     n_heads: int = typer.Option(
-        0, "--n-heads", min=0, help="Attention heads, when the file has neither a config nor freqs_cis."
+        0,
+        "--n-heads",
+        min=0,
+        help="Attention heads. Needed only for a state dict saved without its freqs_cis buffers (the head count "
+        "is read from the weights: freqs_cis holds head_size/2 columns, and whole modules record n_head per "
+        "attention layer; v1 files' config always says 12 and is not trusted). A value the weights contradict "
+        "is refused.",
+        show_default=False,
     ),
     force: ForceOption = False,
 ) -> None:
@@ -59,6 +66,8 @@ def convert(
         metadata=converted.metadata,
         overwrite=force,
     )
+    for note in converted.notes:
+        log.info("%s: %s", checkpoint, note)
     c = converted.model.config
     log.info(
         "%s: %s, width %d, %d layers, %d heads, vocabulary %d, RoPE %s%s → %s",

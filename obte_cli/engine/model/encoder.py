@@ -50,9 +50,11 @@ from obte_cli.engine.core.schema import SchemaError
 MLP_KINDS = ("gelu", "swiglu")
 NORM_KINDS = ("layernorm", "omnibiote")
 ROPE_KINDS = ("rotary", "cosine", "cosine-bf16")
+ROPE_TABLES = ("obte", "omnibiote")
 INTEGER_FIELDS = ("vocab_size", "width", "n_layers", "n_heads", "mlp_ratio", "max_positions", "base_width")
 POSITIVE_FIELDS = ("rope_theta", "attn_mult", "readout_mult", "norm_eps")  # finite and > 0
-OPTIONAL_FIELDS = ("mlp", "norm", "rope")  # added after the first models were saved: absent means the default
+# added after the first models were saved: absent means the default
+OPTIONAL_FIELDS = ("mlp", "norm", "rope", "rope_table")
 
 
 @dataclass
@@ -76,6 +78,7 @@ class ObteConfig:
     norm: str = "layernorm"  # "layernorm": weight-only LayerNorm; "omnibiote": w·(x−mean)/(unbiased std + eps) + b
     rope: str = "rotary"  # "rotary"; "cosine": pairs scaled by cos(mθ), not rotated (what a bf16 cast of the
     # reference's complex buffer computes); "cosine-bf16": the same with cos rounded to bf16 as stored
+    rope_table: str = "obte"  # how cos/sin(m·θ_j) are computed, see Rotary: "obte"; "omnibiote": the reference's table
 
     def __post_init__(self):
         """Check every field's type and range (a :class:`SchemaError` names the field); numbers are
@@ -85,7 +88,12 @@ class ObteConfig:
         for name in POSITIVE_FIELDS:
             setattr(self, name, schema.number(getattr(self, name), name, positive=True))
         self.dropout = schema.fraction(self.dropout, "dropout", upper_open=True)
-        for name, allowed in (("mlp", MLP_KINDS), ("norm", NORM_KINDS), ("rope", ROPE_KINDS)):
+        for name, allowed in (
+            ("mlp", MLP_KINDS),
+            ("norm", NORM_KINDS),
+            ("rope", ROPE_KINDS),
+            ("rope_table", ROPE_TABLES),
+        ):
             schema.choice(getattr(self, name), name, allowed)
         if self.width % self.n_heads:
             raise SchemaError("n_heads", f"must divide width (width {self.width} is not divisible by {self.n_heads})")
@@ -257,18 +265,40 @@ def split_attention(
 # ------------------------------------------------------------------------------------------------
 class Rotary(nn.Module):
     """cos/sin of m·θ_j for the positions of a batch. Frequencies are recomputed per call (hd/2
-    numbers) instead of kept in a buffer, so a model built on the meta device needs no fix-up."""
+    numbers) instead of kept in a buffer, so a model built on the meta device needs no fix-up.
 
-    def __init__(self, head_dim: int, theta: float):
+    ``table="obte"`` (obte's models): θ_j = θ^(−2j/d) in float64, rounded once to float32; cos and sin of
+    m·θ_j on the positions' device. ``table="omnibiote"`` (converted OmniBioTE checkpoints): the reference's
+    (LLaMA's) ``freqs_cis`` table exactly — θ_j = 1/θ^(2j/d) evaluated in float32 and cos/sin by ``torch.polar``,
+    on the CPU as the reference builds it — so a converted model's rotation is the one the checkpoint was trained
+    and saved with (at head size 128, 19 of the 64 float32 θ_j differ by one ulp from the float64 ones, which
+    moves cos(m·θ_j) at long positions). That table is built once per device for the longest row seen."""
+
+    def __init__(self, head_dim: int, theta: float, table: str = "obte"):
         super().__init__()
         self.head_dim = head_dim
         self.theta = theta
+        self.table = table
+        self._tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # device → (cos, sin) [rows, hd/2]
 
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.table == "omnibiote":
+            cos, sin = self._omnibiote_table(positions.shape[-1], positions.device)  # positions < row length
+            return cos[positions][:, None], sin[positions][:, None]  # (B, 1, T, hd/2) each
         exponents = torch.arange(0, self.head_dim, 2, device=positions.device, dtype=torch.float64) / self.head_dim
         inv_freq = (self.theta**-exponents).float()  # (hd/2,)
         angles = positions.float()[..., None] * inv_freq  # (B, T, hd/2)
         return angles.cos()[:, None], angles.sin()[:, None]  # (B, 1, T, hd/2) each
+
+    def _omnibiote_table(self, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        cached = self._tables.get(device)
+        if cached is None or cached[0].shape[0] < rows:
+            d = self.head_dim
+            inv_freq = 1.0 / (self.theta ** (torch.arange(0, d, 2)[: d // 2].float() / d))  # float32 throughout
+            angles = torch.outer(torch.arange(rows), inv_freq).float()  # (rows, hd/2)
+            table = torch.polar(torch.ones_like(angles), angles)  # complex64, on the CPU
+            cached = self._tables[device] = (table.real.to(device), table.imag.to(device))
+        return cached
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kind: str = "rotary") -> torch.Tensor:
@@ -403,7 +433,7 @@ class ObteModel(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = make_norm(config)
         self.readout = nn.Linear(config.width, config.vocab_size, bias=False)
-        self.rotary = Rotary(config.head_dim, config.rope_theta)
+        self.rotary = Rotary(config.head_dim, config.rope_theta, config.rope_table)
         self.reset_parameters()
 
     # -- μP initialisation (see module docstring) --

@@ -8,7 +8,11 @@ restricted unpickler rebuilds only
   ``_rebuild_parameter``), dtypes and storage types;
 * plain containers (``collections.OrderedDict``) and numpy arrays of numbers (the ΔG model's ``stats``);
 * module and config *objects* of the reference's classes, as inert records of their attributes
-  (:class:`Recorded`): the class is never imported and no method of it runs.
+  (:class:`Recorded`): the class is never imported and no method of it runs;
+* the ``torch.compile`` wrapper a ``--compile`` training run saves (``OptimizedModule``, whose pickle also names
+  ``torch._dynamo`` classes, ``torch._TorchCompileInductorWrapper``, ``contextlib.nullcontext`` and
+  ``getattr``): the same inert records — ``getattr`` looks nothing up, it records (object, name) — and the
+  model it wraps (its constructor argument ``_orig_mod``) is what is converted.
 
 Any other global — ``os.system``, ``builtins.eval``, a class outside the reference's modules — is
 refused with an error naming it, before anything is built. ``torch.save(state_dict)`` files and
@@ -27,6 +31,13 @@ Layouts (``../shared/notes/omnibiote-reference.md`` §2–4), detected from keys
 * v1: weight-only LayerNorm, GELU MLP ×4, ``MuReadout`` logits × 24/d; vocabulary 65,536 (``mixed_bpe.model``);
 * both: attention scale 8/d, interleaved RoPE from a per-layer ``freqs_cis`` buffer: complex → true
   rotation; real (a bf16 cast keeps only the real part) → pairs scaled by cos(mθ), reproduced as stored.
+  The converted model computes the reference's own table (``rope_table="omnibiote"``: θ in float32, cos/sin by
+  ``torch.polar``), so its rotation is the stored one bit for bit, not one float32 ulp of θ away.
+
+Head count: from the weights — ``freqs_cis`` holds head_size/2 columns, and each attention module records its
+own ``n_head`` — never from the config alone: v1's training script re-uses the model's config object to build
+the μP base and delta models, so every v1 file's config says ``n_head=12``, ``n_embd=48`` whatever the model
+is. Weights that contradict each other, or ``--n-heads``, are refused naming both values.
 """
 
 from __future__ import annotations
@@ -62,10 +73,18 @@ RECORDED_MODULE_PREFIXES = (
     "mup",
     "metrics",
     "torch.nn.modules.",
-    "torch._dynamo.eval_frame",
+    "torch._dynamo.",
     "omnibiota",
     "OmniBioTE",
 )
+
+# Other classes a torch.compile wrapper's pickle names, recorded the same way (never imported or run).
+COMPILE_WRAPPER_CLASSES = (
+    "torch._TorchCompileInductorWrapper",
+    "torch._TorchCompileWrapper",
+    "contextlib.nullcontext",
+)
+OPTIMIZED_MODULE = "torch._dynamo.eval_frame.OptimizedModule"
 
 # The archive's entries together may expand to at most MAX_EXPANSION × the file's size (+ SIZE_SLACK):
 # torch.save stores them uncompressed and weights barely compress, so more is a zip bomb, not a checkpoint.
@@ -186,6 +205,17 @@ class Recorded:
 
 def _recorded_class(module: str, name: str) -> type:
     return type(name, (Recorded,), {"qualname": f"{module}.{name}"})
+
+
+_RecordedAttribute = _recorded_class("builtins", "getattr")
+
+
+def _recorded_getattr(obj=None, name=None, *default):
+    """``getattr(obj, name)`` as a pickle names it (a compile wrapper stores a bound method that way): a
+    record of the pair, never the attribute, so nothing a pickle reaches through it can be called."""
+    if not isinstance(name, str):
+        raise _Malformed(f"getattr of a {type(name).__name__}, not of a name")
+    return _RecordedAttribute(obj, name)
 
 
 class _Constructor:
@@ -379,17 +409,25 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _Constructor(_latin1_bytes)
         if module in ("builtins", "__builtin__") and name in ("set", "frozenset", "slice"):
             return getattr(builtins, name)
+        if module in ("builtins", "__builtin__") and name == "getattr":
+            return _Constructor(_recorded_getattr)
+        if qualified in COMPILE_WRAPPER_CLASSES:
+            return self._recorded(module, name)
         if any(
             module == p.rstrip(".") or module.startswith(p if p.endswith(".") else p + ".")
             for p in RECORDED_MODULE_PREFIXES
         ):
-            if qualified not in self.classes:
-                self.classes[qualified] = _recorded_class(module, name)
-            return self.classes[qualified]
+            return self._recorded(module, name)
         raise ModelFormatError(
             f"{self.source}: refused to load: the pickle names {_clip(qualified)}, which is not a tensor, "
             "container or OmniBioTE module class (nothing was executed)"
         )
+
+    def _recorded(self, module: str, name: str) -> type:
+        qualified = f"{module}.{name}"
+        if qualified not in self.classes:
+            self.classes[qualified] = _recorded_class(module, name)
+        return self.classes[qualified]
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
@@ -509,13 +547,19 @@ class ExtractedCheckpoint:
     tensors: dict[str, torch.Tensor]
     config: dict = field(default_factory=dict)  # the recorded config object's attributes, if any
     stats: np.ndarray | None = None  # OmniBindER's (mean, sd)
+    # the ``n_head`` attribute of each recorded module that has one (the reference's attention modules), by name
+    module_heads: dict[str, object] = field(default_factory=dict)
 
 
-def _walk_module(obj: Recorded, prefix: str, out: dict[str, torch.Tensor], seen: set[int]) -> None:
+def _walk_module(
+    obj: Recorded, prefix: str, out: dict[str, torch.Tensor], seen: set[int], heads: dict | None = None
+) -> None:
     if id(obj) in seen:  # a pickle can make modules contain themselves
         return
     seen.add(id(obj))
     state = obj.state
+    if heads is not None and "n_head" in state:
+        heads[prefix.rstrip(".")] = state["n_head"]
     for group in ("_parameters", "_buffers"):
         values = state.get(group)
         for name, value in values.items() if isinstance(values, dict) else ():
@@ -524,7 +568,7 @@ def _walk_module(obj: Recorded, prefix: str, out: dict[str, torch.Tensor], seen:
     children = state.get("_modules")
     for name, child in children.items() if isinstance(children, dict) else ():
         if isinstance(name, str) and isinstance(child, Recorded):
-            _walk_module(child, f"{prefix}{name}.", out, seen)
+            _walk_module(child, f"{prefix}{name}.", out, seen, heads)
 
 
 def _check_within_storage(tensor: torch.Tensor, name: str, source: str) -> None:
@@ -569,13 +613,40 @@ def _stats(raw, source: str) -> np.ndarray:
         raise ModelFormatError(f"{source}: the model's stats are not numbers ({_clip(str(exc))})") from None
 
 
+def _unwrap_compiled(root, source: str):
+    """The model inside ``torch.compile`` wrappers (``OptimizedModule``): the constructor argument its pickle
+    passes (``_orig_mod``), or an ``_orig_mod`` attribute or submodule; other objects are returned as they are."""
+    for _ in range(8):  # a wrapper of a wrapper is possible; a pickle that nests them deeper is not a model
+        if not (isinstance(root, Recorded) and root.qualname == OPTIMIZED_MODULE):
+            return root
+        modules = root.state.get("_modules")
+        candidates = (
+            root.state.get("_orig_mod"),
+            modules.get("_orig_mod") if isinstance(modules, dict) else None,
+            root.args[0] if root.args else None,
+        )
+        inner = next((c for c in candidates if isinstance(c, Recorded)), None)
+        if inner is None:
+            raise ModelFormatError(f"{source}: a torch.compile wrapper (OptimizedModule) without the model it wraps")
+        root = inner
+    raise ModelFormatError(f"{source}: torch.compile wrappers nested more than 8 deep")
+
+
+def _clean_name(name: str) -> str:
+    for wrapper in ("_orig_mod.", "module."):
+        name = name.replace(wrapper, "")
+    return name
+
+
 def extract(root, source: str = "checkpoint") -> ExtractedCheckpoint:
     """Flat tensors (``module.`` / ``_orig_mod.`` wrappers removed), config and stats from a checkpoint."""
     tensors: dict[str, torch.Tensor] = {}
     config: dict = {}
     stats = None
+    heads: dict[str, object] = {}
+    root = _unwrap_compiled(root, source)
     if isinstance(root, Recorded):
-        _walk_module(root, "", tensors, set())
+        _walk_module(root, "", tensors, set(), heads)
         children = root.state.get("_modules")
         children = [c for c in children.values() if isinstance(c, Recorded)] if isinstance(children, dict) else []
         for holder in (root, *children):
@@ -598,10 +669,8 @@ def extract(root, source: str = "checkpoint") -> ExtractedCheckpoint:
     cleaned = {}
     for name, tensor in tensors.items():
         _check_within_storage(tensor, name, source)
-        for wrapper in ("_orig_mod.", "module."):
-            name = name.replace(wrapper, "")
-        cleaned[name] = tensor
-    return ExtractedCheckpoint(cleaned, config, stats)
+        cleaned[_clean_name(name)] = tensor
+    return ExtractedCheckpoint(cleaned, config, stats, {_clean_name(k): v for k, v in heads.items()})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -644,6 +713,7 @@ class ConvertedModel:
     head: dict | None
     head_state: dict[str, torch.Tensor]
     metadata: dict
+    notes: list[str] = field(default_factory=list)  # what the user should know (a config the weights overrule)
 
 
 def _tensor(t: dict[str, torch.Tensor], name: str, source: str, dims: int | None = None) -> torch.Tensor:
@@ -700,6 +770,107 @@ def _check_fits(state: dict[str, torch.Tensor], origin: dict[str, str], config, 
         )
 
 
+def _rope_tables(t: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """Every layer's ``freqs_cis`` buffer ([context, head_size / 2]); all of the same shape and type."""
+    tables = {k: v for k, v in t.items() if k.startswith("transformer.h.") and k.endswith(".attn.freqs_cis")}
+    for name, table in tables.items():
+        if table.dim() != 2 or 0 in table.shape:
+            raise ModelFormatError(
+                f"{source}: {_clip(name)} is {list(table.shape)}, not a [context, head_size / 2] table"
+            )
+    kinds = {(tuple(v.shape), str(v.dtype).removeprefix("torch.")): k for k, v in tables.items()}
+    if len(kinds) > 1:
+        ((a, dtype_a), name_a), ((b, dtype_b), name_b) = list(kinds.items())[:2]
+        raise ModelFormatError(
+            f"{source}: {_clip(name_a)} is a {list(a)} {dtype_a} table but {_clip(name_b)} a {list(b)} {dtype_b} one: "
+            "the layers disagree"
+        )
+    return tables
+
+
+@dataclass
+class _Heads:
+    count: int
+    evidence: str  # where the count comes from
+    notes: list[str] = field(default_factory=list)
+
+
+def _head_count(
+    extracted: ExtractedCheckpoint,
+    tables: dict[str, torch.Tensor],
+    width: int,
+    v2: bool,
+    override: int | None,
+    source: str,
+) -> _Heads:
+    """The number of attention heads, from the weights (see module docstring): a ``freqs_cis`` table of c
+    columns means heads of 2c dimensions, and the attention modules record their ``n_head``; the config only
+    when the file has neither (and never a v1 config); ``override`` (--n-heads) must agree with the weights."""
+    from_table = None
+    if tables:
+        name, table = next(iter(tables.items()))
+        size = 2 * table.shape[1]
+        if width % size:
+            raise ModelFormatError(
+                f"{source}: {_clip(name)} has {table.shape[1]} columns, i.e. heads of {size}, which do not divide the "
+                f"width {width}"
+            )
+        from_table = width // size
+    declared = {k: v for k, v in extracted.module_heads.items() if v is not None}
+    for name, value in declared.items():
+        if not (isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 20):
+            shown = _short(value) if not isinstance(value, int) or abs(value) < 1 << 63 else "beyond 2^63"
+            raise ModelFormatError(f"{source}: {_clip(name)} records n_head {shown}, not a plausible head count")
+    for name, value in declared.items():
+        if from_table is not None and value != from_table:
+            raise ModelFormatError(
+                f"{source}: {_clip(name)} records n_head {value} but freqs_cis holds heads of {width // from_table}, "
+                f"i.e. {from_table} heads at width {width}: the file contradicts itself"
+            )
+    distinct = {v: k for k, v in declared.items()}
+    if len(distinct) > 1:
+        (a, name_a), (b, name_b) = list(distinct.items())[:2]
+        raise ModelFormatError(
+            f"{source}: {_clip(name_a)} records n_head {a} but {_clip(name_b)} n_head {b}: "
+            "the attention modules disagree"
+        )
+    from_modules = next(iter(distinct), None)
+    weights = from_table if from_table is not None else from_modules
+    evidence = " and ".join(
+        e for e, v in (("freqs_cis", from_table), ("the attention modules' n_head", from_modules)) if v is not None
+    )
+    if override is not None:
+        if weights is not None and override != weights:
+            raise ModelFormatError(
+                f"{source}: --n-heads {override} contradicts the weights: {evidence} give {weights} heads at width "
+                f"{width} (leave --n-heads out)"
+            )
+        return _Heads(override, "--n-heads")
+    config_heads, config_width = extracted.config.get("n_head"), extracted.config.get("n_embd")
+    if weights is not None:
+        notes = []
+        if config_heads not in (None, weights) or config_width not in (None, width):
+            notes.append(
+                f"the file's config says n_head {config_heads}, n_embd {config_width}, but {evidence} give "
+                f"{weights} heads at width {width}: converted with {weights} heads"
+                + ("" if v2 else " (v1 training saved the μP delta model's config, 12 heads × 48, in every file)")
+            )
+        return _Heads(weights, evidence, notes)
+    if v2 and isinstance(config_heads, int) and config_heads > 0 and config_width == width:
+        return _Heads(config_heads, "config")
+    why = (
+        f"its config's n_head {config_heads} is for width {config_width}, not {width}"
+        if v2 and config_heads is not None
+        else "v1 files' config describes the μP delta model (12 heads × 48), not the model"
+        if config_heads is not None
+        else "no config"
+    )
+    raise ModelFormatError(
+        f"{source}: cannot tell the number of heads: no freqs_cis, no attention module's n_head, and {why}; "
+        "pass --n-heads"
+    )
+
+
 def convert(
     extracted: ExtractedCheckpoint, tokenizer_files: list[Path], source: str, n_heads: int | None = None
 ) -> ConvertedModel:
@@ -729,22 +900,19 @@ def convert(
     fc = _tensor(t, "transformer.h.0.mlp.c_fc.weight", source, dims=2)
     proj = _tensor(t, "transformer.h.0.mlp.c_proj.weight", source, dims=2)
     swiglu = proj.shape[1] * 2 == fc.shape[0]
-    freqs = t.get("transformer.h.0.attn.freqs_cis")
-    if freqs is not None and (freqs.dim() != 2 or 0 in freqs.shape):
-        raise ModelFormatError(
-            f"{source}: transformer.h.0.attn.freqs_cis is {list(freqs.shape)}, not a [context, head_dim / 2] table"
-        )
-    if n_heads is None:
-        n_heads = extracted.config.get("n_head")
-    if n_heads is None and freqs is not None:
-        n_heads = width // (2 * freqs.shape[-1])  # freqs_cis is [context, head_dim / 2]
-    if not n_heads:
-        raise ModelFormatError(f"{source}: cannot tell the number of heads (no config, no freqs_cis); pass --n-heads")
+    tables = _rope_tables(t, source)
+    heads = _head_count(extracted, tables, width, v2, n_heads, source)
+    n_heads = heads.count
+    freqs = next(iter(tables.values()), None)  # all of the same shape; the first decides the RoPE kind
     if freqs is None or freqs.is_complex():
         rope = "rotary"
     else:
         rope = "cosine-bf16" if freqs.dtype == torch.bfloat16 else "cosine"
-    context = int(freqs.shape[0]) if freqs is not None else extracted.config.get("block_size", 1024)
+    context = (
+        int(freqs.shape[0])
+        if freqs is not None
+        else extracted.config.get("block_size", extracted.config.get("context_length", 1024))
+    )
     try:
         config = ObteConfig(
             vocab_size=vocab,
@@ -760,6 +928,7 @@ def convert(
             mlp="swiglu" if swiglu else "gelu",
             norm="omnibiote" if v2 else "layernorm",
             rope=rope,
+            rope_table="omnibiote",
         )
     except SchemaError as exc:
         raise ModelFormatError(f"{source}: the checkpoint's shapes and config give no valid model ({exc})") from None
@@ -836,6 +1005,7 @@ def convert(
         "converted_from": Path(source).name,
         "layout": "omnibiote-v2" if v2 else "omnibiote-v1",
         "rope": rope,
+        "n_heads_from": heads.evidence,
         "reference_config": extracted.config,
     }
-    return ConvertedModel(model, tokenizer, head, head_state, metadata)
+    return ConvertedModel(model, tokenizer, head, head_state, metadata, heads.notes)

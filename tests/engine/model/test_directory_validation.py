@@ -86,6 +86,7 @@ def edit_weights(path, change):
         ("mlp", "relu", r"architecture\.mlp must be one of gelu, swiglu \(got 'relu'\)"),
         ("norm", 3, r"architecture\.norm must be one of layernorm, omnibiote"),
         ("rope", None, r"architecture\.rope must be one of rotary"),
+        ("rope_table", "llama", r"architecture\.rope_table must be one of obte, omnibiote \(got 'llama'\)"),
         ("vocab_size", 16, r"tokenizer has 49 ids but the model embeds only 16"),
         ("vocab_size", 10**12, r"embed\.weight has shape \(64, 64\), config\.json implies \(1000000000000, 64\)"),
         ("width", 2**40, r"has shape .* config\.json implies"),
@@ -113,10 +114,12 @@ def test_missing_and_unknown_architecture_fields(micro, tmp_path, change, messag
 
 
 def test_variant_fields_may_be_absent(micro, tmp_path):
-    """mlp / norm / rope came later: a config without them (the bundled ΔG models) means the defaults."""
+    """mlp / norm / rope / rope_table came later: a config without them (the bundled ΔG models) means the
+    defaults."""
     path = copy(micro, tmp_path)
-    edit_json(path / CONFIG_FILE, lambda c: [c["architecture"].pop(k) for k in ("mlp", "norm", "rope")])
-    assert load_model(path).model.config.mlp == "gelu"
+    edit_json(path / CONFIG_FILE, lambda c: [c["architecture"].pop(k) for k in ("mlp", "norm", "rope", "rope_table")])
+    config = load_model(path).model.config
+    assert (config.mlp, config.rope_table) == ("gelu", "obte")
 
 
 @pytest.mark.parametrize(
@@ -363,14 +366,15 @@ json_values = st.one_of(
     st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=6),
-    st.sampled_from(["gelu", "swiglu", "layernorm", "omnibiote", "rotary", "cosine", "cosine-bf16", "64"]),
+    st.sampled_from(["gelu", "swiglu", "layernorm", "omnibiote", "rotary", "cosine", "cosine-bf16", "obte", "64"]),
     st.lists(st.integers(0, 8), max_size=3),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 DELETE = object()
 ARCHITECTURE_FIELDS = [
     "vocab_size", "width", "n_layers", "n_heads", "mlp_ratio", "max_positions", "rope_theta", "attn_mult",
-    "base_width", "readout_mult", "dropout", "norm_eps", "mlp", "norm", "rope", "unknown_field",
+    "base_width", "readout_mult", "dropout", "norm_eps", "mlp", "norm", "rope", "rope_table",
+    "unknown_field",
 ]  # fmt: skip
 
 
