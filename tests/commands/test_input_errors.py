@@ -117,26 +117,41 @@ def test_finetune_contacts_reads_x_as_unk_unless_told_otherwise(tmp_path):
     one_error_line(result, f"{labels}: record 'P1:A': non-standard protein letter 'X' at position 3", ON_UNKNOWN_HINT)
 
 
-def test_predict_warns_about_residues_beyond_the_context(tmp_path):
+def test_predict_reads_a_protein_longer_than_the_context_in_windows(tmp_path):
+    from obte_cli.engine.contacts.prediction import protein_windows
+    from obte_cli.engine.contacts.predictor import load_contact_predictor
+    from obte_cli.engine.contacts.sites import ContactSite
+    from obte_cli.engine.core.resources import default_contacts_model_dir
+
     rng = np.random.default_rng(0)
-    (tmp_path / "p.fa").write_text(">long\n" + "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 1100)) + "\n")
+    protein = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 1100))
+    (tmp_path / "p.fa").write_text(f">long\n{protein}\n")
     (tmp_path / "na.fa").write_text(">d\nACGTACGTAC\n")
     result = obte("contacts", "predict", "-p", tmp_path / "p.fa", "-n", tmp_path / "na.fa", "--device", "cpu")
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()[1:]]
-    missing = [r[1] for r in rows if r[3] == "NA"]
-    assert missing and missing == [str(i) for i in range(int(missing[0]), 1101)]
-    assert f"long: residues {missing[0]}–1100 ({len(missing)} of 1100) lie beyond the model's context" in result.stderr
+    assert [r[1] for r in rows] == [str(i) for i in range(1, 1101)] and all(r[3] != "NA" for r in rows)
+    assert "1 protein(s) longer than the model's context" in result.stderr and "long" in result.stderr
+    # the residues only the first window holds are predicted as that window alone predicts them
+    predictor = load_contact_predictor(default_contacts_model_dir())
+    window, starts = protein_windows(predictor, ContactSite("long", protein, ["ACGTACGTAC"], ["DNA"], []))
+    assert len(starts) > 1 and starts[0] == 0 and starts[-1] + window == 1100
+    (tmp_path / "first.fa").write_text(f">first\n{protein[:window]}\n")
+    alone = obte("contacts", "predict", "-p", tmp_path / "first.fa", "-n", tmp_path / "na.fa", "--device", "cpu")
+    first = [line.split("\t") for line in alone.stdout.strip().splitlines()[1:]]
+    assert [r[3:6] for r in first[: starts[1]]] == [r[3:6] for r in rows[: starts[1]]]
 
 
-def test_predict_from_fasta_takes_unknown_letters_only_when_asked(tmp_path):
+def test_predict_from_fasta_reads_unknown_letters_as_unk_unless_told_otherwise(tmp_path):
     (tmp_path / "p.fa").write_text(">x\nMKVXLAAGKRR\n")
     (tmp_path / "na.fa").write_text(">d\nACGTNACGTAC\n")
     args = ["contacts", "predict", "-p", tmp_path / "p.fa", "-n", tmp_path / "na.fa", "--device", "cpu"]
-    one_error_line(obte(*args), "na.fa: record 1 ('d'): 'N' at position 5 is not a nucleotide", ON_UNKNOWN_HINT)
-    result = obte(*args, "--on-unknown", "unk")
+    strict = obte(*args, "--on-unknown", "error")
+    one_error_line(strict, "na.fa: record 1 ('d'): 'N' at position 5 is not a nucleotide", ON_UNKNOWN_HINT)
+    result = obte(*args)
     assert result.exit_code == 0, result.output
     assert len(result.stdout.strip().splitlines()) == 1 + 11 and "\tNA" not in result.stdout
+    assert "2 non-standard letters read as <unk>: X ×1, N ×1" in result.stderr
 
 
 # ---- --on-unknown --------------------------------------------------------------------------------------

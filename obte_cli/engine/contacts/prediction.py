@@ -2,6 +2,12 @@
 structure, or FASTA proteins each with the same nucleic acids), P(contact) per residue from a trained
 :class:`~obte_cli.engine.contacts.predictor.ContactPredictor`, where each residue sits in the structure
 (:func:`~obte_cli.engine.contacts.io.place_on_structure`), and the table of it all.
+
+A protein too long to fit the model's context beside its nucleic acids is predicted in overlapping windows
+(:func:`protein_windows`): each window is the protein's residues ``start .. start + window`` with the whole
+nucleic acids, as a short site is, and a residue's probabilities are the mean over the windows that hold it.
+The nucleic acids are never cut; when they leave fewer than :data:`MIN_PROTEIN_WINDOW` tokens of the context
+for the protein, the site is an error.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from obte_cli.engine.contacts.io import (
 from obte_cli.engine.contacts.predictor import ContactPredictor
 from obte_cli.engine.contacts.sites import ContactSite
 from obte_cli.engine.core.errors import InputError
+
+MIN_PROTEIN_WINDOW = 32  # residues: fewer leaves a window too little of its protein to say anything
 
 
 def fasta_sites(protein: str | Path, nucleic_acid: str | Path, na_type: str, on_unknown: str) -> list[ContactSite]:
@@ -53,6 +61,7 @@ class ContactPrediction:
     mappings: list[ChainMapping | None]  # the chain each FASTA protein was aligned to
     observed: bool  # the sites are the structure's chains, with their observed contacts
     aligned: bool  # FASTA proteins aligned to the structure's chains (the table shows the chain residue)
+    windows: list[int] | None = None  # per site: the windows its protein was predicted in (1: it fit)
 
     def cut(self) -> Iterator[tuple[ContactSite, np.ndarray]]:
         """(site, indices of its residues without a prediction) for each protein cut to fit the context
@@ -100,9 +109,60 @@ def predict_contacts(
         raise ValueError("give a structure, or a protein and a nucleic-acid FASTA (and optionally a structure)")
     chain_sites = sites_from_structure(structure, predictor.cutoffs) if structure is not None else []
     sites = chain_sites if protein is None else fasta_sites(protein, nucleic_acid, na_type, on_unknown)
-    probabilities = predictor.predict(sites, device=device)
+    probabilities, windows = predict_windowed(predictor, sites, device)
     observed = protein is None  # sites read from the structure carry their observed contacts
     placements, mappings = place_on_structure(sites, chain_sites, observed)
     return ContactPrediction(
-        predictor, sites, probabilities, placements, mappings, observed, not observed and bool(chain_sites)
+        predictor, sites, probabilities, placements, mappings, observed, not observed and bool(chain_sites), windows
     )
+
+
+def protein_windows(predictor: ContactPredictor, site: ContactSite) -> tuple[int, list[int]]:
+    """(window, starts): the protein residues per window and where each window starts; one window from 0
+    when the whole site fits the context. Windows overlap by half, the last one ends with the protein."""
+    tokenizer, context = predictor.tokenizer, predictor.context
+    segments = site.segments()
+    if len(tokenizer.encode_one(segments, on_unknown="unk")) <= context:
+        return len(site.protein), [0]
+    acids = len(tokenizer.encode_one(segments[1:], on_unknown="unk"))  # the nucleic acids, tags and <EOS>s
+    window = context - acids - 2  # the protein's tag and <EOS>; a residue is never less than one token
+    if window < MIN_PROTEIN_WINDOW:
+        raise InputError(
+            f"site '{site.name}': the nucleic acids take {acids} of the model's {context} tokens, leaving "
+            f"{max(window, 0)} for the protein (at least {MIN_PROTEIN_WINDOW} are needed)"
+        )
+    stride = max(1, window // 2)
+    starts = list(range(0, len(site.protein) - window + 1, stride))
+    if starts[-1] + window < len(site.protein):
+        starts.append(len(site.protein) - window)
+    return window, starts
+
+
+def predict_windowed(
+    predictor: ContactPredictor, sites: list[ContactSite], device="cpu"
+) -> tuple[list[np.ndarray], list[int]]:
+    """P(contact) (n_residues, n_cutoffs) per site, long proteins in overlapping windows (module docstring),
+    and the number of windows of each site."""
+    pieces, owners = [], []  # window sites, and (site, first residue) of each
+    for i, site in enumerate(sites):
+        window, starts = protein_windows(predictor, site)
+        for start in starts:
+            end = start + window
+            labels = site.labels[start:end] if site.labels is not None else None
+            residues = site.residue_ids[start:end]
+            piece = ContactSite(site.name, site.protein[start:end], site.na_sequences, site.na_types, residues, labels)
+            pieces.append(piece)
+            owners.append((i, start))
+    predicted = predictor.predict(pieces, device=device) if pieces else []
+    sums = [np.zeros((len(s.protein), len(predictor.cutoffs))) for s in sites]
+    counts = [np.zeros(len(s.protein)) for s in sites]
+    windows = [0] * len(sites)
+    for (i, start), p in zip(owners, predicted):
+        covered = ~np.isnan(p[:, 0])
+        where = np.flatnonzero(covered) + start
+        sums[i][where] += p[covered]
+        counts[i][where] += 1
+        windows[i] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        probabilities = [total / count[:, None] for total, count in zip(sums, counts)]
+    return probabilities, windows

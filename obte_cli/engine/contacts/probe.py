@@ -24,10 +24,6 @@ import numpy as np
 import torch
 
 from obte_cli.engine.contacts.sites import ContactSite, protein_token_targets
-from obte_cli.engine.finetuning.residues import (
-    segment_residue_tokens,
-    token_values_to_residues,
-)
 from obte_cli.engine.finetuning.trainer import (
     FinetuneSettings,
     clipped_step,
@@ -37,6 +33,10 @@ from obte_cli.engine.finetuning.trainer import (
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.heads import AttentionProbe  # the module; it lives with the other heads
 from obte_cli.engine.tokenizers.base import Encoding
+from obte_cli.engine.tokenizers.residues import (
+    segment_residue_tokens,
+    token_values_to_residues,
+)
 
 
 @dataclass
