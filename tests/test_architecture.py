@@ -217,3 +217,40 @@ def test_each_subpackage_imports_on_its_own():
         code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
         result = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, cwd=REPO)
         assert result.returncode == 0, result.stderr[-2000:]
+
+
+PREDICTION_MODULES = [  # what runs a model to predict: none of it may need the training package
+    "obte_cli.engine.model.inference",
+    "obte_cli.engine.embedding.embed",
+    "obte_cli.engine.embedding.scoring",
+    "obte_cli.engine.embedding.predict",
+    "obte_cli.engine.affinity.ensemble",
+    "obte_cli.engine.contacts.predictor",
+    "obte_cli.engine.contacts.prediction",
+    "obte_cli.engine.bio.complex_inputs",
+]
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> dict[str, str]:
+    """Every module ``start`` imports, directly or through others: module → the module that imports it."""
+    seen, todo = {start: ""}, [start]
+    while todo:
+        node = todo.pop()
+        for nxt in sorted(graph[node]):
+            if nxt not in seen:
+                seen[nxt] = node
+                todo.append(nxt)
+    return seen
+
+
+def test_prediction_never_imports_the_training_package():
+    graph = _module_graph(_modules(REPO / "obte_cli"))
+    for start in PREDICTION_MODULES:
+        reached = _reachable(graph, start)
+        training = sorted(m for m in reached if m.startswith("obte_cli.engine.finetuning"))
+        if training:
+            chain, node = [training[0]], training[0]
+            while reached[node]:
+                node = reached[node]
+                chain.append(node)
+            raise AssertionError(f"{start} imports the training package: {' → '.join(reversed(chain))}")

@@ -25,8 +25,8 @@ from obte_cli.engine.contacts.cv import (
     fold_table,
     site_folds,
 )
+from obte_cli.engine.contacts.fitting import ProbeSettings
 from obte_cli.engine.contacts.io import fitting_sites, labelled_sites, structure_files
-from obte_cli.engine.contacts.probe import ProbeSettings
 from obte_cli.engine.contacts.sites import ContactSite
 from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from obte_cli.engine.contacts.predictor import fit_contact_predictor, fit_thresholds
+from obte_cli.engine.contacts.fitting import fit_contact_predictor, fit_thresholds
 from obte_cli.engine.contacts.sites import ContactSite, encode_site
 from obte_cli.engine.core.metrics import f1_scores, mean_and_sem, random_guess_f1, roc_auc
 from obte_cli.engine.finetuning.folds import plan_folds

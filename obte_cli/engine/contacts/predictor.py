@@ -3,7 +3,8 @@ attention probe (:mod:`obte_cli.engine.contacts.probe`), the cutoffs it predicts
 to fit one, save it as a model directory and load it back.
 
 Probabilities are turned into calls with the threshold that maximises F1 on the training sites (stored
-with the head): contacts are rare at 4 Å, where 0.5 would call almost nothing.
+with the head): contacts are rare at 4 Å, where 0.5 would call almost nothing. Fitting a predictor is
+:mod:`obte_cli.engine.contacts.fitting`; this module loads and uses one, and never imports the trainer.
 """
 
 from __future__ import annotations
@@ -14,25 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from obte_cli.engine.contacts.head import predict_contact_probabilities, train_contact_head
-from obte_cli.engine.contacts.probe import predict_probe, train_probe
+from obte_cli.engine.contacts.head import predict_contact_probabilities
+from obte_cli.engine.contacts.probe import predict_probe
 from obte_cli.engine.contacts.sites import ContactSite, encode_site
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.core.metrics import best_f1_threshold
-from obte_cli.engine.finetuning.trainer import FinetuneSettings
 from obte_cli.engine.model.directory import load_model, save_model
 from obte_cli.engine.model.heads import CONTACTS_TASK, build_head
 from obte_cli.engine.tokenizers.base import Encoding, Tokenizer
 
 HEAD_KIND = CONTACTS_TASK
-
-
-def fit_thresholds(probabilities: list[np.ndarray], sites: list[ContactSite]) -> list[float]:
-    """Per cutoff, the F1-maximising threshold over the given (training) sites."""
-    p = np.concatenate(probabilities)
-    y = np.concatenate([s.labels for s in sites])
-    keep = ~np.isnan(p[:, 0])
-    return [best_f1_threshold(y[keep, c], p[keep, c]) for c in range(y.shape[1])]
 
 
 @dataclass
@@ -82,32 +73,6 @@ class ContactPredictor:
             metadata=metadata,
             overwrite=True,
         )
-
-
-def fit_contact_predictor(
-    model,
-    tokenizer: Tokenizer,
-    sites: list[ContactSite],
-    encodings: list[Encoding],
-    cutoffs: tuple[float, ...],
-    method: str,
-    settings: FinetuneSettings,
-    probe_settings=None,
-    device="cpu",
-    context: int | None = None,
-    on_step=None,
-) -> ContactPredictor:
-    """Train a head (fine-tuning the backbone) or an attention probe (backbone frozen) on ``sites``,
-    then fit the per-cutoff F1 thresholds on the same sites."""
-    if method == "head":
-        module = train_contact_head(model, tokenizer, sites, encodings, settings, cutoffs, device, on_step)
-    elif method == "attention":
-        module = train_probe(model, sites, encodings, cutoffs, probe_settings, device, on_step)
-    else:
-        raise ValueError(f"unknown contact method {method!r}")
-    predictor = ContactPredictor(model, tokenizer, method, module, cutoffs, [], context or model.config.max_positions)
-    predictor.thresholds = fit_thresholds(predictor.predict(sites, encodings, device), sites)
-    return predictor
 
 
 def load_contact_predictor(directory: str | Path) -> ContactPredictor:

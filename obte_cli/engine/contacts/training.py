@@ -23,8 +23,8 @@ from obte_cli.engine.contacts.cv import (
     fold_table,
     prediction_table,
 )
-from obte_cli.engine.contacts.predictor import ContactPredictor, fit_contact_predictor
-from obte_cli.engine.contacts.probe import ProbeSettings
+from obte_cli.engine.contacts.fitting import ProbeSettings, fit_contact_predictor
+from obte_cli.engine.contacts.predictor import ContactPredictor
 from obte_cli.engine.contacts.sites import ContactSite, encode_site, read_contact_labels
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.outputs import staged_directory

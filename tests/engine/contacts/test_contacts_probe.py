@@ -5,13 +5,12 @@ import numpy as np
 import torch
 from conftest import contact_site
 
+from obte_cli.engine.contacts.fitting import ProbeSettings, train_probe
 from obte_cli.engine.contacts.probe import (
     AttentionProbe,
-    ProbeSettings,
     attention_maps,
     predict_probe,
     probe_features,
-    train_probe,
 )
 from obte_cli.engine.contacts.sites import encode_site
 from obte_cli.engine.core.metrics import roc_auc
