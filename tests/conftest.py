@@ -203,3 +203,38 @@ def paired_tokenizer(tmp_path_factory):
         path.write_bytes(train_bpe(chunks[modality], modality, size))
         files[str(path)] = [modality]
     return SentencePieceTokenizer.from_model_files(files)
+
+
+class OtherProcess:
+    """Another Python process that runs ``code`` (with ``path`` bound to a string), then says 'ready' and sleeps
+    until :meth:`kill` (SIGKILL) or the end of the ``with`` block: a concurrent obte run holding a lock or a
+    partial file. flock(2) locks belong to open files, so the holder must be a process of its own."""
+
+    def __init__(self, code: str, path):
+        import subprocess
+        import sys
+        import textwrap
+
+        script = f"path = {str(path)!r}\n" + textwrap.dedent(code) + "\nprint('ready', flush=True)\n"
+        script += "import time\ntime.sleep(300)\n"
+        self.process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "ready", "the other process failed to start"
+        self.pid = self.process.pid
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.process.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.kill()
+
+
+def locked_by_another_run(path, inside: bool = False) -> OtherProcess:
+    """Another process holding the output lock of ``path`` (obte_cli.engine.core.locks), as a running obte would."""
+    code = f"from obte_cli.engine.core.locks import lock_output\nheld = lock_output(path, inside={inside})"
+    return OtherProcess(code, path)

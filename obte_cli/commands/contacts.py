@@ -69,9 +69,11 @@ def labels(
     from obte_cli.engine.bio.structures import contact_sites
     from obte_cli.engine.contacts.io import structure_files
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import refuse_same_file
 
     cutoffs = _parse_cutoffs(cutoff)
     structures = structure_files(structures)  # a missing file is an error, not a skipped structure
+    refuse_same_file([("--out", out)], structures)
     columns = LABEL_COLUMNS + [_label(c) for c in cutoffs] + ["na_chains", "na_types", "na_sequences"]
     written = skipped = 0
     with open_output(out) as handle:
@@ -160,11 +162,12 @@ def predict(
     from obte_cli.engine.contacts.predictor import load_contact_predictor
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.core.outputs import check_output
+    from obte_cli.engine.core.outputs import check_output, refuse_same_file
     from obte_cli.engine.core.resources import default_contacts_model_dir
 
     if (protein is None) != (nucleic_acid is None):
         raise InputError("give both --protein and --na, or neither (then --structure supplies the chains)")
+    refuse_same_file([("--out", out), ("--cif-out", cif_out)], [structure, protein, nucleic_acid, model])
     if protein is None and structure is None:
         raise InputError("nothing to predict: give --structure, or --protein and --na")
     if cif_out is not None and structure is None:

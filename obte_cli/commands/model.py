@@ -112,8 +112,10 @@ def info(
 
     Example: [bold]obte model info models/tiny[/bold]
     """
+    from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.model.directory import load_model, read_config
 
+    refuse_same_file([("--out", out)], [model_dir])
     loaded = load_model(model_dir)
     config = read_config(model_dir)
     arch = loaded.model.config

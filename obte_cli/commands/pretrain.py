@@ -14,6 +14,7 @@ from obte_cli.commands.options import (
     DeviceOption,
     Modality,
     Preset,
+    lock_run_directory,
     number_in,
     out_option,
     seed_option,
@@ -115,6 +116,7 @@ def pretrain(
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
     from obte_cli.engine.pretraining.run import export_model, open_corpora, starting_model
 
+    lock_run_directory(out)  # a second run into it is refused while this one runs
     if out.exists() and not resume and (out / "checkpoints").exists():
         raise InputError(f"{out}: holds a run already (use --resume to continue it, or another --out)")
     corpus, eval_corpus = open_corpora(tokens, eval_tokens, holdout)

@@ -78,8 +78,10 @@ def scan_jaspar(
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
+    refuse_same_file([("--out", out)], [*matrices, protein, accessions, model])
     if saturation is not None:
         output_directory(saturation, "--saturation")  # now, not after the scan
     torch_device = resolve_device(device)

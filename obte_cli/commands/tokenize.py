@@ -56,9 +56,11 @@ def encode(
     from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
     from obte_cli.engine.bio.seqio import display_name, read_fasta, stdin_once
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.tokenizers.base import Segment
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
+    refuse_same_file([("--out", out)], [*inputs, tokenizer])
     stdin_once(inputs)
     on_unknown = on_unknown.value
     fixed_type = molecule_type_option(molecule_type)
@@ -110,8 +112,10 @@ def decode(
     """
     from obte_cli.engine.bio.seqio import _lines, display_name, open_text, write_fasta
     from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
+    refuse_same_file([("--out", out)], [tokens, tokenizer])
     tok = load_tokenizer(tokenizer)
     name = display_name(tokens)
     records = []

@@ -174,6 +174,7 @@ def _guarded_commands(tmp_path):
 def test_an_existing_out_needs_force_with_one_message_everywhere(tmp_path):
     out = tmp_path / "existing"
     out.mkdir()
+    (out / "config.json").write_text('{"format": "obte-model"}')  # an obte output: --force would replace it
     (out / "keep.txt").write_text("untouched")
     for command in _guarded_commands(tmp_path):
         result = obte(*command, "-o", out)
@@ -182,6 +183,22 @@ def test_an_existing_out_needs_force_with_one_message_everywhere(tmp_path):
             command
         )
     assert (out / "keep.txt").read_text() == "untouched"
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["", "--force"])
+def test_a_directory_obte_did_not_write_is_never_replaced(tmp_path, force):
+    """#31 §1: `--force` deleted whatever --out named. A directory that is not an obte output is refused,
+    with or without --force, in one line naming a file in it, by every command that replaces its --out."""
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep")
+    for command in _guarded_commands(tmp_path):
+        result = obte(*command, "-o", out, *force)
+        assert result.exit_code == 1, (command, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith(f"error: {out}: not an obte output (it holds keep.txt)"), (command, lines)
+        assert "--force replaces only a directory obte wrote" in lines[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"] and (out / "keep.txt").read_text() == "keep"
 
 
 def test_guard_new_output(tmp_path):

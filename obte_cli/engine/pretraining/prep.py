@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zlib
 from collections import Counter
@@ -50,9 +51,10 @@ from obte_cli.engine.bio.molecules import (
     molecule_type,
 )
 from obte_cli.engine.bio.seqio import Malformed, _lines, display_name, is_binary, open_text, scan_fasta
-from obte_cli.engine.core.directories import output_directory
+from obte_cli.engine.core.directories import locked_output_directory, output_directory
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.inputs import existing_file
+from obte_cli.engine.core.locks import hold_partial, remove_stale_partials
 
 GENBANK_SUFFIXES = (".gb", ".gbk", ".gbff", ".seq", ".genbank")
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".faa", ".ffn", ".fas")
@@ -195,7 +197,11 @@ def prep_file(path: Path, shards_dir: Path, settings: PrepSettings) -> ShardStat
     residues: Counter = Counter()
     dropped: Counter = Counter()
     seen: set[bytes] = set()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{shard.name}.", suffix=".tmp", dir=shards_dir)
+    while True:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{shard.name}.", suffix=".tmp", dir=shards_dir)
+        if hold_partial(fd):  # held while written: another run does not take it for a stale partial
+            break
+        os.close(fd)
     try:
         with os.fdopen(fd, "wb") as raw, _GzipLines(raw, settings.compression_level) as out:
             for item in _records(path, fmt, settings):
@@ -294,10 +300,34 @@ def run_prep(
     """Prepare this machine's share of ``inputs`` into ``out_dir``; returns (and writes) the manifest.
 
     ``on_file(stats, skipped)`` is called as each file finishes (``skipped``: it was already complete).
+    The directory is locked for the run (a second run into it is refused until this one ends); partial
+    shards of killed runs are removed first, and the manifest also lists the inputs of earlier runs into
+    the same directory whose shards are still there (see :func:`merge_manifest`).
     """
     for path in inputs:
         _check_input(Path(path))
-    shards_dir = output_directory(output_directory(out_dir, "--out") / "shards", "--out")
+    with locked_output_directory(out_dir, "--out"):
+        shards_dir = output_directory(Path(out_dir) / "shards", "--out")
+        remove_stale_partials(shards_dir, _PARTIAL_SHARDS)
+        remove_stale_partials(out_dir, _PARTIAL_MANIFESTS)
+        return _run_prep(inputs, Path(out_dir), shards_dir, settings, shard, workers, on_file)
+
+
+# What prep_file and _write_json write before renaming: .<shard>.XXXXXXXX.tmp, .<shard>.json.tmp-<pid>
+# and .<manifest>.tmp-<pid>
+_PARTIAL_SHARDS = re.compile(r"\..+\.tsv\.gz\.(?:\w{8}\.tmp|json\.tmp-\d+)")
+_PARTIAL_MANIFESTS = re.compile(r"\.manifest(?:-\d+-of-\d+)?\.json\.tmp-\d+")
+
+
+def _run_prep(
+    inputs: list[Path],
+    out_dir: Path,
+    shards_dir: Path,
+    settings: PrepSettings,
+    shard: tuple[int, int],
+    workers: int,
+    on_file: Callable[[ShardStats, bool], None] | None,
+) -> dict:
     selected = select_inputs(inputs, *shard)
     results: dict[Path, ShardStats] = {}
     todo = []
@@ -320,10 +350,34 @@ def run_prep(
             results[path] = prep_file(path, shards_dir, settings)
             if on_file:
                 on_file(results[path], False)
-    manifest = build_manifest([results[p] for p in selected], settings, shard)
     name = "manifest.json" if shard[1] == 1 else f"manifest-{shard[0]}-of-{shard[1]}.json"
-    _write_json(Path(out_dir) / name, manifest)
+    stats = merge_manifest(out_dir / name, shards_dir, [results[p] for p in selected])
+    manifest = build_manifest(stats, settings, shard)
+    _write_json(out_dir / name, manifest)
     return manifest
+
+
+def merge_manifest(previous: Path, shards_dir: Path, stats: list[ShardStats]) -> list[ShardStats]:
+    """This run's shard statistics, after those of the inputs an earlier run into the same directory listed
+    in ``previous`` (its manifest) whose shard and statistics are still there and that this run did not
+    redo: two runs into one corpus, with different inputs, give one manifest listing both. Each input of
+    the manifest carries the settings its shard was made with."""
+    try:
+        earlier = json.loads(previous.read_text())
+        listed = [entry["shard"] for entry in earlier["inputs"]] if earlier.get("format") == MANIFEST_FORMAT else []
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return stats  # no manifest yet, or not one prep wrote: this run's alone
+    redone = {s.shard for s in stats}
+    kept = []
+    for name in dict.fromkeys(n for n in listed if isinstance(n, str) and n not in redone):
+        shard = shards_dir / name
+        if Path(name).name != name or not shard.is_file():
+            continue
+        try:
+            kept.append(ShardStats(**json.loads(_stats_path(shard).read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return kept + stats
 
 
 def build_manifest(stats: list[ShardStats], settings: PrepSettings, shard: tuple[int, int]) -> dict:
@@ -354,6 +408,7 @@ def build_manifest(stats: list[ShardStats], settings: PrepSettings, shard: tuple
                 "shard": s.shard,
                 "records_read": s.records_read,
                 "records_kept": s.records_kept,
+                "settings": s.settings,
             }
             for s in stats
         ],

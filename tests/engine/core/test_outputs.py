@@ -12,8 +12,12 @@ from conftest import DATA, obte
 
 from obte_cli.engine.core.errors import InputError, ObteError
 from obte_cli.engine.core.outputs import (
+    OWN_OUTPUTS,
     atomic_file,
+    check_replaceable,
+    obte_output_kind,
     refuse_input_as_output,
+    refuse_same_file,
     staged_directory,
     write_text_atomic,
 )
@@ -23,10 +27,17 @@ def _hidden(parent):
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
 
 
+def _obte_output(directory, *files):
+    """A directory obte recognises as its own (a model's config.json), with ``files`` beside it."""
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text('{"format": "obte-model", "format_version": 1}')
+    for name in files:
+        (directory / name).write_text("previous")
+    return directory
+
+
 def test_success_replaces_the_previous_directory(tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "old.txt").write_text("previous")
+    out = _obte_output(tmp_path / "run", "old.txt")
     with staged_directory(out) as staging:
         assert staging.parent == tmp_path and staging != out
         (staging / "new.txt").write_text("result")
@@ -37,8 +48,7 @@ def test_success_replaces_the_previous_directory(tmp_path):
 
 @pytest.mark.parametrize("error", [RuntimeError("training failed"), KeyboardInterrupt()])
 def test_a_failed_or_interrupted_run_leaves_the_previous_result(tmp_path, error):
-    out = tmp_path / "run"
-    out.mkdir()
+    out = _obte_output(tmp_path / "run")
     (out / "model.safetensors").write_text("the previous model")
     with pytest.raises(type(error)):
         with staged_directory(out) as staging:
@@ -298,3 +308,148 @@ def test_embedding_files_are_atomic_and_leave_no_scratch(tmp_path, monkeypatch, 
         write(2.0)
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ---- what --force may replace, what an output may not be (#31 §1) --------------------------------------
+
+
+def test_obte_recognises_each_of_its_outputs_from_what_its_writers_write(tmp_path):
+    """The markers of core/outputs.py agree with the engine's writers: a real model, token directory, prep
+    corpus and tokenizer, and each marker with the format the engine names."""
+    from obte_cli.engine.affinity.ensemble import ENSEMBLE_FILE, ENSEMBLE_FORMAT
+    from obte_cli.engine.bench.pronab import BENCH_COLUMNS
+    from obte_cli.engine.bench.tasks import RESULT_COLUMNS
+    from obte_cli.engine.model.directory import CONFIG_FILE, FORMAT_NAME
+    from obte_cli.engine.pretraining.debian_corpus import MANIFEST_FORMAT as DEBIAN_FORMAT
+    from obte_cli.engine.pretraining.prep import MANIFEST_FORMAT as PREP_FORMAT
+    from obte_cli.engine.pretraining.token_files import FORMAT as TOKENS_FORMAT
+    from obte_cli.engine.pretraining.token_files import MANIFEST as TOKENS_FILE
+
+    markers = {name: expected for name, expected, _ in OWN_OUTPUTS}
+    assert markers[CONFIG_FILE] == markers[f"model/{CONFIG_FILE}"] == FORMAT_NAME
+    assert markers[ENSEMBLE_FILE] == markers[f"obte-cv/{ENSEMBLE_FILE}"] == ENSEMBLE_FORMAT
+    assert markers[TOKENS_FILE] == TOKENS_FORMAT
+    assert markers["manifest.json"] == PREP_FORMAT and markers["corpus-manifest.json"] == DEBIAN_FORMAT
+    assert markers["bench.tsv"] == "\t".join(BENCH_COLUMNS[:3])
+    assert markers["tasks.tsv"] == "\t".join(RESULT_COLUMNS[:3])
+
+    fasta = tmp_path / "x.fa"
+    fasta.write_text(">a\nMKVLA\n>b\nACGTACGT\n")
+    assert obte("model", "init", "--preset", "micro", "--context", "128", "-o", tmp_path / "model").exit_code == 0
+    assert obte("prep", fasta, "-o", tmp_path / "corpus").exit_code == 0
+    assert obte("tokenize", "corpus", tmp_path / "corpus", "-o", tmp_path / "tokens").exit_code == 0
+    assert obte("prep", fasta, "-o", tmp_path / "part", "--shard", "0/2").exit_code == 0
+    kinds = {name: obte_output_kind(tmp_path / name) for name in ("model", "corpus", "tokens", "part")}
+    assert kinds == {
+        "model": "a model directory",
+        "corpus": "a prep corpus",
+        "tokens": "a token directory",
+        "part": "a prep corpus",
+    }
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    (tokenizer / "tokenizer.json").write_bytes((tmp_path / "model" / "tokenizer.json").read_bytes())
+    assert obte_output_kind(tokenizer) == "a tokenizer directory"
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("config.json", '{"format": "not-obte"}'),
+        ("config.json", "[1, 2]"),
+        ("config.json", "\x00binary"),
+        ("ensemble.json", "{}"),
+        ("tasks.tsv", "a\tb\tc\n"),
+        ("keep.txt", "keep"),
+    ],
+)
+def test_anything_else_is_not_replaceable_and_the_refusal_names_a_file(tmp_path, name, content):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / name).write_text(content)
+    (out / "sub").mkdir()
+    assert obte_output_kind(out) is None
+    with pytest.raises(InputError) as refused:
+        check_replaceable(out)
+    assert str(refused.value).startswith(f"{out}: not an obte output (it holds {name});")
+
+
+def test_empty_directories_and_obte_outputs_are_replaceable_files_are_not(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".empty.obte-lock").write_text("")  # obte's own leftovers do not count
+    check_replaceable(empty)
+    check_replaceable(_obte_output(tmp_path / "model", "notes.txt"))
+    (tmp_path / "file").write_text("data")
+    with pytest.raises(InputError, match="file: is a file, not an obte output directory"):
+        check_replaceable(tmp_path / "file")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "model")
+    check_replaceable(link)  # the link is replaced, what it points to is obte's anyway
+
+
+def test_a_marker_behind_a_symlink_does_not_count(tmp_path):
+    model = _obte_output(tmp_path / "model")
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "config.json").symlink_to(model / "config.json")
+    assert obte_output_kind(out) is None
+
+
+def test_staging_refuses_to_replace_a_foreign_directory_before_the_work(tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep")
+    ran = []
+    with pytest.raises(InputError, match="not an obte output"):
+        with staged_directory(out):
+            ran.append(True)
+    assert not ran and (out / "keep.txt").read_text() == "keep"
+
+
+def test_the_current_directory_is_never_an_output_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for out in (".", "..", tmp_path, tmp_path.parent):
+        with pytest.raises(InputError, match="is (the current directory|a directory above the current one)"):
+            with staged_directory(out):
+                pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_is_an_input_is_refused_through_symlinks_and_hard_links(tmp_path, monkeypatch):
+    data = tmp_path / "x.fa"
+    data.write_text(">a\nMKV\n")
+    (tmp_path / "link.fa").symlink_to(data)
+    os.link(data, tmp_path / "hard.fa")
+    for out in (data, tmp_path / "link.fa", tmp_path / "hard.fa"):
+        with pytest.raises(InputError, match="--out is (one of the inputs|the same file as the input)"):
+            refuse_same_file([("--out", out)], [tmp_path / "other.fa", data])
+    with pytest.raises(InputError, match="--per-residue is the same file as the input standard input"):
+        with open(data) as stdin:
+            monkeypatch.setattr("sys.stdin", stdin)
+            refuse_same_file([("--out", "-"), ("--per-residue", tmp_path / "hard.fa")], ["-"])
+    model = _obte_output(tmp_path / "model")
+    with pytest.raises(InputError, match="config.json: --out is one of the inputs, which it would replace"):
+        refuse_same_file([("--out", model / "config.json")], [model])
+    refuse_same_file([("--out", tmp_path / "new.tsv"), ("--out", None), ("--out", "-")], [data, None, "-"])
+    os.mkfifo(tmp_path / "fifo")
+    refuse_same_file([("--out", tmp_path / "fifo")], [tmp_path / "fifo"])  # written in place: not replaced
+
+
+def test_a_killed_writers_partial_is_removed_by_the_next_write_of_that_file(tmp_path):
+    stale = tmp_path / ".x.tsv.obte-partial-k1ll3d00"
+    stale.write_text("half a table")
+    other = tmp_path / ".y.tsv.obte-partial-k1ll3d00"
+    other.write_text("another file's")
+    write_text_atomic(tmp_path / "x.tsv", "table\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".y.tsv.obte-partial-k1ll3d00", "x.tsv"]
+
+
+def test_a_killed_runs_staging_directory_is_removed_by_the_next_run(tmp_path):
+    stale = tmp_path / ".run.partial-k1ll3d00"
+    stale.mkdir()
+    (stale / "model.safetensors").write_text("half")
+    (tmp_path / f".run.old-{2**22 + 7}").mkdir()  # swapped out, not yet removed, when the run was killed
+    with staged_directory(tmp_path / "run") as staging:
+        (staging / "config.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
