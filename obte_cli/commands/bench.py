@@ -10,7 +10,19 @@ import typer
 from obte_cli.commands.common import affinity_cv_report, log, new_app, open_output
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
+    MAX_BATCH,
+    MAX_BATCH_TOKENS,
+    MAX_BUDGET,
     MAX_CONTEXT,
+    MAX_EPOCHS,
+    MAX_EXAMPLES,
+    MAX_FOLDS,
+    MAX_MUTANTS,
+    MAX_REPEATS,
+    MAX_ROWS,
+    MAX_STEPS,
+    MAX_VOCAB,
+    MAX_WORKERS,
     MUTATION_RATE,
     ContactMethod,
     Device,
@@ -25,6 +37,7 @@ from obte_cli.commands.options import (
     Suite,
     backbone_context_option,
     backbone_or_default,
+    count_option,
     device_option,
     finetune_settings,
     guard_new_output,
@@ -48,15 +61,17 @@ def pronab(
         None, "--from-cv", help="Score an existing `obte finetune affinity` output directory instead of training."
     ),
     out: Annotated[Path, out_option("Directory for bench.tsv, bench.png (and the CV run, if trained here).")] = ...,
-    folds: int = typer.Option(10, "--folds", "-k", min=2, help="Cross-validation folds grouped by protein."),
+    folds: int = count_option(
+        10, "--folds", "-k", low=2, high=MAX_FOLDS, help="Cross-validation folds grouped by protein."
+    ),
     homology_threshold: float = typer.Option(
         0.3, "--homology-threshold", callback=number_in(), help="Homology guard threshold (see finetune affinity)."
     ),
     no_homology_guard: bool = typer.Option(
         False, "--no-homology-guard", help="Test every protein (the paper's protocol)."
     ),
-    epochs: int = typer.Option(3, "--epochs", min=1, help="Fine-tuning epochs."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Complexes per optimizer step."),
+    epochs: int = count_option(3, "--epochs", low=1, high=MAX_EPOCHS, help="Fine-tuning epochs."),
+    batch_size: int = count_option(32, "--batch-size", low=1, high=MAX_BATCH, help="Complexes per optimizer step."),
     truncate: bool = typer.Option(True, "--truncate/--no-truncate", help="Cut proteins to the backbone's context."),
     seed: Annotated[int, seed_option("Seed for folds, training and the baseline.")] = 0,
     readout: Annotated[Readout, readout_option()] = Readout.first,
@@ -133,10 +148,15 @@ def prep(
     inputs: list[Path] = typer.Argument(
         ..., help="GenBank or FASTA files (optionally .gz), e.g. a GenBank division file."
     ),
-    workers: int = typer.Option(
-        2, "--workers", "-j", min=1, help="Workers for the scaling row (each gets its own copy of the input)."
+    workers: int = count_option(
+        2,
+        "--workers",
+        "-j",
+        low=1,
+        high=MAX_WORKERS,
+        help="Workers for the scaling row (each gets its own copy of the input).",
     ),
-    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per timing; the best is reported."),
+    repeats: int = count_option(3, "--repeats", low=1, high=MAX_REPEATS, help="Runs per timing; the best is reported."),
     out: Annotated[Path | None, out_option("Directory for bench-prep.tsv and bench-prep.png.")] = None,
 ) -> None:
     """Prep throughput (MB/s of input) vs Biopython SeqIO.parse alone, same files, same run.
@@ -177,8 +197,10 @@ def throughput(
         "--shapes",
         help="Comma-separated presets, or wWIDTH for a 4-layer model of that width (heads of 64).",
     ),
-    vocab: int = typer.Option(4096, "--vocab", min=1, help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."),
-    rows: int = typer.Option(8, "--rows", min=1, help="Rows per step (full layout: one sequence each)."),
+    vocab: int = count_option(
+        4096, "--vocab", low=1, high=MAX_VOCAB, help="Vocabulary size (4096: the paper's 2 × 2^11 BPE)."
+    ),
+    rows: int = count_option(8, "--rows", low=1, high=MAX_ROWS, help="Rows per step (full layout: one sequence each)."),
     context: int = typer.Option(512, "--context", min=1, max=MAX_CONTEXT, help="Tokens per row."),
     layout: Layout = typer.Option(
         Layout.both,
@@ -192,10 +214,11 @@ def throughput(
         help="Sequence lengths for the packed layout: a FASTA file (plain or .gz), or a TSV with a 'tokens' "
         "column [default: a seeded sample of the Debian pretraining corpus, share/bench/pretraining-lengths.tsv].",
     ),
-    steps: int = typer.Option(
+    steps: int = count_option(
         10,
         "--steps",
-        min=1,
+        low=1,
+        high=MAX_STEPS,
         help="Timed steps of each implementation, taken in turns (median and paired speed-up reported), "
         "after 3 warm-up steps of each.",
     ),
@@ -276,7 +299,7 @@ def jaspar(
     accessions: Path = typer.Option(..., "--accessions", help="matrices.tsv: matrix_id → UniProt accession(s)."),
     data: Path = typer.Option(..., "--data", "-d", help="ProNAB JSON: the protein sequences, keyed by accession."),
     model: Annotated[Path | None, model_option("Cross-validation ensemble (default: the bundled model).")] = None,
-    mutants: int = typer.Option(8, "--mutants", min=1, help="Mutated consensus sites per matrix."),
+    mutants: int = count_option(8, "--mutants", low=1, high=MAX_MUTANTS, help="Mutated consensus sites per matrix."),
     rate: float = typer.Option(0.05, "--rate", callback=MUTATION_RATE, help="Per-base substitution probability."),
     seed: Annotated[int, seed_option("Seed of the mutants.")] = 0,
     device: DeviceOption = Device.auto,
@@ -333,10 +356,18 @@ def embed(
     fasta: Path = typer.Argument(..., help="FASTA of real sequences (mixed lengths), e.g. ProNAB proteins."),
     preset: Preset = typer.Option(Preset.tiny, "--preset", help="Model shape for both implementations."),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help="Tokenizer (bundled name or directory)."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Records per padded Hugging Face batch."),
-    max_tokens: int = typer.Option(16384, "--max-tokens", min=1, help="obte's token budget per forward pass."),
-    repeats: int = typer.Option(
-        5, "--repeats", min=1, help="Timed rounds, obte and HF taking turns (median and paired speed-up reported)."
+    batch_size: int = count_option(
+        8, "--batch-size", low=1, high=MAX_BATCH, help="Records per padded Hugging Face batch."
+    ),
+    max_tokens: int = count_option(
+        16384, "--max-tokens", low=1, high=MAX_BATCH_TOKENS, help="obte's token budget per forward pass."
+    ),
+    repeats: int = count_option(
+        5,
+        "--repeats",
+        low=1,
+        high=MAX_REPEATS,
+        help="Timed rounds, obte and HF taking turns (median and paired speed-up reported).",
     ),
     no_hf: bool = typer.Option(False, "--no-hf", help="Skip the Hugging Face comparison."),
     out: Annotated[Path | None, out_option("Directory for bench-embed.tsv.")] = None,
@@ -393,14 +424,21 @@ def contacts(
         ),
     ),
     out: Annotated[Path, out_option("Directory for metrics.tsv, folds.tsv and contacts_f1.png.")] = ...,
-    folds: int = typer.Option(5, "--folds", "-k", min=2, help="Cross-validation folds grouped by protein sequence."),
-    epochs: int = typer.Option(
-        4, "--epochs", min=1, help="Epochs of the head (the probe trains 3× as many over single sites)."
+    folds: int = count_option(
+        5, "--folds", "-k", low=2, high=MAX_FOLDS, help="Cross-validation folds grouped by protein sequence."
     ),
-    max_residues: int = typer.Option(
+    epochs: int = count_option(
+        4,
+        "--epochs",
+        low=1,
+        high=MAX_EPOCHS,
+        help="Epochs of the head (the probe trains 3× as many over single sites).",
+    ),
+    max_residues: int = count_option(
         0,
         "--max-residues",
-        min=0,
+        low=0,
+        high=MAX_BUDGET,
         help="Skip protein chains longer than this (0: keep all; long chains are cut to the context).",
     ),
     context: Annotated[int | None, backbone_context_option()] = None,
@@ -482,14 +520,24 @@ def tasks(
         [], "--task", help="Run only these tasks (names as in the output, e.g. gue/tf/0); repeat for several."
     ),
     gb1_split: Gb1Split = typer.Option(Gb1Split.three_vs_rest, "--gb1-split", help="Which FLIP GB1 split."),
-    max_train_tokens: int = typer.Option(
-        100_000, "--max-train-tokens", min=1, help="CPU budget: tokens of training examples per epoch, per task."
+    max_train_tokens: int = count_option(
+        100_000,
+        "--max-train-tokens",
+        low=1,
+        high=MAX_BUDGET,
+        help="CPU budget: tokens of training examples per epoch, per task.",
     ),
-    max_eval_examples: int = typer.Option(
-        1_000, "--max-eval-examples", min=1, help="CPU budget: dev and test examples per task (seeded subset)."
+    max_eval_examples: int = count_option(
+        1_000,
+        "--max-eval-examples",
+        low=1,
+        high=MAX_EXAMPLES,
+        help="CPU budget: dev and test examples per task (seeded subset).",
     ),
-    epochs: int = typer.Option(3, "--epochs", min=1, help="finetune recipe: epochs (the best on dev is scored)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per optimizer step."),
+    epochs: int = count_option(
+        3, "--epochs", low=1, high=MAX_EPOCHS, help="finetune recipe: epochs (the best on dev is scored)."
+    ),
+    batch_size: int = count_option(32, "--batch-size", low=1, high=MAX_BATCH, help="Examples per optimizer step."),
     no_fresh_control: bool = typer.Option(
         False, "--no-fresh-control", help="Skip the fresh-init control of each model (half the time)."
     ),

@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from obte_cli.commands.common import log
-from obte_cli.commands.options import ForceOption, guard_new_output, out_option
+from obte_cli.commands.options import (
+    MAX_HEADS,
+    ForceOption,
+    count_option,
+    guard_new_output,
+    out_option,
+)
 
 
 def convert(
@@ -23,10 +29,11 @@ def convert(
         help="Tokenizer: for 4,096-id (v2 BPE) models the nucleic then the protein sentencepiece model "
         "(genbank-2k, uniref-2k); default: the bundled mixed BPE for 65,536 ids, the reference characters for 49.",
     ),
-    n_heads: int = typer.Option(
+    n_heads: int = count_option(
         0,
         "--n-heads",
-        min=0,
+        low=0,
+        high=MAX_HEADS,
         help="Attention heads. Needed only for a state dict saved without its freqs_cis buffers (the head count "
         "is read from the weights: freqs_cis holds head_size/2 columns, and whole modules record n_head per "
         "attention layer; v1 files' config always says 12 and is not trusted). A value the weights contradict "

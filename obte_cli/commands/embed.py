@@ -17,12 +17,17 @@ from obte_cli.commands.common import (
     stderr_console,
 )
 from obte_cli.commands.options import (
+    MAX_BATCH_TOKENS,
+    MAX_RANK,
+    MAX_STEPS,
+    MAX_WINDOW,
     BACKBONE_DEFAULT_HELP,
     UNK_BY_DEFAULT_HELP,
     Device,
     DeviceOption,
     OnUnknown,
     Pool,
+    count_option,
     backbone_or_default,
     model_option,
     number_in,
@@ -80,21 +85,30 @@ def embed(
     molecule_type: str = typer.Option(
         "auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."
     ),
-    max_tokens: int = typer.Option(
-        16384, "--max-tokens", min=1, help="Tokens per forward pass (memory bound; no effect on the numbers)."
+    max_tokens: int = count_option(
+        16384,
+        "--max-tokens",
+        low=1,
+        high=MAX_BATCH_TOKENS,
+        help="Tokens per forward pass (memory bound; no effect on the numbers).",
     ),
     truncate: bool = typer.Option(
         False, "--truncate", help="Cut records longer than the context to their first residues (instead of windows)."
     ),
-    window: int = typer.Option(
+    window: int = count_option(
         0,
         "--window",
-        min=0,
+        low=0,
+        high=MAX_WINDOW,
         help="Residues per window for records longer than the context (default: the context less 2, the most "
         "that fits); residue vectors are averaged where windows overlap, pooled vectors come from them.",
     ),
-    stride: int = typer.Option(
-        0, "--stride", min=0, help="Residues between window starts, with --window (default: half a window)."
+    stride: int = count_option(
+        0,
+        "--stride",
+        low=0,
+        high=MAX_WINDOW,
+        help="Residues between window starts, with --window (default: half a window).",
     ),
     no_window: bool = typer.Option(
         False, "--no-window", help="Refuse a record longer than the context (an error) instead of windowing it."
@@ -240,18 +254,21 @@ def probe_joint(
     model_protein: Path = typer.Option(
         None, "--model-protein", help="...and the model for proteins (two separate maps)."
     ),
-    rank: int = typer.Option(16, "--rank", min=1, help="Rank of the learned linear map."),
+    rank: int = count_option(16, "--rank", low=1, high=MAX_RANK, help="Rank of the learned linear map."),
     train_frac: float = typer.Option(
         0.05,
         "--train-frac",
         callback=number_in(0, 1, low_open=True, high_open=True),
         help="Fraction of pairs the map is trained on; the rest is evaluated.",
     ),
-    steps: int = typer.Option(10_000, "--steps", min=1, help="CLIP training steps (AdamW, lr 0.01 decaying linearly)."),
-    window: int = typer.Option(
+    steps: int = count_option(
+        10_000, "--steps", low=1, high=MAX_STEPS, help="CLIP training steps (AdamW, lr 0.01 decaying linearly)."
+    ),
+    window: int = count_option(
         0,
         "--window",
-        min=0,
+        low=0,
+        high=MAX_WINDOW,
         help="Long genes/proteins are embedded in windows of this many residues (0: the context − 2).",
     ),
     seed: Annotated[int, seed_option("Seed of the split, the map and the random-init control.")] = 0,

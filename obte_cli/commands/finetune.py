@@ -12,6 +12,11 @@ import typer
 from obte_cli.commands.common import affinity_cv_report, log, new_app, training_progress
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
+    MAX_BATCH,
+    MAX_BATCH_TOKENS,
+    MAX_EPOCHS,
+    MAX_FOLDS,
+    MAX_WORKERS,
     AffinityMethod,
     Device,
     DeviceOption,
@@ -24,6 +29,7 @@ from obte_cli.commands.options import (
     Task,
     backbone_context_option,
     backbone_or_default,
+    count_option,
     finetune_settings,
     folds_check,
     guard_new_output,
@@ -58,11 +64,12 @@ def affinity(
         model_option(f"Backbone model directory (`obte model init` makes a fresh one) {BACKBONE_DEFAULT_HELP}."),
     ] = None,
     out: Annotated[Path, out_option("Output directory (fold models, ensemble.json, tables, plot).")] = ...,
-    folds: int = typer.Option(
+    folds: int = count_option(
         10,
         "--folds",
         "-k",
-        min=0,
+        low=0,
+        high=MAX_FOLDS,
         callback=folds_check,
         help="Cross-validation folds grouped by protein; 0 trains one model on all rows.",
     ),
@@ -75,10 +82,18 @@ def affinity(
     no_homology_guard: bool = typer.Option(
         False, "--no-homology-guard", help="Test every protein (the paper's protocol; leaks homologs)."
     ),
-    epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the training rows (paper: 64)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Complexes per optimizer step (paper: 256)."),
-    max_tokens: int = typer.Option(
-        16384, "--max-tokens", min=1, help="Tokens per micro-batch (memory bound; no effect on results)."
+    epochs: int = count_option(
+        3, "--epochs", low=1, high=MAX_EPOCHS, help="Passes over the training rows (paper: 64)."
+    ),
+    batch_size: int = count_option(
+        32, "--batch-size", low=1, high=MAX_BATCH, help="Complexes per optimizer step (paper: 256)."
+    ),
+    max_tokens: int = count_option(
+        16384,
+        "--max-tokens",
+        low=1,
+        high=MAX_BATCH_TOKENS,
+        help="Tokens per micro-batch (memory bound; no effect on results).",
     ),
     lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the ΔG head."),
     lr_embedding: float = typer.Option(
@@ -110,7 +125,9 @@ def affinity(
     ),
     seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
-    workers: int = typer.Option(0, "--workers", min=0, help="Processes for the homology alignments (0: all cores)."),
+    workers: int = count_option(
+        0, "--workers", low=0, high=MAX_WORKERS, help="Processes for the homology alignments (0: all cores)."
+    ),
     force: ForceOption = False,
 ) -> None:
     """Fine-tune a ΔG (kcal/mol) regressor with cross-validation grouped by protein.
@@ -205,9 +222,9 @@ def classify(
     out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
     task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
-    epochs: int = typer.Option(5, "--epochs", min=1),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    max_tokens: int = typer.Option(16384, "--max-tokens", min=1),
+    epochs: int = count_option(5, "--epochs", low=1, high=MAX_EPOCHS),
+    batch_size: int = count_option(32, "--batch-size", low=1, high=MAX_BATCH),
+    max_tokens: int = count_option(16384, "--max-tokens", low=1, high=MAX_BATCH_TOKENS),
     lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE),
     lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE),
     lr_body: float = typer.Option(
@@ -249,9 +266,9 @@ def residue(
     out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
     task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
-    epochs: int = typer.Option(5, "--epochs", min=1),
-    batch_size: int = typer.Option(16, "--batch-size", min=1),
-    max_tokens: int = typer.Option(16384, "--max-tokens", min=1),
+    epochs: int = count_option(5, "--epochs", low=1, high=MAX_EPOCHS),
+    batch_size: int = count_option(16, "--batch-size", low=1, high=MAX_BATCH),
+    max_tokens: int = count_option(16384, "--max-tokens", low=1, high=MAX_BATCH_TOKENS),
     lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE),
     lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE),
     lr_body: float = typer.Option(
@@ -297,19 +314,24 @@ def contacts(
             "model's attention maps."
         ),
     ),
-    folds: int = typer.Option(
+    folds: int = count_option(
         5,
         "--folds",
         "-k",
-        min=0,
+        low=0,
+        high=MAX_FOLDS,
         callback=folds_check,
         help="Cross-validation folds grouped by protein sequence before the final fit; 0: only the final fit.",
     ),
     context: Annotated[int | None, backbone_context_option()] = None,
-    epochs: int = typer.Option(4, "--epochs", min=1, help="Passes over the training sites."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sites per optimizer step (head)."),
-    max_tokens: int = typer.Option(
-        16384, "--max-tokens", min=1, help="Tokens per micro-batch (memory bound; no effect on results)."
+    epochs: int = count_option(4, "--epochs", low=1, high=MAX_EPOCHS, help="Passes over the training sites."),
+    batch_size: int = count_option(8, "--batch-size", low=1, high=MAX_BATCH, help="Sites per optimizer step (head)."),
+    max_tokens: int = count_option(
+        16384,
+        "--max-tokens",
+        low=1,
+        high=MAX_BATCH_TOKENS,
+        help="Tokens per micro-batch (memory bound; no effect on results).",
     ),
     lr_head: float = typer.Option(
         1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the contact head (or the probe's AdamW LR ÷ 10)."

@@ -10,9 +10,13 @@ import typer
 from obte_cli.commands.common import log, new_app, open_output
 from obte_cli.commands.options import (
     MAX_CONTEXT,
+    MAX_HEADS,
+    MAX_LAYERS,
+    MAX_WIDTH,
     ForceOption,
     Preset,
     TsvOutOption,
+    count_option,
     guard_new_output,
     out_option,
     seed_option,
@@ -46,12 +50,18 @@ def init(
         max=MAX_CONTEXT,
         help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers).",
     ),
-    width: int = typer.Option(0, "--width", min=0, help="Model width instead of the preset's (0: the preset's)."),
-    layers: int = typer.Option(
-        0, "--layers", min=0, help="Number of blocks instead of the preset's (0: the preset's)."
+    width: int = count_option(
+        0, "--width", low=0, high=MAX_WIDTH, help="Model width instead of the preset's (0: the preset's)."
     ),
-    heads: int = typer.Option(
-        0, "--heads", min=0, help="Attention heads instead of the preset's (0: the preset's); must divide the width."
+    layers: int = count_option(
+        0, "--layers", low=0, high=MAX_LAYERS, help="Number of blocks instead of the preset's (0: the preset's)."
+    ),
+    heads: int = count_option(
+        0,
+        "--heads",
+        low=0,
+        high=MAX_HEADS,
+        help="Attention heads instead of the preset's (0: the preset's); must divide the width.",
     ),
     seed: Annotated[int, seed_option("Random seed of the μP initialisation.")] = 0,
     force: ForceOption = False,

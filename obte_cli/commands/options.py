@@ -17,6 +17,7 @@ taken from the engine's constants; tests/commands/test_options.py checks that th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from enum import Enum
@@ -231,6 +232,80 @@ def folds_check(value: int) -> int:
 MUTATION_RATE = number_in(0, 1, low_open=True)  # --rate of scan-jaspar and bench jaspar: a per-base probability
 
 
+# ---- counts and sizes --------------------------------------------------------------------------------
+# Every count or size a user types has a maximum: far above any real use, below what would run for days,
+# fill the memory or overflow. A mistyped `--mutants 100000000` is then a usage error (exit 2) naming the
+# option and its range, not a run that never ends; the help shows the range ([1<=x<=10000]).
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators take any seed below it
+MAX_MUTANTS = 10_000  # mutated sites per matrix (scan-jaspar, bench jaspar): one model call each; default 8
+MAX_EPOCHS = 1_000  # passes over the training data (the paper's longest: 64)
+MAX_BATCH = 65_536  # examples per optimizer step (the paper's ΔG: 256)
+MAX_BATCH_TOKENS = 1 << 20  # tokens per forward pass (--max-tokens: memory, not results; default 16,384)
+MAX_FOLDS = 1_000  # cross-validation folds (the data have fewer proteins than that anyway)
+MAX_WORKERS = 1_024  # processes or threads
+MAX_REPEATS = 1_000  # repeats of a timing
+MAX_STEPS = 10_000_000  # optimizer steps (probe-joint, bench throughput), steps between checkpoints
+MAX_ROWS = 4_096  # rows of --context tokens per step or per micro-batch (memory: rows × context)
+MAX_EVAL_ROWS = 1_000_000  # held-out rows scored at each checkpoint
+MAX_VOCAB = 1 << 20  # ids of a tokenizer or an embedding table
+MAX_WIDTH = 65_536  # model width
+MAX_LAYERS = 1_024  # transformer blocks
+MAX_HEADS = 1_024  # attention heads
+MAX_RANK = 65_536  # rank of a learned map
+MAX_WINDOW = 1 << 20  # residues per window, or between window starts
+MAX_LENGTH = 10**12  # a sequence length (a filter: the longest chromosomes have a few 10⁹ bases)
+MAX_SAMPLE_RESIDUES = 10**10  # residues held in memory for tokenizer training (two bytes each per modality)
+MAX_BUDGET = 10**10  # residues or tokens of a CPU budget (bench contacts --max-residues, tasks --max-train-tokens)
+MAX_EXAMPLES = 100_000_000  # examples per task and split
+MAX_TOKENS = 10**15  # a pretraining token budget or batch (the paper's largest run: 250B tokens)
+
+
+_COUNT_SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
+
+
+def token_count(text: str, option: str) -> int:
+    """A count of tokens as people write it, ``250M``, ``1.5B``, ``1e9`` or ``16384``, as an integer in
+    [1, MAX_TOKENS]. Text that is not a count, or not positive, is an :class:`InputError` naming the option;
+    above the maximum (``1e16``, ``inf``), a usage error."""
+    cleaned = text.strip().lower().replace("_", "").replace(",", "")
+    scale = 1.0
+    if cleaned and cleaned[-1] in _COUNT_SUFFIXES:
+        scale, cleaned = _COUNT_SUFFIXES[cleaned[-1]], cleaned[:-1]
+    try:
+        value = int(float(cleaned) * scale)
+    except ValueError:  # also nan
+        raise InputError(f"{option}: {text!r} is not a count (e.g. 16384, 250M, 1.5B)") from None
+    except OverflowError:  # inf, 1e400
+        value = MAX_TOKENS + 1
+    if value > MAX_TOKENS:
+        raise typer.BadParameter(f"at most {MAX_TOKENS:.0e} tokens (got {text!r})", param_hint=f"'{option}'")
+    if value < 1:
+        raise InputError(f"{option} must be positive (got {text!r})")
+    return value
+
+
+def token_count_check(option: str):
+    """Option callback for a token count (:func:`token_count`): above the maximum is a usage error when the
+    command line is read, before any work; the command parses the value itself."""
+
+    def check(text: str | None) -> str | None:
+        if text is not None:
+            with contextlib.suppress(InputError):  # not a count: the command says so
+                token_count(text, option)
+        return text
+
+    return check
+
+
+def count_option(
+    default: int | None, *names: str, low: int = 1, high: int, help: str | None = None, **extra: Any
+) -> Any:
+    """An integer option in [``low``, ``high``] (one of the maxima above): a value outside is a usage error
+    (exit 2) that names the option and the range, and ``--help`` shows the range."""
+    return typer.Option(default, *names, min=low, max=high, help=help, **extra)
+
+
 def finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed):
     """The options every finetune command shares, as engine settings (their ranges are checked by the options)."""
     from obte_cli.engine.finetuning.trainer import FinetuneSettings
@@ -262,7 +337,7 @@ def device_option(help: str = DEVICE_HELP) -> Any:
 
 
 def seed_option(help: str = "Random seed.") -> Any:
-    return typer.Option("--seed", min=0, help=help)
+    return typer.Option("--seed", min=0, max=MAX_SEED, help=help)
 
 
 def model_option(help: str) -> Any:

@@ -11,7 +11,12 @@ from typing import Annotated
 import typer
 
 from obte_cli.commands.common import log, open_output, stderr_console
-from obte_cli.commands.options import out_option
+from obte_cli.commands.options import (
+    MAX_LENGTH,
+    MAX_WORKERS,
+    count_option,
+    out_option,
+)
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
@@ -94,10 +99,14 @@ def prep(
         "-m",
         help="Type of FASTA records (protein, DNA, RNA, mRNA, ...); 'auto': nucleic if only A/C/G/T/U/N, else protein.",
     ),
-    min_length: int = typer.Option(1, "--min-length", min=1, help="Drop sequences shorter than this."),
-    max_length: int = typer.Option(0, "--max-length", min=0, help="Drop sequences longer than this (0: no limit)."),
+    min_length: int = count_option(1, "--min-length", low=1, high=MAX_LENGTH, help="Drop sequences shorter than this."),
+    max_length: int = count_option(
+        0, "--max-length", low=0, high=MAX_LENGTH, help="Drop sequences longer than this (0: no limit)."
+    ),
     dedup: bool = typer.Option(False, "--dedup", help="Drop exact repeats (same type and sequence) within each file."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes, one input file each at a time."),
+    workers: int = count_option(
+        1, "--workers", "-j", low=1, high=MAX_WORKERS, help="Processes, one input file each at a time."
+    ),
     shard: str = typer.Option(
         "0/1", "--shard", help="Take the I-th of every N input files (sorted): split an archive over N machines."
     ),

@@ -10,34 +10,26 @@ import typer
 from obte_cli.commands.common import log, training_progress
 from obte_cli.commands.options import (
     MAX_CONTEXT,
+    MAX_EVAL_ROWS,
+    MAX_ROWS,
+    MAX_STEPS,
     Device,
     DeviceOption,
     Modality,
     Preset,
+    count_option,
     lock_run_directory,
     number_in,
     out_option,
     seed_option,
+    token_count,
+    token_count_check,
 )
-
-_SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
 
 
 def parse_count(text: str, option: str) -> int:
-    """``250M``, ``1.5B``, ``1e9`` or ``16384`` → an integer."""
-    from obte_cli.engine.core.errors import InputError
-
-    cleaned = text.strip().lower().replace("_", "").replace(",", "")
-    scale = 1.0
-    if cleaned and cleaned[-1] in _SUFFIXES:
-        scale, cleaned = _SUFFIXES[cleaned[-1]], cleaned[:-1]
-    try:
-        value = int(float(cleaned) * scale)
-    except ValueError:
-        raise InputError(f"{option}: {text!r} is not a count (e.g. 16384, 250M, 1.5B)") from None
-    if value < 1:
-        raise InputError(f"{option} must be positive (got {text!r})")
-    return value
+    """``250M``, ``1.5B``, ``1e9`` or ``16384`` → an integer (see options.token_count)."""
+    return token_count(text, option)
 
 
 def pretrain(
@@ -51,14 +43,22 @@ def pretrain(
         0, "--context", min=0, max=MAX_CONTEXT, help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."
     ),
     batch_tokens: str = typer.Option(
-        "16384", "--batch-tokens", help="Tokens per optimizer step over all processes (paper: ~1M)."
+        "16384",
+        "--batch-tokens",
+        callback=token_count_check("--batch-tokens"),
+        help="Tokens per optimizer step over all processes (paper: ~1M).",
     ),
-    micro_batch_rows: int = typer.Option(
-        4, "--micro-batch-rows", min=1, help="Rows per forward/backward per process (memory)."
+    micro_batch_rows: int = count_option(
+        4, "--micro-batch-rows", low=1, high=MAX_ROWS, help="Rows per forward/backward per process (memory)."
     ),
-    total_tokens: str = typer.Option("2M", "--total-tokens", help="Token budget, e.g. 2M, 250B."),
+    total_tokens: str = typer.Option(
+        "2M", "--total-tokens", callback=token_count_check("--total-tokens"), help="Token budget, e.g. 2M, 250B."
+    ),
     warmup_tokens: str = typer.Option(
-        "0", "--warmup-tokens", help="Warm-up in tokens (0: 5% of the budget; paper: 1B)."
+        "0",
+        "--warmup-tokens",
+        callback=token_count_check("--warmup-tokens"),
+        help="Warm-up in tokens (0: 5% of the budget; paper: 1B).",
     ),
     lr: float = typer.Option(
         0.01,
@@ -75,8 +75,8 @@ def pretrain(
         "--resume",
         help="Continue from the latest checkpoint in --out, exactly; a new --total-tokens re-targets the LR decay.",
     ),
-    checkpoint_every: int = typer.Option(
-        100, "--checkpoint-every", min=1, help="Steps between checkpoints (and held-out scoring)."
+    checkpoint_every: int = count_option(
+        100, "--checkpoint-every", low=1, high=MAX_STEPS, help="Steps between checkpoints (and held-out scoring)."
     ),
     holdout: float = typer.Option(
         0.0,
@@ -84,7 +84,9 @@ def pretrain(
         callback=number_in(0, 0.5, high_open=True),
         help="Fraction of the corpus (chunks of --context tokens) never trained on; scored at every checkpoint.",
     ),
-    eval_rows: int = typer.Option(64, "--eval-rows", min=0, help="Held-out rows scored at each checkpoint (at most)."),
+    eval_rows: int = count_option(
+        64, "--eval-rows", low=0, high=MAX_EVAL_ROWS, help="Held-out rows scored at each checkpoint (at most)."
+    ),
     eval_tokens: Path = typer.Option(
         None,
         "--eval-tokens",

@@ -9,12 +9,14 @@ import typer
 
 from obte_cli.commands.common import log, open_output
 from obte_cli.commands.options import (
+    MAX_MUTANTS,
     MUTATION_RATE,
     Device,
     DeviceOption,
     OnUnknown,
     OnUnknownOption,
     TsvOutOption,
+    count_option,
     model_option,
     seed_option,
     suggests_on_unknown,
@@ -35,7 +37,7 @@ def scan_jaspar(
         ),
     ),
     model: Annotated[Path | None, model_option("ΔG model or ensemble directory (default: the bundled model).")] = None,
-    mutants: int = typer.Option(8, "--mutants", min=1, help="Mutated consensus sites per matrix."),
+    mutants: int = count_option(8, "--mutants", low=1, high=MAX_MUTANTS, help="Mutated consensus sites per matrix."),
     rate: float = typer.Option(
         0.05,
         "--rate",

@@ -12,11 +12,13 @@ import typer
 from obte_cli.commands.common import UnknownLetters, log, open_output
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
+    MAX_BATCH_TOKENS,
     Device,
     DeviceOption,
     OnUnknown,
     TsvOutOption,
     backbone_or_default,
+    count_option,
     model_option,
     on_unknown_option,
     seed_option,
@@ -51,8 +53,12 @@ def score(
             "(one-token-per-residue models)."
         ),
     ),
-    max_tokens: int = typer.Option(
-        16384, "--max-tokens", min=64, help="Tokens per forward pass (memory bound; no effect on the numbers)."
+    max_tokens: int = count_option(
+        16384,
+        "--max-tokens",
+        low=64,
+        high=MAX_BATCH_TOKENS,
+        help="Tokens per forward pass (memory bound; no effect on the numbers).",
     ),
     on_unknown: Annotated[
         OnUnknown,

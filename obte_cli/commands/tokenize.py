@@ -9,10 +9,15 @@ import typer
 
 from obte_cli.commands.common import log, new_app, open_output
 from obte_cli.commands.options import (
+    MAX_SAMPLE_RESIDUES,
+    MAX_VOCAB,
+    MAX_WINDOW,
+    MAX_WORKERS,
     ForceOption,
     OnUnknown,
     OnUnknownOption,
     TsvOutOption,
+    count_option,
     guard_new_output,
     out_option,
     seed_option,
@@ -156,17 +161,29 @@ def decode(
 def train(
     sources: list[Path] = typer.Argument(..., help="`obte prep` output directories or shard files (.tsv.gz)."),
     out: Annotated[Path, out_option("Tokenizer directory to write (usable as -t / in `obte model init`).")] = ...,
-    vocab_size: int = typer.Option(
-        2048, "--vocab-size", min=64, help="Pieces per modality (the paper: 2^11 nucleic + 2^11 protein)."
+    vocab_size: int = count_option(
+        2048,
+        "--vocab-size",
+        low=64,
+        high=MAX_VOCAB,
+        help="Pieces per modality (the paper: 2^11 nucleic + 2^11 protein).",
     ),
-    sample_residues: int = typer.Option(
-        20_000_000, "--sample-residues", min=1, help="Residues sampled per modality for training."
+    sample_residues: int = count_option(
+        20_000_000,
+        "--sample-residues",
+        low=1,
+        high=MAX_SAMPLE_RESIDUES,
+        help="Residues sampled per modality for training.",
     ),
-    chunk_length: int = typer.Option(
-        2048, "--chunk-length", min=16, help="Long sequences are cut into chunks of this many residues."
+    chunk_length: int = count_option(
+        2048,
+        "--chunk-length",
+        low=16,
+        high=MAX_WINDOW,
+        help="Long sequences are cut into chunks of this many residues.",
     ),
     seed: Annotated[int, seed_option("Seed of the sample.")] = 0,
-    threads: int = typer.Option(1, "--threads", min=1, help="sentencepiece training threads."),
+    threads: int = count_option(1, "--threads", low=1, high=MAX_WORKERS, help="sentencepiece training threads."),
     force: ForceOption = False,
 ) -> None:
     """Train the two-model BPE tokenizer (nucleic ids first, protein ids after them) on prepared shards.

@@ -5,7 +5,7 @@ import re
 
 import pytest
 import typer
-from conftest import obte
+from conftest import DATA, obte
 
 from obte_cli.app import app
 from obte_cli.commands import options
@@ -153,6 +153,46 @@ def test_a_context_beyond_what_attention_can_hold_is_a_usage_error(args):
     """Attention memory grows with context²: 100,000 tokens once tried to allocate 40 GB."""
     message = usage_error(obte(*args))
     assert "--context" in message and "16384" in message, message
+
+
+def _count_options(group=None, path=()):
+    """(command path, option name, its maximum or None) for every integer option of every command."""
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _count_options(command, (*path, name))
+            continue
+        for param in command.params:
+            if param.param_type_name == "option" and param.type_descriptor.annotation in (int, int | None):
+                yield (*path, name), param.opts[0], param.__dict__.get("max")
+
+
+COUNT_OPTIONS = list(_count_options())
+
+
+def test_every_count_and_size_option_has_a_maximum():
+    """#31 §3: a count without an upper bound (`--mutants 100000000`) ran for ever or filled the memory."""
+    assert len(COUNT_OPTIONS) > 60 and (("scan-jaspar",), "--mutants", options.MAX_MUTANTS) in COUNT_OPTIONS
+    unbounded = [(" ".join(command), option) for command, option, high in COUNT_OPTIONS if high is None]
+    assert not unbounded, unbounded
+
+
+@pytest.mark.parametrize(
+    "command, option, high", [c for c in COUNT_OPTIONS if c[2] is not None], ids=lambda c: str(c).replace(" ", "-")
+)
+def test_a_count_above_its_maximum_is_a_usage_error_naming_it(command, option, high):
+    message = usage_error(obte(*command, option, str(high + 1)))
+    assert option in message and str(high) in message, message
+
+
+def test_the_issues_mutants_and_token_counts_are_usage_errors(tmp_path):
+    fasta = tmp_path / "p.fa"
+    fasta.write_text(">p\nMKV\n")
+    motif = DATA / "motifs" / "MA0139.1.jaspar"
+    assert "--mutants" in usage_error(obte("scan-jaspar", motif, "--protein", fasta, "--mutants", "100000000"))
+    for count in ("1e16", "1e400", "inf"):
+        message = usage_error(obte("pretrain", "--tokens", tmp_path, "-o", tmp_path / "r", "--total-tokens", count))
+        assert "--total-tokens" in message and "at most 1e+15 tokens" in message, message
 
 
 def _guarded_commands(tmp_path):
