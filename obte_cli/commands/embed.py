@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,18 +16,18 @@ from obte_cli.commands.common import (
     stderr_console,
 )
 from obte_cli.commands.options import (
+    BACKBONE_DEFAULT_HELP,
     MAX_BATCH_TOKENS,
     MAX_RANK,
     MAX_STEPS,
     MAX_WINDOW,
-    BACKBONE_DEFAULT_HELP,
     UNK_BY_DEFAULT_HELP,
     Device,
     DeviceOption,
     OnUnknown,
     Pool,
-    count_option,
     backbone_or_default,
+    count_option,
     model_option,
     number_in,
     on_unknown_option,
@@ -125,28 +124,53 @@ def embed(
     """
     import sys
 
-    from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.bio.seqio import display_name, read_fasta, stdin_once
+    from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.bio.seqio import stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import refuse_same_file
-    from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
-    from obte_cli.engine.embedding.io import EmbeddingWriter
+    from obte_cli.engine.embedding.run import embed_to_file
     from obte_cli.engine.model.directory import load_model
     from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
-    from obte_cli.engine.tokenizers.base import Segment
 
     ids_file = str(Path(out).with_suffix(".ids.txt")) if out.endswith(".npy") else None  # beside a .npy
     refuse_same_file([("--out", out), ("--out", ids_file)], [*inputs, model])
-    if truncate and window:
-        raise InputError("use either --truncate or --window, not both")
     if no_window and (window or truncate):
         raise typer.BadParameter("cannot be combined with --window or --truncate", param_hint="'--no-window'")
     _check_stride(window, stride)
     stdin_once(inputs)
-    pool = pool.value
     fixed = molecule_type_option(molecule_type)
-    settings = EmbeddingSettings(
+    settings = _settings(pool.value, layers, max_tokens, truncate, window, stride, no_window, on_unknown.value)
+    torch_device = resolve_device(device)
+    model = backbone_or_default(model)
+    loaded = load_model(model, torch_device)
+    if window and window + 2 > loaded.model.config.max_positions:
+        raise InputError(f"--window {window} does not fit the model's context of {loaded.model.config.max_positions}")
+    processes = init_distributed(torch_device)
+    loaded.model.to(processes.device)
+    unknown = UnknownLetters(on_unknown.value)
+    segments = _segments(inputs, fixed, processes, unknown)
+    metadata = {"pool": settings.pool, "layers": ",".join(map(str, settings.layers)), "model": str(model)}
+    try:
+        run = embed_to_file(loaded, segments, settings, out, metadata, processes, sys.stdout, _progress)
+    finally:
+        shutdown(processes)
+    log.info(
+        "embedded %d sequences, %d residues in %.1f s (%.0f sequences/s, %.0f residues/s) → %s",
+        run.records, run.residues, run.seconds, run.records / run.seconds, run.residues / run.seconds, out,
+    )  # fmt: skip
+    if run.windowed:
+        log.info("%d records longer than the context were embedded in overlapping windows", run.windowed)
+    unknown.report()
+
+
+def _settings(pool, layers, max_tokens, truncate, window, stride, no_window, on_unknown):
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.embedding.embed import EmbeddingSettings
+
+    if truncate and window:
+        raise InputError("use either --truncate or --window, not both")
+    return EmbeddingSettings(
         pool=pool,
         layers=_parse_layers(layers),
         max_tokens=max_tokens,
@@ -154,92 +178,36 @@ def embed(
         window=window,
         stride=stride,
         windows=not no_window,
-        on_unknown=on_unknown.value,
+        on_unknown=on_unknown,
     )
-    torch_device = resolve_device(device)
-    model = backbone_or_default(model)
-    loaded = load_model(model, torch_device)
-    if window and window + 2 > loaded.model.config.max_positions:
-        raise InputError(f"--window {window} does not fit the model's context of {loaded.model.config.max_positions}")
-
-    processes = init_distributed(torch_device)
-    loaded.model.to(processes.device)
-
-    def segments():
-        index = 0
-        for path in inputs:
-            for record in read_fasta(path):
-                if index % processes.world_size == processes.rank:  # under torchrun: this rank's share
-                    mol = fixed or detect_molecule_type(record.sequence)
-                    segment = Segment(record.sequence, mol.name, record.id, display_name(path))
-                    unknown.count(segment)
-                    yield segment
-                index += 1
-
-    metadata = {"pool": pool, "layers": ",".join(map(str, settings.layers)), "model": str(model)}
-    part = None
-    if processes.active:
-        if out == "-":
-            raise InputError("under torchrun, write to a file (-o out.safetensors), not stdout")
-        part = Path(f"{out}.part-{processes.rank}-of-{processes.world_size}.safetensors")
-    writer = EmbeddingWriter(part or out, pool, settings.layers, metadata, stdout=sys.stdout)
-    started = time.perf_counter()
-    residues = windowed = 0
-    unknown = UnknownLetters(on_unknown.value)
-    try:
-        for item in embed_segments(loaded.model, loaded.tokenizer, segments(), settings, processes.device):
-            writer.add(item)
-            residues += item.n_residues
-            windowed += item.windows > 1
-            if stderr_console.is_terminal and len(writer.ids) % 1000 == 0:
-                elapsed = time.perf_counter() - started
-                log.info(
-                    "%d sequences (%.0f/s, %.0f residues/s)",
-                    len(writer.ids),
-                    len(writer.ids) / elapsed,
-                    residues / elapsed,
-                )
-        writer.close()
-        if processes.active:
-            _merge_parts(out, pool, settings.layers, metadata, processes)
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        shutdown(processes)
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    log.info(
-        "embedded %d sequences, %d residues in %.1f s (%.0f sequences/s, %.0f residues/s) → %s",
-        len(writer.ids),
-        residues,
-        elapsed,
-        len(writer.ids) / elapsed,
-        residues / elapsed,
-        out,
-    )
-    if windowed:
-        log.info("%d records longer than the context were embedded in overlapping windows", windowed)
-    unknown.report()
 
 
-def _merge_parts(out: str, pool: str, layers: tuple[int, ...], metadata: dict, processes) -> None:
-    """Rank 0 interleaves every rank's part back into input order, then removes the parts."""
-    from obte_cli.engine.embedding.io import EmbeddingWriter, merge_interleaved_parts
-    from obte_cli.engine.pretraining.distributed import barrier
+def _segments(inputs: list[str], fixed, processes, unknown: UnknownLetters):
+    """The records of ``inputs`` this rank embeds (every world_size-th under torchrun), of molecule type
+    ``fixed`` or detected per record, counting the letters read as <unk>."""
+    from obte_cli.engine.bio.molecules import detect_molecule_type
+    from obte_cli.engine.bio.seqio import display_name, read_fasta
+    from obte_cli.engine.tokenizers.base import Segment
 
-    barrier(processes)
-    if processes.is_main:
-        parts = [Path(f"{out}.part-{r}-of-{processes.world_size}.safetensors") for r in range(processes.world_size)]
-        writer = EmbeddingWriter(out, pool, layers, metadata)
-        try:
-            merge_interleaved_parts(parts, writer, len(layers))
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        for p in parts:
-            p.unlink(missing_ok=True)
-    barrier(processes)
+    index = 0
+    for path in inputs:
+        for record in read_fasta(path):
+            if index % processes.world_size == processes.rank:
+                mol = fixed or detect_molecule_type(record.sequence)
+                segment = Segment(record.sequence, mol.name, record.id, display_name(path))
+                unknown.count(segment)
+                yield segment
+            index += 1
+
+
+def _progress(item, run) -> None:
+    if stderr_console.is_terminal and run.records % 1000 == 0:
+        log.info(
+            "%d sequences (%.0f/s, %.0f residues/s)",
+            run.records,
+            run.records / run.seconds,
+            run.residues / run.seconds,
+        )
 
 
 @app.command("probe-joint")
