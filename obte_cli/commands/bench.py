@@ -576,22 +576,17 @@ def tasks(
     """
     import pandas as pd
 
-    from obte_cli.engine.bench.suites import SUITES, load_suite
+    from obte_cli.engine.bench.suites import select_tasks
     from obte_cli.engine.bench.tasks import (
-        FRESH,
-        PRETRAINED,
         RESULT_COLUMNS,
         TaskBudget,
-        check_resumable,
-        resumable_rows,
+        resume_rows,
         run_task_bench,
-        score_matrix,
-        wins_over_fresh,
+        write_task_bench_outputs,
     )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
     from obte_cli.engine.core.errors import InputError
-    from obte_cli.engine.core.plots import score_grid
     from obte_cli.engine.core.tables import write_tsv
 
     chosen_models = models or [backbone_or_default(None)]
@@ -599,34 +594,18 @@ def tasks(
     if resume and force:
         raise InputError("--resume continues OUT and --force replaces it: give one of them")
     guard_new_output(out, force or resume, inputs=(data, *chosen_models))
-    wanted = list(SUITES) if Suite.all in suites else list(dict.fromkeys(s.value for s in suites))
-    task_list = [t for suite in wanted for t in load_suite(suite, data, seed, gb1_split.value)]
-    if only:
-        unknown = sorted(set(only) - {t.name for t in task_list})
-        if unknown:
-            raise InputError(f"--task {unknown[0]}: no such task in {', '.join(wanted)}")
-        task_list = [t for t in task_list if t.name in only]
+    task_list = select_tasks([s.value for s in suites], data, seed, gb1_split.value, only)
     settings = finetune_settings(epochs, batch_size, 16384, 1e-2, 1e-3, 1e-4, 0.05, seed)
     budget = TaskBudget(max_train_tokens, max_eval_examples)
-    earlier = out / "tasks.tsv"
-    earlier_rows = resumable_rows(earlier) if resume and earlier.is_file() else {}
-    check_resumable(earlier_rows, task_list, budget, settings, recipe.value, readout.value, str(earlier))
-    inits = (PRETRAINED,) if no_fresh_control else (PRETRAINED, FRESH)
-    this_run = {(t.name, name, init) for t in task_list for name in names for init in inits}
-    kept = [row for key, row in earlier_rows.items() if key not in this_run]  # other tasks or models: kept as they are
-    if earlier_rows:
-        log.info("resuming: %d of the %d rows in %s are this run's", len(earlier_rows) - len(kept), len(earlier_rows),
-                 earlier)  # fmt: skip
+    earlier, kept = resume_rows(out / "tasks.tsv", resume, task_list, names, not no_fresh_control, budget, settings,
+                                recipe.value, readout.value)  # fmt: skip
+    if earlier:
+        log.info("resuming: %d of the %d rows in %s are this run's", len(earlier) - len(kept), len(earlier),
+                 out / "tasks.tsv")  # fmt: skip
     output_directory(out)
-    log.info(
-        "%d tasks × %d models%s; recipe %s; budget %d training tokens, %d dev/test examples",
-        len(task_list),
-        len(names),
-        "" if no_fresh_control else " (each with a fresh-init control)",
-        recipe.value,
-        max_train_tokens,
-        max_eval_examples,
-    )
+    log.info("%d tasks × %d models%s; recipe %s; budget %d training tokens, %d dev/test examples", len(task_list),
+             len(names), "" if no_fresh_control else " (each with a fresh-init control)", recipe.value,
+             max_train_tokens, max_eval_examples)  # fmt: skip
     written: list[dict] = []
 
     def save(row: dict) -> None:
@@ -636,28 +615,14 @@ def tasks(
         write_tsv(pd.DataFrame(written + kept, columns=RESULT_COLUMNS), out / "tasks.tsv")
 
     results = run_task_bench(
-        dict(zip(names, chosen_models)),
-        task_list,
-        settings,
-        budget,
-        resolve_device(device),
-        fresh_control=not no_fresh_control,
-        readout=readout.value,
-        recipe=recipe.value,
+        dict(zip(names, chosen_models)), task_list, settings, budget, resolve_device(device),
+        fresh_control=not no_fresh_control, readout=readout.value, recipe=recipe.value,
         on_run=lambda task, model, init: log.info("%s: %s on %s (%s)", recipe.value, model, task, init),
-        on_result=save,
-        done=earlier_rows,
-    )
+        on_result=save, done=earlier,
+    )  # fmt: skip
     with open_output("-") as handle:
         write_tsv(results, handle)
-    if kept:
-        results = pd.concat([results, pd.DataFrame(kept, columns=RESULT_COLUMNS)], ignore_index=True)
-    score_grid(
-        score_matrix(results),
-        out / "tasks.png",
-        f"single-omic tasks ({max_train_tokens:,} training tokens per epoch, ≤ {max_eval_examples:,} test examples)",
-    )
-    for model, (wins, tasks_scored) in wins_over_fresh(results).items():
+    for model, (wins, tasks_scored) in write_task_bench_outputs(results, kept, out, budget).items():
         log.info("%s beats its fresh-init control on %d of %d tasks", model, wins, tasks_scored)
     log.info("wrote %s", out)
 

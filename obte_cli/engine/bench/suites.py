@@ -250,3 +250,18 @@ def load_suite(suite: str, data: Path, seed: int = 0, gb1_split: str = "three_vs
     if suite == "homology":
         return [homology_task(data / "scope" / "astral_2.07_40.fa", seed)]
     raise ValueError(f"suite must be one of {', '.join(SUITES)}")
+
+
+def select_tasks(
+    suites: list[str], data: str | Path, seed: int, gb1_split: str, only: list[str] = ()
+) -> list[BenchTask]:
+    """The tasks of ``suites`` (``all``: every suite), read from ``data``; ``only`` keeps the tasks so named
+    (an unknown name is an error)."""
+    wanted = list(SUITES) if "all" in suites else list(dict.fromkeys(suites))
+    tasks = [t for suite in wanted for t in load_suite(suite, data, seed, gb1_split)]
+    if only:
+        unknown = sorted(set(only) - {t.name for t in tasks})
+        if unknown:
+            raise InputError(f"--task {unknown[0]}: no such task in {', '.join(wanted)}")
+        tasks = [t for t in tasks if t.name in only]
+    return tasks

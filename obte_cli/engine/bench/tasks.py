@@ -428,3 +428,40 @@ def score_matrix(results: pd.DataFrame) -> pd.DataFrame:
     labels = results["model"] + np.where(results["init"] == FRESH, " (fresh)", "")
     frame = results.assign(column=labels)
     return frame.pivot_table(index="task", columns="column", values="score", sort=False)
+
+
+def resume_rows(
+    path: Path,
+    resume: bool,
+    tasks: list[BenchTask],
+    names: list[str],
+    fresh_control: bool,
+    budget: TaskBudget,
+    settings: FinetuneSettings,
+    recipe: str,
+    readout: str,
+) -> tuple[dict, list[dict]]:
+    """For ``--resume``: the rows of an earlier ``tasks.tsv`` (checked to share this run's budget, recipe and
+    seed) by (task, model, init), and those of them this run does not redo (other tasks or models: kept as
+    they are). Without ``resume``: nothing."""
+    earlier = resumable_rows(path) if resume and path.is_file() else {}
+    check_resumable(earlier, tasks, budget, settings, recipe, readout, str(path))
+    inits = (PRETRAINED, FRESH) if fresh_control else (PRETRAINED,)
+    this_run = {(t.name, name, init) for t in tasks for name in names for init in inits}
+    return earlier, [row for key, row in earlier.items() if key not in this_run]
+
+
+def write_task_bench_outputs(
+    results: pd.DataFrame, kept: list[dict], out: Path, budget: TaskBudget
+) -> dict[str, tuple[int, int]]:
+    """``tasks.png`` (every row: this run's and the kept ones) in ``out``; returns :func:`wins_over_fresh`."""
+    from obte_cli.engine.core.plots import score_grid
+
+    if kept:
+        results = pd.concat([results, pd.DataFrame(kept, columns=RESULT_COLUMNS)], ignore_index=True)
+    title = (
+        f"single-omic tasks ({budget.max_train_tokens:,} training tokens per epoch, "
+        f"≤ {budget.max_eval_examples:,} test examples)"
+    )
+    score_grid(score_matrix(results), out / "tasks.png", title)
+    return wins_over_fresh(results)
