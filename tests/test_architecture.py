@@ -254,3 +254,35 @@ def test_prediction_never_imports_the_training_package():
                 node = reached[node]
                 chain.append(node)
             raise AssertionError(f"{start} imports the training package: {' → '.join(reversed(chain))}")
+
+
+COMMAND_BODY_LIMIT = 62  # lines: a command parses, validates, calls one engine function and writes
+
+
+def _function_bodies(path: Path) -> list[tuple[str, int]]:
+    """(name, lines of the body after its docstring) of every function in ``path``."""
+    lengths = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            docstring = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+            first = body[1] if docstring and len(body) > 1 else body[0]
+            lengths.append((node.name, node.end_lineno - first.lineno + 1))
+    return lengths
+
+
+def test_commands_are_thin():
+    """The protocols live in the engine, where tests and scripts call them without the CLI."""
+    long = [
+        f"{path.relative_to(REPO)}:{name} has {lines} lines"
+        for path in sorted((REPO / "obte_cli" / "commands").glob("*.py"))
+        for name, lines in _function_bodies(path)
+        if lines > COMMAND_BODY_LIMIT
+    ]
+    assert not long, "\n".join(long)
+
+
+def test_the_thin_command_check_can_fail(tmp_path):
+    path = tmp_path / "cmd.py"
+    path.write_text('def f():\n    """Doc."""\n' + "    x = 1\n" * 70 + "\n\ndef g():\n    return 1\n")
+    assert _function_bodies(path) == [("f", 70), ("g", 1)]
