@@ -1,5 +1,7 @@
 """`obte predict` on models fine-tuned by `obte finetune classify` / `residue` from the real-sequence fixtures
-(tests/data/tasks: GUE-layout coding/non-coding DNA, per-residue hydropathy of UniProt proteins)."""
+(tests/data/tasks: GUE-layout coding/non-coding DNA, per-residue hydropathy of UniProt proteins); and what those
+fine-tunings do, by default, with records longer than the context: a sequence task cuts them, a residue task
+trains and scores them in the windows `obte predict` uses."""
 
 import io
 
@@ -144,3 +146,102 @@ def test_the_output_may_not_be_an_input(tuned, tmp_path):
     result = obte("predict", tuned["cls"] / "model", fasta, "-o", fasta)
     assert result.exit_code == 1
     assert fasta.read_text() == ">a\nACGTACGTAC\n"
+
+
+@pytest.mark.parametrize("which", ["cls", "res"])
+def test_a_prediction_that_is_not_a_number_is_an_error_naming_model_and_record(tuned, tmp_path, which):
+    """Issue #31 §4: embeddings of 3e38 (finite, so the model loads) overflow the first layer norm; the NaN
+    that follows is one error line, never a `NA` or `nan` row with exit 0."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "spoiled"
+    shutil.copytree(tuned[which] / "model", model)
+    tensors = load_file(str(model / "model.safetensors"))
+    tensors["embed.weight"][:] = 3e38
+    save_file(tensors, str(model / "model.safetensors"), metadata={"format": "obte-model"})
+    fasta = _fasta(tmp_path / "x.fa", [("x1", "MKVLAAGIVW" if which == "res" else "ACGTACGGTA")])
+    assert obte("predict", tuned[which] / "model", fasta).exit_code == 0
+    result = obte("predict", model, fasta)
+    assert one_error_line(result).startswith(f"error: {model}: record 'x1': a prediction is nan (not a finite number)")
+    assert not result.stdout
+
+
+# ------------------------------------------------------------------------------------------------ long records
+KYTE_DOOLITTLE = dict(zip("ARNDCQEGHILKMFPSTWYV", (1.8, -4.5, -3.5, -3.5, 2.5, -3.5, -3.5, -0.4, -3.2, 4.5, 3.8, -3.9,
+                                                   1.9, 2.8, -1.6, -0.8, -0.7, -0.9, -1.3, 4.2)))  # fmt: skip
+
+
+def test_classify_cuts_long_records_by_default_as_truncate_did(tuned, tmp_path):
+    """Every coding record (100 nt) is longer than the context: with no option they are cut, counted per split,
+    and the run is the one `--truncate` made (the tuned fixture)."""
+    args = ["finetune", "classify", *_splits("coding", "csv"), "-m", tuned["backbone"], "--epochs", "1", "--seed", "0"]
+    result = obte(*args, "--batch-size", 16, "-o", tmp_path / "cls")
+    assert result.exit_code == 0, result.output
+    for split, n in (("train", 276), ("dev", 92), ("test", 92)):
+        assert f"{n} of {n} {split} records cut to the context of {CONTEXT} tokens" in result.stderr
+    for name in ("test_predictions.tsv", "metrics.tsv"):
+        assert (tmp_path / "cls" / name).read_text() == (tuned["cls"] / name).read_text()
+    refused = obte(*args, "--no-truncate", "-o", tmp_path / "refused")
+    one_error_line(refused, "coding_train.csv", "record 'NC_000932:42440-42539'", "102 tokens exceed the model's "
+                   f"context of {CONTEXT}", "--no-truncate refuses such records")  # fmt: skip
+    assert not (tmp_path / "refused").exists()
+
+
+def test_residue_no_window_refuses_long_records(tuned, tmp_path):
+    args = ["finetune", "residue", *_splits("hydropathy", "tsv"), "-m", tuned["backbone"], "-o", tmp_path / "r"]
+    one_error_line(obte(*args, "--no-window"), "hydropathy_train.tsv", "record 'V4L6R8'", "154 tokens exceed")
+    assert obte(*args, "--no-window", "--truncate").exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def windowed(tuned, tmp_path_factory):
+    """`finetune residue` with no option on a context of 64 (every test protein is longer): a classification
+    (hydropathy classes) and a regression (the Kyte-Doolittle value of each residue), on the first 20 training
+    proteins."""
+    root = tmp_path_factory.mktemp("windowed")
+    runs = {}
+    for task in ("classification", "regression"):
+        files = []
+        for name in ("train", "dev", "test"):
+            table = pd.read_csv(TASKS / f"hydropathy_{name}.tsv", sep="\t")
+            table = table.head(20) if name == "train" else table
+            if task == "regression":
+                table["labels"] = table["sequence"].map(lambda s: " ".join(str(KYTE_DOOLITTLE[a]) for a in s))
+            table.to_csv(root / f"{task}_{name}.tsv", sep="\t", index=False)
+            files += [f"--{name}", root / f"{task}_{name}.tsv"]
+        out = root / task
+        result = obte("finetune", "residue", *files, "--task", task, "-m", tuned["backbone"], "-o", out,
+                      "--epochs", "1", "--batch-size", "8", "--seed", "0")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs[task] = (out, result.stderr)
+    return runs
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_residue_windows_score_every_residue_as_obte_predict_does(windowed, tmp_path, task):
+    out, stderr = windowed[task]
+    test = pd.read_csv(TASKS / "hydropathy_test.tsv", sep="\t")
+    starts = [_windows(len(s), CONTEXT - 2) for s in test["sequence"]]
+    assert min(len(s) for s in starts) > 1  # every test protein is windowed
+    assert (f"15 of 15 test records longer than the context of {CONTEXT} tokens split into overlapping windows "
+            f"({sum(map(len, starts))} examples") in stderr  # fmt: skip
+    train = pd.read_csv(TASKS / "hydropathy_train.tsv", sep="\t").head(20)
+    windowed_train = int((train["sequence"].str.len() > CONTEXT - 2).sum())
+    assert f"{windowed_train} of 20 train records longer than the context" in stderr
+    written = pd.read_csv(out / "test_predictions.tsv", sep="\t", keep_default_na=False).set_index("id")
+    predicted = _table(obte("predict", out / "model", _fasta(tmp_path / "t.fa", zip(test["id"], test["sequence"]))))
+    assert (predicted["id"].value_counts()[test["id"]] == test["sequence"].str.len().values).all()
+    for record, sequence in zip(test["id"], test["sequence"]):
+        mine = written.loc[record, "predicted"].split()
+        theirs = predicted.loc[predicted["id"] == record, "predicted"]
+        assert len(mine) == len(sequence) and "NA" not in mine  # every residue scored
+        if task == "classification":
+            assert mine == list(theirs)
+        else:  # test_predictions.tsv shows 4 significant digits, `obte predict` 6
+            assert np.allclose(np.array(mine, dtype=float), theirs.astype(float), rtol=1e-3, atol=1e-3)
+    metrics = pd.read_csv(out / "metrics.tsv", sep="\t", dtype={"epoch": str}).iloc[-1]
+    if task == "classification":  # the test score is that of `obte predict`'s labels
+        truth = list("".join(test["labels"]))
+        assert metrics["accuracy"] == pytest.approx(np.mean(np.array(truth) == predicted["predicted"].values), abs=1e-4)

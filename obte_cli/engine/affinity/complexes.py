@@ -24,6 +24,9 @@ from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode
 GAS_CONSTANT_KCAL = 1.987204259e-3  # kcal / (mol·K)
 TEMPERATURE_K = 298.15
 RT_KCAL = GAS_CONSTANT_KCAL * TEMPERATURE_K  # 0.5925 kcal/mol
+# A ΔG further from 0 than this is not a binding free energy (ProNAB's lie between −20.01 and 0 kcal/mol): data
+# beyond it are refused, and so is a stored model number beyond it. Kd = exp(ΔG / RT) stays a finite float64.
+DG_LIMIT_KCAL = 100.0
 
 
 def kd_from_dg(dg_kcal_mol: np.ndarray | float) -> np.ndarray | float:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from obte_cli.engine.affinity.baseline import complex_composition, feature_names
+from obte_cli.engine.affinity.complexes import DG_LIMIT_KCAL
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.core.outputs import write_text_atomic
@@ -77,7 +78,8 @@ class BoostedTrees:
 
     def check(self, n_features: int) -> None:
         """ValueError unless the arrays form trees that :meth:`predict` walks to a leaf in finite steps:
-        every child lies after its parent and inside its own tree, every split reads a real feature."""
+        every child lies after its parent and inside its own tree, every split reads a real feature; and
+        unless every threshold is finite and every leaf value and the baseline within ±DG_LIMIT_KCAL."""
         arrays = [getattr(self, name) for name in _TREE_FIELDS]
         n = len(self.value)
         if any(a.ndim != 1 or len(a) != n for a in arrays) or self.offsets.ndim != 1:
@@ -99,6 +101,10 @@ class BoostedTrees:
             raise ValueError("a split reads a feature the model does not have")
         if not (np.isfinite(self.value).all() and math.isfinite(self.baseline)):
             raise ValueError("non-finite leaf values")
+        if not np.isfinite(self.threshold).all():
+            raise ValueError("non-finite split thresholds")
+        if abs(self.baseline) > DG_LIMIT_KCAL or (np.abs(self.value) > DG_LIMIT_KCAL).any():
+            raise ValueError(f"a baseline or leaf value beyond ±{DG_LIMIT_KCAL:g} kcal/mol")
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Sum of the trees' leaf values plus the baseline, for every row at once."""
@@ -131,8 +137,9 @@ class CompositionAffinityModel:
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, dtype=np.float64)
-        ridge = (features - self.feature_mean) / self.feature_scale @ self.ridge_coef + self.ridge_intercept
-        return (ridge + self.trees.predict(features)) / 2
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a non-finite result is the caller's error
+            ridge = (features - self.feature_mean) / self.feature_scale @ self.ridge_coef + self.ridge_intercept
+            return (ridge + self.trees.predict(features)) / 2
 
     def predict(self, proteins: list[str], nucleic_acids: list[str], complements: list[str], na_types: list[str]):
         rows = [complex_composition(*r) for r in zip(proteins, nucleic_acids, complements, na_types)]
@@ -206,8 +213,12 @@ def load_composition_model(directory: str | Path) -> CompositionAffinityModel:
         if sizes != {(len(names),)}:
             raise ValueError("weights do not match the feature list")
         numbers = [model.feature_mean, model.feature_scale, model.ridge_coef, [model.ridge_intercept]]
-        if not all(np.isfinite(a).all() for a in numbers) or (model.feature_scale == 0).any():
-            raise ValueError("non-finite or zero scaling or ridge weights")
+        if not all(np.isfinite(a).all() for a in numbers) or (model.feature_scale <= 0).any():
+            raise ValueError("non-finite or non-positive scaling, or non-finite ridge weights")
+        if abs(model.ridge_intercept) > DG_LIMIT_KCAL:
+            raise ValueError(f"a ridge intercept beyond ±{DG_LIMIT_KCAL:g} kcal/mol")
+        if not (math.isfinite(model.ridge_penalty) and model.ridge_penalty > 0):
+            raise ValueError("a ridge penalty that is not a positive number")
     except (OSError, SafetensorError, KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(f"{directory}: bad composition ΔG model ({str(exc).splitlines()[0]})") from None
     return model

@@ -13,9 +13,10 @@ dG             binding free energy ΔG in kcal/mol
 
 Filters (the paper's, §4.3.1), each counted in the returned report:
 
-* ``missing_value`` — ΔG or Kd recorded as 0 (ProNAB's missing values), as null, or as NaN or ±infinity;
+* ``missing_value`` — ΔG or Kd recorded as 0 (ProNAB's missing values) or as null;
 * ``other_type`` — molecule type neither DNA nor RNA (ProNAB "Other");
-* ``empty_protein`` / ``empty_nucleic_acid`` — no sequence (empty, or null in the JSON);
+* ``empty_nucleic_acid`` — no strand (empty or null in the JSON; ProNAB has rows that give only the
+  complementary strand);
 * ``nonstandard_protein`` / ``nonstandard_nucleic_acid`` — letters outside the 20 amino acids or A/C/G/T/U
   (unless ``keep_nonstandard``: then such rows stay, for a tokenizer to read the letters as ``<unk>``);
 * ``duplicate`` — exact repeats of (protein, nucleic acid, complement, type, ΔG) are kept once: ProNAB
@@ -26,9 +27,11 @@ Pairs TSV format (header required; ``protein_id``, ``complement`` and ``na_type`
 
     protein_id  protein  nucleic_acid  complement  na_type  dG
 
-A pairs TSV has no missing values: a ΔG that is not a finite number (``NaN``, ``inf``, empty) is an
-error naming file, line and column. In ProNAB JSON a sequence or strand that is neither a string nor null
-is an error naming the entry and row.
+A pairs TSV has no missing values: a ΔG that is not a finite number (``NaN``, ``inf``, empty), an empty
+protein or nucleic_acid cell, is an error naming file, line and column. In ProNAB JSON a ΔG or Kd of NaN
+or ±infinity (not a ProNAB missing value: those are 0) is an error naming the entry, row and column, and
+so is a sequence or strand that is neither a string nor null, and an entry whose protein ``Sequence`` is
+null or empty. In both, a ΔG beyond ±DG_LIMIT_KCAL (100 kcal/mol) is not a binding free energy: an error.
 
 The same pairs TSV, read by the same reader (:func:`read_pairs_rows`), is what `obte affinity --complexes`
 predicts for (:func:`read_complexes_tsv`: dG optional and ignored, an optional ``na_id`` column, no filters).
@@ -43,6 +46,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from obte_cli.engine.affinity.complexes import DG_LIMIT_KCAL
 from obte_cli.engine.bio.complex_inputs import Complex, nucleic_acid_record, protein_record
 from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES
 from obte_cli.engine.bio.seqio import display_name, open_text
@@ -66,12 +70,10 @@ def _clean_rows(raw: list[dict], source: str, keep_nonstandard: bool = False) ->
         protein = canonical_sequence(row["protein"], MOLECULE_TYPES["protein"])
         na = canonical_sequence(row["nucleic_acid"], _DNA)
         complement = canonical_sequence(row["complement"] or "", _DNA)
-        if any(value == 0 or not math.isfinite(value) for value in (row["dG"], row.get("Kd", 1.0))):
+        if any(value == 0 or math.isnan(value) for value in (row["dG"], row.get("Kd", 1.0))):  # 0 or null
             dropped["missing_value"] += 1
         elif na_type not in ("DNA", "RNA"):
             dropped["other_type"] += 1
-        elif not protein:
-            dropped["empty_protein"] += 1
         elif not na:
             dropped["empty_nucleic_acid"] += 1
         elif not keep_nonstandard and not set(protein) <= _PROTEIN:
@@ -108,15 +110,29 @@ def _text(value, what: str) -> str:
     return value
 
 
-def _number(value) -> float:
-    """Kd or ΔG: null is a missing value (NaN, dropped as ``missing_value``); a non-number raises ValueError.
-    An integer too large for a float is infinite (dropped as ``missing_value`` too)."""
+def _number(value, where: str) -> float:
+    """Kd or ΔG: null is a missing value (NaN, dropped as ``missing_value``); a non-number raises ValueError;
+    NaN or ±infinity (written so, or an integer too large for a float) is an error naming ``where``."""
     if isinstance(value, bool) or (value is not None and not isinstance(value, (int, float, str))):
         raise ValueError(value)
+    if value is None:
+        return math.nan
     try:
-        return math.nan if value is None else float(value)
+        number = float(value)
     except OverflowError:
-        return math.inf if value > 0 else -math.inf
+        number = math.inf
+    if not math.isfinite(number):
+        shown = repr(value) if isinstance(value, (str, float)) else "an integer too large for a float"
+        raise InputError(f"{where} {shown} is not a finite number")
+    return number
+
+
+def check_dg_range(dg: float, where: str) -> None:
+    """InputError naming ``where`` unless |ΔG| ≤ DG_LIMIT_KCAL (or ΔG is NaN: a JSON missing value)."""
+    if abs(dg) > DG_LIMIT_KCAL:
+        raise InputError(
+            f"{where} {dg:g} is beyond ±{DG_LIMIT_KCAL:g} kcal/mol: not a binding free energy (ΔG in kcal/mol)"
+        )
 
 
 def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -140,12 +156,17 @@ def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[
         except (KeyError, TypeError):
             raise InputError(f"{path}: entry '{accession}' lacks 'Sequence' or 'binding data'") from None
         sequence = _text(sequence, f"{path}: entry '{accession}': 'Sequence'")
+        if not sequence:
+            what = "null" if entry["Sequence"] is None else "empty"
+            raise InputError(f"{path}: entry '{accession}': 'Sequence' is {what}, no protein to bind")
         if not isinstance(rows, list):
             raise InputError(f"{path}: entry '{accession}': 'binding data' must be a list of rows")
         for number, row in enumerate(rows, start=1):
             where = f"{path}: entry '{accession}' row {number}"
             try:
                 na, na_type, kd, dg, complement = row
+                dg = _number(dg, f"{where}: dG")
+                check_dg_range(dg, f"{where}: dG")
                 raw.append(
                     {
                         "protein_id": accession,
@@ -153,8 +174,8 @@ def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[
                         "nucleic_acid": _text(na, f"{where}: the nucleic acid"),
                         "complement": _text(complement, f"{where}: the complement"),
                         "na_type": na_type,
-                        "Kd": _number(kd),
-                        "dG": _number(dg),
+                        "Kd": _number(kd, f"{where}: Kd"),
+                        "dG": dg,
                     }
                 )
             except (TypeError, ValueError):
@@ -190,6 +211,7 @@ def read_pairs_rows(path: str | Path, need_dg: bool = True) -> list[dict]:
                 raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a number") from None
             if not math.isfinite(dg):
                 raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a finite number")
+            check_dg_range(dg, f"{path}: line {number}: dG")
             item["dG"] = dg
         rows.append(item)
     return rows
@@ -199,6 +221,9 @@ def load_pairs_tsv(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd
     """Read a pairs TSV (see module docstring); ``na_type`` defaults to RNA if the strand has U, else DNA."""
     raw = []
     for row in read_pairs_rows(path):
+        for column in ("protein", "nucleic_acid"):
+            if not _letters(row[column]):
+                raise InputError(f"{path}: line {row['line']}: {column} is empty")
         na_type = row["na_type"] or ("RNA" if "U" in row["nucleic_acid"].upper() else "DNA")
         if na_type.upper() in ("DNA", "RNA"):
             na_type = na_type.upper()

@@ -36,7 +36,7 @@ from obte_cli.engine.affinity.composition_model import (
     load_composition_model,
 )
 from obte_cli.engine.bio.complex_inputs import Complex
-from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.core.errors import ModelFormatError, NonFiniteResultError
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.core.outputs import write_text_atomic
 from obte_cli.engine.model.directory import CONFIG_FILE, LoadedModel, load_model
@@ -250,9 +250,13 @@ def predict_affinities(
     chunk: list[tuple[Complex, PreparedComplex, int]] = []
 
     def flush() -> Iterator[AffinityPrediction]:
-        dg, sd = ensemble.predict([prepared for _, prepared, _ in chunk], device)
-        kd = kd_from_dg(dg)
+        with np.errstate(all="ignore"):  # a non-finite ΔG or Kd is an error below, not a warning
+            dg, sd = ensemble.predict([prepared for _, prepared, _ in chunk], device)
+            kd = kd_from_dg(dg)
         for (item, _, cut), g, s, k in zip(chunk, dg, sd, kd):
+            name = f"{item.protein.id} + {item.nucleic_acid.id}"
+            numbers = [g, k] if len(ensemble.members) == 1 else [g, s, k]  # one member has no spread (NaN)
+            NonFiniteResultError.check(numbers, ensemble.path, name, "the predicted ΔG, its spread or its Kd")
             yield AffinityPrediction(item, float(g), float(s), float(k), cut)
         chunk.clear()
 

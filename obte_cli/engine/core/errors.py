@@ -45,3 +45,26 @@ class UnknownResidueError(InputError):
 
 class ModelFormatError(ObteError):
     """A model directory is missing files or its parts disagree."""
+
+
+class NonFiniteResultError(ObteError):
+    """A model computed a number that is not finite (NaN or ±infinity) for a record: it is never written as
+    a result. Weights are checked to be finite on load, so this is a model whose numbers overflow."""
+
+    @classmethod
+    def check(cls, values, model, record: str, what: str) -> None:
+        """Raise unless every number of ``values`` (a number or an array) is finite; the message names
+        ``model`` (a directory, or None for one built in memory), ``record`` and ``what`` was computed."""
+        import numpy as np
+
+        array = np.asarray(values)
+        if not np.issubdtype(array.dtype, np.floating):
+            array = array.astype(np.float64)
+        if np.isfinite(array).all():
+            return
+        bad = array[~np.isfinite(array)].flat[0]
+        where = f"{model}: " if model is not None else ""
+        raise cls(
+            f"{where}record '{record}': {what} is {bad} (not a finite number); the model's weights or "
+            "activations overflow, so it is not written as a result"
+        )

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.errors import InputError, NonFiniteResultError
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.inference import packed_forward
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit, naming_source
@@ -164,6 +164,7 @@ def embed_chunk(
         per_residue = (sums[i][covered] / counts[i][covered, None, None]).astype(np.float32)
         first = (firsts[i] / windows[i]).astype(np.float32)
         pooled = _pool(per_residue, first, settings.pool)
+        NonFiniteResultError.check(pooled, model.source, segment.name, "an embedding value")
         results.append(RecordEmbedding(segment.name, int(covered.sum()), pooled, int(windows[i])))
     return results
 

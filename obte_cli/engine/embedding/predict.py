@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.core.errors import ModelFormatError, NonFiniteResultError
 from obte_cli.engine.embedding.embed import EmbeddingSettings, encode_units
 from obte_cli.engine.model.directory import LoadedModel
 from obte_cli.engine.model.heads import AFFINITY_TASK, CONTACTS_TASK, FINETUNE_TASKS, LinearHead
@@ -164,6 +164,7 @@ def _predict_chunk(
             for k, i in enumerate(micro.indices):
                 unit = units[i]
                 answers = task.answers(head(micro.states(k).float()).float().cpu().numpy())
+                NonFiniteResultError.check(answers, model.source, segments[unit.record].name, "a prediction")
                 per_residue = token_values_to_residues(unit.encoding, answers, int(unit.encoding.end.max()))
                 covered = ~np.isnan(per_residue[:, 0])
                 where = np.flatnonzero(covered) + unit.residue_offset
@@ -176,6 +177,7 @@ def _predict_chunk(
             answers = task.answers(head(pooled).float().cpu().numpy())
             for k, i in enumerate(micro.indices):
                 record = units[i].record
+                NonFiniteResultError.check(answers[k], model.source, segments[record].name, "a prediction")
                 sums[record] += answers[k]
                 counts[record] += 1
                 windows[record] += 1

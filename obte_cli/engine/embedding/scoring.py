@@ -38,7 +38,7 @@ from obte_cli.engine.bio.molecules import (
     PROTEIN,
     molecule_type,
 )
-from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.errors import InputError, NonFiniteResultError
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.inference import packed_forward
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit, naming_source
@@ -194,6 +194,10 @@ def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unkn
             if result.per_residue is not None:
                 modality = MOLECULE_TYPES[result.molecule_type].modality
                 result.per_residue[first_residue] = log_probs[:, letter_ids[modality]].numpy()
+    for result in results:
+        NonFiniteResultError.check(result.nll_bits, model.source, result.id, "the masked log-likelihood")
+        if result.per_residue is not None:
+            NonFiniteResultError.check(result.per_residue, model.source, result.id, "a per-residue log-probability")
     return results
 
 

@@ -12,9 +12,10 @@ place, so a reader never sees a half-written model. :func:`load_model` checks ev
 — the format version; each architecture field's type and range (:class:`ObteConfig`); the tokenizer
 section against tokenizer.json; the task head's fields (:func:`obte_cli.engine.model.heads.check_head`)
 — and that the parts agree: the tokenizer's vocabulary against the embedding table, every weight's name,
-shape and (floating-point) dtype against the config. What is wrong is one line of
-:class:`ModelFormatError` naming the file and field (``m/config.json: architecture.n_heads must be a
-positive integer (got 0)``). Weights are read with safetensors only: nothing on disk is ever unpickled.
+shape and (floating-point) dtype against the config, and every weight's values (finite: no NaN or
+infinity). What is wrong is one line of :class:`ModelFormatError` naming the file and field
+(``m/config.json: architecture.n_heads must be a positive integer (got 0)``). Weights are read with
+safetensors only: nothing on disk is ever unpickled.
 """
 
 from __future__ import annotations
@@ -177,6 +178,10 @@ def _check_weights(
                 "weights must be floating-point"
             )
         converted[name] = tensor if tensor.dtype == torch.float32 else tensor.float()
+        if not bool(torch.isfinite(converted[name]).all()):
+            raise ModelFormatError(
+                f"{weights_path}: {prefix}{name} holds non-finite values (NaN or infinity): the weights are broken"
+            )
     return converted
 
 
@@ -243,6 +248,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Loa
     with torch.device("meta"):
         model = ObteModel(arch)
     model.load_state_dict(backbone, strict=True, assign=True)
+    model.source = directory
     model.to(device)
     model.eval()
     return LoadedModel(

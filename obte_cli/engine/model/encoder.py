@@ -434,6 +434,7 @@ class ObteModel(nn.Module):
         self.ln_f = make_norm(config)
         self.readout = nn.Linear(config.width, config.vocab_size, bias=False)
         self.rotary = Rotary(config.head_dim, config.rope_theta, config.rope_table)
+        self.source = None  # the directory load_model read it from (None: built in memory); named in errors
         self.reset_parameters()
 
     # -- μP initialisation (see module docstring) --

@@ -181,12 +181,10 @@ def test_pronab_nulls_are_counted_drops_and_wrong_types_one_line_errors(tmp_path
     path = tmp_path / "pronab.json"
     good = ["ACGT", "DNA", 1e-6, -8.0, "ACGT"]
     data = {
-        "P1": {"Sequence": None, "binding data": [good]},  # once: AttributeError on None.upper()
         "P2": {
             "Sequence": "MKVLAAGG",
             "binding data": [good, [None, "DNA", 1e-6, -8.0, None], ["ACGT", None, 1e-6, -8.0, None]],
         },
-        "P3": {"Sequence": "", "binding data": [good]},
         "P4": {
             "Sequence": "MKVLW",
             "binding data": [["ACGGT", "DNA", None, -7.0, None], ["ACGGT", "DNA", 1e-6, None, None]],
@@ -195,8 +193,10 @@ def test_pronab_nulls_are_counted_drops_and_wrong_types_one_line_errors(tmp_path
     path.write_text(json.dumps(data))
     table, dropped = load_pronab_json(path)
     assert table["protein_id"].tolist() == ["P2"]
-    assert dropped == {"empty_protein": 2, "empty_nucleic_acid": 1, "other_type": 1, "missing_value": 2}
+    assert dropped == {"empty_nucleic_acid": 1, "other_type": 1, "missing_value": 2}
     for entry, message in [
+        ({"Sequence": None, "binding data": [good]}, "entry 'P5': 'Sequence' is null"),  # once: None.upper()
+        ({"Sequence": "", "binding data": [good]}, "entry 'P5': 'Sequence' is empty"),
         ({"Sequence": 5, "binding data": [good]}, "entry 'P5': 'Sequence' must be a string or null (got int '5')"),
         ({"Sequence": "MKV", "binding data": [[7, "DNA", 1, -8, None]]}, "row 1: the nucleic acid must be a string"),
         ({"Sequence": "MKV", "binding data": [["ACGT", "DNA", "x", -8, None]]}, "row 1: expected [nucleic_acid"),
@@ -210,11 +210,11 @@ def test_pronab_nulls_are_counted_drops_and_wrong_types_one_line_errors(tmp_path
 
 def test_nonstandard_rows_are_dropped_unless_kept_for_unk(tmp_path):
     path = tmp_path / "p.tsv"
-    path.write_text("protein\tnucleic_acid\tdG\nMKXV\tACGT\t-9\nMKV\tACNGT\t-8\nMKV\tACGT\t-7\n\tACGT\t-6\n")
+    path.write_text("protein\tnucleic_acid\tdG\nMKXV\tACGT\t-9\nMKV\tACNGT\t-8\nMKV\tACGT\t-7\n")
     table, dropped = load_pairs_tsv(path)
-    assert len(table) == 1 and dropped == {"nonstandard_protein": 1, "nonstandard_nucleic_acid": 1, "empty_protein": 1}
+    assert len(table) == 1 and dropped == {"nonstandard_protein": 1, "nonstandard_nucleic_acid": 1}
     kept, dropped = load_affinity_data(path, keep_nonstandard=True)
-    assert kept["protein"].tolist() == ["MKXV", "MKV", "MKV"] and dropped == {"empty_protein": 1}
+    assert kept["protein"].tolist() == ["MKXV", "MKV", "MKV"] and dropped == {}
 
 
 def test_pronab_json_reads_the_same_gzipped_and_a_truncated_copy_is_one_error(tmp_path, pronab_path):

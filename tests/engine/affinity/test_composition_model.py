@@ -102,7 +102,14 @@ def test_fewer_than_two_proteins_is_an_error(pronab_rows):
         (lambda t: t.__setitem__("tree_offsets", t["tree_offsets"][::-1].copy()), "bad tree offsets"),
         (lambda t: t.__setitem__("tree_value", t["tree_value"][:-1].copy()), "different shapes"),
         (lambda t: t.__setitem__("tree_left", t["tree_left"].astype(np.float64)), "not integers"),
-        (lambda t: t["feature_scale"].__setitem__(0, 0.0), "zero scaling"),
+        (lambda t: t["feature_scale"].__setitem__(0, 0.0), "non-positive scaling"),
+        (lambda t: t["feature_scale"].__setitem__(0, -1.0), "non-positive scaling"),
+        (lambda t: t["feature_scale"].__setitem__(0, np.inf), "non-finite or non-positive scaling"),
+        (lambda t: t["ridge_coef"].__setitem__(0, np.nan), "non-finite ridge weights"),
+        (lambda t: t["tree_threshold"].__setitem__(0, np.nan), "non-finite split thresholds"),
+        (lambda t: t["tree_threshold"].__setitem__(0, -np.inf), "non-finite split thresholds"),
+        (lambda t: t["tree_value"].__setitem__(-1, np.nan), "non-finite leaf values"),
+        (lambda t: t["tree_value"].__setitem__(-1, 1e300), r"leaf value beyond ±100 kcal/mol"),
     ],
 )
 def test_damaged_trees_or_weights_are_a_format_error_not_a_hang(pronab_rows, tmp_path, damage, message):
@@ -129,6 +136,49 @@ def test_a_damaged_model_is_a_format_error(pronab_rows, tmp_path):
     (tmp_path / "m" / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelFormatError, match="bad composition ΔG model"):
         load_composition_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("trees_baseline", 1e300, r"baseline or leaf value beyond ±100 kcal/mol"),
+        ("trees_baseline", float("nan"), "non-finite leaf values"),
+        ("ridge_intercept", -1e6, r"ridge intercept beyond ±100 kcal/mol"),
+        ("ridge_intercept", float("inf"), "non-finite"),
+        ("ridge_penalty", float("nan"), "ridge penalty that is not a positive number"),
+        ("ridge_penalty", -1.0, "ridge penalty that is not a positive number"),
+    ],
+)
+def test_absurd_or_non_finite_stored_statistics_are_refused_on_load(pronab_rows, tmp_path, field, value, message):
+    """Issue #31 §4: the numbers of config.json are checked as those of model.safetensors are."""
+    _, features, dg, groups = pronab_rows
+    fit_composition_model(features, dg, groups).save(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))  # NaN/Infinity as Python writes them
+    with pytest.raises(ModelFormatError, match=rf"^{tmp_path / 'm'}: bad composition ΔG model \(.*{message}"):
+        load_composition_model(tmp_path / "m")
+
+
+def test_a_model_whose_finite_numbers_overflow_never_predicts_a_non_finite_dg(pronab_rows, tmp_path):
+    """A scale of 1e-320 is finite and positive (it loads), but (x − mean) / scale overflows: the prediction is
+    an error naming the model and the complex, never a NaN ΔG."""
+    from safetensors.numpy import load_file, save_file
+
+    from obte_cli.engine.affinity.ensemble import predict_affinities
+    from obte_cli.engine.bio.complex_inputs import Complex, NamedSequence
+    from obte_cli.engine.core.errors import NonFiniteResultError
+
+    table, features, dg, groups = pronab_rows
+    fit_composition_model(features, dg, groups).save(tmp_path / "m")
+    tensors = load_file(str(tmp_path / "m" / "model.safetensors"))
+    tensors["feature_scale"][:] = 1e-320
+    save_file(tensors, str(tmp_path / "m" / "model.safetensors"))
+    ensemble = load_affinity_model(tmp_path / "m")
+    row = table.iloc[0]
+    protein, acid = NamedSequence("p1", row.protein, "x"), NamedSequence("na1", row.nucleic_acid, "x", "DNA")
+    complexes = [Complex(protein, acid, "")]
+    with pytest.raises(NonFiniteResultError, match=rf"^{tmp_path / 'm'}: record 'p1 \+ na1': the predicted ΔG"):
+        list(predict_affinities(ensemble, complexes))
 
 
 def test_an_ensemble_of_composition_members_reads_sequences_not_tokens(pronab_rows, tmp_path):

@@ -161,6 +161,23 @@ def test_integer_weights_are_refused(micro, tmp_path, dtype):
     )
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_non_finite_weights_are_refused_naming_the_first_bad_tensor(micro, tmp_path, value, dtype):
+    """Issue #31 §4: a NaN weight used to score `nan bits per residue` with exit 0."""
+
+    def spoil(tensors):
+        tensors.update({k: v.to(dtype) for k, v in tensors.items()})
+        for name in ("blocks.2.mlp.fc.weight", "blocks.3.attn.proj.weight"):
+            tensors[name][1, 2] = value
+
+    path = copy(micro, tmp_path)
+    edit_weights(path, spoil)
+    line = refused(load_model, path, r"holds non-finite values \(NaN or infinity\)")
+    first = "blocks.2.mlp.fc.weight"  # the file lists its tensors by name: blocks.2... before blocks.3...
+    assert line == f"{path / WEIGHTS_FILE}: {first} holds non-finite values (NaN or infinity): the weights are broken"
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_other_float_weights_load_as_float32(micro, tmp_path, dtype):
     path = copy(micro, tmp_path)
