@@ -6,8 +6,11 @@ structure, or FASTA proteins each with the same nucleic acids), P(contact) per r
 A protein too long to fit the model's context beside its nucleic acids is predicted in overlapping windows
 (:func:`protein_windows`): each window is the protein's residues ``start .. start + window`` with the whole
 nucleic acids, as a short site is, and a residue's probabilities are the mean over the windows that hold it.
-The nucleic acids are never cut; when they leave fewer than :data:`MIN_PROTEIN_WINDOW` tokens of the context
-for the protein, the site is an error.
+Nucleic acids too long to leave :data:`MIN_PROTEIN_WINDOW` tokens for the protein (a gene or a genome region
+rather than a bound site) are read in overlapping windows too (:func:`nucleic_windows`, half the context at
+most; the second strand of a duplex is cut to the region paired with the first's window): a residue's
+P(contact) is then the highest over the nucleic-acid windows — a contact with any part of the nucleic acid
+is a contact — of its mean over the protein windows.
 """
 
 from __future__ import annotations
@@ -117,6 +120,38 @@ def predict_contacts(
     )
 
 
+def window_starts(length: int, window: int) -> list[int]:
+    """Window starts every half window; the last window ends with the sequence (as `obte embed`'s)."""
+    stride = max(1, window // 2)
+    starts = list(range(0, max(length - window, 0) + 1, stride))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return starts
+
+
+def nucleic_windows(predictor: ContactPredictor, site: ContactSite) -> list[list[str]]:
+    """The strands of each nucleic-acid window: the site's own strands when they leave the protein at least
+    :data:`MIN_PROTEIN_WINDOW` tokens, else windows of at most half the context (module docstring)."""
+    tokenizer, context = predictor.tokenizer, predictor.context
+    strands = site.na_sequences
+    acids = len(tokenizer.encode_one(site.segments()[1:], on_unknown="unk"))
+    if acids + 2 + MIN_PROTEIN_WINDOW <= context:
+        return [list(strands)]
+    window = (context // 2 - 2 * len(strands)) // len(strands)  # residues per strand: each has a tag and <EOS>
+    first = strands[0]
+    pieces = []
+    for start in window_starts(len(first), window):
+        piece = [first[start : start + window]]
+        for other in strands[1:]:
+            if len(other) == len(first):  # the complementary strand: the region paired with this window
+                piece.append(other[max(0, len(other) - start - window) : len(other) - start])
+            else:
+                begin = min(start, max(len(other) - window, 0))
+                piece.append(other[begin : begin + window])
+        pieces.append(piece)
+    return pieces
+
+
 def protein_windows(predictor: ContactPredictor, site: ContactSite) -> tuple[int, list[int]]:
     """(window, starts): the protein residues per window and where each window starts; one window from 0
     when the whole site fits the context. Windows overlap by half, the last one ends with the protein."""
@@ -131,38 +166,41 @@ def protein_windows(predictor: ContactPredictor, site: ContactSite) -> tuple[int
             f"site '{site.name}': the nucleic acids take {acids} of the model's {context} tokens, leaving "
             f"{max(window, 0)} for the protein (at least {MIN_PROTEIN_WINDOW} are needed)"
         )
-    stride = max(1, window // 2)
-    starts = list(range(0, len(site.protein) - window + 1, stride))
-    if starts[-1] + window < len(site.protein):
-        starts.append(len(site.protein) - window)
-    return window, starts
+    return window, window_starts(len(site.protein), window)
 
 
 def predict_windowed(
     predictor: ContactPredictor, sites: list[ContactSite], device="cpu"
 ) -> tuple[list[np.ndarray], list[int]]:
-    """P(contact) (n_residues, n_cutoffs) per site, long proteins in overlapping windows (module docstring),
-    and the number of windows of each site."""
-    pieces, owners = [], []  # window sites, and (site, first residue) of each
+    """P(contact) (n_residues, n_cutoffs) per site, long proteins and nucleic acids in overlapping windows
+    (module docstring), and the number of windows (protein × nucleic acid) of each site."""
+    pieces, owners = [], []  # window sites, and (site, nucleic-acid window, first residue) of each
     for i, site in enumerate(sites):
-        window, starts = protein_windows(predictor, site)
-        for start in starts:
-            end = start + window
-            labels = site.labels[start:end] if site.labels is not None else None
-            residues = site.residue_ids[start:end]
-            piece = ContactSite(site.name, site.protein[start:end], site.na_sequences, site.na_types, residues, labels)
-            pieces.append(piece)
-            owners.append((i, start))
+        for j, strands in enumerate(nucleic_windows(predictor, site)):
+            part = ContactSite(site.name, site.protein, strands, site.na_types, site.residue_ids, site.labels)
+            window, starts = protein_windows(predictor, part)
+            for start in starts:
+                end = start + window
+                labels = site.labels[start:end] if site.labels is not None else None
+                residues = site.residue_ids[start:end]
+                pieces.append(ContactSite(site.name, site.protein[start:end], strands, site.na_types, residues, labels))
+                owners.append((i, j, start))
     predicted = predictor.predict(pieces, device=device) if pieces else []
-    sums = [np.zeros((len(s.protein), len(predictor.cutoffs))) for s in sites]
-    counts = [np.zeros(len(s.protein)) for s in sites]
+    n_cutoffs = len(predictor.cutoffs)
+    sums: dict[tuple[int, int], np.ndarray] = {}
+    counts: dict[tuple[int, int], np.ndarray] = {}
     windows = [0] * len(sites)
-    for (i, start), p in zip(owners, predicted):
+    for (i, j, start), p in zip(owners, predicted):
+        total = sums.setdefault((i, j), np.zeros((len(sites[i].protein), n_cutoffs)))
+        count = counts.setdefault((i, j), np.zeros(len(sites[i].protein)))
         covered = ~np.isnan(p[:, 0])
         where = np.flatnonzero(covered) + start
-        sums[i][where] += p[covered]
-        counts[i][where] += 1
+        total[where] += p[covered]
+        count[where] += 1
         windows[i] += 1
+    by_site: list[list[np.ndarray]] = [[] for _ in sites]
     with np.errstate(invalid="ignore", divide="ignore"):
-        probabilities = [total / count[:, None] for total, count in zip(sums, counts)]
+        for (i, j), total in sorted(sums.items()):
+            by_site[i].append(total / counts[i, j][:, None])
+    probabilities = [means[0] if len(means) == 1 else np.fmax.reduce(means) for means in by_site]
     return probabilities, windows

@@ -16,3 +16,4 @@ def test_structure_inputs_expand_directories_and_refuse_empty_or_missing_ones(tm
         structure_files([tmp_path / "empty"])
     with pytest.raises(InputError, match="no such file"):
         structure_files([tmp_path / "missing"])
+
