@@ -127,6 +127,9 @@ def score(
     if not scores:
         raise InputError("no records to score")
     _log_summary(scores)
+    windowed = sum(score.windows > 1 for score in scores)
+    if windowed:
+        log.info("%d records longer than the context were scored in consecutive windows", windowed)
     unknown.report()
 
 

@@ -62,6 +62,7 @@ class RecordScore:
     nll_bits: float  # summed −log2 p over the masked tokens
     correct: int  # masked tokens predicted right
     per_residue: np.ndarray | None = None  # (length, letters) natural-log probabilities
+    windows: int = 1  # consecutive windows the record was scored in (1: it fit the context)
 
     @property
     def bits_per_residue(self) -> float:
@@ -166,6 +167,7 @@ def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unkn
                 0.0,
                 0,
                 np.zeros((len(segment.sequence), len(letters)), dtype=np.float32) if settings.per_residue else None,
+                len(windows),
             )
         )
         for window in windows:

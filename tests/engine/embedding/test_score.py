@@ -99,6 +99,7 @@ def test_long_records_are_scored_in_windows_covering_every_residue(model_dir):
     assert result.per_residue.shape == (len(PROTEINS["sac7d"]), 20)
     assert (result.per_residue < 0).all()  # every row was filled with log-probabilities
     assert np.log(np.exp(result.per_residue).sum(1)).max() <= 1e-5
+    assert result.windows == -(-len(PROTEINS["sac7d"]) // 46)  # consecutive windows of 46 residues
 
 
 def test_fresh_model_scores_the_uniform_distribution(tmp_path):
@@ -193,3 +194,4 @@ def test_unknown_letters_are_scored_as_unk_by_default_and_counted(model_dir, tmp
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()[1:]]
     assert [row[0] for row in rows] == ["p1", "d1"] and [row[2] for row in rows] == ["9", "10"]
     assert "4 non-standard letters read as <unk>: N ×2, X ×1, Z ×1" in result.stderr
+    assert "scored in consecutive windows" not in result.stderr  # both fit the context
