@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import log, new_app, open_output
+from obte_cli.commands.common import UnknownLetters, log, new_app, open_output
 from obte_cli.commands.options import (
     Device,
     DeviceOption,
@@ -140,10 +140,11 @@ def predict(
     on_unknown: Annotated[
         OnUnknown,
         on_unknown_option(
-            "Letters outside the standard alphabets in --protein/--na (20 amino acids; A, C, G, T/U): 'error' names "
-            "the record and position; 'unk' reads each as the <unk> token (as chains from --structure always are)."
+            "Letters outside the standard alphabets in --protein/--na (20 amino acids; A, C, G, T/U): 'unk' (default) "
+            "reads each as the <unk> token (as chains from --structure always are) and counts them on stderr; "
+            "'error' names the record and position."
         ),
-    ] = OnUnknown.error,
+    ] = OnUnknown.unk,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -153,7 +154,8 @@ def predict(
     structure, 1-based position from FASTA), aa, p_4/p_6/p_8 (probabilities), call_4/call_6/call_8 (1 at
     or above the model's F1-fitted threshold), and from a structure the observed contact_4/6/8. With
     FASTA and --structure, each protein is aligned to its best-matching chain (column chain_residue).
-    A protein too long for the model's context is cut: its last residues get NA, with a warning.
+    A protein too long for the model's context beside its nucleic acids is predicted in overlapping windows
+    (each with the whole nucleic acids), probabilities averaged where they overlap.
 
     Example: [bold]obte contacts predict --structure share/examples/1AZP.pdb.gz --cif-out 1AZP.contacts.cif[/bold]
     """
@@ -165,9 +167,9 @@ def predict(
     from obte_cli.engine.core.outputs import check_output, refuse_same_file
     from obte_cli.engine.core.resources import default_contacts_model_dir
 
+    refuse_same_file([("--out", out), ("--cif-out", cif_out)], [structure, protein, nucleic_acid, model])
     if (protein is None) != (nucleic_acid is None):
         raise InputError("give both --protein and --na, or neither (then --structure supplies the chains)")
-    refuse_same_file([("--out", out), ("--cif-out", cif_out)], [structure, protein, nucleic_acid, model])
     if protein is None and structure is None:
         raise InputError("nothing to predict: give --structure, or --protein and --na")
     if cif_out is not None and structure is None:
@@ -186,16 +188,16 @@ def predict(
     prediction = predict_contacts(
         predictor, structure, protein, nucleic_acid, na_type.value, on_unknown.value, resolve_device(device)
     )
-    for site, missing in prediction.cut():  # the protein was cut to fit the context (the nucleic acids are kept whole)
-        log.warning(
-            "%s: residues %s–%s (%d of %d) lie beyond the model's context of %d tokens: no prediction (NA)",
-            site.name,
-            site.residue_ids[missing[0]],
-            site.residue_ids[missing[-1]],
-            missing.size,
-            len(site.protein),
+    windowed = [site.name for site, n in zip(prediction.sites, prediction.windows) if n > 1]
+    if windowed:
+        log.info(
+            "%d protein(s) longer than the model's context of %d tokens beside the nucleic acids were predicted in "
+            "overlapping windows: %s",
+            len(windowed),
             predictor.context,
+            ", ".join(windowed[:5]) + (" ..." if len(windowed) > 5 else ""),
         )
+    _report_unknown_letters(prediction.sites)
     for site, mapping in zip(prediction.sites, prediction.mappings):
         if mapping is not None:
             log.info(
@@ -210,3 +212,17 @@ def predict(
         log.info("wrote %s: B-factor = 100 × P(contact within %g Å) on %d residues", cif_out, shown, count)
     sites = prediction.sites
     log.info("predicted %d residues of %d sites", sum(len(s.protein) for s in sites), len(sites))
+
+
+def _report_unknown_letters(sites) -> None:
+    """Count, per letter, the non-standard letters read as <unk> (each distinct sequence once)."""
+    from obte_cli.engine.tokenizers.base import Segment
+
+    unknown = UnknownLetters("unk")
+    seen = set()
+    for site in sites:
+        for segment in site.segments():
+            if (segment.molecule, segment.sequence) not in seen:
+                seen.add((segment.molecule, segment.sequence))
+                unknown.count(Segment(segment.sequence, segment.molecule, segment.name))
+    unknown.report()

@@ -156,7 +156,7 @@ def embed(
     finally:
         shutdown(processes)
     log.info(
-        "embedded %d sequences, %d residues in %.1f s (%.0f sequences/s, %.0f residues/s) → %s",
+        "embedded %d sequences, %d residues in %.1f s (%.3g sequences/s, %.0f residues/s) → %s",
         run.records, run.residues, run.seconds, run.records / run.seconds, run.residues / run.seconds, out,
     )  # fmt: skip
     if run.windowed:
