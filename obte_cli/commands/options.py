@@ -54,7 +54,7 @@ class Pool(StrChoice):
 
 
 class Readout(StrChoice):
-    """What a ΔG head reads (obte_cli.engine.finetuning.trainer.Readout)."""
+    """What a ΔG head reads (obte_cli.engine.model.inference.Readout)."""
 
     first = "first"
     mean = "mean"
@@ -330,6 +330,15 @@ DEVICE_HELP = "auto, cpu or cuda."
 # block-diagonal mask, so memory grows with context² (16,384 tokens already take 8 GB per row for 8 heads):
 # a longer --context is a typo, not a plan.
 MAX_CONTEXT = 16384
+# Shortest: a row must hold a molecule tag, residues and <EOS> with enough residues left to mask and predict.
+MIN_CONTEXT = 16
+
+
+def context_check(value: int) -> int:
+    """``--context`` of `model init` and `pretrain`: 0 (the tokenizer's default) or MIN_CONTEXT..MAX_CONTEXT."""
+    if 0 < value < MIN_CONTEXT:
+        raise typer.BadParameter(f"must be 0 (the default) or at least {MIN_CONTEXT} tokens (got {value})")
+    return value
 
 
 def device_option(help: str = DEVICE_HELP) -> Any:
@@ -349,7 +358,7 @@ def backbone_context_option() -> Any:
     """``--context``: raise (or lower) a backbone's input limit for fine-tuning at another length."""
     return typer.Option(
         "--context",
-        min=16,
+        min=MIN_CONTEXT,
         max=MAX_CONTEXT,
         help=(
             "Longest input in tokens (default: the backbone's). Rotary positions have no weights, so a backbone "

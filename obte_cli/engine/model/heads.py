@@ -38,7 +38,7 @@ FINETUNE_TASKS = tuple(
 TASKS = (AFFINITY_TASK, CONTACTS_TASK, *FINETUNE_TASKS)
 CONTACT_METHODS = {"head": SEQUENCE_HEAD, "attention": PROBE_KIND}  # contacts' ``method`` → its head kind
 DEFAULT_BASE_WIDTH = 32
-# what a sequence head reads (obte_cli.engine.finetuning.trainer.Readout): the first token's state, the mean
+# what a sequence head reads (obte_cli.engine.model.inference.Readout): the first token's state, the mean
 # state of all tokens, or the mean states of a complex's two parts side by side (twice the width)
 READOUTS = ("first", "mean", "parts-mean")
 
