@@ -178,7 +178,7 @@ def _run_task(
     spec, files: dict[str, Path], model: Path | None, out: Path, settings, molecule: str, run_options: dict
 ) -> None:
     """Fine-tune a `classify` or `residue` task and write its outputs (see FineTuneTask). ``run_options``:
-    truncate, on_unknown, device, force."""
+    long (what a record longer than the context becomes: cut, window, error), on_unknown, device, force."""
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.outputs import staged_directory
@@ -192,12 +192,13 @@ def _run_task(
     model = backbone_or_default(model)
     loaded = load_model(model)
     encodings = encode_task_splits(
-        splits, files, loaded, molecule, run_options["truncate"], run_options["on_unknown"]
+        spec, splits, files, loaded, molecule, run_options["long"], run_options["on_unknown"]
     )
     counts = " / ".join(str(len(splits[name].ids)) for name in ("train", "dev", "test"))
     log.info("%s %s: %s; %s records%s", spec.kind, spec.task, model, counts,
              f"; classes {', '.join(classes)}" if classes else "")  # fmt: skip
-    steps = settings.epochs * math.ceil(len(splits["train"].ids) / settings.batch_size)
+    _log_long_records(encodings, loaded.model.config.max_positions)
+    steps = settings.epochs * math.ceil(len(encodings["train"]) / settings.batch_size)
     with training_progress(steps, f"finetune {spec.kind}") as on_step:
         device = resolve_device(run_options["device"])
         run = run_finetune_task(spec, splits, classes, encodings, loaded, settings, device, on_step)
@@ -207,6 +208,20 @@ def _run_task(
     main = "mcc" if spec.task == "classification" else "spearman"
     log.info("best dev epoch %d; test %s", run.result.best_epoch, ", ".join(f"{k} {v:.3f}" for k, v in test.items()))
     log.info("wrote %s (test %s %.3f); predict with: obte predict %s FASTA", out, main, test[main], out / "model")
+
+
+def _log_long_records(encodings: dict, context: int) -> None:
+    """Per split, how many records were longer than the context: cut, or split into windows."""
+    for name in ("train", "dev", "test"):
+        split = encodings[name]
+        if split.cut:
+            log.info("%d of %d %s records cut to the context of %d tokens", split.cut, split.n_records, name, context)
+        if split.windowed:
+            log.info(
+                "%d of %d %s records longer than the context of %d tokens split into overlapping windows "
+                "(%d examples; a residue's prediction is the mean over its windows)",
+                split.windowed, split.n_records, name, context, len(split),
+            )  # fmt: skip
 
 
 TASK_HELP = "classification (MCC, F1, accuracy) or regression (Spearman, Pearson)."
@@ -231,7 +246,12 @@ def classify(
         1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."
     ),
     warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
-    truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context."),
+    truncate: bool = typer.Option(
+        True,
+        "--truncate/--no-truncate",
+        help="A sequence longer than the model's context is cut to its first residues (counted on stderr per "
+        "split); --no-truncate makes it an error naming file and record.",
+    ),
     on_unknown: OnUnknownOption = OnUnknown.error,
     readout: SequenceReadout = typer.Option(
         SequenceReadout.first,
@@ -250,7 +270,8 @@ def classify(
 
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     files = {"train": train, "dev": dev, "test": test}
-    options = {"truncate": truncate, "on_unknown": on_unknown.value, "device": device, "force": force}
+    long = "cut" if truncate else "error"
+    options = {"long": long, "on_unknown": on_unknown.value, "device": device, "force": force}
     _run_task(FineTuneTask("classify", task.value, readout.value), files, model, out, settings, molecule_type, options)
 
 
@@ -276,7 +297,13 @@ def residue(
     ),
     warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
     truncate: bool = typer.Option(
-        False, "--truncate", help="Cut sequences longer than the context (their tail is not scored)."
+        False,
+        "--truncate",
+        help="Cut sequences longer than the context to their first residues instead of windows (their tail is "
+        "neither trained on nor scored).",
+    ),
+    no_window: bool = typer.Option(
+        False, "--no-window", help="Refuse a record longer than the context (an error) instead of windowing it."
     ),
     on_unknown: OnUnknownOption = OnUnknown.error,
     seed: Annotated[int, seed_option("Seed for shuffling and initialisation of the head.")] = 0,
@@ -285,13 +312,20 @@ def residue(
 ) -> None:
     """Fine-tune a per-residue tagger (secondary structure, accessibility ...); metrics are per residue.
 
+    A record longer than the model's context is split into overlapping windows (the context less 2 residues,
+    every half window, as `obte embed` and `obte predict` place them): each window is a training example, and
+    on dev and test each residue's prediction is the mean over the windows holding it, as `obte predict` gives.
+
     Example: [bold]obte finetune residue --train ss-train.tsv --dev ss-dev.tsv --test ss-test.tsv -o ss/[/bold]
     """
     from obte_cli.engine.finetuning.tasks import FineTuneTask
 
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     files = {"train": train, "dev": dev, "test": test}
-    options = {"truncate": truncate, "on_unknown": on_unknown.value, "device": device, "force": force}
+    if no_window and truncate:
+        raise typer.BadParameter("cannot be combined with --truncate", param_hint="'--no-window'")
+    long = "error" if no_window else "cut" if truncate else "window"
+    options = {"long": long, "on_unknown": on_unknown.value, "device": device, "force": force}
     _run_task(FineTuneTask("residue", task.value), files, model, out, settings, molecule_type, options)
 
 
@@ -392,9 +426,21 @@ def contacts(
         progress=training_progress,
         fold_started=lambda f, n: log.info("fold %d/%d", f + 1, n),
         cv_done=_log_contact_metrics,
+        cut=_log_contact_sites_cut,
     )
     train_contact_model(labels, out, training, report)
     log.info("wrote %s (use it as: obte contacts predict --model %s)", out, out / "model")
+
+
+def _log_contact_sites_cut(cut: int, sites: int, context: int) -> None:
+    if cut:
+        log.info(
+            "%d of %d sites had their protein cut at its C-terminus to the context of %d tokens (the cut residues "
+            "are neither trained on nor scored; --context reads longer inputs)",
+            cut,
+            sites,
+            context,
+        )
 
 
 def _log_contact_metrics(metrics) -> None:

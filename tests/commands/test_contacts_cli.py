@@ -18,6 +18,7 @@ from obte_cli.engine.contacts.training import ContactTraining, train_contact_mod
 from obte_cli.engine.core.metrics import random_guess_f1
 from obte_cli.engine.core.resources import example_file
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
+from obte_cli.engine.model.directory import load_model
 
 STRUCTURES = DATA / "structures"
 NMR_1LCD = STRUCTURES / "1LCD.cif.gz"  # lac repressor headpiece on DNA, every NMR model
@@ -82,6 +83,13 @@ def test_finetune_contacts_context_lets_a_short_backbone_read_whole_chains(train
     cut = obte(*args, "-o", tmp_path / "cut")
     whole = obte(*args, "--context", "512", "-o", tmp_path / "whole")
     assert cut.exit_code == 0 and whole.exit_code == 0, cut.output + whole.output
+    sites, _ = read_contact_labels(trained / "labels.tsv")
+    tokenizer = load_model(tmp_path / "short").tokenizer
+    too_long = sum(len(tokenizer.encode_one(s.segments(), on_unknown="unk")) > 64 for s in sites)
+    assert too_long > 0  # the cut is said, counted, and not said where nothing is cut
+    said = f"{too_long} of {len(sites)} sites had their protein cut at its C-terminus to the context of 64 tokens"
+    assert said in cut.stderr
+    assert "had their protein cut" not in whole.stderr
     config = json.loads((tmp_path / "whole" / "model" / "config.json").read_text())
     assert config["architecture"]["max_positions"] == 512 and config["head"]["context"] == 512
     predicted = {

@@ -123,6 +123,11 @@ def encode_site(tokenizer: Tokenizer, site: ContactSite, context: int, truncate:
     )
 
 
+def sites_cut(tokenizer: Tokenizer, sites: list[ContactSite], context: int) -> int:
+    """How many of ``sites`` are longer than ``context`` tokens, so that :func:`encode_site` cuts their protein."""
+    return sum(len(tokenizer.encode_one(site.segments(), on_unknown="unk")) > context for site in sites)
+
+
 def protein_token_targets(encoding: Encoding, labels: np.ndarray) -> np.ndarray:
     """(T, n_cutoffs) targets: the fraction of each protein token's residues in contact; NaN elsewhere."""
     return residue_labels_to_tokens(encoding, labels, lambda rows: rows.mean(axis=0), np.nan, np.float32)

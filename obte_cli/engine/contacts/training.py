@@ -25,7 +25,7 @@ from obte_cli.engine.contacts.cv import (
 )
 from obte_cli.engine.contacts.fitting import ProbeSettings, fit_contact_predictor
 from obte_cli.engine.contacts.predictor import ContactPredictor
-from obte_cli.engine.contacts.sites import ContactSite, encode_site, read_contact_labels
+from obte_cli.engine.contacts.sites import ContactSite, encode_site, read_contact_labels, sites_cut
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.outputs import staged_directory
 from obte_cli.engine.core.tables import write_tsv
@@ -54,6 +54,8 @@ class ContactReport:
     progress: Callable[[int, str], AbstractContextManager[Callable[[dict], None]]] = no_progress
     fold_started: Callable[[int, int], None] = _ignore  # (fold, folds)
     cv_done: Callable[[pd.DataFrame], None] = _ignore  # the out-of-fold metrics table
+    # (sites cut, sites, context): sites longer than the context, their protein cut at its C-terminal end
+    cut: Callable[[int, int, int], None] = _ignore
 
 
 @dataclass
@@ -116,6 +118,10 @@ def train_contact_model(
     sites, cutoffs = read_training_sites(labels, training)
     report.loaded(sites, cutoffs)
     backbone = backbone_loader(training.backbone, training.context)
+    model, tokenizer = backbone()
+    context = model.config.max_positions
+    del model  # each fit below loads its own copy
+    report.cut(sites_cut(tokenizer, sites, context), len(sites), context)
     settings, probe_settings, folds = training.settings, training.probe_settings, training.folds
     metrics = None
     with staged_directory(out, inputs=[labels, training.backbone]) as staging:

@@ -16,6 +16,14 @@ values), then score it on the test split.
   (:mod:`obte_cli.engine.tokenizers.residues`), so every metric is per residue and every output has
   exactly one prediction per residue.
 
+A record longer than the model's context (:class:`EncodedSplit`, :data:`LONG_RECORDS`) is, by default, cut to
+its first residues for a sequence task (``cut``: its tail plays no part), and for a per-residue task split into
+the overlapping windows of `obte embed` / `obte predict` (``window``: the context less two residues, every half
+window, :func:`~obte_cli.engine.embedding.embed.encode_units`): in training each window is an example with its
+residues' labels; in evaluation each residue's class probabilities (or values) are the mean over the windows
+holding it, as `obte predict` computes them, so every residue of every record is scored. ``error`` refuses
+such a record, naming it.
+
 Residue classes may be missing where the caller says so (``None``, e.g. residues unresolved in a
 structure, as the secondary-structure benchmark masks them): those residues are neither trained on nor
 scored. In the files this module reads, labels have no missing values: an empty label is an error, and
@@ -43,6 +51,8 @@ from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import classification_metrics, rank_regression_metrics
 from obte_cli.engine.core.outputs import atomic_file
 from obte_cli.engine.core.tables import read_table
+from obte_cli.engine.embedding.embed import EmbeddingSettings, encode_units
+from obte_cli.engine.embedding.predict import FineTunedTask
 from obte_cli.engine.finetuning.trainer import (
     NO_CLASS,
     FinetuneSettings,
@@ -52,7 +62,7 @@ from obte_cli.engine.finetuning.trainer import (
     fine_tune,
 )
 from obte_cli.engine.model.heads import LinearHead
-from obte_cli.engine.model.inference import Readout
+from obte_cli.engine.model.inference import Readout, predict_token_outputs
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit
 from obte_cli.engine.tokenizers.residues import (
     residue_labels_to_tokens,
@@ -60,6 +70,7 @@ from obte_cli.engine.tokenizers.residues import (
 )
 
 TASKS = ("classification", "regression")
+LONG_RECORDS = ("cut", "window", "error")  # what a record longer than the context becomes (module docstring)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -164,6 +175,83 @@ def class_index(train: Split, others: list[Split], per_residue: bool, source: di
     return seen
 
 
+@dataclass
+class EncodedSplit:
+    """A split as the model reads it: one encoding per example, in record order. A record that fits the
+    context is one example; a longer one is one example cut to its first residues, or several windows, each
+    starting ``offsets[k]`` residues into its record (see the module docstring)."""
+
+    encodings: list[Encoding]
+    records: list[int]  # per example: the index of its record in the split
+    offsets: list[int]  # per example: the residue of its record where it starts
+    n_records: int
+    cut: int = 0  # records cut to the context
+    windowed: int = 0  # records split into windows
+
+    @classmethod
+    def whole(cls, encodings: list[Encoding]) -> EncodedSplit:
+        """One example per record, as given (what :func:`encode_split` returns)."""
+        return cls(list(encodings), list(range(len(encodings))), [0] * len(encodings), len(encodings))
+
+    @property
+    def ids(self) -> list[np.ndarray]:
+        return [e.ids for e in self.encodings]
+
+    def __len__(self) -> int:
+        return len(self.encodings)
+
+
+def as_examples(encodings: EncodedSplit | list[Encoding]) -> EncodedSplit:
+    """``encodings`` as an :class:`EncodedSplit` (a list holds one encoding per record)."""
+    return encodings if isinstance(encodings, EncodedSplit) else EncodedSplit.whole(encodings)
+
+
+def encode_examples(
+    tokenizer: Tokenizer,
+    split: Split,
+    molecule: str,
+    context: int,
+    long: str,
+    source: str,
+    on_unknown: str = "error",
+    refusal: str = "",
+) -> EncodedSplit:
+    """The split's examples for a model reading ``context`` tokens; ``long`` (one of :data:`LONG_RECORDS`) says
+    what a record longer than that becomes. Errors name ``source`` and the record; ``refusal`` ends the
+    message of a record ``error`` refuses (say how to let it through)."""
+    if long not in LONG_RECORDS:
+        raise ValueError(f"long records are one of {', '.join(LONG_RECORDS)} (got {long!r})")
+    fixed = None if molecule == "auto" else lookup_type(molecule)
+    windowing = EmbeddingSettings(on_unknown=on_unknown)  # `obte embed`'s and `obte predict`'s default windows
+    examples = EncodedSplit([], [], [], len(split.ids))
+    for index, (record, sequence) in enumerate(zip(split.ids, split.sequences)):
+        mol = fixed or detect_molecule_type(sequence)
+        segment = Segment(sequence, mol.name, record)
+        try:
+            encoding = tokenizer.encode_one([segment], on_unknown=on_unknown)
+            pieces = [(encoding, 0)]
+            if len(encoding) > context:
+                if long == "error":
+                    raise InputError(
+                        f"record '{record}': {len(encoding)} tokens exceed the model's context of {context}"
+                        + (f" ({refusal})" if refusal else "")
+                    )
+                if long == "cut":
+                    pieces = [(encode_prefix_to_fit(tokenizer, [segment], context, on_unknown=on_unknown), 0)]
+                    examples.cut += 1
+                else:
+                    units = encode_units(tokenizer, index, segment, context, windowing)
+                    pieces = [(unit.encoding, unit.residue_offset) for unit in units]
+                    examples.windowed += 1
+        except InputError as exc:
+            raise exc.within(source) from None
+        for piece, offset in pieces:
+            examples.encodings.append(piece)
+            examples.records.append(index)
+            examples.offsets.append(offset)
+    return examples
+
+
 def encode_split(
     tokenizer: Tokenizer,
     split: Split,
@@ -173,24 +261,9 @@ def encode_split(
     source: str,
     on_unknown: str = "error",
 ) -> list[Encoding]:
-    fixed = None if molecule == "auto" else lookup_type(molecule)
-    encodings = []
-    for record, sequence in zip(split.ids, split.sequences):
-        mol = fixed or detect_molecule_type(sequence)
-        segment = Segment(sequence, mol.name, record)
-        try:
-            encoding = tokenizer.encode_one([segment], on_unknown=on_unknown)
-            if len(encoding) > context:
-                if not truncate:
-                    raise InputError(
-                        f"record '{record}': {len(encoding)} tokens exceed the model's context of {context} (use "
-                        "--truncate)"
-                    )
-                encoding = encode_prefix_to_fit(tokenizer, [segment], context, on_unknown=on_unknown)
-        except InputError as exc:
-            raise exc.within(source) from None
-        encodings.append(encoding)
-    return encodings
+    """One encoding per record: a record longer than ``context`` is cut (``truncate``) or an error."""
+    long = "cut" if truncate else "error"
+    return encode_examples(tokenizer, split, molecule, context, long, source, on_unknown, "use --truncate").encodings
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -244,19 +317,25 @@ def standardise(values: np.ndarray) -> tuple[float, float]:
 
 
 def training_targets(
-    split: Split, encodings: list[Encoding], task: str, per_residue: bool, class_of: dict
+    split: Split, encodings: EncodedSplit | list[Encoding], task: str, per_residue: bool, class_of: dict
 ) -> tuple[list | np.ndarray, float, float]:
-    """Targets of the training split — per sequence, or per token for residue tasks — as the trainer
-    wants them (values standardised), with the mean and sd that undo the scaling."""
+    """Targets of the training examples — per sequence, or per token for residue tasks (a window gets the
+    labels of its residues) — as the trainer wants them (values standardised), with the mean and sd that
+    undo the scaling."""
+    examples = as_examples(encodings)
     if per_residue:
-        targets = [token_targets(e, labels, task, class_of) for e, labels in zip(encodings, split.labels)]
+        targets = [
+            token_targets(e, split.labels[r][o:], task, class_of)
+            for e, r, o in zip(examples.encodings, examples.records, examples.offsets)
+        ]
         if task == "classification":
             return targets, 0.0, 1.0
         mean, sd = standardise(np.concatenate([t[~np.isnan(t)] for t in targets]))
         return [(t - mean) / sd for t in targets], mean, sd
+    labels = [split.labels[r] for r in examples.records]
     if task == "classification":
-        return np.array([class_of[v] for v in split.labels]), 0.0, 1.0
-    values = np.array(split.labels, dtype=np.float64)
+        return np.array([class_of[v] for v in labels]), 0.0, 1.0
+    values = np.array(labels, dtype=np.float64)
     mean, sd = standardise(values)
     return ((values - mean) / sd).astype(np.float32), mean, sd
 
@@ -278,31 +357,55 @@ def predict_split(
     head,
     objective: Task,
     split: Split,
-    encodings: list[Encoding],
+    encodings: EncodedSplit | list[Encoding],
     pad_id: int,
     device,
     task: str,
     per_residue: bool,
     mean: float,
     sd: float,
+    classes: list[str] | None = None,
 ) -> list:
     """Predictions in the labels' terms: per record a class index or value, or for residue tasks an
-    array with one per residue (NaN for residues cut by truncation)."""
-    predicted = objective.predict(model, head, [e.ids for e in encodings], pad_id, device)
+    array with one per residue (the mean over the windows holding it, see :func:`residue_answers`; NaN
+    for residues cut by truncation)."""
+    examples = as_examples(encodings)
     if not per_residue:
+        if len(examples) != len(split.ids) or examples.records != list(range(len(split.ids))):
+            raise ValueError("a sequence task reads one example per record")
+        predicted = objective.predict(model, head, examples.ids, pad_id, device)
         return list(predicted if task == "classification" else predicted * sd + mean)
-    lengths = [len(s) for s in split.sequences]
-    return [
-        token_values_to_residues(e, p.astype(float) if task == "classification" else p * sd + mean, n)
-        for e, p, n in zip(encodings, predicted, lengths)
-    ]
+    reading = FineTunedTask(True, tuple(classes) if task == "classification" else None, mean, sd, "first")
+    answers = residue_answers(model, head, reading, examples, [len(s) for s in split.sequences], pad_id, device)
+    if task == "classification":
+        return [np.where(np.isnan(a[:, 0]), np.nan, np.argmax(np.nan_to_num(a), axis=1)) for a in answers]
+    return [a[:, 0] for a in answers]
+
+
+def residue_answers(
+    model, head, reading: FineTunedTask, examples: EncodedSplit, lengths: list[int], pad_id: int, device
+) -> list[np.ndarray]:
+    """Per record, (n_residues, n_answers): the mean over the examples holding each residue of what `obte
+    predict` averages (``reading.answers``: class probabilities, or values in the labels' units); NaN rows
+    for residues no example holds."""
+    outputs = predict_token_outputs(model, head, examples.ids, pad_id, device)
+    width = len(reading.classes) if reading.classification else 1
+    sums = [np.zeros((n, width)) for n in lengths]
+    counts = [np.zeros(n) for n in lengths]
+    for encoding, record, offset, out in zip(examples.encodings, examples.records, examples.offsets, outputs):
+        values = token_values_to_residues(encoding, reading.answers(out.numpy()), lengths[record] - offset)
+        where = np.flatnonzero(~np.isnan(values[:, 0]))
+        sums[record][where + offset] += values[where]
+        counts[record][where + offset] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return [s / c[:, None] for s, c in zip(sums, counts)]
 
 
 def train_task(
     model,
     tokenizer,
     splits: dict[str, Split],
-    encodings: dict[str, list[Encoding]],
+    encodings: dict[str, EncodedSplit | list[Encoding]],
     task: str,
     per_residue: bool,
     classes: list[str] | None,
@@ -312,6 +415,7 @@ def train_task(
     readout: str = "first",
 ) -> TaskResult:
     """Fine-tune on ``splits['train']``, keep the best epoch on dev, score it on test (see module docstring).
+    ``encodings``: per split, one encoding per record, or an :class:`EncodedSplit` (windows of long records).
     ``readout`` (sequence tasks): what the head reads, ``first`` or ``mean`` (:class:`Readout`)."""
     device = torch.device(device)
     class_of = {c: i for i, c in enumerate(classes or [])}
@@ -337,6 +441,7 @@ def train_task(
             per_residue,
             mean,
             sd,
+            classes,
         )
         return split_metrics(splits[split], predicted, task, per_residue, class_of), predicted
 
@@ -367,7 +472,7 @@ def train_task(
         model,
         head,
         objective,
-        [e.ids for e in encodings["train"]],
+        as_examples(encodings["train"]).ids,
         targets,
         settings,
         tokenizer.pad_id,
@@ -396,6 +501,21 @@ class FineTuneTask:
     def per_residue(self) -> bool:
         return self.kind == "residue"
 
+    @property
+    def long_records(self) -> str:
+        """What a record longer than the context becomes unless told otherwise (:data:`LONG_RECORDS`): windows
+        for a per-residue task, its first residues for a sequence task."""
+        return "window" if self.per_residue else "cut"
+
+    @property
+    def refusal(self) -> str:
+        """How to let through a record that an explicit refusal (``error``) stopped."""
+        if self.per_residue:
+            return (
+                "--no-window refuses such records; leave it out to train and score them in windows, or use --truncate"
+            )
+        return "--no-truncate refuses such records; leave it out to cut them to the context"
+
     def read_split(self, path: str | Path, name: str) -> Split:
         reader = read_residue_split if self.per_residue else read_sequence_split
         return reader(path, name, self.task)
@@ -414,7 +534,7 @@ class FineTuneTask:
 
     def write_test_predictions(self, path: Path, split: Split, predicted: list, classes: list[str] | None) -> None:
         """``id, label, predicted`` per test record; residue tasks space-separate one value per residue (NA where
-        truncation left a residue without a prediction)."""
+        a cut (``--truncate``) left a residue without a prediction)."""
 
         def shown(value) -> str:
             if value != value:
@@ -452,17 +572,24 @@ def read_task_splits(
 
 
 def encode_task_splits(
+    spec: FineTuneTask,
     splits: dict[str, Split],
     files: dict[str, str | Path],
     loaded,
     molecule: str = "auto",
-    truncate: bool = False,
+    long: str | None = None,
     on_unknown: str = "error",
-) -> dict[str, list[Encoding]]:
-    """Every split encoded for ``loaded``'s tokenizer and context (errors name the split's file)."""
+) -> dict[str, EncodedSplit]:
+    """Every split encoded for ``loaded``'s tokenizer and context (errors name the split's file); ``long``:
+    what a record longer than the context becomes (:data:`LONG_RECORDS`; None: ``spec.long_records``)."""
+    long = long or spec.long_records
+    if long == "window" and not spec.per_residue:
+        raise ValueError("a sequence task reads one example per record: its long records are cut or refused")
     context = loaded.model.config.max_positions
     return {
-        name: encode_split(loaded.tokenizer, split, molecule, context, truncate, str(files[name]), on_unknown)
+        name: encode_examples(
+            loaded.tokenizer, split, molecule, context, long, str(files[name]), on_unknown, spec.refusal
+        )
         for name, split in splits.items()
     }
 
@@ -471,7 +598,7 @@ def run_finetune_task(
     spec: FineTuneTask,
     splits: dict[str, Split],
     classes: list[str] | None,
-    encodings: dict[str, list[Encoding]],
+    encodings: dict[str, EncodedSplit],
     loaded,
     settings: FinetuneSettings,
     device="cpu",
