@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from contextlib import nullcontext
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,25 @@ from obte_cli.commands.options import (
 )
 
 COLUMNS = ["id", "molecule_type", "length", "bits_per_residue", "perplexity", "masked_accuracy"]
+
+
+class Strategy(str, Enum):
+    """Variant-effect scores (obte_cli.engine.embedding.variants)."""
+
+    wt_marginals = "wt-marginals"
+    masked_marginals = "masked-marginals"
+    mutant_marginals = "mutant-marginals"
+    pseudo_ppl = "pseudo-ppl"
+
+
+STRATEGY_HELP = (
+    "Variant score (repeatable; default all four), each a sum over the substitutions of log p(mutant letter) − "
+    "log p(wild-type letter): 'wt-marginals' reads the unmasked wild type (1 forward pass in all); "
+    "'masked-marginals' masks each site in the wild type (1 pass per distinct mutated position); "
+    "'mutant-marginals' reads each mutant unmasked (1 pass per variant); 'pseudo-ppl' is the mutant's "
+    "pseudo-log-likelihood minus the wild type's, every residue masked once as `obte score` does (about 7 "
+    "passes per distinct sequence)."
+)
 
 
 @suggests_on_unknown
@@ -67,6 +87,22 @@ def score(
             "scores each as the <unk> token and counts them on stderr; 'error' names the record and position."
         ),
     ] = OnUnknown.unk,
+    mutations: str = typer.Option(
+        None,
+        "--mutations",
+        help=(
+            "Score variants of the one reference record instead: e.g. 'A42G,K45R:L50P' (',' separates variants, ':' "
+            "joins the substitutions of one multi-mutant; 1-based positions; the wild-type letter is checked)."
+        ),
+    ),
+    variants: Path = typer.Option(
+        None,
+        "--variants",
+        help="Score the variants of a CSV (.csv) or TSV file's --mutation-col against the one reference record; "
+        "every column is kept in the output (ProteinGym / ESM --dms-input convention).",
+    ),
+    mutation_col: str = typer.Option("mutant", "--mutation-col", help="Column of --variants holding the variants."),
+    strategies: list[Strategy] = typer.Option(None, "--strategy", "-s", help=STRATEGY_HELP),
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -76,7 +112,14 @@ def score(
     whole sequence; bits per residue compare across tokenizers. A summary per molecule type and modality
     (residue-weighted) goes to stderr.
 
+    With --mutations or --variants, scores variants of one reference record instead (zero-shot variant effects,
+    one column per --strategy; a reference longer than the context is read in a window centred on the sites).
+
     Example: [bold]obte score heldout.fa -m my-model -o scores.tsv[/bold]
+
+    Example: [bold]obte score gb1.fa --mutations V39A,D40G:G41A --strategy masked-marginals[/bold]
+
+    Example: [bold]obte score P61991.fa --variants dms.csv --mutation-col mutant -o scored.tsv[/bold]
     """
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.bio.seqio import stdin_once
@@ -95,6 +138,11 @@ def score(
     model = backbone_or_default(model)
     loaded = load_model(model, torch_device)
     loaded.model.eval()
+    if mutations is not None or variants is not None:
+        if per_residue is not None:
+            raise InputError("--per-residue does not apply to --mutations or --variants")
+        _score_variants(inputs, fixed, loaded, mutations, variants, mutation_col, strategies, seed, max_tokens, out)
+        return
     settings = ScoreSettings(
         mask_fraction=mask_fraction, seed=seed, max_tokens=max_tokens, per_residue=per_residue is not None
     )
@@ -131,6 +179,47 @@ def score(
     if windowed:
         log.info("%d records longer than the context were scored in consecutive windows", windowed)
     unknown.report()
+
+
+def _score_variants(inputs, fixed, loaded, mutations, variants, column, strategies, seed, max_tokens, out) -> None:
+    """`obte score --mutations/--variants`: one row per variant, one column per strategy; a summary on stderr."""
+    from obte_cli.engine.bio.molecules import detect_molecule_type
+    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.tables import write_tsv
+    from obte_cli.engine.embedding import variants as engine
+    from obte_cli.engine.tokenizers.base import canonical_sequence
+
+    if mutations is not None and variants is not None:
+        raise InputError("give --mutations or --variants, not both")
+    records = [record for path in inputs for record in read_fasta(path)]
+    if len(records) != 1:
+        raise InputError(f"variant scoring needs one reference record (the inputs hold {len(records)})")
+    mol = fixed or detect_molecule_type(records[0].sequence)
+    reference = canonical_sequence(records[0].sequence, mol)
+    if mutations is not None:
+        table, found = None, engine.parse_mutations(mutations, reference, mol)
+    else:
+        table, found = engine.read_variants(variants, reference, mol, column)
+    chosen = list(dict.fromkeys(s.value for s in strategies)) if strategies else list(engine.STRATEGIES)
+    device = loaded.model.embed.weight.device
+    scores = engine.score_variants(
+        loaded.model, loaded.tokenizer, reference, mol, found, chosen, device, max_tokens, seed
+    )
+    with open_output(out) as handle:
+        write_tsv(engine.variants_table(table, found, scores), handle)
+    log.info("%d variants of %s (%s, %d residues)", len(found), records[0].id, mol.name, len(reference))
+    for strategy, values in scores.scores.items():
+        log.info(
+            "%s: forward passes %d; mean %.3f, min %.3f, max %.3f",
+            strategy,
+            scores.passes[strategy],
+            values.mean(),
+            values.min(),
+            values.max(),
+        )
+    if scores.windowed:
+        log.info("the reference is longer than the context: each variant was read in a window centred on its sites")
 
 
 def _segments(inputs: list[str], fixed, unknown):
