@@ -230,9 +230,8 @@ def test_gue_dna_with_n_trains_with_unk_and_the_model_reads_n_again(tmp_path, mi
     fasta = tmp_path / "n.fa"
     fasta.write_text(">d\nACGTNNACGTTA\n>p\nMKVXLLAW\n")
     model = tmp_path / "run" / "model"
-    one_error_line(
-        obte("embed", fasta, "-m", model, "-o", "-", "--device", "cpu"), "letter 'N' at position 5", ON_UNKNOWN_HINT
-    )
+    strict = obte("embed", fasta, "-m", model, "-o", "-", "--device", "cpu", "--on-unknown", "error")
+    one_error_line(strict, "letter 'N' at position 5", ON_UNKNOWN_HINT)
     out = tmp_path / "e.safetensors"
     embedded = obte(
         "embed", fasta, "-m", model, "-o", out, "--pool", "per-token", "--on-unknown", "unk", "--device", "cpu"
