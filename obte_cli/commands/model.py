@@ -13,9 +13,11 @@ from obte_cli.commands.options import (
     MAX_HEADS,
     MAX_LAYERS,
     MAX_WIDTH,
+    MIN_CONTEXT,
     ForceOption,
     Preset,
     TsvOutOption,
+    context_check,
     count_option,
     guard_new_output,
     out_option,
@@ -48,7 +50,8 @@ def init(
         "--context",
         min=0,
         max=MAX_CONTEXT,
-        help="Longest context in tokens (0: 2048 for residue, 1024 for BPE tokenizers).",
+        callback=context_check,
+        help=f"Longest context in tokens, at least {MIN_CONTEXT} (0: 2048 for residue, 1024 for BPE tokenizers).",
     ),
     width: int = count_option(
         0, "--width", low=0, high=MAX_WIDTH, help="Model width instead of the preset's (0: the preset's)."

@@ -13,10 +13,12 @@ from obte_cli.commands.options import (
     MAX_EVAL_ROWS,
     MAX_ROWS,
     MAX_STEPS,
+    MIN_CONTEXT,
     Device,
     DeviceOption,
     Modality,
     Preset,
+    context_check,
     count_option,
     lock_run_directory,
     number_in,
@@ -40,7 +42,12 @@ def pretrain(
     ),
     init: Path = typer.Option(None, "--init", help="Start from this model directory instead of a fresh preset."),
     context: int = typer.Option(
-        0, "--context", min=0, max=MAX_CONTEXT, help="Tokens per row (0: 2048 for the residue tokenizer, 1024 for BPE)."
+        0,
+        "--context",
+        min=0,
+        max=MAX_CONTEXT,
+        callback=context_check,
+        help=f"Tokens per row, at least {MIN_CONTEXT} (0: 2048 for the residue tokenizer, 1024 for BPE).",
     ),
     batch_tokens: str = typer.Option(
         "16384",

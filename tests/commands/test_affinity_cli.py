@@ -180,7 +180,7 @@ def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
             ">d1\nACGTTGCA\n",
             ">d1\nACGT\n",
             [],
-            "every record looks like a nucleic acid, not a protein (arguments swapped?)",
+            "p.fa: record 1 ('d1'): looks like a nucleic acid, not a protein (only A, C, G, T, U and N; arguments",
         ),
         (
             ">p1\nMKRIAVLG\n",

@@ -31,6 +31,7 @@ from obte_cli.engine.affinity.complexes import DG_LIMIT_KCAL
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.core.outputs import write_text_atomic
+from obte_cli.engine.core.safetensors_files import safetensors_write_errors
 
 FORMAT = "obte-composition-affinity"
 CONFIG_FILE = "config.json"
@@ -158,7 +159,8 @@ class CompositionAffinityModel:
             **{f"tree_{name}": getattr(self.trees, name) for name in _TREE_FIELDS},
         }
         tensors = {k: np.ascontiguousarray(v.astype(np.uint8) if v.dtype == bool else v) for k, v in tensors.items()}
-        save_file(tensors, str(directory / WEIGHTS_FILE))
+        with safetensors_write_errors(directory / WEIGHTS_FILE):
+            save_file(tensors, str(directory / WEIGHTS_FILE))
         config = {
             "format": FORMAT,
             "task": "affinity",

@@ -51,7 +51,7 @@ from obte_cli.engine.bio.complex_inputs import Complex, nucleic_acid_record, pro
 from obte_cli.engine.bio.molecules import AMINO_ACIDS, MOLECULE_TYPES, NUCLEOTIDES
 from obte_cli.engine.bio.seqio import display_name, open_text
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.core.inputs import COMPRESSED_STREAM_ERRORS, existing_file
+from obte_cli.engine.core.inputs import COMPRESSED_STREAM_ERRORS, decimal_number, existing_file
 from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.tokenizers.base import canonical_sequence
 
@@ -206,7 +206,7 @@ def read_pairs_rows(path: str | Path, need_dg: bool = True) -> list[dict]:
         }
         if need_dg:
             try:
-                dg = float(row["dG"])
+                dg = decimal_number(row["dG"])
             except ValueError:
                 raise InputError(f"{path}: line {number}: dG {row['dG']!r} is not a number") from None
             if not math.isfinite(dg):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from obte_cli.engine.bio.seqio import read_fasta
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.inputs import decimal_number
 from obte_cli.engine.finetuning.tasks import Split, read_sequence_split
 
 SUITES = ("gue", "ss3", "gb1", "homology")
@@ -138,14 +139,14 @@ def gb1_task(folder: Path, split_name: str = "three_vs_rest") -> BenchTask:
         raise InputError(f"{path}: no such file")
     splits = {name: Split(name, [], [], []) for name in SPLITS}
     with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, restval="")  # a short row's missing cells are empty
         if not {"sequence", "target", "set"} <= set(reader.fieldnames or []):
             raise InputError(f"{path}: header must have sequence, target and set columns")
         for line, row in enumerate(reader, start=2):
             where = f"{path}: line {line}"
             split = _flip_split(where, row["set"], row.get("validation") or "")
             try:
-                target = float(row["target"])
+                target = decimal_number(row["target"])
             except ValueError:
                 raise InputError(f"{where}, column target: {row['target']!r} is not a number") from None
             if target != target or target in (float("inf"), float("-inf")):

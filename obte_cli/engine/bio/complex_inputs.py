@@ -71,6 +71,10 @@ def protein_record(record_id: str, sequence: str, where: str, on_unknown: str = 
     sequence = sequence.upper()
     if not sequence:
         raise InputError(f"{where}: no protein sequence")
+    if detect_molecule_type(sequence).modality == "nucleic":  # as a nucleic acid of amino acids is refused
+        raise InputError(
+            f"{where}: looks like a nucleic acid, not a protein (only A, C, G, T, U and N; arguments swapped?)"
+        )
     if on_unknown == "error":
         _refuse_unknown(
             record_id,
@@ -121,15 +125,10 @@ def nucleic_acid_record(
 
 
 def read_proteins(path: str | Path, on_unknown: str = "error") -> list[NamedSequence]:
-    proteins = [
+    return [
         protein_record(record.id, record.sequence, _where(path, record.number, record.id), on_unknown)
         for record in read_fasta(path)
     ]
-    if all(detect_molecule_type(p.sequence).modality == "nucleic" for p in proteins):
-        raise InputError(
-            f"{display_name(path)}: every record looks like a nucleic acid, not a protein (arguments swapped?)"
-        )
-    return proteins
 
 
 def read_nucleic_acids(path: str | Path, na_type: str = "auto", on_unknown: str = "error") -> list[NamedSequence]:

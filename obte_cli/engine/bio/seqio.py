@@ -75,6 +75,8 @@ def open_text(path: str | Path, errors: str = "strict") -> io.TextIOBase:
             raise InputError(f"{name}: is a directory, expected a file") from None
         except PermissionError:
             raise InputError(f"{name}: permission denied") from None
+        except OSError as exc:  # a symlink loop (ELOOP), a name too long, an I/O error
+            raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         buffered = gzip.GzipFile(fileobj=buffered, mode="rb")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.core.inputs import existing_file
+from obte_cli.engine.core.inputs import COMPRESSED_STREAM_ERRORS, decimal_number, existing_file
 
 DEFAULT_CUTOFFS = (4.0, 6.0, 8.0)
 
@@ -82,10 +82,49 @@ def read_structure(path: str | Path, remove_hydrogens: bool = True):
         raise InputError(f"{path}: not a readable PDB/mmCIF structure ({reason})") from None
     if len(structure) == 0:
         raise InputError(f"{path}: no models (not a structure?)")
+    if structure.input_format == gemmi.CoorFormat.Pdb:
+        _check_pdb_coordinates(path)
+    _check_finite_positions(path, structure[0])
     structure.setup_entities()
     if remove_hydrogens:
         structure.remove_hydrogens()
     return structure
+
+
+def _check_pdb_coordinates(path: Path) -> None:
+    """gemmi reads a PDB coordinate that is not a number (``abc``, blank) as 0: an InputError naming the line
+    instead, for every ATOM/HETATM record (x, y, z in columns 31–54)."""
+    from obte_cli.engine.bio.seqio import open_text
+
+    try:
+        with open_text(path, errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.startswith(("ATOM  ", "HETATM")):
+                    for axis, start in zip("xyz", (30, 38, 46)):
+                        field = line[start : start + 8]
+                        try:
+                            value = decimal_number(field)
+                        except ValueError:
+                            value = math.nan
+                        if not math.isfinite(value):
+                            raise InputError(
+                                f"{path}: line {number}: coordinate {axis} {field.strip()!r} is not a number"
+                            )
+    except COMPRESSED_STREAM_ERRORS as exc:  # gemmi read what it could of a damaged .gz
+        raise InputError(f"{path}: corrupt or truncated compressed file ({exc})") from None
+
+
+def _check_finite_positions(path: Path, model) -> None:
+    """gemmi reads an mmCIF coordinate that is not a number as NaN, which no distance would ever reach: an
+    InputError naming the atom instead."""
+    for chain in model:
+        for residue in chain:
+            for atom in residue:
+                if not all(math.isfinite(v) for v in (atom.pos.x, atom.pos.y, atom.pos.z)):
+                    raise InputError(
+                        f"{path}: atom {atom.name} of residue {residue.name} {residue.seqid.num} in chain "
+                        f"{chain.name}: a coordinate is not a number"
+                    )
 
 
 def _polymer_chains(model):

@@ -89,6 +89,7 @@ def read_contact_labels(path: str | Path) -> tuple[list[ContactSite], tuple[floa
                 f"{path}: site {name}: na_sequences and na_types must list the same number of non-empty entries "
                 f"(got {len(na_sequences)} and {len(na_types)})"
             )
+        _check_nucleic_acids(f"{path}: site {name}", na_sequences, na_types)
         icode = rows["icode"] if "icode" in rows.columns else [""] * len(rows)
         sites.append(
             ContactSite(
@@ -101,6 +102,23 @@ def read_contact_labels(path: str | Path) -> tuple[list[ContactSite], tuple[floa
             )
         )
     return sites, tuple(cutoffs)
+
+
+_NUCLEIC_LETTERS = frozenset("ACGTUN")  # N: a nucleotide `contacts labels` could not name (modified, unknown)
+
+
+def _check_nucleic_acids(where: str, sequences: list[str], types: list[str]) -> None:
+    """InputError naming ``where`` unless every strand is DNA or RNA written in A, C, G, T, U and N (what
+    `contacts labels` writes): a strand of other letters (X, Q, ...) is not a nucleic acid to train on."""
+    for number, (sequence, kind) in enumerate(zip(sequences, types), start=1):
+        if kind not in ("DNA", "RNA"):
+            raise InputError(f"{where}: nucleic acid {number} has type {kind!r}, not DNA or RNA")
+        bad = next((i for i, letter in enumerate(sequence.upper()) if letter not in _NUCLEIC_LETTERS), None)
+        if bad is not None:
+            raise InputError(
+                f"{where}: nucleic acid {number}: {sequence[bad]!r} at position {bad + 1} is not a nucleotide "
+                "(A, C, G, T, U, or N for one `contacts labels` could not name)"
+            )
 
 
 # ------------------------------------------------------------------------------------------------ encoding

@@ -1,10 +1,12 @@
 """What can go wrong with a file a user names, said the same way by every reader: a path that is not an
-existing regular file, and a compressed stream (gzip, xz) that is truncated or not compressed at all."""
+existing regular file, a compressed stream (gzip, xz) that is truncated or not compressed at all, and a cell
+of a table of numbers that is not a decimal number."""
 
 from __future__ import annotations
 
 import gzip
 import lzma
+import re
 import zlib
 from pathlib import Path
 
@@ -22,3 +24,15 @@ def existing_file(path: str | Path) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
     return path
+
+
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE | re.ASCII)
+
+
+def decimal_number(cell: str | None) -> float:
+    """The number a table cell writes in decimal (``-9.1``, ``1e-9``; NaN and infinity too, for the caller to
+    refuse): ValueError for anything else, including what Python's ``float`` would read but a table of numbers
+    does not hold (``1_000``, non-ASCII digits) and a missing cell (None)."""
+    if cell is None or not _DECIMAL.fullmatch(cell.strip()):
+        raise ValueError(cell)
+    return float(cell)

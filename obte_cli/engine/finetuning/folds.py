@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from obte_cli.engine.core.errors import InputError
+
 
 @dataclass
 class FoldPlan:
@@ -66,7 +68,12 @@ def plan_folds(
         guarded = homology_guard(homology, threshold)
     candidates = np.flatnonzero(~guarded)
     if len(candidates) < n_folds:
-        raise ValueError(f"only {len(candidates)} proteins can be tested, fewer than {n_folds} folds")
+        kept = f" (the homology guard keeps {int(guarded.sum())} more on the training side)" if guarded.any() else ""
+        raise InputError(
+            f"--folds {n_folds}: the data have {len(candidates)} proteins to test{kept}, and each test fold "
+            f"needs one, so at most {len(candidates)} folds are possible"
+            + ("" if len(candidates) >= 2 else " (cross-validation needs 2: give more proteins, or --folds 0)")
+        )
     rng = np.random.default_rng(seed)
     candidates = candidates[rng.permutation(len(candidates))]
     candidates = candidates[np.argsort(-rows[candidates], kind="stable")]

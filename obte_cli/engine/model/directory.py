@@ -34,6 +34,7 @@ from obte_cli.engine.core import schema
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.core.outputs import new_file_mode, staged_directory
+from obte_cli.engine.core.safetensors_files import safetensors_write_errors
 from obte_cli.engine.core.schema import SchemaError
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel, weight_count, weight_names, weight_shape
 from obte_cli.engine.model.heads import check_head, head_weight_shapes
@@ -76,7 +77,8 @@ def save_model(
         tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
         for name, t in (head_state or {}).items():
             tensors[f"head.{name}"] = t.detach().to("cpu").contiguous()
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        with safetensors_write_errors(directory / WEIGHTS_FILE):
+            save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
         os.chmod(tmp / WEIGHTS_FILE, new_file_mode())  # safetensors makes its files 0600
         tokenizer_files = tokenizer.save(tmp)
         config = {

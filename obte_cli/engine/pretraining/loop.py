@@ -46,7 +46,7 @@ from obte_cli.engine.pretraining.token_files import TokenCorpus
 from obte_cli.engine.pretraining.train_state import (
     latest_checkpoint,
     load_checkpoint,
-    read_checkpoint_json,
+    read_trainer_state,
     save_checkpoint,
 )
 
@@ -416,8 +416,8 @@ def resume_budget_change(out_dir: Path, settings: PretrainSettings) -> tuple[int
     latest = latest_checkpoint(Path(out_dir) / "checkpoints")
     if latest is None or not (latest / "trainer.json").is_file():
         return None
-    state = read_checkpoint_json(latest / "trainer.json")
-    old = (state.get("settings") or {}).get("total_tokens")
+    state = read_trainer_state(latest)
+    old = state["settings"].get("total_tokens")
     if old is None or old == settings.total_tokens:
         return None
     return state["step"], old, settings.total_tokens

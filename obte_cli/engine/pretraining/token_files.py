@@ -116,7 +116,11 @@ def encode_corpus(tokenizer: Tokenizer, shards: Iterable[Path], out_dir: Path) -
     """Tokenize prep shards into a token directory (see module docstring); returns its manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries = [encode_shard(tokenizer, Path(s), out_dir) for s in shards]
+    shards = [Path(s) for s in shards]
+    entries = [encode_shard(tokenizer, s, out_dir) for s in shards]
+    if shards and not any(e["sequences"] for e in entries):  # a token directory with nothing to train on
+        others = f" nor in the {len(shards) - 1} other shard(s)" if len(shards) > 1 else ""
+        raise InputError(f"{shards[0]}: no sequences in this shard{others}: nothing to tokenize")
     tokenizer.save(out_dir)
     manifest = {
         "format": FORMAT,

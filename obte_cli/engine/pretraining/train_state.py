@@ -32,6 +32,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from obte_cli.engine.core.errors import ObteError
+from obte_cli.engine.core.outputs import WRITE_ERRNOS, cannot_write
 from obte_cli.engine.pretraining.distributed import DistributedContext, barrier
 from obte_cli.engine.pretraining.safe_checkpoint import SafeCheckpointReader, SafeLoadPlanner, checkpoint_failure
 
@@ -63,6 +64,31 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _write_failures(final: Path, staging: Path, processes: DistributedContext):
+    """A checkpoint write that fails for want of space (full disk, quota, file size limit, I/O error) is one
+    line naming the checkpoint, its partial directory removed; DCP hands the OSError over wrapped in a
+    CheckpointException (a BaseException), which would otherwise end the run in a traceback."""
+    try:
+        yield
+    except (OSError, CheckpointException) as exc:
+        error = exc if isinstance(exc, OSError) else _first_os_error(exc)
+        if error is None or error.errno not in WRITE_ERRNOS:
+            raise
+        if processes.is_main:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise cannot_write(final, error) from None
+
+
+def _first_os_error(exc: CheckpointException) -> OSError | None:
+    """The OSError a rank failed with, from DCP's ``failures`` ({rank: exception or (exception, traceback)})."""
+    for failure in getattr(exc, "failures", {}).values():
+        error = failure[0] if isinstance(failure, tuple) else failure
+        if isinstance(error, OSError):
+            return error
+    return None
+
+
 def save_checkpoint(
     root: Path,
     step: int,
@@ -80,14 +106,18 @@ def save_checkpoint(
         staging.mkdir(parents=True)
     barrier(processes)
     model_state, optim_state = get_state_dict(module, optimizer)
-    with _single_process_quiet():
-        dcp.save(
-            {"model": model_state, "optim": optim_state}, checkpoint_id=str(staging), no_dist=not dist.is_initialized()
-        )
-    _write_json(staging / f"rng-rank-{processes.rank}.json", {"torch": torch.get_rng_state().tolist()})
+    with _write_failures(final, staging, processes):
+        with _single_process_quiet():
+            dcp.save(
+                {"model": model_state, "optim": optim_state},
+                checkpoint_id=str(staging),
+                no_dist=not dist.is_initialized(),
+            )
+        _write_json(staging / f"rng-rank-{processes.rank}.json", {"torch": torch.get_rng_state().tolist()})
     barrier(processes)
     if processes.is_main:
-        _write_json(staging / "trainer.json", {**trainer_state, "step": step, "world_size": processes.world_size})
+        with _write_failures(final, staging, processes):
+            _write_json(staging / "trainer.json", {**trainer_state, "step": step, "world_size": processes.world_size})
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
         (root / f".{LATEST}.tmp").write_text(final.name + "\n")
@@ -127,11 +157,21 @@ def load_checkpoint(
             torch.set_rng_state(torch.tensor(rng, dtype=torch.uint8))
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ObteError(f"{rng_file}: not a saved random-number state") from exc
+    return read_trainer_state(path)
+
+
+def read_trainer_state(path: Path) -> dict:
+    """The checkpoint ``path``'s ``trainer.json``, its fields checked: ``step`` and ``tokens`` non-negative
+    integers, ``scheduler`` and ``settings`` objects; anything else is an ObteError naming the file and field."""
+    path = Path(path)
     trainer = read_checkpoint_json(path / "trainer.json")
     kinds = {"step": int, "tokens": int, "scheduler": dict, "settings": dict}
     for key, kind in kinds.items():
         if not isinstance(trainer.get(key), kind) or isinstance(trainer.get(key), bool):
             raise ObteError(f"{path / 'trainer.json'}: {key!r} is missing or not a {kind.__name__}")
+    for key in ("step", "tokens"):
+        if trainer[key] < 0:
+            raise ObteError(f"{path / 'trainer.json'}: {key!r} must not be negative (got {trainer[key]})")
     return trainer
 
 

@@ -276,12 +276,15 @@ class Tokenizer(ABC):
     def _residue_text(self, token_id: int, mol: MoleculeType) -> str: ...
 
     def decode(self, ids: Iterable[int]) -> list[Segment]:
-        """Turn ids back into segments (tags give molecule types; pad tokens are skipped)."""
+        """Turn ids back into segments (tags give molecule types; pad tokens between sequences are skipped, a
+        pad inside one is an error: decoding would drop it and shorten the sequence without a word)."""
         segments: list[Segment] = []
         mol: MoleculeType | None = None
         letters: list[str] = []
-        for token_id in (int(i) for i in ids):
+        for position, token_id in enumerate((int(i) for i in ids), start=1):
             if token_id == self.pad_id:
+                if mol is not None:
+                    raise InputError(f"token ids: <pad> (id {token_id}) at position {position}, inside a sequence")
                 continue
             tag = self._tag_molecule(token_id)
             if tag is not None:

@@ -173,6 +173,15 @@ def test_homology_guard_keeps_related_proteins_out_of_test_folds():
     plan = plan_folds(rows, n_folds=3, seed=0, homology=h, threshold=0.5)
     assert plan.fold_of_protein[:2].tolist() == [-1, -1]
     assert (plan.fold_of_protein[2:] >= 0).all()
+    # #31 §5: more folds than proteins to test was a ValueError traceback; now one line saying how many can be
+    with pytest.raises(
+        InputError, match=r"^--folds 7: the data have 6 proteins to test \(the homology guard keeps 2 more"
+    ):
+        plan_folds(rows, n_folds=7, seed=0, homology=h, threshold=0.5)
+    with pytest.raises(
+        InputError, match=r"^--folds 9: the data have 8 proteins to test, .* at most 8 folds are possible$"
+    ):
+        plan_folds(rows, n_folds=9, seed=0)
 
 
 def test_pronab_nulls_are_counted_drops_and_wrong_types_one_line_errors(tmp_path):

@@ -105,6 +105,25 @@ def test_gb1_small_file_and_its_errors(tmp_path):
         gb1_task(folder, "one_vs_rest")
 
 
+@pytest.mark.parametrize("target", ["high", "1_000", "\u0661\u0662", "0x10", "", "1.0 fit"])
+def test_gb1_string_labels_in_its_regression_column_name_file_line_and_column(tmp_path, target):
+    """Issue #31 §4: a regression target is a decimal number, not what else Python's float() reads (1_000 and
+    non-ASCII digits were read as numbers)."""
+    folder = tmp_path / "gb1"
+    folder.mkdir()
+    (folder / "sampled.csv").write_text(f"sequence,target,set,validation\nMQYK,1.0,train,\nMQYA,{target},test,\n")
+    with pytest.raises(InputError, match=rf"sampled.csv: line 3, column target: '{target}' is not a number$"):
+        gb1_task(folder, "sampled")
+
+
+def test_gb1_short_row_is_one_line(tmp_path):
+    folder = tmp_path / "gb1"
+    folder.mkdir()
+    (folder / "sampled.csv").write_text("sequence,target,set,validation\nMQYK,1.0,train,\nMQYA\n")
+    with pytest.raises(InputError, match=r"sampled.csv: line 3: set must be train or test \(got ''\)"):
+        gb1_task(folder, "sampled")
+
+
 def test_homology_split_rules_on_a_small_file(tmp_path):
     lines = []
     # fold a.1: superfamilies a.1.1 (12 domains) and a.1.2 (3); fold b.2: one superfamily (left out);

@@ -121,3 +121,18 @@ def test_a_protein_given_as_the_nucleic_acid_is_refused_even_with_unk(tmp_path):
         read_nucleic_acids(tmp_path / "n.fa", "auto", "unk")
     (tmp_path / "iupac.fa").write_text(">d1\nACGTNNRYACGT\n")  # a few ambiguity codes stay accepted
     assert read_nucleic_acids(tmp_path / "iupac.fa", "auto", "unk")[0].sequence == "ACGTNNRYACGT"
+
+
+@pytest.mark.parametrize("on_unknown", ["error", "unk"])
+def test_a_nucleic_acid_given_as_a_protein_is_refused_as_the_reverse_is(tmp_path, on_unknown):
+    """Issue #31 §4: one DNA record among proteins was scored as a protein (only an all-DNA file was refused)."""
+    from obte_cli.engine.affinity.data import read_complexes_tsv
+
+    (tmp_path / "p.fa").write_text(">p1\nMVKVKFKYKGEEKEVDTSKIK\n>d1\nACGTTGCAAC\n")
+    with pytest.raises(InputError, match=r"p.fa: record 2 \('d1'\): looks like a nucleic acid, not a protein"):
+        read_proteins(tmp_path / "p.fa", on_unknown)
+    (tmp_path / "c.tsv").write_text("protein\tnucleic_acid\nMVKVKFKYKG\tACGT\nacguuagc\tACGT\n")
+    with pytest.raises(InputError, match=r"c.tsv: line 3, protein: looks like a nucleic acid, not a protein"):
+        read_complexes_tsv(tmp_path / "c.tsv", on_unknown=on_unknown)
+    (tmp_path / "silk.fa").write_text(">s\nGAGAGSGAGAGS\n")  # a protein of mostly nucleotide letters stays one
+    assert read_proteins(tmp_path / "silk.fa")[0].sequence == "GAGAGSGAGAGS"

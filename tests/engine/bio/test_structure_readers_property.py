@@ -139,18 +139,42 @@ def test_arbitrary_bytes_read_or_are_one_input_error(tmp_path_factory, raw, wrap
     labels_or_refusal(path)
 
 
+@pytest.mark.parametrize("chain", ["A", "B"])
 @pytest.mark.parametrize("value", [math.nan, math.inf])
-def test_a_non_finite_nucleic_acid_coordinate_is_one_input_error(tmp_path, value):
-    """gemmi reads "nan" in a coordinate field; its neighbour search then fails with a RuntimeError."""
+def test_a_non_finite_coordinate_is_one_input_error_naming_the_atom(tmp_path, value, chain):
+    """gemmi reads "nan" in a coordinate field, and any non-number in an mmCIF one as NaN: in a nucleic acid its
+    neighbour search failed with a RuntimeError, in a protein no distance reached the atom (#31 §4)."""
     import gemmi
 
     structure = read_structure(example_file("1AZP.pdb.gz"))
-    structure[0]["B"][0][0].pos = gemmi.Position(value, 0, 0)
+    atom = structure[0][chain][0][0]
+    atom.pos = gemmi.Position(value, 0, 0)
     path = tmp_path / "nan.cif"
     structure.make_mmcif_document().write_file(str(path))
-    with pytest.raises(InputError, match="unusable nucleic-acid coordinates") as info:
+    residue = structure[0][chain][0]
+    where = f"atom {atom.name} of residue {residue.name} {residue.seqid.num} in chain {chain}"
+    with pytest.raises(InputError, match=f"^{path}: {where}: a coordinate is not a number$") as info:
         contact_sites(path)
     refused_in_one_line(info.value, path)
+
+
+@pytest.mark.parametrize("field", ["     abc", "        ", " 1.2.3.4", "    1_00"])
+def test_a_pdb_coordinate_that_is_not_a_number_names_file_and_line(tmp_path, field):
+    """gemmi reads a PDB coordinate field it cannot parse as 0 (1AZP's first atom moved to the origin gave
+    contacts at 0.18 Å): an error naming the line instead (#31 §4)."""
+    lines = real_text("pdb").decode().splitlines(keepends=True)
+    number = next(i for i, line in enumerate(lines) if line.startswith("ATOM"))
+    lines[number] = lines[number][:38] + field + lines[number][46:]  # the y field
+    path = tmp_path / "bad.pdb"
+    path.write_text("".join(lines))
+    with pytest.raises(
+        InputError, match=rf"^{path}: line {number + 1}: coordinate y '{field.strip()}' is not a number$"
+    ):
+        contact_sites(path)
+    gzipped = tmp_path / "bad.pdb.gz"
+    gzipped.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(InputError, match=rf"line {number + 1}: coordinate y"):
+        read_structure(gzipped)
 
 
 @pytest.mark.parametrize(

@@ -246,3 +246,22 @@ def test_a_quote_is_a_character_so_no_field_spans_lines(tmp_path):
     path.write_text(bad_labels_table([['"1ABC', "A", "1", "M", "DNA", "ACGT", "0", "1"]]))
     [site], _ = read_contact_labels(path)
     assert site.name == '"1ABC:A'
+
+
+@pytest.mark.parametrize(
+    "types, strands, message",
+    [
+        ("DNA", "ACXT", r"nucleic acid 1: 'X' at position 3 is not a nucleotide"),
+        ("DNA,RNA", "ACGT,ACGQ", r"nucleic acid 2: 'Q' at position 4 is not a nucleotide"),
+        ("protein", "ACGT", r"nucleic acid 1 has type 'protein', not DNA or RNA"),
+    ],
+)
+def test_a_nucleic_acid_that_is_not_one_is_refused_naming_site_and_strand(tmp_path, types, strands, message):
+    """Issue #31 §4: labels whose nucleic acid held X or Q trained (as <unk>s)."""
+    path = tmp_path / "labels.tsv"
+    path.write_text(bad_labels_table([["1ABC", "A", "1", "M", types, strands, "0", "1"]]))
+    with pytest.raises(InputError, match=rf"site 1ABC:A: {message}") as info:
+        read_contact_labels(path)
+    refused_in_one_line(info.value, path)
+    path.write_text(bad_labels_table([["1ABC", "A", "1", "M", "RNA", "ACGUN", "0", "1"]]))  # N: a modified one
+    assert read_contact_labels(path)[0][0].na_sequences == ["ACGUN"]

@@ -549,3 +549,38 @@ def test_gpu_training_script_sizes_its_budget_from_the_probe(tokens, tmp_path):
     config = json.loads((run / "main" / "model" / "config.json").read_text())
     assert config["architecture"]["width"] == 32 and config["architecture"]["n_layers"] == 1
     assert config["metadata"]["pretraining"]["warmup_tokens"] == total // 20
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_one_line(tokens, tmp_path, monkeypatch):
+    """#31 §5: DCP hands a write's OSError over wrapped in a CheckpointException (a BaseException): it ended the
+    run in a traceback. Now one `error:` line naming the checkpoint, exit 1, and no partial checkpoint left."""
+    import errno
+
+    import torch.distributed.checkpoint.filesystem as dcp_files
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(dcp_files, "_write_item", disk_full)
+    out = tmp_path / "r"
+    result = obte("-q", *_cli_args(tokens, out, "--total-tokens", "4096"))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: {out / 'checkpoints' / 'step-0000002'}: cannot write: No space left on device"
+    ]
+    assert not list((out / "checkpoints").glob(".step-*"))  # the partial checkpoint is gone
+
+
+@pytest.mark.parametrize("field", ["step", "tokens"])
+def test_a_checkpoint_whose_trainer_step_is_negative_is_one_line(tokens, tmp_path, field):
+    out = tmp_path / "r"
+    assert obte(*_cli_args(tokens, out, "--total-tokens", "4096")).exit_code == 0
+    latest = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+    trainer = json.loads((latest / "trainer.json").read_text())
+    (latest / "trainer.json").write_text(json.dumps({**trainer, field: -3}))
+    for budget in ("4096", "8192"):  # the same budget, and a new one (read first to re-target the schedule)
+        resumed = obte("-q", *_cli_args(tokens, out, "--total-tokens", budget, "--resume"))
+        assert resumed.exit_code == 1 and "Traceback" not in resumed.output, resumed.output
+        assert resumed.stderr.strip().splitlines() == [
+            f"error: {latest / 'trainer.json'}: '{field}' must not be negative (got -3)"
+        ]
