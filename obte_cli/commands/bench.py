@@ -634,3 +634,60 @@ def _model_names(models: list[Path]) -> list[str]:
     if len(set(names)) < len(names):
         names = [str(m) for m in models]
     return names
+
+
+@app.command("variants")
+def variants(
+    data: Path = typer.Option(
+        ..., "--data", help="A FLIP GB1 split CSV (sequence,target,...), e.g. ../shared/data/flip/gb1/one_vs_rest.csv."
+    ),
+    model: Annotated[Path | None, model_option(f"Backbone to measure {BACKBONE_DEFAULT_HELP}.")] = None,
+    strategies: list[str] = typer.Option(
+        None,
+        "--strategy",
+        "-s",
+        help="Scores to measure (repeatable; default all four: wt-marginals, masked-marginals, mutant-marginals, "
+        "pseudo-ppl; see `obte score --help` for what each costs).",
+    ),
+    limit: int = count_option(
+        0, "--limit", low=0, high=1_000_000, help="Score a seeded random subset of this many variants (0: all)."
+    ),
+    seed: Annotated[int, seed_option("Seed of the subset, of the fresh-init control and of pseudo-ppl's groups.")] = 0,
+    max_tokens: int = count_option(
+        16384, "--max-tokens", low=64, high=MAX_BATCH_TOKENS, help="Tokens per forward pass (memory bound)."
+    ),
+    device: DeviceOption = Device.auto,
+    out: Annotated[Path, out_option("Directory for variants.tsv (ρ per method) and variant_scores.tsv.")] = ...,
+) -> None:
+    """Zero-shot variant effects on GB1: Spearman ρ of each score against measured fitness, for the model, a
+    fresh-init control of its shape, BLOSUM62 and a hydropathy-change baseline.
+
+    Every variant of the file is scored against the wild type (the row of fitness exactly 1). The table goes
+    to stdout and DIR/variants.tsv; every variant's scores to DIR/variant_scores.tsv.
+
+    Example: [bold]obte bench variants --data ../shared/data/flip/gb1/one_vs_rest.csv --limit 2000 -o gb1[/bold]
+    """
+    from obte_cli.engine.bench.variants import read_landscape, run_variant_bench
+    from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.directories import output_directory
+    from obte_cli.engine.core.tables import write_tsv
+    from obte_cli.engine.embedding.variants import STRATEGIES
+    from obte_cli.engine.model.directory import load_model
+
+    output_directory(out)
+    landscape = read_landscape(data, limit, seed)
+    subset = "" if len(landscape.variants) == landscape.total else " (a seeded random subset)"
+    log.info("%d of %d variants of %s%s", len(landscape.variants), landscape.total, data, subset)
+    loaded = load_model(backbone_or_default(model), resolve_device(device))
+    chosen = list(dict.fromkeys(strategies)) if strategies else list(STRATEGIES)
+
+    def progress(row: dict) -> None:
+        log.info("%s (%s): Spearman %.3f", row["method"], row["model"], row["spearman"])
+
+    table, scores = run_variant_bench(
+        loaded, landscape, chosen, loaded.model.embed.weight.device, max_tokens, seed, progress
+    )
+    with open_output("-") as handle:
+        write_tsv(table, handle, float_format="%.3f")
+    write_tsv(table, out / "variants.tsv", float_format="%.4f")
+    write_tsv(scores, out / "variant_scores.tsv")
