@@ -33,31 +33,18 @@ from obte_cli.engine.embedding.variants import STRATEGIES, Substitution, Variant
 from obte_cli.engine.model.directory import LoadedModel
 
 _ORDER = "ARNDCQEGHILKMFPSTWYV"
-_BLOSUM62_ROWS = """
- 4 -1 -2 -2  0 -1 -1  0 -2 -1 -1 -1 -1 -2 -1  1  0 -3 -2  0
--1  5  0 -2 -3  1  0 -2  0 -3 -2  2 -1 -3 -2 -1 -1 -3 -2 -3
--2  0  6  1 -3  0  0  0  1 -3 -3  0 -2 -3 -2  1  0 -4 -2 -3
--2 -2  1  6 -3  0  2 -1 -1 -3 -4 -1 -3 -3 -1  0 -1 -4 -3 -3
- 0 -3 -3 -3  9 -3 -4 -3 -3 -1 -1 -3 -1 -2 -3 -1 -1 -2 -2 -1
--1  1  0  0 -3  5  2 -2  0 -3 -2  1  0 -3 -1  0 -1 -2 -1 -2
--1  0  0  2 -4  2  5 -2  0 -3 -3  1 -2 -3 -1  0 -1 -3 -2 -2
- 0 -2  0 -1 -3 -2 -2  6 -2 -4 -4 -2 -3 -3 -2  0 -2 -2 -3 -3
--2  0  1 -1 -3  0  0 -2  8 -3 -3 -1 -2 -1 -2 -1 -2 -2  2 -3
--1 -3 -3 -3 -1 -3 -3 -4 -3  4  2 -3  1  0 -3 -2 -1 -3 -1  3
--1 -2 -3 -4 -1 -2 -3 -4 -3  2  4 -2  2  0 -3 -2 -1 -2 -1  1
--1  2  0 -1 -3  1  1 -2 -1 -3 -2  5 -1 -3 -1  0 -1 -3 -2 -2
--1 -1 -2 -3 -1  0 -2 -3 -2  1  2 -1  5  0 -2 -1 -1 -1 -1  1
--2 -3 -3 -3 -2 -3 -3 -3 -1  0  0 -3  0  6 -4 -2 -2  1  3 -1
--1 -2 -2 -1 -3 -1 -1 -2 -2 -3 -3 -1 -2 -4  7 -1 -1 -4 -3 -2
- 1 -1  1  0 -1  0  0  0 -1 -2 -2  0 -1 -2 -1  4  1 -3 -2 -2
- 0 -1  0 -1 -1 -1 -1 -2 -2 -1 -1 -1 -1 -2 -1  1  5 -2 -2  0
--3 -3 -4 -4 -2 -2 -3 -2 -2 -3 -2 -3 -1  1 -4 -3 -2 11  2 -3
--2 -2 -2 -3 -2 -1 -2 -3  2 -1 -1 -2 -1  3 -3 -2 -2  2  7 -1
- 0 -3 -3 -3 -1 -2 -2 -3 -3  3  1 -2  1 -1 -2 -2  0 -3 -1  4
-"""
-BLOSUM62 = {
-    (a, b): int(v) for a, row in zip(_ORDER, _BLOSUM62_ROWS.strip().splitlines()) for b, v in zip(_ORDER, row.split())
-}  # Henikoff & Henikoff 1992, the NCBI table
+
+
+def _blosum62() -> dict[tuple[str, str], int]:
+    """BLOSUM62 (Henikoff & Henikoff 1992, the NCBI table) over the 20 amino acids, from Biopython (as the
+    homology guard's aligner reads it)."""
+    from Bio.Align import substitution_matrices
+
+    matrix = substitution_matrices.load("BLOSUM62")
+    return {(a, b): int(matrix[a][b]) for a in _ORDER for b in _ORDER}
+
+
+BLOSUM62 = _blosum62()
 KYTE_DOOLITTLE = dict(
     zip(
         _ORDER,
