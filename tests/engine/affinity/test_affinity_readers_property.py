@@ -45,7 +45,9 @@ def read_or_refuse(read, path):
 
 
 # ---- generated measurements ---------------------------------------------------------------------------
-proteins = st.text(alphabet="ACDEFGHIKLMNPQRSTVWY", min_size=1, max_size=60)
+# a protein has a letter outside A, C, G, T and N: one of only those letters reads as a nucleic acid, refused as the
+# protein of a complex (#31 §4)
+proteins = st.text(alphabet="ACDEFGHIKLMNPQRSTVWY", min_size=1, max_size=60).filter(lambda p: set(p) - set("ACGTN"))
 strands = st.text(alphabet="ACGT", min_size=1, max_size=40)
 energies = st.floats(min_value=-25, max_value=-0.01, allow_nan=False).map(lambda v: round(v, 3))
 accessions = st.from_regex(r"[A-Z][0-9][A-Z0-9]{3}[0-9]", fullmatch=True)
