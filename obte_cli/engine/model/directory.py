@@ -180,11 +180,17 @@ def _check_weights(
                 "weights must be floating-point"
             )
         converted[name] = tensor if tensor.dtype == torch.float32 else tensor.float()
-        if not bool(torch.isfinite(converted[name]).all()):
-            raise ModelFormatError(
-                f"{weights_path}: {prefix}{name} holds non-finite values (NaN or infinity): the weights are broken"
-            )
     return converted
+
+
+def _check_finite(weights_path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """ModelFormatError naming the first tensor (by name, the file's order) holding NaN or infinity. Run on
+    the device the model was moved to: milliseconds on a GPU, about a second per 200M weights on a 2-core CPU."""
+    for name in sorted(tensors):
+        if not bool(torch.isfinite(tensors[name]).all()):
+            raise ModelFormatError(
+                f"{weights_path}: {name} holds non-finite values (NaN or infinity): the weights are broken"
+            )
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -252,6 +258,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Loa
     model.load_state_dict(backbone, strict=True, assign=True)
     model.source = directory
     model.to(device)
+    _check_finite(weights_path, {**model.state_dict(), **{f"head.{k}": v for k, v in head_state.items()}})
     model.eval()
     return LoadedModel(
         model=model,

@@ -178,6 +178,13 @@ def test_non_finite_weights_are_refused_naming_the_first_bad_tensor(micro, tmp_p
     assert line == f"{path / WEIGHTS_FILE}: {first} holds non-finite values (NaN or infinity): the weights are broken"
 
 
+def test_a_non_finite_head_weight_is_refused_by_its_name_in_the_file(with_head, tmp_path):
+    path = copy(with_head, tmp_path)
+    edit_weights(path, lambda t: t["head.proj.bias"].__setitem__(0, float("nan")))
+    line = refused(load_model, path, r"holds non-finite values")
+    assert line.startswith(f"{path / WEIGHTS_FILE}: head.proj.bias holds")
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_other_float_weights_load_as_float32(micro, tmp_path, dtype):
     path = copy(micro, tmp_path)
