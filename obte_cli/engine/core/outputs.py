@@ -229,12 +229,13 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
 
 def refuse_input_as_output(out: str | Path, inputs: Iterable[str | Path | None]) -> None:
-    """InputError when ``out`` is one of ``inputs`` or a directory that contains one."""
-    target = Path(out).resolve()
+    """InputError when ``out`` is one of ``inputs`` or a directory that contains one. (``os.path.realpath``,
+    not ``Path.resolve``: a symlink loop among the inputs is for their reader to report, not a traceback here.)"""
+    target = Path(os.path.realpath(out))
     for source in inputs:
         if source is None:
             continue
-        path = Path(source).resolve()
+        path = Path(os.path.realpath(source))
         if path == target or target in path.parents:
             raise InputError(f"{out}: --out would replace the input {source}; choose another output directory")
 
@@ -246,7 +247,7 @@ def refuse_current_directory(out: str | Path, option: str = "--out") -> None:
         here = Path.cwd().resolve()
     except OSError:  # the current directory was removed: nothing to protect
         return
-    target = Path(out).resolve()
+    target = Path(os.path.realpath(out))
     if target == here or target in here.parents:
         what = "the current directory" if target == here else "a directory above the current one"
         raise InputError(f"{out}: {option} is {what}; name a new directory for the output")

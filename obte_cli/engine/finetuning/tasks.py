@@ -48,6 +48,7 @@ import torch
 from obte_cli.engine.bio.molecules import detect_molecule_type
 from obte_cli.engine.bio.molecules import molecule_type as lookup_type
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.inputs import decimal_number
 from obte_cli.engine.core.metrics import classification_metrics, rank_regression_metrics
 from obte_cli.engine.core.outputs import atomic_file
 from obte_cli.engine.core.tables import read_table
@@ -151,7 +152,7 @@ def read_residue_split(path: str | Path, name: str, task: str) -> Split:
 def _finite_label(text: str, where: str) -> float:
     """A regression label: a finite number (NaN and infinity would train silently and score NaN)."""
     try:
-        value = float(text)
+        value = decimal_number(text)  # not float(): it would read 1_000 and non-ASCII digits
     except ValueError:
         raise InputError(f"{where}: {text!r} is not a number (--task regression)") from None
     if not math.isfinite(value):

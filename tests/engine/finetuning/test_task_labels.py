@@ -27,6 +27,23 @@ def test_sequence_labels_that_are_not_numbers_or_empty(tmp_path):
             read_sequence_split(path, "train", task)
 
 
+@pytest.mark.parametrize("value", ["1_000", "١٢"])  # what float() reads but a table of numbers does not hold
+def test_sequence_regression_label_is_a_decimal_number(tmp_path, value):
+    path = tmp_path / "train.csv"
+    path.write_text(f"sequence,label\nACGTACGT,0.5\nACGTTTGA,{value}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 3, column label: .* is not a number \(--task regression\)"):
+        read_sequence_split(path, "train", "regression")
+
+
+def test_a_symlink_loop_given_to_finetune_is_one_line(tmp_path):
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    loop = tmp_path / "a.csv"
+    result = obte("finetune", "classify", "--train", loop, "--dev", loop, "--test", loop, "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "symbolic links" in result.stderr
+
+
 def test_classification_labels_are_names_not_numbers(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text("sequence,label\nACGTACGT,nan\nACGTTTGA,inf\n")
