@@ -245,3 +245,20 @@ def test_residue_windows_score_every_residue_as_obte_predict_does(windowed, tmp_
     if task == "classification":  # the test score is that of `obte predict`'s labels
         truth = list("".join(test["labels"]))
         assert metrics["accuracy"] == pytest.approx(np.mean(np.array(truth) == predicted["predicted"].values), abs=1e-4)
+
+
+def test_a_secondary_structure_tagger_predicts_what_it_scored(tuned, tmp_path):
+    """3-state secondary structure (FLIP/NetSurfP chains, tests/data/tasks/ss3_*.tsv): `finetune residue` with no
+    option at context 64, then `obte predict` on the test chains gives, residue by residue, the labels its
+    test_predictions.tsv holds (8 of the 10 chains are longer than the context: windows in both)."""
+    files = [x for name in ("train", "dev", "test") for x in (f"--{name}", TASKS / f"ss3_{name}.tsv")]
+    out = tmp_path / "ss3"
+    run = obte("finetune", "residue", *files, "-m", tuned["backbone"], "-o", out, "--epochs", "1", "--seed", "0")
+    assert run.exit_code == 0, run.output
+    test = pd.read_csv(TASKS / "ss3_test.tsv", sep="\t")
+    assert (test["sequence"].str.len() > CONTEXT - 2).sum() == 8  # all but two chains are windowed
+    predicted = _table(obte("predict", out / "model", _fasta(tmp_path / "t.fa", zip(test["id"], test["sequence"]))))
+    assert list(predicted.columns) == ["id", "position", "residue", "predicted", "p_C", "p_E", "p_H"]
+    written = pd.read_csv(out / "test_predictions.tsv", sep="\t", keep_default_na=False).set_index("id")
+    for record in test["id"]:
+        assert list(predicted.loc[predicted["id"] == record, "predicted"]) == written.loc[record, "predicted"].split()
