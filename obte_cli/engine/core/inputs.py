@@ -26,6 +26,15 @@ def existing_file(path: str | Path) -> Path:
     return path
 
 
+def refuse_special_file(path: str | Path, error: type[Exception] = InputError) -> None:
+    """``error`` when ``path`` exists but is not a regular file (a FIFO, a device, a socket, a directory): opening
+    a FIFO with no writer blocks for ever, so a file obte must read whole is checked before it is opened."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file (a FIFO or a device?)"
+        raise error(f"{path}: is {kind}; expected a regular file")
+
+
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE | re.ASCII)
 
 

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.core.inputs import refuse_special_file
 
 
 def read_json_file(path: Path, missing: str) -> dict:
     """Parse ``path`` as a JSON object; ``missing`` is the message when the file does not exist."""
+    refuse_special_file(path, ModelFormatError)
     if not path.is_file():
         raise ModelFormatError(missing)
     try:

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from obte_cli import __version__
 from obte_cli.engine.core import schema
 from obte_cli.engine.core.errors import ModelFormatError
+from obte_cli.engine.core.inputs import refuse_special_file
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.core.outputs import new_file_mode, staged_directory
 from obte_cli.engine.core.safetensors_files import safetensors_write_errors
@@ -220,6 +221,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Loa
         except SchemaError as exc:
             raise _format_error(config_path, "head", exc) from None
     weights_path = directory / WEIGHTS_FILE
+    refuse_special_file(weights_path, ModelFormatError)
     if not weights_path.is_file():
         raise ModelFormatError(f"{directory}: {WEIGHTS_FILE} is missing")
     try:

@@ -33,6 +33,7 @@ from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
 
 from obte_cli.engine.core.errors import ObteError
+from obte_cli.engine.core.inputs import refuse_special_file
 
 # Everything a DCP ``.metadata`` written by torch 2.x refers to (listed from real DDP and FSDP2 checkpoints).
 _METADATA_CLASSES = {
@@ -77,6 +78,7 @@ class _MetadataUnpickler(pickle.Unpickler):
 def read_metadata_safely(path: Path) -> Metadata:
     """Unpickle a DCP ``.metadata`` file with the allow-list above; errors name the file."""
     path = Path(path)
+    refuse_special_file(path, ObteError)  # a FIFO in its place would block the read for ever
     try:
         with path.open("rb") as stream:
             metadata = _MetadataUnpickler(stream, str(path)).load()

@@ -32,6 +32,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from obte_cli.engine.core.errors import ObteError
+from obte_cli.engine.core.inputs import refuse_special_file
 from obte_cli.engine.core.outputs import WRITE_ERRNOS, cannot_write
 from obte_cli.engine.pretraining.distributed import DistributedContext, barrier
 from obte_cli.engine.pretraining.safe_checkpoint import SafeCheckpointReader, SafeLoadPlanner, checkpoint_failure
@@ -177,6 +178,7 @@ def read_trainer_state(path: Path) -> dict:
 
 def read_checkpoint_json(path: Path) -> dict:
     """A checkpoint's JSON object (``trainer.json``, RNG state); unreadable or malformed is an ObteError."""
+    refuse_special_file(path, ObteError)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, a number of > 4300 digits

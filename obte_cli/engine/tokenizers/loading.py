@@ -14,6 +14,7 @@ from obte_cli.engine.core.errors import (
     InputError,
     ModelFormatError,
 )
+from obte_cli.engine.core.inputs import refuse_special_file
 from obte_cli.engine.core.jsonfiles import read_json_file
 from obte_cli.engine.core.schema import SchemaError
 from obte_cli.engine.tokenizers.base import (
@@ -62,6 +63,7 @@ def _component(entry: object, index: int, directory: Path, pieces: dict[str, str
     except SchemaError as exc:
         raise exc.within(field) from None
     path = directory / file
+    refuse_special_file(path, ModelFormatError)
     if not path.is_file():
         raise ModelFormatError(f"{path}: tokenizer file listed in {TOKENIZER_FILE} is missing")
     try:

@@ -20,6 +20,7 @@ from obte_cli.engine.core.errors import (
     InputError,
     ModelFormatError,
 )
+from obte_cli.engine.core.inputs import refuse_special_file
 from obte_cli.engine.tokenizers.base import (
     _STANDARD,
     TOKENIZER_FILE,
@@ -132,6 +133,7 @@ class SentencePieceTokenizer(Tokenizer):
         comps, offset = [], 0
         pieces = dict(special_pieces or REFERENCE_SPECIAL_PIECES)
         for path, modalities in files.items():
+            refuse_special_file(path)
             try:
                 data = Path(path).read_bytes()
             except OSError as exc:
