@@ -135,11 +135,21 @@ def check_dg_range(dg: float, where: str) -> None:
         )
 
 
+MAX_JSON_CHARS = 256 * 2**20  # ProNAB is 1.4 MB; a compressed file may not expand beyond this
+
+
 def load_pronab_json(path: str | Path, keep_nonstandard: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Read ProNAB as curated by the OmniBioTE authors (dict keyed by UniProt accession)."""
+    """Read ProNAB as curated by the OmniBioTE authors (dict keyed by UniProt accession). At most
+    :data:`MAX_JSON_CHARS` characters are read: a small .gz that expands without bound is refused, not held."""
     try:
         with open_text(path) as handle:  # plain, gzip or xz
-            data = json.loads(handle.read())
+            text = handle.read(MAX_JSON_CHARS + 1)
+        if len(text) > MAX_JSON_CHARS:
+            raise InputError(
+                f"{path}: more than {MAX_JSON_CHARS // 2**20} MiB of JSON (once decompressed); "
+                "not a ProNAB file obte reads"
+            )
+        data = json.loads(text)
     except COMPRESSED_STREAM_ERRORS as exc:
         raise InputError(f"{path}: corrupt or truncated compressed file ({exc})") from None
     except OSError as exc:  # an I/O error

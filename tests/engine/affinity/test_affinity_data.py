@@ -239,3 +239,24 @@ def test_pronab_json_reads_the_same_gzipped_and_a_truncated_copy_is_one_error(tm
     (tmp_path / "cut.json.gz").write_bytes(packed[: len(packed) // 2])
     with pytest.raises(InputError, match="corrupt or truncated compressed file"):
         load_affinity_data(tmp_path / "cut.json.gz")
+
+
+def test_a_json_gz_that_expands_without_bound_is_refused_not_held(tmp_path, monkeypatch):
+    """A small .json.gz whose content runs on (here 4 MiB of spaces against a 1 MiB limit; the real limit is
+    256 MiB) is refused once the limit is passed, without reading the rest."""
+    import gzip
+
+    from obte_cli.engine.affinity import data
+
+    monkeypatch.setattr(data, "MAX_JSON_CHARS", 2**20)
+    bomb = tmp_path / "pronab.json.gz"
+    with gzip.open(bomb, "wb") as handle:
+        handle.write(b"{" + b" " * (4 * 2**20) + b"}")
+    assert bomb.stat().st_size < 50_000
+    with pytest.raises(InputError, match=r"pronab.json.gz: more than 1 MiB of JSON \(once decompressed\)"):
+        data.load_pronab_json(bomb)
+    small = tmp_path / "ok.json.gz"
+    with gzip.open(small, "wb") as handle:
+        handle.write(b"{}")
+    with pytest.raises(InputError, match="no usable rows"):  # read and parsed: under the limit
+        data.load_pronab_json(small)
