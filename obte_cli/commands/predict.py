@@ -21,8 +21,12 @@ from obte_cli.commands.options import (
 
 @suggests_on_unknown
 def predict(
-    model: Path = typer.Argument(..., help="A model directory written by `obte finetune classify` or `residue`."),
-    inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or compressed; '-' reads stdin."),
+    model: Path = typer.Argument(
+        ..., metavar="MODEL", help="A model directory written by `obte finetune classify` or `residue`."
+    ),
+    inputs: list[str] = typer.Argument(
+        ..., metavar="FASTA", help="FASTA file(s), plain or compressed; '-' reads stdin."
+    ),
     molecule_type: str = typer.Option(
         "auto", "--molecule-type", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."
     ),
