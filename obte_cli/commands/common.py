@@ -280,3 +280,22 @@ class UnknownLetters:
         if self.letters:
             shown = ", ".join(f"{letter} ×{n}" for letter, n in self.letters.most_common())
             log.warning("%d non-standard letters read as <unk>: %s", sum(self.letters.values()), shown)
+
+
+def read_segments(inputs: list[str], fixed, unknown: UnknownLetters, rank: int = 0, world_size: int = 1):
+    """The records of the FASTA ``inputs`` as segments, of molecule type ``fixed`` or detected per record,
+    counting the letters read as <unk>; under torchrun only this ``rank``'s share (every ``world_size``-th)."""
+    from obte_cli.engine.bio.molecules import detect_molecule_type
+    from obte_cli.engine.bio.seqio import display_name, read_fasta
+    from obte_cli.engine.tokenizers.base import Segment
+
+    index = 0
+    for path in inputs:
+        for record in read_fasta(path):
+            if index % world_size == rank:
+                mol = fixed or detect_molecule_type(record.sequence)
+                segment = Segment(record.sequence, mol.name, record.id, display_name(path))
+                unknown.count(segment)
+                yield segment
+            index += 1
+

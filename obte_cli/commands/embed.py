@@ -13,6 +13,7 @@ from obte_cli.commands.common import (
     log,
     new_app,
     open_output,
+    read_segments,
     stderr_console,
 )
 from obte_cli.commands.options import (
@@ -149,7 +150,7 @@ def embed(
     processes = init_distributed(torch_device)
     loaded.model.to(processes.device)
     unknown = UnknownLetters(on_unknown.value)
-    segments = _segments(inputs, fixed, processes, unknown)
+    segments = read_segments(inputs, fixed, unknown, processes.rank, processes.world_size)
     metadata = {"pool": settings.pool, "layers": ",".join(map(str, settings.layers)), "model": str(model)}
     try:
         run = embed_to_file(loaded, segments, settings, out, metadata, processes, sys.stdout, _progress)
@@ -180,24 +181,6 @@ def _settings(pool, layers, max_tokens, truncate, window, stride, no_window, on_
         windows=not no_window,
         on_unknown=on_unknown,
     )
-
-
-def _segments(inputs: list[str], fixed, processes, unknown: UnknownLetters):
-    """The records of ``inputs`` this rank embeds (every world_size-th under torchrun), of molecule type
-    ``fixed`` or detected per record, counting the letters read as <unk>."""
-    from obte_cli.engine.bio.molecules import detect_molecule_type
-    from obte_cli.engine.bio.seqio import display_name, read_fasta
-    from obte_cli.engine.tokenizers.base import Segment
-
-    index = 0
-    for path in inputs:
-        for record in read_fasta(path):
-            if index % processes.world_size == processes.rank:
-                mol = fixed or detect_molecule_type(record.sequence)
-                segment = Segment(record.sequence, mol.name, record.id, display_name(path))
-                unknown.count(segment)
-                yield segment
-            index += 1
 
 
 def _progress(item, run) -> None:

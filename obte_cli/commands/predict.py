@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import UnknownLetters, log, open_output
+from obte_cli.commands.common import UnknownLetters, log, open_output, read_segments
 from obte_cli.commands.options import (
     UNK_BY_DEFAULT_HELP,
     Device,
@@ -60,14 +60,13 @@ def predict(
 
     Example: [bold]obte predict run/model promoters.fa -o predictions.tsv[/bold]
     """
-    from obte_cli.engine.bio.molecules import detect_molecule_type, molecule_type_option
-    from obte_cli.engine.bio.seqio import display_name, read_fasta, stdin_once
+    from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.bio.seqio import stdin_once
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import refuse_input_as_output
     from obte_cli.engine.embedding.predict import FineTunedTask, PredictSettings, predict_records
     from obte_cli.engine.model.directory import load_model
-    from obte_cli.engine.tokenizers.base import Segment
 
     stdin_once(inputs)
     fixed = molecule_type_option(molecule_type)
@@ -85,17 +84,10 @@ def predict(
     settings = PredictSettings(max_tokens=max_tokens, window=window, stride=stride, on_unknown=on_unknown.value)
     unknown = UnknownLetters(on_unknown.value)
 
-    def segments():
-        for path in inputs:
-            for record in read_fasta(path):
-                mol = fixed or detect_molecule_type(record.sequence)
-                segment = Segment(record.sequence, mol.name, record.id, display_name(path))
-                unknown.count(segment)
-                yield segment
-
     records = windowed = 0
+    segments = read_segments(inputs, fixed, unknown)
     with open_output(out) as handle:
-        for result in predict_records(loaded, task, segments(), settings, loaded.model.embed.weight.device):
+        for result in predict_records(loaded, task, segments, settings, loaded.model.embed.weight.device):
             if records == 0:  # the header goes out with the first row: an error in record 1 leaves stdout empty
                 handle.write("\t".join(_columns(task)) + "\n")
             records += 1

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import UnknownLetters, log, open_output
+from obte_cli.commands.common import UnknownLetters, log, open_output, read_segments
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
     MAX_BATCH_TOKENS,
@@ -156,7 +156,7 @@ def score(
         for result in score_segments(
             loaded.model,
             loaded.tokenizer,
-            _remember(_segments(inputs, fixed, unknown), sequences),
+            _remember(read_segments(inputs, fixed, unknown), sequences),
             settings,
             loaded.model.embed.weight.device,
             on_unknown,
@@ -220,20 +220,6 @@ def _score_variants(inputs, fixed, loaded, mutations, variants, column, strategi
         )
     if scores.windowed:
         log.info("the reference is longer than the context: each variant was read in a window centred on its sites")
-
-
-def _segments(inputs: list[str], fixed, unknown):
-    """The records of the FASTA ``inputs`` as segments, of molecule type ``fixed`` or detected per record."""
-    from obte_cli.engine.bio.molecules import detect_molecule_type
-    from obte_cli.engine.bio.seqio import display_name, read_fasta
-    from obte_cli.engine.tokenizers.base import Segment
-
-    for path in inputs:
-        for record in read_fasta(path):
-            mol = fixed or detect_molecule_type(record.sequence)
-            segment = Segment(record.sequence, mol.name, record.id, display_name(path))
-            unknown.count(segment)
-            yield segment
 
 
 def _log_summary(scores) -> None:
