@@ -33,6 +33,7 @@ from obte_cli.engine.contacts.io import (
 from obte_cli.engine.contacts.predictor import ContactPredictor
 from obte_cli.engine.contacts.sites import ContactSite
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.embedding.embed import window_starts
 
 MIN_PROTEIN_WINDOW = 32  # residues: fewer leaves a window too little of its protein to say anything
 
@@ -118,15 +119,6 @@ def predict_contacts(
     return ContactPrediction(
         predictor, sites, probabilities, placements, mappings, observed, not observed and bool(chain_sites), windows
     )
-
-
-def window_starts(length: int, window: int) -> list[int]:
-    """Window starts every half window; the last window ends with the sequence (as `obte embed`'s)."""
-    stride = max(1, window // 2)
-    starts = list(range(0, max(length - window, 0) + 1, stride))
-    if starts[-1] + window < length:
-        starts.append(length - window)
-    return starts
 
 
 def nucleic_windows(predictor: ContactPredictor, site: ContactSite) -> list[list[str]]:

@@ -67,6 +67,17 @@ class _Unit:
     residue_offset: int  # where this window starts in the record
 
 
+def window_starts(length: int, window: int, stride: int = 0) -> list[int]:
+    """Where the windows of a ``length``-residue record start: every ``stride`` residues (default: half a
+    window), the last window ending with the record. The one window rule of embed, predict, fine-tuning and
+    contacts."""
+    stride = stride or max(1, window // 2)
+    starts = list(range(0, max(length - window, 0) + 1, stride))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return starts
+
+
 def encode_units(
     tokenizer: Tokenizer, index: int, segment: Segment, context: int, settings: EmbeddingSettings
 ) -> list[_Unit]:
@@ -75,13 +86,8 @@ def encode_units(
         return [_Unit(index, encoding, 0)]
     if settings.window or (settings.windows and not settings.truncate):
         window = settings.window or max(1, context - 2)
-        stride = settings.stride or max(1, window // 2)
         units = []
-        length = len(segment.sequence)
-        starts = list(range(0, max(length - window, 0) + 1, stride))
-        if starts[-1] + window < length:
-            starts.append(length - window)
-        for start in starts:
+        for start in window_starts(len(segment.sequence), window, settings.stride):
             piece = Segment(segment.sequence[start : start + window], segment.molecule, segment.name)
             window_encoding = tokenizer.encode_one([piece], on_unknown=settings.on_unknown)
             if len(window_encoding) > context:
