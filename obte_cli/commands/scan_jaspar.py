@@ -33,8 +33,15 @@ def scan_jaspar(
         "--protein",
         "-p",
         help=(
-            "Protein FASTA: one protein for every matrix, or records named by matrix id, TF name or UniProt accession."
+            "Protein FASTA: each matrix is scored with the record named by its matrix id, TF name or UniProt "
+            "accession/gene (sp|P14921|ETS1_HUMAN); --all-matrices scores one protein against every matrix."
         ),
+    ),
+    all_matrices: bool = typer.Option(
+        False,
+        "--all-matrices",
+        help="Score the one protein of --protein against every matrix, whatever the names (a control, or a TF "
+        "with no matrix of its own). Without it, a matrix is scored only with the protein named for it.",
     ),
     model: Annotated[Path | None, model_option("ΔG model or ensemble directory (default: the bundled model).")] = None,
     mutants: int = count_option(8, "--mutants", low=1, high=MAX_MUTANTS, help="Mutated consensus sites per matrix."),
@@ -62,13 +69,17 @@ def scan_jaspar(
 
     TSV: matrix_id, tf_name, protein_id, consensus, mutant, n_subs, dG_consensus, dG_mutant, ddG,
     log_odds_change. Summary on stderr: mean ΔΔG ± SEM over TFs, fraction of TFs with ΔΔG > 0, Spearman
-    ρ between ΔΔG and the log-odds drop. Matrices without a protein are listed and skipped.
+    ρ between ΔΔG and the log-odds drop (one matrix: mean ΔΔG ± SEM over its mutants). Each matrix is
+    scored with the protein record named for it (matrix id, TF name, UniProt accession or gene; see
+    --accessions); matrices without one are reported and skipped. --all-matrices scores a single protein
+    against every matrix.
 
     Example: [bold]obte scan-jaspar MA0139.1.jaspar --protein ctcf.fa --saturation ctcf-sat/[/bold]
     """
     from obte_cli.engine.affinity.ensemble import load_affinity_model
     from obte_cli.engine.affinity.specificity import (
         SCAN_COLUMNS,
+        describe_scan,
         format_scan_row,
         match_proteins,
         read_accessions,
@@ -87,16 +98,35 @@ def scan_jaspar(
     if saturation is not None:
         output_directory(saturation, "--saturation")  # now, not after the scan
     torch_device = resolve_device(device)
-    all_matrices = [m for path in matrices for m in read_matrices(path)]
+    matrices_read = [m for path in matrices for m in read_matrices(path)]
     proteins = read_proteins(protein, on_unknown.value)
-    owner = match_proteins(all_matrices, proteins, read_accessions(accessions) if accessions else None)
-    missing = [m for m in all_matrices if owner[m.matrix_id] is None]
-    for m in missing:
-        log.warning("%s (%s): no matching protein in %s, skipped", m.matrix_id, m.name, protein)
-    usable = [m for m in all_matrices if owner[m.matrix_id] is not None]
+    if all_matrices:
+        if len(proteins) != 1:
+            raise InputError(
+                f"{protein}: --all-matrices scores one protein against every matrix, but the file has "
+                f"{len(proteins)} records"
+            )
+        owner = {m.matrix_id: proteins[0] for m in matrices_read}
+    else:
+        owner = match_proteins(matrices_read, proteins, read_accessions(accessions) if accessions else None)
+    missing = [m for m in matrices_read if owner[m.matrix_id] is None]
+    usable = [m for m in matrices_read if owner[m.matrix_id] is not None]
     if not usable:
+        ids = ", ".join(p.id for p in proteins[:3]) + (", ..." if len(proteins) > 3 else "")
         raise InputError(
-            f"{protein}: no protein matches any matrix (name records by matrix id, TF name or UniProt accession)"
+            f"{protein}: no protein ({ids}) matches any of the {len(matrices_read)} matrices by matrix id, TF name "
+            "or UniProt accession/gene (--accessions adds a matrices.tsv); --all-matrices scores one protein "
+            "against every matrix"
+        )
+    _report_unmatched(missing, len(matrices_read), protein)
+    if not all_matrices:
+        log.info(
+            "%d of %d matrices matched a protein of %s: %s",
+            len(usable),
+            len(matrices_read),
+            protein,
+            ", ".join(f"{m.matrix_id} {m.name} ↔ {owner[m.matrix_id].id}" for m in usable[:_LISTED])
+            + (", ..." if len(usable) > _LISTED else ""),
         )
     ensemble = load_affinity_model(model or default_affinity_model_dir(), torch_device)
     rows = []
@@ -108,21 +138,31 @@ def scan_jaspar(
             ):
                 rows.append(r)
                 handle.write(format_scan_row(r) + "\n")
-    summary = summarise_scan(rows)
-    log.info(
-        "%d matrices (%d skipped without a protein), %d mutants: mean ΔΔG %.3f ± %.3f kcal/mol (one-sided p for "
-        "> 0: %.3g), %.0f%% of TFs > 0, Spearman ρ(ΔΔG, log-odds drop) = %.3f",
-        summary["matrices"],
-        len(missing),
-        summary["mutants"],
-        summary["mean_ddG"],
-        summary["sem_ddG"],
-        summary["p_mean_ddG_gt_0"],
-        100 * summary["fraction_positive"],
-        summary["spearman_ddG_vs_logodds_drop"],
-    )
+    skipped = f" ({len(missing)} matrices skipped without a protein)" if missing else ""
+    log.info("%s%s", describe_scan(summarise_scan(rows), rows), skipped)
     if saturation is not None:
         _write_saturation(saturation, usable, owner, ensemble, torch_device, truncate, on_unknown.value)
+
+
+_LISTED = 10  # matrices named one by one on stderr; beyond, a count (all of them with -v)
+
+
+def _report_unmatched(missing, total: int, protein) -> None:
+    """One warning per matrix without a protein when they are few; otherwise one line with a count and the
+    first few (each one at -v)."""
+    if len(missing) <= _LISTED:
+        for m in missing:
+            log.warning("%s (%s): no matching protein in %s, skipped", m.matrix_id, m.name, protein)
+        return
+    for m in missing:
+        log.debug("%s (%s): no matching protein in %s, skipped", m.matrix_id, m.name, protein)
+    log.warning(
+        "%d of %d matrices have no matching protein in %s and are skipped (%s, ...; -v lists them)",
+        len(missing),
+        total,
+        protein,
+        ", ".join(f"{m.matrix_id} {m.name}" for m in missing[:3]),
+    )
 
 
 def _write_saturation(directory: Path, matrices, owner, ensemble, device, truncate: bool, on_unknown: str) -> None:

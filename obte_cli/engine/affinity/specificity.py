@@ -71,11 +71,11 @@ def read_accessions(path: str | Path) -> dict[str, list[str]]:
 def match_proteins(
     matrices: list[Matrix], proteins: list[NamedSequence], accessions: dict[str, list[str]] | None = None
 ) -> dict[str, NamedSequence | None]:
-    """The protein for each matrix id: the only protein if one is given; otherwise a record whose id
-    (or UniProt accession / gene name) equals the matrix id, the TF name, or one of the matrix's
-    UniProt ``accessions``. None when nothing matches (the caller reports it)."""
-    if len(proteins) == 1:
-        return {m.matrix_id: proteins[0] for m in matrices}
+    """The protein for each matrix id: a record whose id (or UniProt accession / gene name) equals the
+    matrix id, the TF name (either part of a dimer's ``A::B``), or one of the matrix's UniProt
+    ``accessions``. None when nothing matches (the caller reports it). A single protein is matched like
+    any other: scoring one protein against every matrix is the caller's explicit choice
+    (``scan-jaspar --all-matrices``)."""
     index: dict[str, NamedSequence] = {}
     for protein in proteins:
         for key in _uniprot_keys(protein.id):
@@ -180,6 +180,8 @@ def summarise_scan(rows: list[ScanRow]) -> dict:
     return {
         "matrices": len(per_tf),
         "mutants": len(rows),
+        "positive_mutants": int(sum(r.ddG > 0 for r in rows)),
+        "sem_ddG_over_mutants": mean_and_sem(list(ddg))[1] if len(rows) > 1 else float("nan"),
         "mean_ddG": mean,
         "sem_ddG": sem,
         "fraction_positive": float(np.mean([m > 0 for m in means])) if means else float("nan"),
@@ -188,6 +190,39 @@ def summarise_scan(rows: list[ScanRow]) -> dict:
         if len(means) > 1 and np.std(means) > 0
         else float("nan"),
     }
+
+
+def describe_scan(summary: dict, rows: list[ScanRow]) -> str:
+    """The one-line summary of a scan (what `scan-jaspar` logs): over TFs when there are several; for one
+    matrix, over its mutants (a mean ± SEM over one TF, a fraction of one TF and a t-test on one value mean
+    nothing). A statistic that cannot be computed is left out, never printed as nan."""
+
+    def kcal(value: float, sem: float) -> str:
+        return f"{value:.3f} ± {sem:.3f} kcal/mol" if np.isfinite(sem) else f"{value:.3f} kcal/mol"
+
+    n, mutants = summary["matrices"], summary["mutants"]
+    if n == 0:
+        return "no matrix scanned"
+    rho = summary["spearman_ddG_vs_logodds_drop"]
+    spearman = (
+        f"Spearman ρ(ΔΔG, log-odds drop) = {rho:.3f}"
+        if np.isfinite(rho)
+        else "Spearman ρ(ΔΔG, log-odds drop): NA (needs 3 mutants and ΔΔG and log-odds drops that vary)"
+    )
+    if n == 1:
+        first = rows[0]
+        return (
+            f"1 matrix ({first.matrix_id} {first.tf_name}, protein {first.protein_id}), {mutants} mutants: "
+            f"mean ΔΔG {kcal(summary['mean_ddG'], summary['sem_ddG_over_mutants'])} (± SEM over its mutants), "
+            f"{summary['positive_mutants']} of {mutants} mutants > 0, {spearman}"
+        )
+    p = summary["p_mean_ddG_gt_0"]
+    test = f" (one-sided p for > 0: {p:.3g})" if np.isfinite(p) else ""
+    positive = round(summary["fraction_positive"] * n)
+    return (
+        f"{n} matrices, {mutants} mutants: mean ΔΔG over TFs {kcal(summary['mean_ddG'], summary['sem_ddG'])}{test}, "
+        f"{positive} of {n} TFs ({100 * summary['fraction_positive']:.0f}%) > 0, {spearman}"
+    )
 
 
 @dataclass

@@ -89,7 +89,7 @@ def test_a_tiny_rate_scans_at_once(ctcf_fasta):
 
 
 def test_scan_is_seeded_per_matrix(ctcf_fasta, tmp_path):
-    args = [CTCF_JASPAR, MOTIFS / "two.meme", "--protein", ctcf_fasta, "--truncate"]
+    args = [CTCF_JASPAR, MOTIFS / "two.meme", "--protein", ctcf_fasta, "--truncate", "--all-matrices"]
     first = obte("scan-jaspar", *args, "--seed", "3")
     assert first.exit_code == 0, first.output
     rows = [line.split("\t") for line in first.stdout.strip().splitlines()]
@@ -108,6 +108,7 @@ def test_scan_is_seeded_per_matrix(ctcf_fasta, tmp_path):
         "--truncate",
         "--seed",
         "3",
+        "--all-matrices",
     )
     assert sorted(reordered.stdout.splitlines()) == sorted(first.stdout.splitlines())
     assert "mean ΔΔG" in first.stderr and "Spearman" in first.stderr
@@ -131,7 +132,72 @@ def test_matrix_without_protein_is_reported_and_skipped(pronab, tmp_path):
     nobody = tmp_path / "nobody.fa"
     nobody.write_text(">A1\nMKV\n>A2\nMRW\n")
     none = obte("scan-jaspar", MOTIFS / "two.meme", "--protein", nobody)
-    assert none.exit_code == 1 and "no protein matches any matrix" in none.stderr
+    assert none.exit_code == 1 and "no protein (A1, A2) matches any of the 2 matrices" in none.stderr
+
+
+def test_one_protein_scores_only_the_matrices_named_for_it(ctcf_fasta):
+    """#33 §4: one protein was scored against every matrix without a word (CTCF against Runx1 here); now it is
+    matched by name like any other, and --all-matrices asks for every matrix."""
+    result = obte("scan-jaspar", MOTIFS / "two.meme", CTCF_JASPAR, "--protein", ctcf_fasta, "--truncate")
+    assert result.exit_code == 0, result.output
+    assert {line.split("\t")[0] for line in result.stdout.strip().splitlines()[1:]} == {"MA0139.2", "MA0139.1"}
+    assert "MA0002.3 (Runx1): no matching protein" in result.stderr
+    assert "2 of 3 matrices matched a protein" in result.stderr
+    everything = obte("scan-jaspar", MOTIFS / "two.meme", "--protein", ctcf_fasta, "--truncate", "--all-matrices")
+    assert everything.exit_code == 0, everything.output
+    assert {line.split("\t")[0] for line in everything.stdout.strip().splitlines()[1:]} == {"MA0139.2", "MA0002.3"}
+    assert "no matching protein" not in everything.stderr
+
+
+def test_a_protein_named_for_no_matrix_needs_all_matrices(pronab, tmp_path):
+    query = tmp_path / "query.fa"
+    query.write_text(f">my_tf\n{pronab['P49711']['Sequence']}\n")
+    refused = obte("scan-jaspar", CTCF_JASPAR, "--protein", query, "--truncate")
+    assert refused.exit_code == 1 and "no protein (my_tf) matches any of the 1 matrices" in refused.stderr
+    assert "--all-matrices" in refused.stderr
+    scored = obte("scan-jaspar", CTCF_JASPAR, "--protein", query, "--truncate", "--all-matrices")
+    assert scored.exit_code == 0 and len(scored.stdout.strip().splitlines()) == 1 + 8
+    two = tmp_path / "two.fa"
+    two.write_text(query.read_text() + ">other\nMKV\n")
+    several = obte("scan-jaspar", CTCF_JASPAR, "--protein", two, "--all-matrices")
+    assert several.exit_code == 1 and "--all-matrices scores one protein" in several.stderr
+    assert "the file has 2 records" in several.stderr
+
+
+def test_one_matrix_summary_has_no_nan(ctcf_fasta):
+    """#33 §4: with one matrix the summary said '± nan' and 'p: nan' (a SEM and a t-test over one TF)."""
+    result = obte("scan-jaspar", CTCF_JASPAR, "--protein", ctcf_fasta, "--truncate")
+    assert result.exit_code == 0, result.output
+    summary = result.stderr.strip().splitlines()[-1]
+    assert "1 matrix (MA0139.1 CTCF, protein sp|P49711|CTCF_HUMAN), 8 mutants: mean ΔΔG" in summary, summary
+    assert "nan" not in summary.lower() and "of 8 mutants > 0" in summary and "± SEM over its mutants" in summary
+
+
+def test_describe_scan_leaves_out_what_cannot_be_computed():
+    from obte_cli.engine.affinity.specificity import ScanRow, describe_scan, summarise_scan
+
+    rows = [ScanRow(m, m, "P1", "ACGT", "ACGA", 1, -9.0, -8.0, 1.0, -1.0) for m in ("A", "B")]
+    text = describe_scan(summarise_scan(rows), rows)  # equal per-TF means: no SEM spread, no t-test, no ρ
+    assert text.startswith("2 matrices, 2 mutants: mean ΔΔG over TFs 1.000 ± 0.000 kcal/mol, 2 of 2 TFs (100%)")
+    assert "nan" not in text and "p for" not in text and "Spearman ρ(ΔΔG, log-odds drop): NA" in text
+    one = describe_scan(summarise_scan(rows[:1]), rows[:1])
+    assert one.startswith("1 matrix (A A, protein P1), 1 mutants: mean ΔΔG 1.000 kcal/mol") and "nan" not in one
+
+
+def test_one_tf_against_the_whole_core_collection(tmp_path):
+    """#33 §4 on real data: ETS1 (UniProt P14921, its ProNAB sequence) against all 2,346 JASPAR 2024 CORE
+    matrices is scored only with MA0098.4 ETS1; the rest is one warning line, not 2,345."""
+    import json
+
+    core = shared_file("jaspar2024", "JASPAR2024_CORE.jaspar")
+    pronab = json.loads(shared_file("omnibiote-ref", "pronab_dev.json").read_text())
+    ets1 = tmp_path / "ets1.fa"
+    ets1.write_text(f">sp|P14921|ETS1_HUMAN\n{pronab['P14921']['Sequence']}\n")
+    result = obte("scan-jaspar", core, "--protein", ets1)
+    assert result.exit_code == 0, result.output
+    assert {line.split("\t")[0] for line in result.stdout.strip().splitlines()[1:]} == {"MA0098.4"}
+    assert "2345 of 2346 matrices have no matching protein" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 3 and "nan" not in result.stderr
 
 
 @pytest.mark.parametrize(
