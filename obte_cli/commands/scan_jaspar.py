@@ -81,8 +81,6 @@ def scan_jaspar(
         SCAN_COLUMNS,
         describe_scan,
         format_scan_row,
-        match_proteins,
-        read_accessions,
         scan_matrix,
         summarise_scan,
     )
@@ -90,7 +88,6 @@ def scan_jaspar(
     from obte_cli.engine.bio.motifs import read_matrices
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
@@ -100,34 +97,7 @@ def scan_jaspar(
     torch_device = resolve_device(device)
     matrices_read = [m for path in matrices for m in read_matrices(path)]
     proteins = read_proteins(protein, on_unknown.value)
-    if all_matrices:
-        if len(proteins) != 1:
-            raise InputError(
-                f"{protein}: --all-matrices scores one protein against every matrix, but the file has "
-                f"{len(proteins)} records"
-            )
-        owner = {m.matrix_id: proteins[0] for m in matrices_read}
-    else:
-        owner = match_proteins(matrices_read, proteins, read_accessions(accessions) if accessions else None)
-    missing = [m for m in matrices_read if owner[m.matrix_id] is None]
-    usable = [m for m in matrices_read if owner[m.matrix_id] is not None]
-    if not usable:
-        ids = ", ".join(p.id for p in proteins[:3]) + (", ..." if len(proteins) > 3 else "")
-        raise InputError(
-            f"{protein}: no protein ({ids}) matches any of the {len(matrices_read)} matrices by matrix id, TF name "
-            "or UniProt accession/gene (--accessions adds a matrices.tsv); --all-matrices scores one protein "
-            "against every matrix"
-        )
-    _report_unmatched(missing, len(matrices_read), protein)
-    if not all_matrices:
-        log.info(
-            "%d of %d matrices matched a protein of %s: %s",
-            len(usable),
-            len(matrices_read),
-            protein,
-            ", ".join(f"{m.matrix_id} {m.name} ↔ {owner[m.matrix_id].id}" for m in usable[:_LISTED])
-            + (", ..." if len(usable) > _LISTED else ""),
-        )
+    owner, usable, missing = _match(matrices_read, proteins, protein, accessions, all_matrices)
     ensemble = load_affinity_model(model or default_affinity_model_dir(), torch_device)
     rows = []
     with open_output(out) as handle:
@@ -145,6 +115,43 @@ def scan_jaspar(
 
 
 _LISTED = 10  # matrices named one by one on stderr; beyond, a count (all of them with -v)
+
+
+def _match(matrices, proteins, source, accessions, all_matrices: bool):
+    """(protein of each matrix id, the matrices with one, those without), reported on stderr: by name, or
+    the one protein for every matrix with --all-matrices."""
+    from obte_cli.engine.affinity.specificity import match_proteins, read_accessions
+    from obte_cli.engine.core.errors import InputError
+
+    if all_matrices:
+        if len(proteins) != 1:
+            raise InputError(
+                f"{source}: --all-matrices scores one protein against every matrix, but the file has "
+                f"{len(proteins)} records"
+            )
+        owner = {m.matrix_id: proteins[0] for m in matrices}
+    else:
+        owner = match_proteins(matrices, proteins, read_accessions(accessions) if accessions else None)
+    missing = [m for m in matrices if owner[m.matrix_id] is None]
+    usable = [m for m in matrices if owner[m.matrix_id] is not None]
+    if not usable:
+        ids = ", ".join(p.id for p in proteins[:3]) + (", ..." if len(proteins) > 3 else "")
+        raise InputError(
+            f"{source}: no protein ({ids}) matches any of the {len(matrices)} matrices by matrix id, TF name "
+            "or UniProt accession/gene (--accessions adds a matrices.tsv); --all-matrices scores one protein "
+            "against every matrix"
+        )
+    _report_unmatched(missing, len(matrices), source)
+    if not all_matrices:
+        log.info(
+            "%d of %d matrices matched a protein of %s: %s",
+            len(usable),
+            len(matrices),
+            source,
+            ", ".join(f"{m.matrix_id} {m.name} ↔ {owner[m.matrix_id].id}" for m in usable[:_LISTED])
+            + (", ..." if len(usable) > _LISTED else ""),
+        )
+    return owner, usable, missing
 
 
 def _report_unmatched(missing, total: int, protein) -> None:
