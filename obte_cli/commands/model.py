@@ -118,37 +118,34 @@ def init(
 
 @app.command("info")
 def info(
-    model_dir: Path = typer.Argument(..., help="Model directory."),
+    model_dir: Path | None = typer.Argument(
+        None,
+        help="Model directory, or a ΔG ensemble or composition model (`obte affinity --model`). Default: the "
+        "bundled pretrained backbone, the model every command uses without --model.",
+        show_default=False,
+    ),
     out: TsvOutOption = "-",
 ) -> None:
     """Validate a model directory and print its description as a two-column TSV (key, value).
 
-    Example: [bold]obte model info models/tiny[/bold]
-    """
-    from obte_cli.engine.core.outputs import refuse_same_file
-    from obte_cli.engine.model.directory import load_model, read_config
+    What it is (name, the first line of its model card), how it was made (trained: true, false or unknown;
+    training: pretrained, fine-tuned, converted or initialised, from its config), its architecture and
+    tokenizer; for a ΔG ensemble, its members and cross-validated PCC and MAE.
 
+    Example: [bold]obte model info[/bold] (the default backbone) or [bold]obte model info models/tiny[/bold]
+    """
+    from obte_cli.engine.affinity.description import describe_affinity_model, is_affinity_model_directory
+    from obte_cli.engine.core.errors import InputError
+    from obte_cli.engine.core.outputs import refuse_same_file
+    from obte_cli.engine.core.resources import default_backbone_dir
+    from obte_cli.engine.model.description import describe_model
+
+    if model_dir is None:
+        model_dir = default_backbone_dir()
+        if model_dir is None:
+            raise InputError("this installation has no bundled backbone: give a model directory")
     refuse_same_file([("--out", out)], [model_dir])
-    loaded = load_model(model_dir)
-    config = read_config(model_dir)
-    arch = loaded.model.config
-    rows = [
-        ("path", str(model_dir)),
-        ("obte_version", config.get("obte_version", "NA")),
-        ("preset", loaded.metadata.get("preset", "NA")),
-        ("trained", str(loaded.metadata.get("trained", "NA")).lower()),
-        ("width", arch.width),
-        ("n_layers", arch.n_layers),
-        ("n_heads", arch.n_heads),
-        ("head_dim", arch.head_dim),
-        ("max_positions", arch.max_positions),
-        ("vocab_size", arch.vocab_size),
-        ("tokenizer", loaded.tokenizer.kind),
-        ("tokenizer_vocab_size", loaded.tokenizer.vocab_size),
-        ("parameters", loaded.model.num_parameters(non_embedding=False)),
-        ("non_embedding_parameters", loaded.model.num_parameters()),
-        ("head", (loaded.head or {}).get("task", "none")),
-    ]
+    rows = describe_affinity_model(model_dir) if is_affinity_model_directory(model_dir) else describe_model(model_dir)
     with open_output(out) as handle:
         handle.write("key\tvalue\n")
         for key, value in rows:
