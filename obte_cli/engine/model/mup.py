@@ -16,6 +16,10 @@ head           task heads (``head.*``)      set by the fine-tuning recipe
 Hidden weight decay is scaled up by ``d/base`` so that the decoupled decay step ``lr·wd`` stays
 independent of width (as the reference does). Roles come from parameter *names*, so the grouping works
 on wrapped (DDP), sharded (FSDP2) and compiled models alike.
+
+With Muon (``obte pretrain --optimizer muon``) the *hidden* matrices leave AdamW for Muon at ``muon_lr``
+with no width factor (why: :mod:`obte_cli.engine.pretraining.muon`); the other roles keep the table's
+AdamW settings (:func:`muon_param_groups`).
 """
 
 from __future__ import annotations
@@ -63,3 +67,22 @@ def mup_param_groups(model: nn.Module, lr: float, weight_decay: float = 0.01) ->
         for role, params in grouped.items()
         if params
     ]
+
+
+def muon_param_groups(
+    model: nn.Module, lr: float, muon_lr: float, weight_decay: float = 0.01
+) -> tuple[list[dict], list[dict]]:
+    """``(muon_groups, adamw_groups)``: the hidden matrices for Muon at ``muon_lr`` and the plain
+    ``weight_decay`` (a fused query/key/value projection in its own group with ``blocks=3``), and the
+    embedding, readout and vector groups of :func:`mup_param_groups` for AdamW."""
+    adamw = [group for group in mup_param_groups(model, lr, weight_decay) if group["role"] != "hidden"]
+    stacked, single = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad and parameter_role(name, param.ndim) == "hidden":
+            (stacked if name.endswith("attn.qkv.weight") else single).append(param)
+    muon = [
+        {"role": "hidden", "params": params, "lr": muon_lr, "weight_decay": weight_decay, "blocks": blocks}
+        for params, blocks in ((single, 1), (stacked, 3))
+        if params
+    ]
+    return muon, adamw

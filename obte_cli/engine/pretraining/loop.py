@@ -2,11 +2,12 @@
 
 Recipe (OmniBioTE §3, with the reference's bugs fixed):
 
-* objective: 15% of residue tokens replaced by ``<mask>``, cross-entropy on those positions only,
+* objective: 15% (``mask_rate``) of residue tokens replaced by ``<mask>``, cross-entropy on those positions only,
   averaged over every masked token of the *global* batch (so the loss and gradients do not depend on
   how rows are split over processes and micro-batches);
 * AdamW β = (0.9, 0.95), ε = 1e-8, weight decay 0.01, μP groups (:mod:`obte_cli.engine.model.mup`):
-  embeddings, norms and readout at the base LR, hidden matrices at LR · 32/width;
+  embeddings, norms and readout at the base LR, hidden matrices at LR · 32/width (or, with
+  ``optimizer="muon"``, hidden matrices on Muon: :mod:`obte_cli.engine.pretraining.muon`);
 * one-cycle schedule (:func:`one_cycle_factor`, torch's OneCycleLR shape), warm-up for ``warmup_tokens``
   tokens, starting and ending at LR · 1e-5, β1 fixed (the reference's OneCycleLR silently cycled it);
   gradient clipping at 1.0;
@@ -34,7 +35,7 @@ from torch import nn
 from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.core.errors import ObteError
 from obte_cli.engine.model.encoder import ObteModel, flops_per_token
-from obte_cli.engine.model.mup import mup_param_groups
+from obte_cli.engine.model.mup import muon_param_groups, mup_param_groups
 from obte_cli.engine.pretraining.batches import BatchSource, RowPlan
 from obte_cli.engine.pretraining.distributed import (
     DistributedContext,
@@ -42,6 +43,7 @@ from obte_cli.engine.pretraining.distributed import (
     gradient_sync,
     wrap,
 )
+from obte_cli.engine.pretraining.muon import MuonAdamW
 from obte_cli.engine.pretraining.token_files import TokenCorpus
 from obte_cli.engine.pretraining.train_state import (
     latest_checkpoint,
@@ -49,6 +51,10 @@ from obte_cli.engine.pretraining.train_state import (
     read_trainer_state,
     save_checkpoint,
 )
+
+# Held-out rows are always scored with the paper's 15% masking, whatever the training mask rate, so
+# runs trained at different rates are compared on the same task.
+EVAL_MASK_RATE = 0.15
 
 
 class TrainingDiverged(ObteError):
@@ -69,6 +75,8 @@ class PretrainSettings:
     start_end_scale: float = 1e-5
     grad_clip: float = 1.0
     mask_rate: float = 0.15
+    optimizer: str = "adamw"  # or "muon": Muon for the hidden matrices (obte_cli.engine.pretraining.muon)
+    muon_lr: float = 0.02  # the Muon group's LR (no μP width factor)
     modality: str = "omni"
     seed: int = 0
     checkpoint_every: int = 100  # steps
@@ -130,11 +138,16 @@ def one_cycle_factor(step: int, total_steps: int, warmup_steps: int, scale: floa
     return scale + (1 - scale) * (1 + math.cos(math.pi * progress)) / 2
 
 
-def make_optimizer(model: nn.Module, settings: PretrainSettings) -> torch.optim.AdamW:
+def make_optimizer(model: nn.Module, settings: PretrainSettings) -> torch.optim.Optimizer:
     """AdamW over the μP parameter groups (embeddings, norms and readout at ``lr``; hidden matrices at
-    ``lr``·base_width/width), as pretraining and ``obte bench throughput`` both use it."""
+    ``lr``·base_width/width), as pretraining and ``obte bench throughput`` both use it; with
+    ``settings.optimizer == "muon"``, Muon for the hidden matrices at ``muon_lr`` instead."""
+    fused = fused_adamw_supported(model)
+    if settings.optimizer == "muon":
+        muon, adamw = muon_param_groups(model, settings.lr, settings.muon_lr, settings.weight_decay)
+        return MuonAdamW(muon, adamw, betas=settings.betas, eps=settings.eps, fused=fused)
     groups = mup_param_groups(model, settings.lr, settings.weight_decay)
-    return torch.optim.AdamW(groups, betas=settings.betas, eps=settings.eps, fused=fused_adamw_supported(model))
+    return torch.optim.AdamW(groups, betas=settings.betas, eps=settings.eps, fused=fused)
 
 
 def fused_adamw_supported(model: nn.Module) -> bool:
@@ -188,6 +201,8 @@ def pretrain(
     ``eval_corpus`` (same tokenizer, never trained on) is scored at every checkpoint, like ``holdout``.
     """
     out_dir = Path(out_dir)
+    if settings.optimizer == "muon" and settings.fsdp:
+        raise ObteError("--optimizer muon needs whole matrices: it runs with DDP, not with --fsdp")
     tokenizer = corpus.tokenizer
     plan = RowPlan(corpus, settings.context, settings.modality, settings.seed, settings.holdout, "train")
     maskable = np.zeros(max(model.config.vocab_size, tokenizer.vocab_size), dtype=bool)
@@ -230,7 +245,7 @@ def pretrain(
                 maskable,
                 tokenizer.mask_id,
                 tokenizer.pad_id,
-                settings.mask_rate,
+                EVAL_MASK_RATE,
                 settings.seed,
                 processes.rank,
                 processes.world_size,
@@ -255,11 +270,14 @@ def pretrain(
         if latest is None:
             raise ObteError(f"{checkpoints}: no checkpoint to resume from")
         state = load_checkpoint(latest, objective, optimizer, processes)
-        saved = dict(state.get("settings") or {})
+        # settings a checkpoint of an older obte lacks were then at today's defaults
+        saved = {**_comparable(PretrainSettings()), **(state.get("settings") or {})}
         wanted = _comparable(settings)
         saved_total = saved.pop("total_tokens", None)
-        if saved != {k: v for k, v in wanted.items() if k != "total_tokens"}:
-            raise ObteError(f"{latest}: was written with other settings; resume with the same options")
+        differing = [key for key, value in wanted.items() if key != "total_tokens" and saved.get(key) != value]
+        if differing:
+            changes = "; ".join(f"{key} was {saved.get(key)!r}, now {wanted[key]!r}" for key in differing)
+            raise ObteError(f"{latest}: was written with other settings ({changes}); resume with the same options")
         if state["step"] >= settings.total_steps:
             raise ObteError(
                 f"{latest}: the run is at step {state['step']}, already past the {settings.total_steps} steps "
@@ -421,6 +439,16 @@ def resume_budget_change(out_dir: Path, settings: PretrainSettings) -> tuple[int
     if old is None or old == settings.total_tokens:
         return None
     return state["step"], old, settings.total_tokens
+
+
+def resume_warmup_tokens(out_dir: Path) -> int | None:
+    """The warm-up of the run being resumed in ``out_dir`` (``None`` without a checkpoint). A resumed
+    run keeps it when ``--warmup-tokens`` is left at auto: auto is 5% of the budget, and a new budget
+    must not change a warm-up that has already happened."""
+    latest = latest_checkpoint(Path(out_dir) / "checkpoints")
+    if latest is None or not (latest / "trainer.json").is_file():
+        return None
+    return read_trainer_state(latest)["settings"].get("warmup_tokens")
 
 
 def _comparable(settings: PretrainSettings) -> dict:
