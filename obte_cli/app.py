@@ -14,6 +14,7 @@ from obte_cli.commands import bench as bench_cmd
 from obte_cli.commands import contacts as contacts_cmd
 from obte_cli.commands import convert as convert_cmd
 from obte_cli.commands import embed as embed_cmd
+from obte_cli.commands import export as export_cmd
 from obte_cli.commands import finetune as finetune_cmd
 from obte_cli.commands import model as model_cmd
 from obte_cli.commands import predict as predict_cmd
@@ -40,6 +41,7 @@ app.command("score")(score_cmd.score)
 app.command("predict")(predict_cmd.predict)
 app.add_typer(embed_cmd.app, name="embed")
 app.command("convert")(convert_cmd.convert)
+app.command("export")(export_cmd.export)
 app.add_typer(contacts_cmd.app, name="contacts")
 
 

@@ -291,7 +291,8 @@ def refuse_same_file(outputs: Iterable[tuple[str, str | Path | None]], inputs: I
 
 # What obte writes into a directory that a later run may replace with --force: a file, the "format" its
 # JSON declares (or the first columns of its TSV header) and what the directory then is. The names are the
-# engine's (model.directory, affinity.ensemble, pretraining.token_files / prep / debian_corpus, bench);
+# engine's (model.directory, affinity.ensemble, pretraining.token_files / prep / debian_corpus, bench,
+# model.hf_export);
 # tests/engine/core/test_outputs.py checks that they agree.
 OWN_OUTPUTS = (
     ("config.json", "obte-model", "a model directory"),
@@ -300,6 +301,7 @@ OWN_OUTPUTS = (
     ("manifest.json", "obte-prep", "a prep corpus"),
     ("corpus-manifest.json", "obte-debian-corpus", "a Debian corpus"),
     ("tokenizer.json", "tokenizer", "a tokenizer directory"),
+    ("obte-export.json", "obte-hf-export", "a Hugging Face export"),
     ("model/config.json", "obte-model", "a fine-tuning or pretraining run"),
     ("checkpoints/latest", "checkpoint", "a pretraining run"),
     ("obte-cv/ensemble.json", "obte-ensemble", "a ProNAB bench run"),

@@ -320,6 +320,7 @@ def test_obte_recognises_each_of_its_outputs_from_what_its_writers_write(tmp_pat
     from obte_cli.engine.bench.pronab import BENCH_COLUMNS
     from obte_cli.engine.bench.tasks import RESULT_COLUMNS
     from obte_cli.engine.model.directory import CONFIG_FILE, FORMAT_NAME
+    from obte_cli.engine.model.hf_export import EXPORT_FILE, EXPORT_FORMAT
     from obte_cli.engine.pretraining.debian_corpus import MANIFEST_FORMAT as DEBIAN_FORMAT
     from obte_cli.engine.pretraining.prep import MANIFEST_FORMAT as PREP_FORMAT
     from obte_cli.engine.pretraining.token_files import FORMAT as TOKENS_FORMAT
@@ -332,6 +333,7 @@ def test_obte_recognises_each_of_its_outputs_from_what_its_writers_write(tmp_pat
     assert markers["manifest.json"] == PREP_FORMAT and markers["corpus-manifest.json"] == DEBIAN_FORMAT
     assert markers["bench.tsv"] == "\t".join(BENCH_COLUMNS[:3])
     assert markers["tasks.tsv"] == "\t".join(RESULT_COLUMNS[:3])
+    assert markers[EXPORT_FILE] == EXPORT_FORMAT
 
     fasta = tmp_path / "x.fa"
     fasta.write_text(">a\nMKVLA\n>b\nACGTACGT\n")
