@@ -423,6 +423,9 @@ def wins_over_fresh(results: pd.DataFrame) -> dict[str, tuple[int, int]]:
     }
 
 
+METRIC_LABELS = {"mcc": "MCC", "q3": "Q3 (per residue)", "spearman": "Spearman ρ", "accuracy": "accuracy"}
+
+
 def score_matrix(results: pd.DataFrame) -> pd.DataFrame:
     """Tasks × (model, init) scores, for the plot and the README table."""
     labels = results["model"] + np.where(results["init"] == FRESH, " (fresh)", "")
@@ -454,7 +457,8 @@ def resume_rows(
 def write_task_bench_outputs(
     results: pd.DataFrame, kept: list[dict], out: Path, budget: TaskBudget
 ) -> dict[str, tuple[int, int]]:
-    """``tasks.png`` (every row: this run's and the kept ones) in ``out``; returns :func:`wins_over_fresh`."""
+    """``tasks.png`` (every row: this run's and the kept ones; one panel per metric) in ``out``; returns
+    :func:`wins_over_fresh`."""
     from obte_cli.engine.core.plots import score_grid
 
     if kept:
@@ -463,5 +467,9 @@ def write_task_bench_outputs(
         f"single-omic tasks ({budget.max_train_tokens:,} training tokens per epoch, "
         f"≤ {budget.max_eval_examples:,} test examples)"
     )
-    score_grid(score_matrix(results), out / "tasks.png", title)
+    panels = [
+        (METRIC_LABELS.get(metric, metric), score_matrix(results[results["metric"] == metric]))
+        for metric in dict.fromkeys(results["metric"])
+    ]
+    score_grid(panels, out / "tasks.png", title)
     return wins_over_fresh(results)

@@ -195,6 +195,14 @@ class JointProbe:
     def label(self) -> str:
         return str(self.model or f"{self.model_gene} + {self.model_protein}")
 
+    @property
+    def name(self) -> str:
+        """The model(s) by directory name, for the figure (the label is the path, which may be a long install
+        path)."""
+        if self.model is not None:
+            return Path(self.model).name
+        return f"{Path(self.model_gene).name} + {Path(self.model_protein).name}"
+
 
 @dataclass
 class JointProbeRow:
@@ -301,7 +309,7 @@ def run_joint_probe(
     if out is not None:
         write_text_atomic(Path(out) / "probe.tsv", probe_table(rows))
         similarity_boxplot(
-            [(r.model, r.result.matched, r.result.unmatched) for r in rows],
+            [(probe.name if r.model == probe.label else r.model, r.result.matched, r.result.unmatched) for r in rows],
             f"gene↔protein probe, rank {probe.rank}, {rows[0].result.test_pairs} held-out pairs",
             Path(out) / "probe.png",
         )

@@ -29,7 +29,12 @@ def test_clip_probe_recovers_a_linear_relation_and_not_noise():
     assert noise.top10 < 0.1 and abs(noise.matched.mean() - noise.unmatched.mean()) < 0.1
 
 
-def test_probe_joint_on_real_genbank_pairs(models, tmp_path):
+def test_probe_joint_on_real_genbank_pairs(models, tmp_path, monkeypatch):
+    from obte_cli.engine.embedding import joint_probe
+
+    drawn = []
+    boxplot = joint_probe.similarity_boxplot
+    monkeypatch.setattr(joint_probe, "similarity_boxplot", lambda g, *a: drawn.append(g) or boxplot(g, *a))
     genbank = tmp_path / "NC_000932.gb"  # the Arabidopsis chloroplast genome (Biopython test data)
     genbank.write_bytes(gzip.decompress((DATA / "genbank" / "NC_000932.gb.gz").read_bytes()))
     pairs = pairs_from_genbank(genbank)
@@ -58,6 +63,7 @@ def test_probe_joint_on_real_genbank_pairs(models, tmp_path):
     assert [r[0] for r in rows[1:]] == [str(models["residue"]), "random-init control"]
     assert all(r[2] == "24" and 0 <= float(r[5]) <= float(r[6]) <= 1 for r in rows[1:])
     assert (tmp_path / "probe" / "probe.png").is_file()
+    assert [name for name, _, _ in drawn[0]] == ["residue", "random-init control"]  # #33 §5: not the model's path
 
 
 @pytest.mark.parametrize(
