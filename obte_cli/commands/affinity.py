@@ -22,9 +22,6 @@ from obte_cli.commands.options import (
     suggests_on_unknown,
 )
 
-COLUMNS = ["protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M", "na_type", "complement", "protein_truncated"]
-ASSUMED = " (assumed)"  # after the na_type of a strand that is DNA only because it has no U
-
 
 def _format(value: float, spec: str) -> str:
     return "NA" if math.isnan(value) else format(value, spec)
@@ -96,6 +93,7 @@ def affinity(
     Example: [bold]obte affinity proteins.fa dna.fa -o affinity.tsv[/bold]
     """
     from obte_cli.engine.affinity.ensemble import (
+        PREDICTION_COLUMNS,
         load_affinity_model,
         predict_affinities,
     )
@@ -137,7 +135,7 @@ def affinity(
         # (say, a complex too long for the context) leaves stdout empty rather than half-written.
         for p in predict_affinities(ensemble, complexes, truncate, torch_device, on_unknown=on_unknown.value):
             if n == 0:
-                handle.write("\t".join(COLUMNS) + "\n")
+                handle.write("\t".join(PREDICTION_COLUMNS) + "\n")
             handle.write("\t".join(_row(p, source)) + "\n")
             n += 1
             truncated += p.residues_cut > 0
@@ -183,15 +181,7 @@ def _check_inputs(proteins, nucleic_acids, complexes_tsv, pairs, complement: str
 
 
 def _row(p, source: str) -> list[str]:
-    """One output row (COLUMNS) of a prediction; ``source`` says where a complement came from."""
-    acid = p.complex.nucleic_acid
-    return [
-        p.complex.protein.id,
-        acid.id,
-        _format(p.dg, ".3f"),
-        _format(p.dg_sd, ".3f"),
-        _format(p.kd, ".3e"),
-        acid.na_type + (ASSUMED if acid.na_type_assumed else ""),
-        source if p.complex.complement else "no",
-        "yes" if p.residues_cut > 0 else "no",
-    ]
+    """One output row (PREDICTION_COLUMNS) of a prediction; ``source`` says where a complement came from."""
+    fields = p.fields(source)
+    fields.update(dG_kcal_mol=_format(p.dg, ".3f"), dG_sd=_format(p.dg_sd, ".3f"), Kd_M=_format(p.kd, ".3e"))
+    return list(fields.values())

@@ -128,8 +128,8 @@ def embed(
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.bio.seqio import stdin_once
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import refuse_same_file
+    from obte_cli.engine.embedding.embed import check_windowing
     from obte_cli.engine.embedding.run import embed_to_file
     from obte_cli.engine.model.directory import load_model
     from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
@@ -145,8 +145,7 @@ def embed(
     torch_device = resolve_device(device)
     model = backbone_or_default(model)
     loaded = load_model(model, torch_device)
-    if window and window + 2 > loaded.model.config.max_positions:
-        raise InputError(f"--window {window} does not fit the model's context of {loaded.model.config.max_positions}")
+    check_windowing(settings, loaded.model.config.max_positions)
     processes = init_distributed(torch_device)
     loaded.model.to(processes.device)
     unknown = UnknownLetters(on_unknown.value)

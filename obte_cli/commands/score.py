@@ -26,8 +26,6 @@ from obte_cli.commands.options import (
     suggests_on_unknown,
 )
 
-COLUMNS = ["id", "molecule_type", "length", "bits_per_residue", "perplexity", "masked_accuracy"]
-
 
 class Strategy(str, Enum):
     """Variant-effect scores (obte_cli.engine.embedding.variants)."""
@@ -126,7 +124,7 @@ def score(
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import refuse_same_file
-    from obte_cli.engine.embedding.scoring import ScoreSettings, score_segments
+    from obte_cli.engine.embedding.scoring import SCORE_COLUMNS, ScoreSettings, score_segments
     from obte_cli.engine.model.directory import load_model
 
     refuse_same_file([("--out", out), ("--per-residue", per_residue)], [*inputs, model])
@@ -162,7 +160,7 @@ def score(
             on_unknown,
         ):
             if not scores:
-                _write_headers(handle, COLUMNS, residues)
+                _write_headers(handle, SCORE_COLUMNS, residues)
             scores.append(result)
             handle.write(
                 f"{result.id}\t{result.molecule_type}\t{result.length}\t{result.bits_per_residue:.4f}\t"
@@ -245,24 +243,17 @@ def _remember(segments, sequences: deque):
 
 
 def _write_headers(handle, columns: list[str], residues) -> None:
+    from obte_cli.engine.embedding.scoring import PER_RESIDUE_COLUMNS
+
     handle.write("\t".join(columns) + "\n")
     if residues is not None:
-        residues.write(
-            "id\tposition\tresidue\t"
-            + "\t".join(f"logp_{c}" for c in "ACDEFGHIKLMNPQRSTVWY")
-            + "\t"
-            + "\t".join(f"logp_nt_{c}" for c in "ACGT")
-            + "\n"
-        )
+        residues.write("\t".join(PER_RESIDUE_COLUMNS) + "\n")
 
 
 def _write_residues(handle, result, sequence: str) -> None:
     """One row per residue: protein rows fill the amino-acid columns, nucleic rows the nucleotide ones."""
-    from obte_cli.engine.bio.molecules import MOLECULE_TYPES
+    from obte_cli.engine.embedding.scoring import per_residue_values
 
-    protein = MOLECULE_TYPES[result.molecule_type].modality == "protein"
-    blank_aa, blank_nt = "\t".join(["NA"] * 20), "\t".join(["NA"] * 4)
-    for position, (letter, values) in enumerate(zip(sequence.upper(), result.per_residue), start=1):
-        text = "\t".join(f"{v:.4f}" for v in values)
-        row = f"{text}\t{blank_nt}" if protein else f"{blank_aa}\t{text}"
-        handle.write(f"{result.id}\t{position}\t{letter}\t{row}\n")
+    for position, (letter, values) in enumerate(zip(sequence.upper(), per_residue_values(result)), start=1):
+        text = "\t".join("NA" if v != v else f"{v:.4f}" for v in values)  # v != v: NaN, the other modality
+        handle.write(f"{result.id}\t{position}\t{letter}\t{text}\n")

@@ -228,6 +228,13 @@ def load_affinity_model(directory: str | Path, device: torch.device | str = "cpu
     return AffinityEnsemble(members, directory, manifest.get("metadata", {}))
 
 
+# The columns of `obte affinity`'s TSV and of obte_cli.predict_affinity's table (AffinityPrediction.fields).
+PREDICTION_COLUMNS = [
+    "protein_id", "na_id", "dG_kcal_mol", "dG_sd", "Kd_M", "na_type", "complement", "protein_truncated",
+]  # fmt: skip
+ASSUMED = " (assumed)"  # after the na_type of a strand that is DNA only because it has no U
+
+
 @dataclass
 class AffinityPrediction:
     complex: Complex
@@ -235,6 +242,21 @@ class AffinityPrediction:
     dg_sd: float  # spread across ensemble members (NaN for a single model)
     kd: float  # mol/L at 298.15 K
     residues_cut: int  # protein residues removed by truncation
+
+    def fields(self, source: str) -> dict:
+        """One output row (:data:`PREDICTION_COLUMNS`), numbers unrounded; ``source`` names where a complement
+        came from (``revcomp`` or ``given``): complement is that, or ``no`` for a single strand."""
+        acid = self.complex.nucleic_acid
+        return {
+            "protein_id": self.complex.protein.id,
+            "na_id": acid.id,
+            "dG_kcal_mol": self.dg,
+            "dG_sd": self.dg_sd,
+            "Kd_M": self.kd,
+            "na_type": acid.na_type + (ASSUMED if acid.na_type_assumed else ""),
+            "complement": source if self.complex.complement else "no",
+            "protein_truncated": "yes" if self.residues_cut > 0 else "no",
+        }
 
 
 def predict_affinities(

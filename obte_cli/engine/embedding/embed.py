@@ -52,6 +52,28 @@ class EmbeddingSettings:
     on_unknown: str = "error"  # or "unk": letters outside the standard alphabets become <unk>
 
 
+def check_windowing(settings: EmbeddingSettings, context: int) -> None:
+    """The options for records longer than the context agree with each other and with the model's ``context``:
+    one way of handling such records, a stride only with a window and no longer than it (windows must overlap
+    or touch, or residues between them would have no vector), and a window that fits beside the tag and
+    ``<EOS>``. A mistake is an :class:`InputError` in the words of `obte embed`'s options."""
+    if settings.truncate and settings.window:
+        raise InputError("use either --truncate or --window, not both")
+    if not settings.windows and (settings.window or settings.truncate):
+        raise InputError("--no-window cannot be combined with --window or --truncate")
+    if settings.window < 0 or settings.stride < 0:
+        raise InputError("--window and --stride cannot be negative")
+    if settings.stride and not settings.window:
+        raise InputError("--stride needs --window (windows are what it steps between)")
+    if settings.stride > settings.window > 0:
+        raise InputError(
+            f"--stride {settings.stride} is more than --window {settings.window}: windows must overlap or touch, "
+            "so that every residue is embedded"
+        )
+    if settings.window and settings.window + 2 > context:
+        raise InputError(f"--window {settings.window} does not fit the model's context of {context}")
+
+
 @dataclass
 class RecordEmbedding:
     id: str

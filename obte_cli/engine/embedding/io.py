@@ -19,6 +19,7 @@ import json
 import shutil
 import struct
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,34 @@ def output_format(path: str, pool: str) -> str:
     if pool == "per-token" and suffix != ".safetensors":
         raise InputError(f"{path}: per-token embeddings have one row per residue; write them to a .safetensors file")
     return suffix
+
+
+def drop_single_layer(vectors: np.ndarray, layers: tuple[int, ...]) -> np.ndarray:
+    """A record's vectors as the files hold them: pooled (layers, width) → (width,) and per-token
+    (n, layers, width) → (n, width) when one layer is asked for; unchanged otherwise."""
+    return vectors[..., 0, :] if len(layers) == 1 else vectors
+
+
+def value_columns(width: int, layers: tuple[int, ...]) -> list[str]:
+    """Names of the values of a pooled vector in a TSV: ``e{k}``, or ``l{layer}_{k}`` with several layers."""
+    if len(layers) == 1:
+        return [f"e{k}" for k in range(width)]
+    return [f"l{layer}_{k}" for layer in layers for k in range(width)]
+
+
+def collect_embeddings(
+    items: Iterable[RecordEmbedding], pool: str, layers: tuple[int, ...]
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """(ids, embeddings, offsets or None) of ``items`` held in memory, laid out as a ``.safetensors`` file of
+    :class:`EmbeddingWriter` holds them (what :func:`read_embeddings` returns for it)."""
+    ids, arrays = [], []
+    for item in items:
+        ids.append(item.id)
+        arrays.append(np.asarray(drop_single_layer(item.vectors, layers), dtype=np.float32))
+    if pool != "per-token":
+        return ids, np.stack(arrays) if arrays else np.zeros((0, 0), dtype=np.float32), None
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays], dtype=np.int64)]).astype(np.int64)
+    return ids, np.concatenate(arrays) if arrays else np.zeros((0, 0), dtype=np.float32), offsets
 
 
 class EmbeddingWriter:
@@ -66,14 +95,8 @@ class EmbeddingWriter:
             raise cannot_write(directory, exc) from None
         self._header_written = False
 
-    def _squeeze(self, vectors: np.ndarray) -> np.ndarray:
-        # pooled (layers, width) → (width,) for one layer; per-token (n, layers, width) → (n, width)
-        if len(self.layers) == 1:
-            return vectors[..., 0, :]
-        return vectors
-
     def add(self, item: RecordEmbedding) -> None:
-        values = np.ascontiguousarray(self._squeeze(item.vectors), dtype="<f4")
+        values = np.ascontiguousarray(drop_single_layer(item.vectors, self.layers), dtype="<f4")
         tail = values.shape[1:] if self.pool == "per-token" else values.shape
         if self.shape_tail is None:
             self.shape_tail = tail
@@ -81,13 +104,7 @@ class EmbeddingWriter:
         with write_errors(self._scratch_where):
             if self.format == ".tsv":
                 if not self._header_written:
-                    width = values.shape[-1]
-                    names = (
-                        [f"e{k}" for k in range(width)]
-                        if len(self.layers) == 1
-                        else [f"l{layer}_{k}" for layer in self.layers for k in range(width)]
-                    )
-                    self._data.write("id\t" + "\t".join(names) + "\n")
+                    self._data.write("id\t" + "\t".join(value_columns(values.shape[-1], self.layers)) + "\n")
                     self._header_written = True
                 self._data.write(item.id + "\t" + "\t".join(f"{v:.6g}" for v in values.ravel()) + "\n")
             else:

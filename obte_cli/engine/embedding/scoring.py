@@ -77,6 +77,30 @@ class RecordScore:
         return self.correct / self.tokens
 
 
+# The columns of `obte score`'s TSV and of obte_cli.score's table (one row per record) ...
+SCORE_COLUMNS = ["id", "molecule_type", "length", "bits_per_residue", "perplexity", "masked_accuracy"]
+# ... and of its --per-residue table (one row per residue): a protein's rows fill the amino-acid columns, a
+# nucleic acid's the nucleotide ones (see per_residue_values).
+PER_RESIDUE_COLUMNS = [
+    "id",
+    "position",
+    "residue",
+    *(f"logp_{letter}" for letter in AMINO_ACIDS),
+    *(f"logp_nt_{letter}" for letter in NUCLEOTIDES),
+]
+
+
+def per_residue_values(result: RecordScore) -> np.ndarray:
+    """(length, 24) float32: a record's per-residue log-probabilities in the ``logp_*`` columns of
+    :data:`PER_RESIDUE_COLUMNS`, NaN in the other modality's columns."""
+    values = np.full((result.length, len(AMINO_ACIDS) + len(NUCLEOTIDES)), np.nan, dtype=np.float32)
+    if MOLECULE_TYPES[result.molecule_type].modality == PROTEIN:
+        values[:, : len(AMINO_ACIDS)] = result.per_residue
+    else:
+        values[:, len(AMINO_ACIDS) :] = result.per_residue
+    return values
+
+
 def alphabet(modality: str) -> str:
     """Letters reported by ``--per-residue`` for a modality (nucleic acids: A C G T; RNA is read as T)."""
     return AMINO_ACIDS if modality == PROTEIN else NUCLEOTIDES

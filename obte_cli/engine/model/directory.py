@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from obte_cli import __version__
+from obte_cli._version import __version__
 from obte_cli.engine.core import schema
 from obte_cli.engine.core.errors import ModelFormatError
 from obte_cli.engine.core.inputs import refuse_special_file
