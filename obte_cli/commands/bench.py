@@ -212,7 +212,7 @@ def throughput(
         None,
         "--lengths",
         help="Sequence lengths for the packed layout: a FASTA file (plain or .gz), or a TSV with a 'tokens' "
-        "column [default: a seeded sample of the Debian pretraining corpus, share/bench/pretraining-lengths.tsv].",
+        "column (default: a seeded sample of the Debian pretraining corpus, share/bench/pretraining-lengths.tsv).",
     ),
     steps: int = count_option(
         10,
@@ -439,6 +439,7 @@ def contacts(
         "--max-residues",
         low=0,
         high=MAX_BUDGET,
+        show_default="no limit",
         help="Skip protein chains longer than this (0: keep all; long chains are cut to the context).",
     ),
     context: Annotated[int | None, backbone_context_option()] = None,
@@ -650,7 +651,12 @@ def variants(
         "pseudo-ppl; see `obte score --help` for what each costs).",
     ),
     limit: int = count_option(
-        0, "--limit", low=0, high=1_000_000, help="Score a seeded random subset of this many variants (0: all)."
+        0,
+        "--limit",
+        low=0,
+        high=1_000_000,
+        show_default="all",
+        help="Score a seeded random subset of this many variants (0: all).",
     ),
     seed: Annotated[int, seed_option("Seed of the subset, of the fresh-init control and of pseudo-ppl's groups.")] = 0,
     max_tokens: int = count_option(

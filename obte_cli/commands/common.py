@@ -53,6 +53,20 @@ class ObteGroup(TyperGroup):
     """Click group that turns user-facing errors into one line on stderr and exit code 1, and releases the
     command's output locks when it ends."""
 
+    def get_command(self, ctx, cmd_name):
+        from obte_cli.commands.help_layout import readable_help
+
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            readable_help(command)  # reflowed, and plain below 110 columns
+        return command
+
+    def format_help(self, ctx, formatter):
+        from obte_cli.commands.help_layout import readable_help
+
+        readable_help(self)
+        return super().format_help(ctx, formatter)
+
     def invoke(self, ctx):
         try:
             return self._invoke(ctx)

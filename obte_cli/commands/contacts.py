@@ -134,6 +134,7 @@ def predict(
         0.0,
         "--bfactor-cutoff",
         callback=number_in(0),
+        show_default="the model's smallest",
         help="Which cutoff's probability goes in the B-factors (default: the model's smallest).",
     ),
     na_type: NaType = typer.Option(NaType.auto, "--na-type", help="DNA, RNA, or 'auto' (RNA if U and no T)."),

@@ -100,6 +100,7 @@ def embed(
         "--window",
         low=0,
         high=MAX_WINDOW,
+        show_default="auto",
         help="Residues per window for records longer than the context (default: the context less 2, the most "
         "that fits); residue vectors are averaged where windows overlap, pooled vectors come from them.",
     ),
@@ -108,6 +109,7 @@ def embed(
         "--stride",
         low=0,
         high=MAX_WINDOW,
+        show_default="half a window",
         help="Residues between window starts, with --window (default: half a window).",
     ),
     no_window: bool = typer.Option(
@@ -219,6 +221,7 @@ def probe_joint(
         "--window",
         low=0,
         high=MAX_WINDOW,
+        show_default="auto",
         help="Long genes/proteins are embedded in windows of this many residues (0: the context − 2).",
     ),
     seed: Annotated[int, seed_option("Seed of the split, the map and the random-init control.")] = 0,

@@ -126,7 +126,12 @@ def affinity(
     seed: Annotated[int, seed_option("Seed for folds, shuffling and initialisation of the head.")] = 0,
     device: DeviceOption = Device.auto,
     workers: int = count_option(
-        0, "--workers", low=0, high=MAX_WORKERS, help="Processes for the homology alignments (0: all cores)."
+        0,
+        "--workers",
+        low=0,
+        high=MAX_WORKERS,
+        show_default="all cores",
+        help="Processes for the homology alignments (0: all cores).",
     ),
     force: ForceOption = False,
 ) -> None:
@@ -237,15 +242,27 @@ def classify(
     out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
     task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
-    epochs: int = count_option(5, "--epochs", low=1, high=MAX_EPOCHS),
-    batch_size: int = count_option(32, "--batch-size", low=1, high=MAX_BATCH),
-    max_tokens: int = count_option(16384, "--max-tokens", low=1, high=MAX_BATCH_TOKENS),
-    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE),
-    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE),
-    lr_body: float = typer.Option(
-        1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."
+    epochs: int = count_option(
+        5, "--epochs", low=1, high=MAX_EPOCHS, help="Passes over the training rows (the best on dev is scored)."
     ),
-    warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
+    batch_size: int = count_option(32, "--batch-size", low=1, high=MAX_BATCH, help="Sequences per optimizer step."),
+    max_tokens: int = count_option(
+        16384,
+        "--max-tokens",
+        low=1,
+        high=MAX_BATCH_TOKENS,
+        help="Tokens per micro-batch (memory bound; no effect on results).",
+    ),
+    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the task head."),
+    lr_embedding: float = typer.Option(
+        1e-3, "--lr-embedding", callback=LEARNING_RATE, help="Peak LR of the token embeddings."
+    ),
+    lr_body: float = typer.Option(
+        1e-4, "--lr-body", callback=LEARNING_RATE, help="Peak LR of other weights at width 1024 (scaled by 1024/width)."
+    ),
+    warmup: float = typer.Option(
+        0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."
+    ),
     truncate: bool = typer.Option(
         True,
         "--truncate/--no-truncate",
@@ -287,15 +304,27 @@ def residue(
     out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
     task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
     molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
-    epochs: int = count_option(5, "--epochs", low=1, high=MAX_EPOCHS),
-    batch_size: int = count_option(16, "--batch-size", low=1, high=MAX_BATCH),
-    max_tokens: int = count_option(16384, "--max-tokens", low=1, high=MAX_BATCH_TOKENS),
-    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE),
-    lr_embedding: float = typer.Option(1e-3, "--lr-embedding", callback=LEARNING_RATE),
-    lr_body: float = typer.Option(
-        1e-4, "--lr-body", callback=LEARNING_RATE, help="At width 1024; scaled by 1024/width."
+    epochs: int = count_option(
+        5, "--epochs", low=1, high=MAX_EPOCHS, help="Passes over the training windows (the best on dev is scored)."
     ),
-    warmup: float = typer.Option(0.05, "--warmup", callback=WARMUP),
+    batch_size: int = count_option(16, "--batch-size", low=1, high=MAX_BATCH, help="Windows per optimizer step."),
+    max_tokens: int = count_option(
+        16384,
+        "--max-tokens",
+        low=1,
+        high=MAX_BATCH_TOKENS,
+        help="Tokens per micro-batch (memory bound; no effect on results).",
+    ),
+    lr_head: float = typer.Option(1e-2, "--lr-head", callback=LEARNING_RATE, help="Peak LR of the task head."),
+    lr_embedding: float = typer.Option(
+        1e-3, "--lr-embedding", callback=LEARNING_RATE, help="Peak LR of the token embeddings."
+    ),
+    lr_body: float = typer.Option(
+        1e-4, "--lr-body", callback=LEARNING_RATE, help="Peak LR of other weights at width 1024 (scaled by 1024/width)."
+    ),
+    warmup: float = typer.Option(
+        0.05, "--warmup", callback=WARMUP, help="Fraction of steps spent warming up (OneCycleLR)."
+    ),
     truncate: bool = typer.Option(
         False,
         "--truncate",

@@ -51,19 +51,31 @@ def init(
         min=0,
         max=MAX_CONTEXT,
         callback=context_check,
+        show_default="auto",
         help=f"Longest context in tokens, at least {MIN_CONTEXT} (0: 2048 for residue, 1024 for BPE tokenizers).",
     ),
     width: int = count_option(
-        0, "--width", low=0, high=MAX_WIDTH, help="Model width instead of the preset's (0: the preset's)."
+        0,
+        "--width",
+        low=0,
+        high=MAX_WIDTH,
+        show_default="the preset's",
+        help="Model width instead of the preset's (0: the preset's).",
     ),
     layers: int = count_option(
-        0, "--layers", low=0, high=MAX_LAYERS, help="Number of blocks instead of the preset's (0: the preset's)."
+        0,
+        "--layers",
+        low=0,
+        high=MAX_LAYERS,
+        show_default="the preset's",
+        help="Number of blocks instead of the preset's (0: the preset's).",
     ),
     heads: int = count_option(
         0,
         "--heads",
         low=0,
         high=MAX_HEADS,
+        show_default="the preset's",
         help="Attention heads instead of the preset's (0: the preset's); must divide the width.",
     ),
     seed: Annotated[int, seed_option("Random seed of the μP initialisation.")] = 0,

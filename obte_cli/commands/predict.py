@@ -42,11 +42,17 @@ def predict(
         "--window",
         min=0,
         max=1 << 20,
+        show_default="auto",
         help="Residues per window for records longer than the context (default: the context less 2, the most that "
         "fits); windows overlap by --stride and their predictions are averaged.",
     ),
     stride: int = typer.Option(
-        0, "--stride", min=0, max=1 << 20, help="Residues between window starts (default: half a window)."
+        0,
+        "--stride",
+        min=0,
+        max=1 << 20,
+        show_default="half a window",
+        help="Residues between window starts (default: half a window).",
     ),
     on_unknown: Annotated[OnUnknown, on_unknown_option(UNK_BY_DEFAULT_HELP)] = OnUnknown.unk,
     device: DeviceOption = Device.auto,

@@ -101,7 +101,12 @@ def prep(
     ),
     min_length: int = count_option(1, "--min-length", low=1, high=MAX_LENGTH, help="Drop sequences shorter than this."),
     max_length: int = count_option(
-        0, "--max-length", low=0, high=MAX_LENGTH, help="Drop sequences longer than this (0: no limit)."
+        0,
+        "--max-length",
+        low=0,
+        high=MAX_LENGTH,
+        show_default="no limit",
+        help="Drop sequences longer than this (0: no limit).",
     ),
     dedup: bool = typer.Option(False, "--dedup", help="Drop exact repeats (same type and sequence) within each file."),
     workers: int = count_option(

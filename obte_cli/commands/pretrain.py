@@ -47,6 +47,7 @@ def pretrain(
         min=0,
         max=MAX_CONTEXT,
         callback=context_check,
+        show_default="auto",
         help=f"Tokens per row, at least {MIN_CONTEXT} (0: 2048 for the residue tokenizer, 1024 for BPE).",
     ),
     batch_tokens: str = typer.Option(
@@ -103,7 +104,11 @@ def pretrain(
         ),
     ),
     peak_tflops: float = typer.Option(
-        0.0, "--peak-tflops", callback=number_in(0), help="Peak TFLOP/s per process, to report MFU (0: do not report)."
+        0.0,
+        "--peak-tflops",
+        callback=number_in(0),
+        show_default="none: no MFU",
+        help="Peak TFLOP/s per process, to report MFU (0: do not report).",
     ),
     seed: Annotated[int, seed_option("Seed of initialisation, data order and masking.")] = 0,
     device: DeviceOption = Device.auto,
