@@ -48,7 +48,7 @@ echo "4/5 obte prep, one corpus per split and molecule type" >&2
 for split in train heldout; do
     for dir in "$OUT/fasta/$split"/*/; do
         type=$(basename "$dir")
-        obte prep "$dir"*.fa.gz -m "$type" -o "$OUT/prep/$split/$type" --workers 2
+        obte prep "$dir"*.fa.gz --molecule-type "$type" -o "$OUT/prep/$split/$type" --workers 2
     done
 done
 

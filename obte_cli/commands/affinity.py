@@ -20,6 +20,7 @@ from obte_cli.commands.options import (
     model_option,
     on_unknown_option,
     suggests_on_unknown,
+    usage_error,
 )
 
 
@@ -101,9 +102,9 @@ def affinity(
     from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.core.resources import default_affinity_model_dir
 
+    _check_inputs(proteins, nucleic_acids, complexes_tsv, pairs, complement)
     refuse_same_file([("--out", out)], [proteins, nucleic_acids, complexes_tsv, complement, model])
     torch_device = resolve_device(device)
-    _check_inputs(proteins, nucleic_acids, complexes_tsv, pairs, complement)
     if complexes_tsv is not None:
         from obte_cli.engine.affinity.data import read_complexes_tsv
 
@@ -161,23 +162,22 @@ def _counting_unknown_letters(complexes, unknown):
 
 
 def _check_inputs(proteins, nucleic_acids, complexes_tsv, pairs, complement: str) -> None:
-    """Either --complexes TSV (without the options of the FASTA inputs) or the two FASTA files."""
-    from obte_cli.engine.core.errors import InputError
-
+    """Either --complexes TSV (without the options of the FASTA inputs) or the two FASTA files; else a usage
+    error."""
     if complexes_tsv is not None:
         if proteins is not None or nucleic_acids is not None:
-            raise InputError("give either --complexes TSV or the two FASTA files, not both")
+            raise usage_error("give either --complexes TSV or the two FASTA files, not both", "--complexes")
         if pairs is not None:
-            raise InputError("--pairs does not apply to --complexes: each row of the TSV is one complex")
+            raise usage_error("does not apply to --complexes: each row of the TSV is one complex", "--pairs")
         if complement != "none":
-            raise InputError(
-                "--complement does not apply to --complexes: the TSV's complement column gives each row's "
-                "(empty: single-stranded)"
+            raise usage_error(
+                "does not apply to --complexes: the TSV's complement column gives each row's (empty: single-stranded)",
+                "--complement",
             )
     elif proteins is None or nucleic_acids is None:
-        raise InputError("give a protein FASTA and a nucleic-acid FASTA, or --complexes TSV")
+        raise usage_error("give a protein and a nucleic-acid FASTA, or --complexes TSV", "PROTEINS", "NUCLEIC_ACIDS")
     elif proteins == "-" and nucleic_acids == "-":
-        raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
+        raise usage_error("only one of the two FASTA inputs can be '-' (stdin)", "PROTEINS", "NUCLEIC_ACIDS")
 
 
 def _row(p, source: str) -> list[str]:

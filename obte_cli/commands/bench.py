@@ -34,6 +34,7 @@ from obte_cli.commands.options import (
     Readout,
     Recipe,
     SequenceReadout,
+    Strategy,
     Suite,
     backbone_context_option,
     backbone_or_default,
@@ -43,9 +44,12 @@ from obte_cli.commands.options import (
     guard_new_output,
     model_option,
     number_in,
+    old_short_options,
     out_option,
     readout_option,
     seed_option,
+    shapes_check,
+    usage_error,
 )
 
 app = new_app("Benchmarks: accuracy suites, each run end to end and reported as TSV (stdout) and plots (--out).")
@@ -91,11 +95,10 @@ def pronab(
     from obte_cli.engine.bench.pronab import run_pronab_bench
     from obte_cli.engine.bio.homology import homology_cache_dir
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.tables import write_tsv
 
     if model is not None and from_cv is not None:
-        raise InputError("give either --model (train and score) or --from-cv (score an existing run), not both")
+        raise usage_error("give either --model (train and score) or --from-cv (score an existing run)", "--from-cv")
     if from_cv is None:
         model = backbone_or_default(model)
     guard_new_output(out, force, inputs=(data, model, from_cv))
@@ -195,6 +198,7 @@ def throughput(
     presets: str = typer.Option(
         "tiny,w512",
         "--shapes",
+        callback=shapes_check,
         help="Comma-separated presets, or wWIDTH for a 4-layer model of that width (heads of 64).",
     ),
     vocab: int = count_option(
@@ -244,19 +248,15 @@ def throughput(
 
     layouts = list(LAYOUTS) if layout == Layout.both else [layout.value]
     if lengths_file is not None and "packed" not in layouts:
-        raise InputError("--lengths is for the packed layout (--layout packed or both)")
+        raise usage_error("is for the packed layout (--layout packed or both)", "--lengths")
     lengths = read_lengths(lengths_file or bench_file("pretraining-lengths.tsv")) if "packed" in layouts else None
     shapes = []
     for name in (s.strip() for s in presets.split(",") if s.strip()):
         if name in PRESETS:
             shapes.append((name, preset_config(name, vocab, max_positions=context)))
-        elif name.startswith("w") and name[1:].isdigit() and int(name[1:]) % 64 == 0:
+        else:  # wWIDTH (shapes_check)
             width = int(name[1:])
             shapes.append((name, preset_config("tiny", vocab, width=width, n_heads=width // 64, max_positions=context)))
-        else:
-            raise InputError(
-                f"--shapes: {name!r} is neither a preset ({', '.join(PRESETS)}) nor wWIDTH with WIDTH a multiple of 64"
-            )
     if not no_hf:
         try:
             import transformers  # noqa: F401
@@ -502,6 +502,7 @@ def _log_contact_rows(table) -> None:
 
 
 @app.command("tasks")
+@old_short_options({"-s": "--suite"})
 def tasks(
     data: Path = typer.Option(
         ...,
@@ -515,7 +516,7 @@ def tasks(
         model_option(f"Model directory; repeat for several {BACKBONE_DEFAULT_HELP}."),
     ] = None,
     suites: list[Suite] = typer.Option(
-        [Suite.all], "--suite", "-s", help="gue, ss3, gb1, homology or all; repeat for several."
+        [Suite.all], "--suite", help="gue, ss3, gb1, homology or all; repeat for several."
     ),
     only: list[str] = typer.Option(
         [], "--task", help="Run only these tasks (names as in the output, e.g. gue/tf/0); repeat for several."
@@ -587,13 +588,12 @@ def tasks(
     )
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.tables import write_tsv
 
     chosen_models = models or [backbone_or_default(None)]
     names = _model_names(chosen_models)
     if resume and force:
-        raise InputError("--resume continues OUT and --force replaces it: give one of them")
+        raise usage_error("continues OUT and --force replaces it: give one of them", "--resume")
     guard_new_output(out, force or resume, inputs=(data, *chosen_models))
     task_list = select_tasks([s.value for s in suites], data, seed, gb1_split.value, only)
     settings = finetune_settings(epochs, batch_size, 16384, 1e-2, 1e-3, 1e-4, 0.05, seed)
@@ -638,15 +638,15 @@ def _model_names(models: list[Path]) -> list[str]:
 
 
 @app.command("variants")
+@old_short_options({"-s": "--strategy"})
 def variants(
     data: Path = typer.Option(
         ..., "--data", help="A FLIP GB1 split CSV (sequence,target,...), e.g. ../shared/data/flip/gb1/one_vs_rest.csv."
     ),
     model: Annotated[Path | None, model_option(f"Backbone to measure {BACKBONE_DEFAULT_HELP}.")] = None,
-    strategies: list[str] = typer.Option(
+    strategies: list[Strategy] = typer.Option(
         None,
         "--strategy",
-        "-s",
         help="Scores to measure (repeatable; default all four: wt-marginals, masked-marginals, mutant-marginals, "
         "pseudo-ppl; see `obte score --help` for what each costs).",
     ),
@@ -685,7 +685,7 @@ def variants(
     subset = "" if len(landscape.variants) == landscape.total else " (a seeded random subset)"
     log.info("%d of %d variants of %s%s", len(landscape.variants), landscape.total, data, subset)
     loaded = load_model(backbone_or_default(model), resolve_device(device))
-    chosen = list(dict.fromkeys(strategies)) if strategies else list(STRATEGIES)
+    chosen = list(dict.fromkeys(s.value for s in strategies)) if strategies else list(STRATEGIES)
 
     def progress(row: dict) -> None:
         log.info("%s (%s): Spearman %.3f", row["method"], row["model"], row["spearman"])

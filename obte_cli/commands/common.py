@@ -49,9 +49,53 @@ def hold_until_the_command_ends(lock) -> None:
     _held_until_the_end.append(lock)
 
 
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(usage errors, other click errors, aborts) of the click that Typer runs on (vendored as ``typer._click``
+    in recent Typers) and of the click package, whichever a command raises."""
+    import importlib
+
+    modules = []
+    for name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return tuple(
+        tuple({getattr(m, kind) for m in modules if isinstance(getattr(m, kind, None), type)})
+        for kind in ("UsageError", "ClickException", "Abort")
+    )
+
+
 class ObteGroup(TyperGroup):
     """Click group that turns user-facing errors into one line on stderr and exit code 1, and releases the
-    command's output locks when it ends."""
+    command's output locks when it ends. A usage error is one line too, ``error: Invalid value for '--shard':
+    ...`` and exit code 2, and a command's retired short options (:func:`options.old_short_options`) are read
+    as their long names with a warning."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        usage_errors, click_errors, aborts = _click_errors()
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except usage_errors as exc:
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one is the help, printed already
+                typer.echo(f"error: {_one_line(exc.format_message())}{_help_hint(exc.ctx)}", err=True)
+            sys.exit(exc.exit_code)
+        except click_errors as exc:
+            typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except aborts:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # Exit(n) comes back as n; a finished command as None
+
+    def resolve_command(self, ctx, args):
+        name, command, args = super().resolve_command(ctx, args)
+        renamed = getattr(getattr(command, "callback", None), "old_short_options", None)
+        if renamed:
+            args = _read_old_short_options(command, args, renamed, f"{ctx.command_path} {name}")
+        return name, command, args
 
     def get_command(self, ctx, cmd_name):
         from obte_cli.commands.help_layout import readable_help
@@ -97,6 +141,46 @@ class ObteGroup(TyperGroup):
         if error is not None:
             _fail(cannot_write(None, error))
         return result
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _help_hint(ctx) -> str:
+    return f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+
+
+def _read_old_short_options(command, args: list[str], renamed: dict[str, str], where: str) -> list[str]:
+    """``args`` with each retired short option of ``command`` (``-t DNA``, ``-tDNA``) spelled as its long
+    name, and one warning per letter used. Option values and everything after ``--`` are left alone."""
+    takes_value = {
+        name
+        for param in command.params
+        if param.param_type_name == "option" and not param.is_flag and not param.count
+        for name in param.opts
+    }
+    read, used, value_next = [], {}, False
+    for position, arg in enumerate(args):
+        if value_next:
+            read.append(arg)
+            value_next = False
+            continue
+        if arg == "--":
+            read += args[position:]
+            break
+        letter = arg[:2]
+        if letter in renamed and not arg.startswith("--"):
+            long = renamed[letter]
+            used[letter] = long
+            read.append(long if arg == letter else f"{long}={arg[2:]}")
+            value_next = arg == letter and long in takes_value
+            continue
+        read.append(arg)
+        value_next = arg in takes_value
+    for letter, long in used.items():
+        typer.echo(f"warning: `{where} {letter}` is deprecated: write {long} (the letter goes next release)", err=True)
+    return read
 
 
 def _fail(exc: ObteError) -> NoReturn:

@@ -18,8 +18,10 @@ from obte_cli.commands.options import (
     cutoffs_check,
     model_option,
     number_in,
+    old_short_options,
     on_unknown_option,
     suggests_on_unknown,
+    usage_error,
 )
 
 app = new_app("Protein–nucleic-acid contacts: per-residue labels from PDB/mmCIF structures.")
@@ -111,18 +113,18 @@ def labels(
 
 @app.command("predict")
 @suggests_on_unknown
+@old_short_options({"-s": "--structure", "-p": "--protein", "-n": "--na"})
 def predict(
     structure: Path = typer.Option(
         None,
         "--structure",
-        "-s",
         help="PDB/mmCIF (plain or .gz): its chains are the input unless FASTA is given, and --cif-out annotates it.",
     ),
     protein: str = typer.Option(
-        None, "--protein", "-p", help="Protein FASTA (plain or .gz; '-' for stdin); each record is one site."
+        None, "--protein", help="Protein FASTA (plain or .gz; '-' for stdin); each record is one site."
     ),
     nucleic_acid: str = typer.Option(
-        None, "--na", "-n", help="DNA/RNA FASTA: the strand(s) bound by every protein (one or two records)."
+        None, "--na", help="DNA/RNA FASTA: the strand(s) bound by every protein (one or two records)."
     ),
     model: Annotated[
         Path | None, model_option("Contact model from `obte finetune contacts` (default: the bundled model).")
@@ -164,27 +166,26 @@ def predict(
     from obte_cli.engine.contacts.prediction import predict_contacts
     from obte_cli.engine.contacts.predictor import load_contact_predictor
     from obte_cli.engine.core.devices import resolve_device
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import check_output, refuse_same_file
     from obte_cli.engine.core.resources import default_contacts_model_dir
 
-    refuse_same_file([("--out", out), ("--cif-out", cif_out)], [structure, protein, nucleic_acid, model])
     if (protein is None) != (nucleic_acid is None):
-        raise InputError("give both --protein and --na, or neither (then --structure supplies the chains)")
+        raise usage_error("give both, or neither (then --structure supplies the chains)", "--protein", "--na")
     if protein is None and structure is None:
-        raise InputError("nothing to predict: give --structure, or --protein and --na")
+        raise usage_error("nothing to predict: give --structure, or --protein and --na", "--structure")
     if cif_out is not None and structure is None:
-        raise InputError("--cif-out needs --structure (the coordinates to annotate)")
+        raise usage_error("needs --structure (the coordinates to annotate)", "--cif-out")
+    if protein == "-" and nucleic_acid == "-":
+        raise usage_error("only one of the two FASTA inputs can be '-' (stdin)", "--protein", "--na")
+    refuse_same_file([("--out", out), ("--cif-out", cif_out)], [structure, protein, nucleic_acid, model])
     if cif_out is not None:
         check_output(cif_out)  # now: it is written after the table, which would otherwise be out already
-    if protein == "-" and nucleic_acid == "-":
-        raise InputError("only one of the two FASTA inputs can be '-' (stdin)")
     predictor = load_contact_predictor(model or default_contacts_model_dir())
     cutoffs = predictor.cutoffs
     shown = bfactor_cutoff or cutoffs[0]
     if shown not in cutoffs:
-        raise InputError(
-            f"--bfactor-cutoff {bfactor_cutoff:g}: the model predicts {', '.join(f'{c:g}' for c in cutoffs)} Å"
+        raise usage_error(
+            f"{bfactor_cutoff:g}: the model predicts {', '.join(f'{c:g}' for c in cutoffs)} Å", "--bfactor-cutoff"
         )
     prediction = predict_contacts(
         predictor, structure, protein, nucleic_acid, na_type.value, on_unknown.value, resolve_device(device)

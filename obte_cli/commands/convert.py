@@ -14,6 +14,7 @@ from obte_cli.commands.options import (
     count_option,
     guard_new_output,
     out_option,
+    usage_error,
 )
 
 
@@ -54,13 +55,13 @@ def convert(
     from obte_cli.engine.model.omnibiote_convert import convert as convert_checkpoint
     from obte_cli.engine.model.omnibiote_convert import extract, read_checkpoint
 
+    if tokenizer and len(tokenizer) > 2:
+        raise usage_error(f"takes one file, or two (nucleic then protein); got {len(tokenizer)}", "--tokenizer")
     if checkpoint.is_dir():
         raise InputError(f"{checkpoint}: is a directory, not a checkpoint file")
     if not checkpoint.is_file():
         raise InputError(f"{checkpoint}: " + ("not a regular file" if checkpoint.exists() else "no such file"))
     guard_new_output(out, force, inputs=(checkpoint,))
-    if tokenizer and len(tokenizer) > 2:
-        raise InputError("--tokenizer takes one file, or two (nucleic then protein)")
     converted = convert_checkpoint(
         extract(read_checkpoint(checkpoint), str(checkpoint)), list(tokenizer or []), str(checkpoint), n_heads or None
     )

@@ -29,12 +29,17 @@ from obte_cli.commands.options import (
     Pool,
     backbone_or_default,
     count_option,
+    layers_check,
     model_option,
+    molecule_option,
     number_in,
+    old_short_options,
     on_unknown_option,
     out_option,
+    parse_layers,
     seed_option,
     suggests_on_unknown,
+    usage_error,
 )
 
 app = new_app(
@@ -44,16 +49,26 @@ app = new_app(
 )
 
 
-def _parse_layers(text: str) -> tuple[int, ...]:
-    from obte_cli.engine.core.errors import InputError
+def _check_output(out: str, pool: str) -> None:
+    """What ``--out`` can hold: a format by its extension, and per-token vectors (a matrix per record) only in
+    .safetensors."""
+    from obte_cli.engine.embedding.io import FORMATS
 
-    try:
-        layers = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise InputError(f"--layers must be comma-separated integers, e.g. -1 or 0,2,-1 (got {text!r})") from None
-    if not layers:
-        raise InputError("--layers is empty")
-    return layers
+    suffix = ".tsv" if out == "-" else Path(out).suffix.lower()
+    if suffix not in FORMATS:
+        raise usage_error(f"must end in {', '.join(FORMATS)}, or be '-' for TSV on stdout (got {out!r})", "--out")
+    if pool == "per-token" and suffix != ".safetensors":
+        raise usage_error(
+            f"per-token gives a matrix per record: write it to a .safetensors --out (got {out!r})", "--pool"
+        )
+
+
+def _check_layers(layers: tuple[int, ...], n_layers: int) -> None:
+    for layer in layers:
+        if not -(n_layers + 1) <= layer <= n_layers:
+            raise usage_error(
+                f"{layer} is not a layer of this model (0..{n_layers}, or negative from the end)", "--layers"
+            )
 
 
 def _check_stride(window: int, stride: int) -> None:
@@ -71,6 +86,7 @@ def _check_stride(window: int, stride: int) -> None:
 
 @app.command("sequences")
 @suggests_on_unknown
+@old_short_options({"-t": "--molecule-type"})
 def embed(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
     model: Annotated[
@@ -80,11 +96,14 @@ def embed(
         Pool.mean, "--pool", help="mean, max, first (the molecule tag token) or per-token (one vector per residue)."
     ),
     layers: str = typer.Option(
-        "-1", "--layers", help="Layers to return: 0 = embeddings, n = final; negative from the end; e.g. 0,2,-1."
+        "-1",
+        "--layers",
+        callback=layers_check,
+        help="Layers to return: 0 = embeddings, n = final; negative from the end; e.g. 0,2,-1.",
     ),
-    molecule_type: str = typer.Option(
-        "auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."
-    ),
+    molecule_type: Annotated[
+        str, molecule_option("Molecule type of every record, or 'auto' (see `obte tokenize encode`).")
+    ] = "auto",
     max_tokens: int = count_option(
         16384,
         "--max-tokens",
@@ -130,6 +149,7 @@ def embed(
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.bio.seqio import stdin_once
     from obte_cli.engine.core.devices import resolve_device
+    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.embedding.embed import check_windowing
     from obte_cli.engine.embedding.run import embed_to_file
@@ -141,13 +161,18 @@ def embed(
     if no_window and (window or truncate):
         raise typer.BadParameter("cannot be combined with --window or --truncate", param_hint="'--no-window'")
     _check_stride(window, stride)
+    _check_output(out, pool.value)
     stdin_once(inputs)
     fixed = molecule_type_option(molecule_type)
     settings = _settings(pool.value, layers, max_tokens, truncate, window, stride, no_window, on_unknown.value)
     torch_device = resolve_device(device)
     model = backbone_or_default(model)
     loaded = load_model(model, torch_device)
-    check_windowing(settings, loaded.model.config.max_positions)
+    _check_layers(settings.layers, loaded.model.config.n_layers)
+    try:
+        check_windowing(settings, loaded.model.config.max_positions)  # by now, only: does --window fit?
+    except InputError as exc:
+        raise usage_error(str(exc).removeprefix(f"--window {window} "), "--window") from None
     processes = init_distributed(torch_device)
     loaded.model.to(processes.device)
     unknown = UnknownLetters(on_unknown.value)
@@ -167,14 +192,13 @@ def embed(
 
 
 def _settings(pool, layers, max_tokens, truncate, window, stride, no_window, on_unknown):
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.embedding.embed import EmbeddingSettings
 
     if truncate and window:
-        raise InputError("use either --truncate or --window, not both")
+        raise usage_error("cannot be combined with --window", "--truncate")
     return EmbeddingSettings(
         pool=pool,
-        layers=_parse_layers(layers),
+        layers=parse_layers(layers),
         max_tokens=max_tokens,
         truncate=truncate,
         window=window,
@@ -235,6 +259,10 @@ def probe_joint(
     """
     from obte_cli.engine.embedding.joint_probe import JointProbe, probe_table, run_joint_probe
 
+    if (model_gene is None) != (model_protein is None):
+        raise usage_error("give both, or neither (then --model embeds both)", "--model-gene", "--model-protein")
+    if model_gene is not None and model is not None:
+        raise usage_error("give --model, or --model-gene with --model-protein, not both", "--model")
     if model_gene is None and model_protein is None:
         model = backbone_or_default(model)
     probe = JointProbe(model, model_gene, model_protein, rank, train_frac, steps, window, seed, not no_control)

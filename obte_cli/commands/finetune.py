@@ -34,12 +34,15 @@ from obte_cli.commands.options import (
     folds_check,
     guard_new_output,
     model_option,
+    molecule_option,
     number_in,
+    old_short_options,
     on_unknown_option,
     out_option,
     readout_option,
     seed_option,
     suggests_on_unknown,
+    usage_error,
 )
 
 app = new_app("Fine-tune an obte model on a downstream task.")
@@ -148,15 +151,12 @@ def affinity(
     from obte_cli.engine.bio.homology import homology_cache_dir
     from obte_cli.engine.core.devices import resolve_device
 
+    if method is AffinityMethod.composition and model is not None:
+        raise usage_error("a composition model reads no backbone (leave out --model or --method)", "--model")
     settings = finetune_settings(epochs, batch_size, max_tokens, lr_head, lr_embedding, lr_body, warmup, seed)
     guard_new_output(out, force, inputs=(data, model))
-    from obte_cli.engine.core.errors import InputError
-
     threshold = None if no_homology_guard else homology_threshold
-    if method is AffinityMethod.composition:
-        if model is not None:
-            raise InputError("--model: a composition model reads no backbone (leave out --model or --method)")
-    else:
+    if method is not AffinityMethod.composition:
         model = backbone_or_default(model)
     cv = AffinityCV(
         backbone=model,
@@ -184,13 +184,11 @@ def _run_task(
 ) -> None:
     """Fine-tune a `classify` or `residue` task and write its outputs (see FineTuneTask). ``run_options``:
     long (what a record longer than the context becomes: cut, window, error), on_unknown, device, force."""
-    from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.outputs import staged_directory
     from obte_cli.engine.finetuning.tasks import encode_task_splits, read_task_splits, run_finetune_task, save_task_run
     from obte_cli.engine.model.directory import load_model
 
-    molecule_type_option(molecule)  # validate early: a bad name fails before any training
     inputs = (*files.values(), model)
     guard_new_output(out, run_options["force"], inputs=inputs)
     splits, classes = read_task_splits(spec, files)
@@ -234,6 +232,7 @@ TASK_HELP = "classification (MCC, F1, accuracy) or regression (Spearman, Pearson
 
 @app.command("classify")
 @suggests_on_unknown
+@old_short_options({"-t": "--molecule-type"})
 def classify(
     train: Path = typer.Option(..., "--train", help="Training CSV with header: sequence,label (GUE layout)."),
     dev: Path = typer.Option(..., "--dev", help="Dev CSV (selects the best epoch)."),
@@ -241,7 +240,7 @@ def classify(
     model: Annotated[Path | None, model_option(BACKBONE_HELP)] = None,
     out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
     task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
-    molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
+    molecule_type: Annotated[str, molecule_option("Molecule type of the sequences, or auto.")] = "auto",
     epochs: int = count_option(
         5, "--epochs", low=1, high=MAX_EPOCHS, help="Passes over the training rows (the best on dev is scored)."
     ),
@@ -294,6 +293,7 @@ def classify(
 
 @app.command("residue")
 @suggests_on_unknown
+@old_short_options({"-t": "--molecule-type"})
 def residue(
     train: Path = typer.Option(
         ..., "--train", help="Training TSV with header: id, sequence, labels (one per residue)."
@@ -303,7 +303,7 @@ def residue(
     model: Annotated[Path | None, model_option(BACKBONE_HELP)] = None,
     out: Annotated[Path, out_option(TASK_OUT_HELP)] = ...,
     task: Task = typer.Option(Task.classification, "--task", help=TASK_HELP),
-    molecule_type: str = typer.Option("auto", "--molecule-type", "-t", help="Molecule type of the sequences, or auto."),
+    molecule_type: Annotated[str, molecule_option("Molecule type of the sequences, or auto.")] = "auto",
     epochs: int = count_option(
         5, "--epochs", low=1, high=MAX_EPOCHS, help="Passes over the training windows (the best on dev is scored)."
     ),

@@ -20,8 +20,10 @@ from obte_cli.commands.options import (
     context_check,
     count_option,
     guard_new_output,
+    old_short_options,
     out_option,
     seed_option,
+    usage_error,
 )
 
 app = new_app("Create and inspect obte model directories (config.json + model.safetensors + tokenizer).")
@@ -33,9 +35,10 @@ PRESET_HELP = (
 
 
 @app.command("init")
+@old_short_options({"-p": "--preset"})
 def init(
     out: Annotated[Path, out_option("Model directory to create.")] = ...,
-    preset: Preset = typer.Option(Preset.tiny, "--preset", "-p", help=PRESET_HELP),
+    preset: Preset = typer.Option(Preset.tiny, "--preset", help=PRESET_HELP),
     tokenizer: str = typer.Option(
         "residue",
         "--tokenizer",
@@ -108,7 +111,7 @@ def init(
     try:
         config = preset_config(preset, padded_vocab_size(tok.vocab_size), max_positions=context, **shape)
     except SchemaError as exc:
-        raise InputError(f"--width/--heads: {exc}") from None
+        raise usage_error(str(exc), "--width", "--heads") from None
     torch.manual_seed(seed)
     model = ObteModel(config)
     metadata = {"preset": preset, "seed": seed, "created_by": "obte model init", "trained": False}

@@ -9,7 +9,13 @@ and returns the ``typer.Option``: ``model: Annotated[Path, model_option("Backbon
 
 Fixed choices are ``str`` Enums, so a bad value is a usage error (exit 2) that lists the valid ones.
 Integer options carry their range (``min=``/``max=``); float options get :func:`number_in`, which also
-refuses nan and inf. Both are usage errors too.
+refuses nan and inf. Text with a form (a molecule type, ``I/N``, a list of layers, a token count, benchmark
+shapes, variants) gets one callback per kind from here. All are usage errors that name the option, checked
+when the command line is read; a value wrong only beside another option, or for the model a command loaded,
+is raised in the command with :func:`usage_error`. tests/commands/test_option_values.py walks every option.
+
+One letter, one meaning: :data:`SHORT_OPTIONS` lists every short option (README "Options");
+:func:`old_short_options` keeps a command's retired letters working for a release, with a warning.
 
 Nothing heavy is imported here (``obte --help`` stays fast), so the choices are spelled out rather than
 taken from the engine's constants; tests/commands/test_options.py checks that the two agree.
@@ -17,7 +23,6 @@ taken from the engine's constants; tests/commands/test_options.py checks that th
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from enum import Enum
@@ -73,6 +78,16 @@ class SequenceReadout(StrChoice):
 
     first = "first"
     mean = "mean"
+
+
+class Strategy(StrChoice):
+    """Variant-effect scores of `obte score --mutations` and `obte bench variants`
+    (obte_cli.engine.embedding.variants.STRATEGIES)."""
+
+    wt_marginals = "wt-marginals"
+    masked_marginals = "masked-marginals"
+    mutant_marginals = "mutant-marginals"
+    pseudo_ppl = "pseudo-ppl"
 
 
 READOUT_HELP = (
@@ -232,6 +247,116 @@ def folds_check(value: int) -> int:
 MUTATION_RATE = number_in(0, 1, low_open=True)  # --rate of scan-jaspar and bench jaspar: a per-base probability
 
 
+def usage_error(message: str, *options: str) -> typer.BadParameter:
+    """A usage error (exit 2) about ``options``, for a value that is wrong only beside another option or for the
+    model a command loaded: ``raise usage_error("cannot be combined with --window", "--truncate")`` ends the run
+    with ``error: Invalid value for '--truncate': cannot be combined with --window``."""
+    return typer.BadParameter(message, param_hint=" / ".join(f"'{option}'" for option in options) or None)
+
+
+# ---- text with a form ------------------------------------------------------------------------------
+
+
+MOLECULE_TYPE_HELP = (
+    "Molecule type of every record (protein, DNA, RNA, mRNA, tRNA, ...), or 'auto': nucleic if the sequence is "
+    "only A/C/G/T/U/N (RNA if it has U and no T), protein otherwise."
+)
+
+
+def molecule_type_check(value: str | None) -> str | None:
+    """``--molecule-type``: 'auto' or a molecule type obte knows (obte_cli.engine.bio.molecules, no torch),
+    else a usage error listing them."""
+    from obte_cli.engine.bio.molecules import molecule_type_option as known
+
+    if value is not None:
+        try:
+            known(value)
+        except InputError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("--molecule-type: ")) from None
+    return value
+
+
+def molecule_option(help: str = MOLECULE_TYPE_HELP) -> Any:
+    """``--molecule-type`` (long only: ``-m`` is the model, ``-t`` the tokenizer), checked by
+    :func:`molecule_type_check`."""
+    return typer.Option("--molecule-type", callback=molecule_type_check, help=help)
+
+
+MAX_SHARDS = 1_000_000  # machines an archive is split over (prep --shard I/N)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard I/N`` as (I, N), with 0 ≤ I < N ≤ MAX_SHARDS; anything else is a usage error."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"must look like I/N, e.g. 0/4 (got {text!r})") from None
+    if not 0 <= index < count <= MAX_SHARDS:
+        raise typer.BadParameter(f"must be I/N with 0 ≤ I < N ≤ {MAX_SHARDS:,} (got {text!r})")
+    return index, count
+
+
+def shard_check(text: str) -> str:
+    parse_shard(text)
+    return text
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    """``--layers``: comma-separated layer numbers (0 = embeddings, negative from the end), each within
+    MAX_LAYERS; the model's own range is checked once it is loaded."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise typer.BadParameter(f"give one or more layers, e.g. -1 or 0,2,-1 (got {text!r})")
+    try:
+        layers = tuple(int(part) for part in parts)
+    except ValueError:
+        raise typer.BadParameter(f"must be comma-separated integers, e.g. -1 or 0,2,-1 (got {text!r})") from None
+    if any(abs(layer) > MAX_LAYERS + 1 for layer in layers):
+        raise typer.BadParameter(f"a model has at most {MAX_LAYERS} layers (got {text!r})")
+    return layers
+
+
+def layers_check(text: str) -> str:
+    parse_layers(text)
+    return text
+
+
+def shapes_check(text: str) -> str:
+    """``bench throughput --shapes``: comma-separated presets or wWIDTH (a 4-layer model of that width, heads
+    of 64, so WIDTH a multiple of 64 up to MAX_WIDTH)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise typer.BadParameter(f"give one or more shapes, e.g. tiny,w512 (got {text!r})")
+    presets = [preset.value for preset in Preset]
+    for name in names:
+        width = int(name[1:]) if name.startswith("w") and name[1:].isdigit() else 0
+        if name not in presets and not (width and width % 64 == 0 and width <= MAX_WIDTH):
+            raise typer.BadParameter(
+                f"{name!r} is neither a preset ({', '.join(presets)}) nor wWIDTH with WIDTH a multiple of 64 "
+                f"up to {MAX_WIDTH}"
+            )
+    return text
+
+
+_SUBSTITUTION = r"[A-Za-z]\d+[A-Za-z]"  # as obte_cli.engine.embedding.variants reads one
+
+
+def mutations_check(text: str | None) -> str | None:
+    """``score --mutations``: variants like ``A42G`` or ``A42G:K45R`` separated by commas. Only the form is
+    checked here; positions and wild-type letters are checked against the reference (bad input, exit 1)."""
+    import re
+
+    if text is None:
+        return text
+    variants = [part for part in text.split(",") if part.strip()]
+    if not variants:
+        raise typer.BadParameter(f"give one or more variants, e.g. A42G,K45R:L50P (got {text!r})")
+    for variant in variants:
+        if not all(re.fullmatch(_SUBSTITUTION, part.strip()) for part in variant.strip().split(":")):
+            raise typer.BadParameter(f"{variant.strip()!r} is not a variant like A42G or A42G:K45R")
+    return text
+
+
 # ---- counts and sizes --------------------------------------------------------------------------------
 # Every count or size a user types has a maximum: far above any real use, below what would run for days,
 # fill the memory or overflow. A mistyped `--mutants 100000000` is then a usage error (exit 2) naming the
@@ -264,35 +389,36 @@ MAX_TOKENS = 10**15  # a pretraining token budget or batch (the paper's largest 
 _COUNT_SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
 
 
-def token_count(text: str, option: str) -> int:
+def token_count(text: str, option: str, zero: bool = False) -> int:
     """A count of tokens as people write it, ``250M``, ``1.5B``, ``1e9`` or ``16384``, as an integer in
-    [1, MAX_TOKENS]. Text that is not a count, or not positive, is an :class:`InputError` naming the option;
-    above the maximum (``1e16``, ``inf``), a usage error."""
+    [1, MAX_TOKENS] (``zero``: 0 too, where 0 means "auto"). Anything else (``lots``, ``-5``, ``0``, ``1e16``,
+    ``inf``) is a usage error naming the option."""
     cleaned = text.strip().lower().replace("_", "").replace(",", "")
     scale = 1.0
     if cleaned and cleaned[-1] in _COUNT_SUFFIXES:
         scale, cleaned = _COUNT_SUFFIXES[cleaned[-1]], cleaned[:-1]
+    hint = f"'{option}'"
     try:
         value = int(float(cleaned) * scale)
     except ValueError:  # also nan
-        raise InputError(f"{option}: {text!r} is not a count (e.g. 16384, 250M, 1.5B)") from None
+        raise typer.BadParameter(f"{text!r} is not a count (e.g. 16384, 250M, 1.5B)", param_hint=hint) from None
     except OverflowError:  # inf, 1e400
         value = MAX_TOKENS + 1
     if value > MAX_TOKENS:
-        raise typer.BadParameter(f"at most {MAX_TOKENS:.0e} tokens (got {text!r})", param_hint=f"'{option}'")
-    if value < 1:
-        raise InputError(f"{option} must be positive (got {text!r})")
+        raise typer.BadParameter(f"at most {MAX_TOKENS:.0e} tokens (got {text!r})", param_hint=hint)
+    if value < (0 if zero else 1):
+        wanted = "0 (auto) or a positive count" if zero else "a positive count"
+        raise typer.BadParameter(f"must be {wanted} (got {text!r})", param_hint=hint)
     return value
 
 
-def token_count_check(option: str):
-    """Option callback for a token count (:func:`token_count`): above the maximum is a usage error when the
-    command line is read, before any work; the command parses the value itself."""
+def token_count_check(option: str, zero: bool = False):
+    """Option callback for a token count (:func:`token_count`): a value that is not one is a usage error when
+    the command line is read, before any work; the command parses the value itself."""
 
     def check(text: str | None) -> str | None:
         if text is not None:
-            with contextlib.suppress(InputError):  # not a count: the command says so
-                token_count(text, option)
+            token_count(text, option, zero)
         return text
 
     return check
@@ -390,6 +516,36 @@ def backbone_or_default(model: Path | None) -> Path:
 def out_option(help: str) -> Any:
     """``--out/-o``: an output file or directory (which, the help says)."""
     return typer.Option("--out", "-o", help=help)
+
+
+# One letter, one meaning in every command (README "Options"; tests/commands/test_short_options.py checks each
+# command against it). Every other option is long only.
+SHORT_OPTIONS = {
+    "-h": "--help",
+    "-v": "--verbose",  # obte's own options, before the command
+    "-q": "--quiet",
+    "-m": "--model",
+    "-o": "--out",
+    "-t": "--tokenizer",
+    "-d": "--data",
+    "-f": "--force",
+    "-j": "--workers",
+    "-k": "--folds",
+    "-l": "--labels",
+}
+
+
+def old_short_options(renamed: dict[str, str]):
+    """Decorator for a command whose retired short options still work for one release: each letter of
+    ``renamed`` (``{"-t": "--molecule-type"}``) is read as its long option, with a warning on stderr
+    (:class:`obte_cli.commands.common.ObteGroup` does the reading). A letter that now means something else
+    in this command (``-m`` as --model) cannot be kept: the CHANGELOG says so."""
+
+    def mark(command):
+        command.old_short_options = dict(renamed)
+        return command
+
+    return mark
 
 
 ON_UNKNOWN_HELP = (

@@ -14,8 +14,10 @@ from obte_cli.commands.options import (
     DeviceOption,
     OnUnknown,
     TsvOutOption,
+    molecule_option,
     on_unknown_option,
     suggests_on_unknown,
+    usage_error,
 )
 
 
@@ -27,9 +29,9 @@ def predict(
     inputs: list[str] = typer.Argument(
         ..., metavar="FASTA", help="FASTA file(s), plain or compressed; '-' reads stdin."
     ),
-    molecule_type: str = typer.Option(
-        "auto", "--molecule-type", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."
-    ),
+    molecule_type: Annotated[
+        str, molecule_option("Molecule type of every record, or 'auto' (see `obte tokenize encode`).")
+    ] = "auto",
     max_tokens: int = typer.Option(
         16384,
         "--max-tokens",
@@ -86,7 +88,7 @@ def predict(
     task = FineTunedTask.of(loaded)
     context = loaded.model.config.max_positions
     if window and window + 2 > context:
-        raise InputError(f"--window {window} does not fit the model's context of {context}")
+        raise usage_error(f"{window} does not fit the model's context of {context}", "--window")
     settings = PredictSettings(max_tokens=max_tokens, window=window, stride=stride, on_unknown=on_unknown.value)
     unknown = UnknownLetters(on_unknown.value)
 

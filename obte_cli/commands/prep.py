@@ -15,18 +15,13 @@ from obte_cli.commands.options import (
     MAX_LENGTH,
     MAX_WORKERS,
     count_option,
+    molecule_option,
+    old_short_options,
     out_option,
+    parse_shard,
+    shard_check,
+    usage_error,
 )
-
-
-def _parse_shard(text: str) -> tuple[int, int]:
-    from obte_cli.engine.core.errors import InputError
-
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise InputError(f"--shard must look like I/N, e.g. 0/4 (got {text!r})") from None
-    return index, count
 
 
 @contextlib.contextmanager
@@ -88,17 +83,18 @@ def prep_progress(inputs: list[Path], shard_index: int, shard_count: int):
         yield on_file
 
 
+@old_short_options({"-m": "--molecule-type"})
 def prep(
     inputs: list[Path] = typer.Argument(
         ..., help="GenBank (.gb/.gbff/.seq) or FASTA (.fa/.fasta/.fna/.faa) files, optionally .gz."
     ),
     out: Annotated[Path, out_option("Output directory: shards/ and manifest.json.")] = ...,
-    molecule_type: str = typer.Option(
-        "auto",
-        "--molecule-type",
-        "-m",
-        help="Type of FASTA records (protein, DNA, RNA, mRNA, ...); 'auto': nucleic if only A/C/G/T/U/N, else protein.",
-    ),
+    molecule_type: Annotated[
+        str,
+        molecule_option(
+            "Type of FASTA records (protein, DNA, RNA, mRNA, ...); 'auto': nucleic if only A/C/G/T/U/N, else protein."
+        ),
+    ] = "auto",
     min_length: int = count_option(1, "--min-length", low=1, high=MAX_LENGTH, help="Drop sequences shorter than this."),
     max_length: int = count_option(
         0,
@@ -113,7 +109,10 @@ def prep(
         1, "--workers", "-j", low=1, high=MAX_WORKERS, help="Processes, one input file each at a time."
     ),
     shard: str = typer.Option(
-        "0/1", "--shard", help="Take the I-th of every N input files (sorted): split an archive over N machines."
+        "0/1",
+        "--shard",
+        callback=shard_check,
+        help="Take the I-th of every N input files (sorted): split an archive over N machines.",
     ),
 ) -> None:
     """Filter sequence archives into training shards, with counts of everything kept and dropped.
@@ -126,15 +125,12 @@ def prep(
 
     Example: [bold]obte prep gbvrl*.seq.gz uniref100.fasta.gz -o corpus/ --workers 8[/bold]
     """
-    from obte_cli.engine.bio.molecules import molecule_type_option
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.pretraining.prep import PrepSettings, run_prep
 
-    molecule_type_option(molecule_type)  # validate before reading any input
     if max_length and max_length < min_length:
-        raise InputError("--min-length must be ≥ 1 and --max-length 0 or ≥ --min-length")
+        raise usage_error(f"must be 0 (no limit) or ≥ --min-length {min_length} (got {max_length})", "--max-length")
     settings = PrepSettings(molecule_type=molecule_type, min_length=min_length, max_length=max_length, dedup=dedup)
-    shard_index, shard_count = _parse_shard(shard)
+    shard_index, shard_count = parse_shard(shard)
     with prep_progress(inputs, shard_index, shard_count) as on_file:
         manifest = run_prep(inputs, out, settings, (shard_index, shard_count), workers, on_file)
     with open_output("-") as handle:

@@ -22,10 +22,12 @@ from obte_cli.commands.options import (
     count_option,
     lock_run_directory,
     number_in,
+    old_short_options,
     out_option,
     seed_option,
     token_count,
     token_count_check,
+    usage_error,
 )
 
 
@@ -34,11 +36,12 @@ def parse_count(text: str, option: str) -> int:
     return token_count(text, option)
 
 
+@old_short_options({"-p": "--preset"})
 def pretrain(
     tokens: Path = typer.Option(..., "--tokens", help="Token directory from `obte tokenize corpus`."),
     out: Annotated[Path, out_option("Run directory: checkpoints/, metrics.jsonl, loss.png, model/.")] = ...,
     preset: Preset = typer.Option(
-        Preset.tiny, "--preset", "-p", help="Architecture preset for a fresh model (see `obte model presets`)."
+        Preset.tiny, "--preset", help="Architecture preset for a fresh model (see `obte model presets`)."
     ),
     init: Path = typer.Option(None, "--init", help="Start from this model directory instead of a fresh preset."),
     context: int = typer.Option(
@@ -65,7 +68,7 @@ def pretrain(
     warmup_tokens: str = typer.Option(
         "0",
         "--warmup-tokens",
-        callback=token_count_check("--warmup-tokens"),
+        callback=token_count_check("--warmup-tokens", zero=True),
         help="Warm-up in tokens (0: 5% of the budget; paper: 1B).",
     ),
     lr: float = typer.Option(
@@ -130,6 +133,8 @@ def pretrain(
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
     from obte_cli.engine.pretraining.run import export_model, open_corpora, starting_model
 
+    if eval_tokens is not None and holdout:
+        raise usage_error("two ways to score held-out data: give --eval-tokens or --holdout", "--holdout")
     lock_run_directory(out)  # a second run into it is refused while this one runs
     if out.exists() and not resume and (out / "checkpoints").exists():
         raise InputError(f"{out}: holds a run already (use --resume to continue it, or another --out)")

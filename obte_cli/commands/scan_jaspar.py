@@ -18,12 +18,14 @@ from obte_cli.commands.options import (
     TsvOutOption,
     count_option,
     model_option,
+    old_short_options,
     seed_option,
     suggests_on_unknown,
 )
 
 
 @suggests_on_unknown
+@old_short_options({"-p": "--protein"})
 def scan_jaspar(
     matrices: list[Path] = typer.Argument(
         ..., help="JASPAR (.jaspar, one or many matrices), .pfm, MEME (.meme) or TRANSFAC files."
@@ -31,7 +33,6 @@ def scan_jaspar(
     protein: str = typer.Option(
         ...,
         "--protein",
-        "-p",
         help=(
             "Protein FASTA: each matrix is scored with the record named by its matrix id, TF name or UniProt "
             "accession/gene (sp|P14921|ETS1_HUMAN); --all-matrices scores one protein against every matrix."

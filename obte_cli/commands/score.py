@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import deque
 from contextlib import nullcontext
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,24 +16,20 @@ from obte_cli.commands.options import (
     Device,
     DeviceOption,
     OnUnknown,
+    Strategy,
     TsvOutOption,
     backbone_or_default,
     count_option,
     model_option,
+    molecule_option,
+    mutations_check,
+    number_in,
+    old_short_options,
     on_unknown_option,
     seed_option,
     suggests_on_unknown,
+    usage_error,
 )
-
-
-class Strategy(str, Enum):
-    """Variant-effect scores (obte_cli.engine.embedding.variants)."""
-
-    wt_marginals = "wt-marginals"
-    masked_marginals = "masked-marginals"
-    mutant_marginals = "mutant-marginals"
-    pseudo_ppl = "pseudo-ppl"
-
 
 STRATEGY_HELP = (
     "Variant score (repeatable; default all four), each a sum over the substitutions of log p(mutant letter) − "
@@ -47,19 +42,19 @@ STRATEGY_HELP = (
 
 
 @suggests_on_unknown
+@old_short_options({"-t": "--molecule-type", "-s": "--strategy"})
 def score(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or compressed; '-' reads stdin."),
     model: Annotated[
         Path | None, model_option(f"Model directory: a pretrained backbone {BACKBONE_DEFAULT_HELP}.")
     ] = None,
-    molecule_type: str = typer.Option(
-        "auto", "--molecule-type", "-t", help="Molecule type of every record, or 'auto' (see `obte tokenize encode`)."
-    ),
+    molecule_type: Annotated[
+        str, molecule_option("Molecule type of every record, or 'auto' (see `obte tokenize encode`).")
+    ] = "auto",
     mask_fraction: float = typer.Option(
         0.15,
         "--mask-fraction",
-        min=0.01,
-        max=0.5,
+        callback=number_in(0.01, 0.5),
         help="Size of each masked group: every residue is masked once, in round(1/fraction) groups.",
     ),
     seed: Annotated[int, seed_option("Seed of the grouping (the scores are deterministic given it).")] = 0,
@@ -88,6 +83,7 @@ def score(
     mutations: str = typer.Option(
         None,
         "--mutations",
+        callback=mutations_check,
         help=(
             "Score variants of the one reference record instead: e.g. 'A42G,K45R:L50P' (',' separates variants, ':' "
             "joins the substitutions of one multi-mutant; 1-based positions; the wild-type letter is checked)."
@@ -100,7 +96,7 @@ def score(
         "every column is kept in the output (ProteinGym / ESM --dms-input convention).",
     ),
     mutation_col: str = typer.Option("mutant", "--mutation-col", help="Column of --variants holding the variants."),
-    strategies: list[Strategy] = typer.Option(None, "--strategy", "-s", help=STRATEGY_HELP),
+    strategies: list[Strategy] = typer.Option(None, "--strategy", help=STRATEGY_HELP),
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -127,6 +123,12 @@ def score(
     from obte_cli.engine.embedding.scoring import SCORE_COLUMNS, ScoreSettings, score_segments
     from obte_cli.engine.model.directory import load_model
 
+    if mutations is not None and variants is not None:
+        raise usage_error("give --mutations or --variants, not both", "--mutations", "--variants")
+    if per_residue is not None and (mutations is not None or variants is not None):
+        raise usage_error("does not apply to --mutations or --variants", "--per-residue")
+    if per_residue is not None and str(per_residue) == out and out != "-":
+        raise usage_error("names the same file as --out", "--per-residue")
     refuse_same_file([("--out", out), ("--per-residue", per_residue)], [*inputs, model])
     stdin_once(inputs)
     on_unknown = on_unknown.value
@@ -137,15 +139,11 @@ def score(
     loaded = load_model(model, torch_device)
     loaded.model.eval()
     if mutations is not None or variants is not None:
-        if per_residue is not None:
-            raise InputError("--per-residue does not apply to --mutations or --variants")
         _score_variants(inputs, fixed, loaded, mutations, variants, mutation_col, strategies, seed, max_tokens, out)
         return
     settings = ScoreSettings(
         mask_fraction=mask_fraction, seed=seed, max_tokens=max_tokens, per_residue=per_residue is not None
     )
-    if per_residue is not None and str(per_residue) == out and out != "-":
-        raise InputError("--per-residue and --out name the same file")
 
     scores = []
     with open_output(out) as handle, open_output(per_residue) if per_residue else nullcontext() as residues:
@@ -188,8 +186,6 @@ def _score_variants(inputs, fixed, loaded, mutations, variants, column, strategi
     from obte_cli.engine.embedding import variants as engine
     from obte_cli.engine.tokenizers.base import canonical_sequence
 
-    if mutations is not None and variants is not None:
-        raise InputError("give --mutations or --variants, not both")
     records = [record for path in inputs for record in read_fasta(path)]
     if len(records) != 1:
         raise InputError(f"variant scoring needs one reference record (the inputs hold {len(records)})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -19,9 +20,12 @@ from obte_cli.commands.options import (
     TsvOutOption,
     count_option,
     guard_new_output,
+    model_option,
+    molecule_option,
     out_option,
     seed_option,
     suggests_on_unknown,
+    usage_error,
 )
 
 app = new_app("Tokenize sequences with a bundled tokenizer, a tokenizer directory or a model directory.")
@@ -30,11 +34,29 @@ TOKENIZER_HELP = (
     "Tokenizer: a bundled name (residue, omnibiote-mixed), a model or tokenizer directory, "
     "or a sentencepiece .model file."
 )
-MOLECULE_HELP = (
-    "Molecule type of every record (protein, DNA, RNA, mRNA, tRNA, ...), or 'auto': nucleic if the "
-    "sequence is only A/C/G/T/U/N (RNA if it has U and no T), protein otherwise."
-)
+MODEL_HELP = "A model directory: its tokenizer (the same as -t DIR)."
 ENCODE_COLUMNS = ["record_id", "molecule_type", "n_residues", "n_tokens", "token_ids"]
+
+
+def _tokenizer_of(tokenizer: str, model: Path | None) -> str:
+    """What ``-t/--tokenizer`` or ``-m/--model`` names. ``-m`` was the molecule type of `tokenize encode` in
+    obte 0.1: a molecule type given to it, where no such directory exists, is a usage error that says so."""
+    from obte_cli.engine.bio.molecules import molecule_type_option
+    from obte_cli.engine.core.errors import InputError
+
+    if model is None:
+        return tokenizer
+    if tokenizer != "residue":
+        raise usage_error("give -t TOKENIZER or -m MODEL, not both", "--model")
+    if not model.exists():
+        with contextlib.suppress(InputError):
+            molecule_type_option(str(model))
+            raise usage_error(
+                f"no model directory {str(model)!r}: -m names a model now; the molecule type is "
+                f"--molecule-type {model}",
+                "--model",
+            )
+    return str(model)
 
 
 @app.command("encode")
@@ -42,7 +64,8 @@ ENCODE_COLUMNS = ["record_id", "molecule_type", "n_residues", "n_tokens", "token
 def encode(
     inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
-    molecule_type: str = typer.Option("auto", "--molecule-type", "-m", help=MOLECULE_HELP),
+    model: Annotated[Path | None, model_option(MODEL_HELP)] = None,
+    molecule_type: Annotated[str, molecule_option()] = "auto",
     on_unknown: OnUnknownOption = OnUnknown.error,
     spans: bool = typer.Option(
         False,
@@ -65,6 +88,7 @@ def encode(
     from obte_cli.engine.tokenizers.base import Segment
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
+    tokenizer = _tokenizer_of(tokenizer, model)
     refuse_same_file([("--out", out)], [*inputs, tokenizer])
     stdin_once(inputs)
     on_unknown = on_unknown.value
@@ -108,6 +132,7 @@ def decode(
         ..., help="TSV from `obte tokenize encode` (needs record_id and token_ids columns); '-' reads stdin."
     ),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
+    model: Annotated[Path | None, model_option(MODEL_HELP)] = None,
     out: Annotated[str, out_option("Output FASTA (default: stdout).")] = "-",
 ) -> None:
     """Decode token ids back to FASTA (RNA is written with U). A row holding several sequences is
@@ -120,6 +145,7 @@ def decode(
     from obte_cli.engine.core.outputs import refuse_same_file
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
+    tokenizer = _tokenizer_of(tokenizer, model)
     refuse_same_file([("--out", out)], [tokens, tokenizer])
     tok = load_tokenizer(tokenizer)
     name = display_name(tokens)
@@ -209,6 +235,7 @@ def train(
 def corpus(
     sources: list[Path] = typer.Argument(..., help="`obte prep` output directories or shard files (.tsv.gz)."),
     tokenizer: str = typer.Option("residue", "--tokenizer", "-t", help=TOKENIZER_HELP),
+    model: Annotated[Path | None, model_option(MODEL_HELP)] = None,
     out: Annotated[Path, out_option("Token directory to write (memory-mappable arrays + tokens.json).")] = ...,
     force: ForceOption = False,
 ) -> None:
@@ -223,6 +250,7 @@ def corpus(
     from obte_cli.engine.pretraining.train_tokenizer import shard_files
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
+    tokenizer = _tokenizer_of(tokenizer, model)
     # a bundled tokenizer name (e.g. residue) is not a path on disk, so it cannot be replaced
     inputs = (*sources, *([Path(tokenizer)] if Path(tokenizer).exists() else []))
     guard_new_output(out, force, inputs=inputs)

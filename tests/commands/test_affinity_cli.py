@@ -490,8 +490,8 @@ def test_complexes_tsv_predicts_what_the_fasta_call_does(tmp_path):
         ("protein\tnucleic_acid\tna_type\nMKV\tACGT\tssDNA\n", [], "c.tsv: line 2: na_type 'ssDNA' is not DNA or RNA"),
         ("protein\tnucleic_acid\n\tACGT\n", [], "c.tsv: line 2, protein: no protein sequence"),
         ("protein\tnucleic_acid\nMKV\tACGT\n", ["p.fa"], "give either --complexes TSV or the two FASTA files"),
-        ("protein\tnucleic_acid\nMKV\tACGT\n", ["--pairs", "zip"], "--pairs does not apply to --complexes"),
-        ("protein\tnucleic_acid\nMKV\tACGT\n", ["--complement", "revcomp"], "--complement does not apply"),
+        ("protein\tnucleic_acid\nMKV\tACGT\n", ["--pairs", "zip"], "'--pairs': does not apply to --complexes"),
+        ("protein\tnucleic_acid\nMKV\tACGT\n", ["--complement", "revcomp"], "'--complement': does not apply"),
     ],
 )
 def test_complexes_tsv_errors_are_one_line(tmp_path, tsv, args, message):
@@ -499,15 +499,15 @@ def test_complexes_tsv_errors_are_one_line(tmp_path, tsv, args, message):
     (tmp_path / "p.fa").write_text(">p1\nMKV\n")
     args = [tmp_path / a if a.endswith(".fa") else a for a in args]
     result = obte("affinity", "--complexes", tmp_path / "c.tsv", *args)
-    assert result.exit_code == 1 and result.stdout == ""
+    assert result.exit_code == (2 if args else 1) and result.stdout == ""  # a usage error, or bad input
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
 
 
 def test_without_inputs_says_what_to_give():
     result = obte("affinity")
-    assert result.exit_code == 1
-    assert "give a protein FASTA and a nucleic-acid FASTA, or --complexes TSV" in result.stderr
+    assert result.exit_code == 2
+    assert "give a protein and a nucleic-acid FASTA, or --complexes TSV" in result.stderr
 
 
 def test_a_protein_given_as_the_nucleic_acid_is_refused_also_with_on_unknown_unk(tmp_path):
@@ -601,7 +601,7 @@ def test_composition_method_refuses_a_backbone(small_pairs, backbone, tmp_path):
         "finetune", "affinity", "--data", small_pairs[0], "--method", "composition", "--model", backbone,
         "-o", tmp_path / "dg",
     )  # fmt: skip
-    assert result.exit_code == 1 and "a composition model reads no backbone" in result.stderr
+    assert result.exit_code == 2 and "a composition model reads no backbone" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "dg").exists()
 
 

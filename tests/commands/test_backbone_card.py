@@ -38,7 +38,7 @@ def test_shipped_weights_reproduce_the_cards_per_record_scores(tmp_path, molecul
     card = {row["id"]: row for row in _table(BACKBONE / "heldout-records.tsv")}
     fasta = tmp_path / "sample.fa"
     fasta.write_text(_first_records(molecule_type, per_file))
-    result = obte("score", fasta, "-t", molecule_type)  # no --model: the bundled backbone
+    result = obte("score", fasta, "--molecule-type", molecule_type)  # no --model: the bundled backbone
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(result.stdout.splitlines(), delimiter="\t"))
     assert len(rows) >= 4

@@ -145,13 +145,13 @@ def test_predict_from_fasta_maps_a_longer_construct_onto_the_chain(trained, tmp_
     result = obte(
         "contacts",
         "predict",
-        "-p",
+        "--protein",
         tmp_path / "p.fa",
-        "-n",
+        "--na",
         tmp_path / "n.fa",
         "-m",
         trained / "run" / "model",
-        "-s",
+        "--structure",
         NMR_1LCD,
         "--cif-out",
         tmp_path / "out.cif",
@@ -170,13 +170,13 @@ def test_predict_from_fasta_maps_a_longer_construct_onto_the_chain(trained, tmp_
     "args, message",
     [
         ([], "nothing to predict"),
-        (["-p", "x.fa"], "give both --protein and --na"),
-        (["--cif-out", "o.cif", "-p", "a.fa", "-n", "b.fa"], "--cif-out needs --structure"),
+        (["--protein", "x.fa"], "'--protein' / '--na': give both"),
+        (["--cif-out", "o.cif", "--protein", "a.fa", "--na", "b.fa"], "'--cif-out': needs --structure"),
     ],
 )
-def test_predict_input_errors_are_one_line(trained, args, message):
+def test_predict_missing_inputs_are_one_line_usage_errors(trained, args, message):
     result = obte("contacts", "predict", "-m", trained / "run" / "model", *args)
-    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
 
 
 def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_model(trained, tmp_path):
@@ -187,9 +187,9 @@ def test_predict_refuses_a_structure_without_nucleic_acid_and_a_non_contact_mode
         if not (line.startswith(("ATOM", "HETATM", "TER")) and line[21] in "BC")
     ]
     (tmp_path / "protein.pdb").write_text("\n".join(lines))
-    result = obte("contacts", "predict", "-s", tmp_path / "protein.pdb", "-m", trained / "run" / "model")
+    result = obte("contacts", "predict", "--structure", tmp_path / "protein.pdb", "-m", trained / "run" / "model")
     assert result.exit_code == 1 and "no nucleic-acid chain" in result.stderr.strip().splitlines()[-1]
-    wrong = obte("contacts", "predict", "-s", NMR_1LCD, "-m", trained / "backbone")
+    wrong = obte("contacts", "predict", "--structure", NMR_1LCD, "-m", trained / "backbone")
     assert wrong.exit_code == 1 and "not a contact model" in wrong.stderr
 
 
@@ -217,7 +217,7 @@ def test_attention_probe_model_round_trips(trained, tmp_path):
         "cpu",
     )
     assert result.exit_code == 0, result.output
-    predicted = obte("contacts", "predict", "-s", NMR_1LCD, "-m", tmp_path / "probe" / "model")
+    predicted = obte("contacts", "predict", "--structure", NMR_1LCD, "-m", tmp_path / "probe" / "model")
     assert predicted.exit_code == 0, predicted.output
     table = pd.read_csv(pd.io.common.StringIO(predicted.stdout), sep="\t")
     assert table[["p_4", "p_6", "p_8"]].apply(lambda c: c.between(0, 1)).all().all()

@@ -38,9 +38,8 @@ def test_stdin_given_twice_is_one_line():
 def test_saturation_pointing_at_a_file_fails_before_any_work(tmp_path):
     target = tmp_path / "sat.txt"
     target.write_text("keep")
-    result = obte(
-        "scan-jaspar", EXAMPLES / "MA0139.1.jaspar", "-p", EXAMPLES / "ctcf.fa", "--saturation", target, "-o", "-"
-    )
+    motif, protein = EXAMPLES / "MA0139.1.jaspar", EXAMPLES / "ctcf.fa"
+    result = obte("scan-jaspar", motif, "--protein", protein, "--saturation", target, "-o", "-")
     one_error_line(result, f"{target}: not a directory (--saturation names a directory")
     assert result.stdout == "" and target.read_text() == "keep"
 
@@ -127,7 +126,7 @@ def test_predict_reads_a_protein_longer_than_the_context_in_windows(tmp_path):
     protein = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 1100))
     (tmp_path / "p.fa").write_text(f">long\n{protein}\n")
     (tmp_path / "na.fa").write_text(">d\nACGTACGTAC\n")
-    result = obte("contacts", "predict", "-p", tmp_path / "p.fa", "-n", tmp_path / "na.fa", "--device", "cpu")
+    result = obte("contacts", "predict", "--protein", tmp_path / "p.fa", "--na", tmp_path / "na.fa", "--device", "cpu")
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.strip().splitlines()[1:]]
     assert [r[1] for r in rows] == [str(i) for i in range(1, 1101)] and all(r[3] != "NA" for r in rows)
@@ -137,7 +136,8 @@ def test_predict_reads_a_protein_longer_than_the_context_in_windows(tmp_path):
     window, starts = protein_windows(predictor, ContactSite("long", protein, ["ACGTACGTAC"], ["DNA"], []))
     assert len(starts) > 1 and starts[0] == 0 and starts[-1] + window == 1100
     (tmp_path / "first.fa").write_text(f">first\n{protein[:window]}\n")
-    alone = obte("contacts", "predict", "-p", tmp_path / "first.fa", "-n", tmp_path / "na.fa", "--device", "cpu")
+    first_window = tmp_path / "first.fa"
+    alone = obte("contacts", "predict", "--protein", first_window, "--na", tmp_path / "na.fa", "--device", "cpu")
     first = [line.split("\t") for line in alone.stdout.strip().splitlines()[1:]]
     assert [r[3:6] for r in first[: starts[1]]] == [r[3:6] for r in rows[: starts[1]]]
 
@@ -145,7 +145,7 @@ def test_predict_reads_a_protein_longer_than_the_context_in_windows(tmp_path):
 def test_predict_from_fasta_reads_unknown_letters_as_unk_unless_told_otherwise(tmp_path):
     (tmp_path / "p.fa").write_text(">x\nMKVXLAAGKRR\n")
     (tmp_path / "na.fa").write_text(">d\nACGTNACGTAC\n")
-    args = ["contacts", "predict", "-p", tmp_path / "p.fa", "-n", tmp_path / "na.fa", "--device", "cpu"]
+    args = ["contacts", "predict", "--protein", tmp_path / "p.fa", "--na", tmp_path / "na.fa", "--device", "cpu"]
     strict = obte(*args, "--on-unknown", "error")
     one_error_line(strict, "na.fa: record 1 ('d'): 'N' at position 5 is not a nucleotide", ON_UNKNOWN_HINT)
     result = obte(*args)
@@ -268,7 +268,7 @@ def test_finetune_affinity_keeps_nonstandard_rows_with_unk(tmp_path, micro):
 def test_a_bad_accessions_table_is_one_line(tmp_path, content, message):
     accessions = tmp_path / "matrices.tsv"
     accessions.write_bytes(content)
-    args = ("scan-jaspar", EXAMPLES / "MA0139.1.jaspar", "-p", EXAMPLES / "ctcf.fa", "--accessions", accessions)
+    args = ("scan-jaspar", EXAMPLES / "MA0139.1.jaspar", "--protein", EXAMPLES / "ctcf.fa", "--accessions", accessions)
     one_error_line(obte(*args), f"{accessions}: {message}")
 
 

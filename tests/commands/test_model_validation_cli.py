@@ -88,7 +88,7 @@ def test_contacts_predict_refuses_a_short_thresholds_list(tmp_path):
     (tmp_path / "n.fa").write_text(">n\nACGTACGTTT\n")
     for command in (
         ["model", "info", path],
-        ["contacts", "predict", "-m", path, "-p", tmp_path / "p.fa", "-n", tmp_path / "n.fa"],
+        ["contacts", "predict", "-m", path, "--protein", tmp_path / "p.fa", "--na", tmp_path / "n.fa"],
     ):
         line = one_error_line(obte(*command))
         assert line == f"error: {path / 'config.json'}: head.thresholds must hold one threshold per cutoff, 3 (got 2)"

@@ -50,9 +50,9 @@ def test_a_negative_seed_is_a_usage_error(command):
 
 
 def test_device_names_ignore_case_as_before():
-    # `--device CPU` gets through parsing; the run then stops at the bad --shapes (exit 1, not 2)
+    # `--device CPU` gets through parsing (read first); the command line then stops at the bad --shapes
     result = obte("bench", "throughput", "--device", "CPU", "--shapes", "nope")
-    assert result.exit_code == 1 and "--shapes" in result.stderr
+    assert result.exit_code == 2 and "'--shapes'" in result.stderr and "--device" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_device_names_ignore_case_as_before():
         (["finetune", "classify", "--on-unknown", "drop"], ["error", "unk"]),
         (["finetune", "contacts", "--on-unknown", "drop"], ["error", "unk"]),
         (["contacts", "predict", "--on-unknown", "drop"], ["error", "unk"]),
-        (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--on-unknown", "drop"], ["error", "unk"]),
+        (["scan-jaspar", "m.jaspar", "--protein", "p.fa", "--on-unknown", "drop"], ["error", "unk"]),
     ],
 )
 def test_a_bad_choice_is_a_usage_error_listing_the_choices(args, choices):
@@ -90,7 +90,7 @@ def test_a_bad_choice_is_a_usage_error_listing_the_choices(args, choices):
 @pytest.mark.parametrize(
     "args, wanted",
     [
-        (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--rate", "0"], "must be in (0, 1] (got 0)"),
+        (["scan-jaspar", "m.jaspar", "--protein", "p.fa", "--rate", "0"], "must be in (0, 1] (got 0)"),
         (["bench", "jaspar", "--rate", "1.5"], "must be in (0, 1] (got 1.5)"),
         (["embed", "probe-joint", "--pairs", "x.tsv", "--train-frac", "nan"], "must be in (0, 1) (got nan)"),
         (["finetune", "affinity", "--warmup", "inf"], "must be in [0, 1) (got inf)"),
@@ -129,7 +129,7 @@ def test_an_impossible_float_is_a_usage_error_naming_the_range(args, wanted):
         (["finetune", "affinity", "--epochs", "0"], 1),
         (["bench", "contacts", "s", "--folds", "1"], 2),
         (["bench", "throughput", "--context", "0"], 1),
-        (["scan-jaspar", "m.jaspar", "-p", "p.fa", "--mutants", "0"], 1),
+        (["scan-jaspar", "m.jaspar", "--protein", "p.fa", "--mutants", "0"], 1),
         (["score", "-", "-m", "m", "--max-tokens", "8"], 64),
     ],
 )
@@ -253,6 +253,7 @@ def test_choices_agree_with_the_engine():
     from obte_cli.engine.contacts.cv import METHODS as CONTACT_METHODS
     from obte_cli.engine.core.devices import DEVICE_CHOICES
     from obte_cli.engine.embedding.embed import POOLS
+    from obte_cli.engine.embedding.variants import STRATEGIES
     from obte_cli.engine.finetuning.tasks import TASKS
     from obte_cli.engine.model.encoder import PRESETS
     from obte_cli.engine.pretraining.batches import MODALITIES
@@ -268,6 +269,7 @@ def test_choices_agree_with_the_engine():
         (options.Pairing, PAIRING_CHOICES),
         (options.NaType, NA_TYPE_CHOICES),
         (options.ContactMethod, CONTACT_METHODS),
+        (options.Strategy, STRATEGIES),
     ]:
         assert [c.value for c in choice] == list(engine), choice
 

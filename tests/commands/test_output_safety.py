@@ -111,7 +111,11 @@ def _same_file_cases(tmp_path, backbone):
         ("score -o", ["score", fasta, "-m", backbone, "-o", fasta], fasta),
         ("score --per-residue", ["score", fasta, "-m", backbone, "--per-residue", fasta], fasta),
         ("contacts labels", ["contacts", "labels", structure, "-o", structure], structure),
-        ("contacts predict --cif-out", ["contacts", "predict", "-s", structure, "--cif-out", structure], structure),
+        (
+            "contacts predict --cif-out",
+            ["contacts", "predict", "--structure", structure, "--cif-out", structure],
+            structure,
+        ),
         ("scan-jaspar", ["scan-jaspar", motif, "--protein", fasta, "--truncate", "-o", fasta], fasta),
         ("model info", ["model", "info", backbone, "-o", backbone / "config.json"], backbone / "config.json"),
     ]

@@ -70,7 +70,7 @@ def test_a_variant_table_keeps_its_columns_and_rna_reads_u_as_t(model_dir, tmp_p
         table,
         "--mutation-col",
         "variant",
-        "-s",
+        "--strategy",
         "wt-marginals",
         "-o",
         out,
@@ -83,16 +83,18 @@ def test_a_variant_table_keeps_its_columns_and_rna_reads_u_as_t(model_dir, tmp_p
 
 
 @pytest.mark.parametrize(
-    "extra, message",
+    "extra, message, code",
     [
-        (["--mutations", "V2A,K8A"], "variant 'K8A': the reference has Y at 8, not K"),
-        (["--mutations", "V2A", "--variants", "x.csv"], "not both"),
-        (["--mutations", "V2A", "--per-residue", "r.tsv"], "--per-residue does not apply"),
+        (["--mutations", "V2A,K8A"], "variant 'K8A': the reference has Y at 8, not K", 1),
+        (["--mutations", "V2A", "--variants", "x.csv"], "not both", 2),
+        (["--mutations", "V2A", "--per-residue", "r.tsv"], "'--per-residue': does not apply", 2),
+        (["--mutations", "V2"], "'--mutations': 'V2' is not a variant like A42G", 2),
     ],
 )
-def test_variant_mistakes_are_one_line_errors(model_dir, sac7d, extra, message):
+def test_variant_mistakes_are_one_line_errors(model_dir, sac7d, extra, message, code):
     result = obte("score", sac7d, "-m", model_dir, *extra)
-    assert result.exit_code == 1 and message in result.stderr and result.stdout == ""
+    assert result.exit_code == code and message in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_variants_need_one_reference_record(model_dir, tmp_path):

@@ -78,8 +78,8 @@ def test_the_bench_on_a_few_gb1_rows(tmp_path):
     rows.to_csv(tmp_path / "gb1.csv", index=False)
     out = tmp_path / "out"
     result = obte(
-        "bench", "variants", "--data", tmp_path / "gb1.csv", "-m", tmp_path / "m", "-s", "wt-marginals",
-        "-s", "masked-marginals", "--limit", "12", "-o", out,
+        "bench", "variants", "--data", tmp_path / "gb1.csv", "-m", tmp_path / "m", "--strategy", "wt-marginals",
+        "--strategy", "masked-marginals", "--limit", "12", "-o", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "variants.tsv", sep="\t")

@@ -148,19 +148,20 @@ def test_long_records_window_by_default_error_with_no_window_or_truncate(models,
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--layers", "9"], "--layers: 9 is not a layer"),
-        (["--layers", "x"], "--layers must be comma-separated integers"),
-        (["--pool", "per-token", "-o", "out.npy"], "write them to a .safetensors file"),
-        (["-o", "out.csv"], "output must end in"),
+        (["--layers", "9"], "'--layers': 9 is not a layer of this model"),
+        (["--layers", "x"], "'--layers': must be comma-separated integers"),
+        (["--pool", "per-token", "-o", "out.npy"], "'--pool': per-token gives a matrix per record: write it to a "),
+        (["-o", "out.csv"], "'--out': must end in .safetensors, .npy, .tsv"),
     ],
 )
-def test_bad_options_are_one_line_errors(models, proteins, tmp_path, args, message):
+def test_bad_options_are_one_line_usage_errors(models, proteins, tmp_path, args, message):
     path, _ = proteins
     base = ["embed", path, "-m", models["residue"]]
     if "-o" not in args:
         args = [*args, "-o", tmp_path / "e.npy"]
     result = obte(*base, *args)
-    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_bad_pool_is_a_usage_error(models, proteins, tmp_path):

@@ -171,10 +171,10 @@ def test_corrupt_gzip_fails_cleanly_and_leaves_no_partial_shard(tmp_path):
 
 
 def test_prep_usage_errors(tmp_path):
-    assert (
-        "--shard must look like I/N" in obte("prep", DATA / "chloroplast_rna.gb", "-o", tmp_path, "--shard", "x").stderr
-    )
-    assert "0 ≤ I < N" in obte("prep", DATA / "chloroplast_rna.gb", "-o", tmp_path, "--shard", "2/2").stderr
+    for shard, message in (("x", "'--shard': must look like I/N"), ("2/2", "0 ≤ I < N")):
+        result = obte("prep", DATA / "chloroplast_rna.gb", "-o", tmp_path / "out", "--shard", shard)
+        assert result.exit_code == 2 and message in result.stderr
+    assert not (tmp_path / "out").exists()
     assert "no such file" in obte("prep", tmp_path / "nope.fa", "-o", tmp_path).stderr
 
 

@@ -371,7 +371,7 @@ def test_cli_refuses_to_overwrite_a_run_and_bad_options(tokens, tmp_path):
     bad = obte(*_cli_args(tokens, tmp_path / "s", "--modality", "rna"))
     assert bad.exit_code == 2 and all(f"'{m}'" in bad.stderr for m in ("omni", "protein", "nucleic"))  # a usage error
     count = obte(*_cli_args(tokens, tmp_path / "t", "--total-tokens", "lots"))
-    assert count.exit_code == 1 and "not a count" in count.stderr
+    assert count.exit_code == 2 and "'--total-tokens': 'lots' is not a count" in count.stderr
     assert (tmp_path / "r" / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -422,7 +422,7 @@ def test_user_mistakes_in_pretrain_are_one_line_errors(tmp_path):
     """A modality the corpus does not hold, and --fsdp in one process: exit 1 and one line, no traceback."""
     fasta = tmp_path / "dna.fa"
     fasta.write_text(">a\nACGTACGTAAGGCTTAGC\n>b\nACGGGTTTACCAGGTA\n")
-    assert obte("prep", fasta, "-m", "DNA", "-o", tmp_path / "prep").exit_code == 0
+    assert obte("prep", fasta, "--molecule-type", "DNA", "-o", tmp_path / "prep").exit_code == 0
     assert obte("tokenize", "corpus", tmp_path / "prep", "-o", tmp_path / "tokens").exit_code == 0
     for extra, message in ((["--modality", "protein"], "no protein sequences"), (["--fsdp"], "torchrun")):
         result = obte(*_cli_args(tmp_path / "tokens", tmp_path / f"run{len(extra)}", *extra))
@@ -464,7 +464,7 @@ def test_bench_throughput_runs_both_implementations(tmp_path):
     assert float(obte_row["load_avg"]) >= 0
     assert (tmp_path / "bench-throughput.png").is_file()
     bad = obte("bench", "throughput", "--shapes", "w100")
-    assert bad.exit_code == 1 and "multiple of 64" in bad.stderr
+    assert bad.exit_code == 2 and "multiple of 64" in bad.stderr
 
 
 def test_bench_throughput_packs_real_lengths_for_obte_and_pads_them_for_hf(tmp_path):
@@ -485,10 +485,10 @@ def test_bench_throughput_packs_real_lengths_for_obte_and_pads_them_for_hf(tmp_p
         (tmp_path / "bad.tsv").write_text(content)
         bad = obte(*args, "--layout", "packed", "--lengths", tmp_path / "bad.tsv")
         assert bad.exit_code == 1 and message in bad.stderr and "Traceback" not in bad.stderr
-    full_with_lengths = (["--layout", "full", "--lengths", fasta], "--lengths is for the packed layout")
-    for extra, message in ((["--lengths", tmp_path / "none.tsv"], "no such file"), full_with_lengths):
+    full_with_lengths = (["--layout", "full", "--lengths", fasta], "'--lengths': is for the packed layout", 2)
+    for extra, message, code in ((["--lengths", tmp_path / "none.tsv"], "no such file", 1), full_with_lengths):
         bad = obte(*args, *extra)
-        assert bad.exit_code == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+        assert bad.exit_code == code and message in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tokens, tmp_path):
