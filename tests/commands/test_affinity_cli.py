@@ -112,9 +112,9 @@ def test_affinity_cli_on_real_pronab_sequences(cv_run, small_pairs, tmp_path):
     first = table.drop_duplicates("protein").head(3)
     proteins.write_text("".join(f">{r.protein_id}\n{r.protein}\n" for r in first.itertuples()))
     acids.write_text("".join(f">na{i}\n{r.nucleic_acid}\n" for i, r in enumerate(table.head(2).itertuples())))
-    result = obte("affinity", proteins, acids, "--model", out, "-o", tmp_path / "dg.tsv")
+    result = obte("affinity", proteins, acids, "--model", out, "--precision", "full", "-o", tmp_path / "dg.tsv")
     assert result.exit_code == 0, result.output
-    dg = pd.read_csv(tmp_path / "dg.tsv", sep="\t")
+    dg = pd.read_csv(tmp_path / "dg.tsv", sep="\t")  # every digit: the Kd check below needs more than 0.1 kcal/mol
     assert list(dg.columns) == COLUMNS
     assert set(dg["na_type"]) <= {"DNA (assumed)", "RNA"} and set(dg["complement"]) == {"no"}
     assert set(dg["protein_truncated"]) == {"no"}
@@ -134,22 +134,23 @@ def test_affinity_pairing_and_complement_options(cv_run, tmp_path):
     proteins.write_text(">p1\nMKRIAVLGAAGGIGQALALLLK\n>p2\nMSDNKKPRKTRTSFTAEQ\n")
     acids = tmp_path / "na.fa"
     acids.write_text(">d1\nACGTACGGTA\n>r1\nACGUUAGC\n")
-    zipped = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip")
+    full = ("--precision", "full")  # ΔG to every digit: single- and double-stranded may differ by < 0.1 kcal/mol
+    zipped = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", *full)
     assert zipped.exit_code == 0, zipped.output
     rows = [line.split("\t") for line in zipped.stdout.splitlines()[1:]]
     assert [r[:2] for r in rows] == [["p1", "d1"], ["p2", "r1"]]
     assert [r[5:] for r in rows] == [["DNA (assumed)", "no", "no"], ["RNA", "no", "no"]]  # nothing invented
     # An explicit complement file equal to the reverse complement gives the same answer as 'revcomp'.
-    revcomp = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", "revcomp")
+    revcomp = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", "revcomp", *full)
     comp = tmp_path / "comp.fa"
     comp.write_text(">c1\nTACCGTACGT\n>c2\n\nA\n")
-    explicit = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", comp)
+    explicit = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", comp, *full)
     assert explicit.exit_code == revcomp.exit_code == 0, explicit.output
     given, rc = ([line.split("\t") for line in r.stdout.splitlines()[1:]] for r in (explicit, revcomp))
     assert given[0][:5] == rc[0][:5] and (given[0][6], rc[0][6]) == ("given", "revcomp")
     assert given[0][2] != rows[0][2]  # double-stranded now
     assert given[1][2] != rows[1][2] and given[1][6] == "given"  # the RNA too: paired with 'A'
-    none = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", "none")
+    none = obte("affinity", proteins, acids, "--model", out, "--pairs", "zip", "--complement", "none", *full)
     assert none.stdout == zipped.stdout
 
 
@@ -418,7 +419,8 @@ def test_single_stranded_unless_asked_and_rna_written_with_t(tmp_path):
     (tmp_path / "p.fa").write_text(f">hox\n{PROTEIN}\n")
     # an ssDNA aptamer, an RNA written with U, and the same RNA written with T (as ProNAB writes it)
     (tmp_path / "na.fa").write_text(">apt\nGGTTGGTGTGGTTGG\n>u\nACGUUAGCAU\n>t\nACGTTAGCAT\n")
-    default = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa"))
+    full = ("--precision", "full")  # the ΔGs compared below may differ by less than 0.1 kcal/mol
+    default = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", *full))
     assert [r[1] for r in default] == ["apt", "u", "t"]
     assert [r[5:] for r in default] == [
         ["DNA (assumed)", "no", "no"],
@@ -428,10 +430,10 @@ def test_single_stranded_unless_asked_and_rna_written_with_t(tmp_path):
     assert default[1][2] != default[2][2]  # T-written RNA taken as DNA (with a warning) ...
     warned = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa")
     assert "2 nucleic acid(s) without U taken as DNA" in warned.stderr and "--na-type RNA" in warned.stderr
-    as_rna = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--na-type", "RNA"))
+    as_rna = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--na-type", "RNA", *full))
     assert [r[5] for r in as_rna] == ["RNA"] * 3
     assert as_rna[1][2:5] == as_rna[2][2:5] == default[1][2:5]  # ... and as RNA once said so
-    revcomp = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--complement", "revcomp"))
+    revcomp = _rows(obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--complement", "revcomp", *full))
     assert [r[6] for r in revcomp] == ["revcomp"] * 3
     assert all(r[2] != d[2] for r, d in zip(revcomp, default))
     auto = obte("affinity", tmp_path / "p.fa", tmp_path / "na.fa", "--complement", "auto")

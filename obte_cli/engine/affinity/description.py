@@ -5,6 +5,7 @@ metrics the run left beside them (``metrics.tsv``)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from obte_cli.engine.affinity.composition_model import is_composition_model
@@ -19,26 +20,44 @@ def is_affinity_model_directory(directory: str | Path) -> bool:
     return (Path(directory) / ENSEMBLE_FILE).is_file() or is_composition_model(directory)
 
 
-def _cross_validation(directory: Path) -> list[tuple[str, object]]:
-    """``cv_pcc`` and ``cv_mae_kcal_mol`` (mean ± SEM over folds) from the run's ``metrics.tsv``, if any."""
+def _metrics(directory: Path):
+    """(the run's ``metrics.tsv`` indexed by fold, the number of folds), or None where there is none readable."""
     import pandas as pd
 
     path = directory / METRICS_FILE
     if not path.is_file():
-        return []
+        return None
     try:
         table = pd.read_csv(path, sep="\t", dtype={"fold": str}).set_index("fold")
-        folds = int((~table.index.isin(["mean", "sem", "pooled"])).sum())
-        return [
-            (
-                f"cv_{metric}" + ("_kcal_mol" if metric == "mae" else ""),
-                f"{float(table.loc['mean', metric]):.3f} ± {float(table.loc['sem', metric]):.3f} (mean ± SEM over "
-                f"{folds} folds, proteins unseen in training)",
-            )
-            for metric in ("pcc", "mae")
-        ]
+        summary = [float(table.loc[row, metric]) for row in ("mean", "sem") for metric in ("pcc", "mae")]
     except (KeyError, ValueError, OSError, pd.errors.ParserError):
-        return []  # a metrics.tsv of another layout: nothing to report, the model itself is fine
+        return None  # a metrics.tsv of another layout: nothing to report, the model itself is fine
+    if not all(math.isfinite(value) for value in summary):
+        return None
+    return table, int((~table.index.isin(["mean", "sem", "pooled"])).sum())
+
+
+def cross_validated_mae(directory: str | Path) -> float | None:
+    """The ΔG model's MAE (kcal/mol, mean over the folds of the cross-validation that made it, on proteins it did
+    not train on), from its ``metrics.tsv``; None where the directory has none."""
+    found = _metrics(Path(directory))
+    return None if found is None else float(found[0].loc["mean", "mae"])
+
+
+def _cross_validation(directory: Path) -> list[tuple[str, object]]:
+    """``cv_pcc`` and ``cv_mae_kcal_mol`` (mean ± SEM over folds) from the run's ``metrics.tsv``, if any."""
+    found = _metrics(directory)
+    if found is None:
+        return []
+    table, folds = found
+    return [
+        (
+            f"cv_{metric}" + ("_kcal_mol" if metric == "mae" else ""),
+            f"{float(table.loc['mean', metric]):.3f} ± {float(table.loc['sem', metric]):.3f} (mean ± SEM over "
+            f"{folds} folds, proteins unseen in training)",
+        )
+        for metric in ("pcc", "mae")
+    ]
 
 
 def describe_affinity_model(directory: str | Path) -> list[tuple[str, object]]:

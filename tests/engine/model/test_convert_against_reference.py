@@ -518,15 +518,15 @@ def test_dg_model_predicts_what_omnibinder_forward_does(built, tokenizer_files, 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["binder-char-fp32", "binder-bpe-bf16"])
 def test_obte_affinity_prints_omnibinder_forward(built, tokenizer_files, tmp_path, name):
-    """`obte affinity --complexes` on the converted model: every row's ΔG, as printed (3 decimals), is
-    OmniBindER.forward's on the pronab.py layout."""
+    """`obte affinity --complexes` on the converted model: every row's ΔG, as printed with every digit
+    (--precision full), is OmniBindER.forward's on the pronab.py layout."""
     b = _get(built, name)
     rows = pronab_rows()
     with open(tmp_path / "complexes.tsv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t")
         writer.writeheader()
         writer.writerows(rows)
-    result = obte("affinity", "--complexes", tmp_path / "complexes.tsv", "-m", b.out)
+    result = obte("affinity", "--complexes", tmp_path / "complexes.tsv", "-m", b.out, "--precision", "full")
     assert result.exit_code == 0, result.output
     printed = list(csv.DictReader(io.StringIO(result.stdout), delimiter="\t"))
     assert len(printed) == len(rows)
