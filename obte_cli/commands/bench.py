@@ -237,10 +237,10 @@ def throughput(
     """
     import pandas as pd
 
+    from obte_cli.engine.bench.hf import require_transformers
     from obte_cli.engine.bench.throughput import LAYOUTS, bench_throughput, read_lengths
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.directories import output_directory
-    from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.plots import method_comparison
     from obte_cli.engine.core.resources import bench_file
     from obte_cli.engine.core.tables import write_tsv
@@ -258,12 +258,7 @@ def throughput(
             width = int(name[1:])
             shapes.append((name, preset_config("tiny", vocab, width=width, n_heads=width // 64, max_positions=context)))
     if not no_hf:
-        try:
-            import transformers  # noqa: F401
-        except ImportError:
-            raise InputError(
-                "the comparison needs Hugging Face transformers: pip install transformers (or pass --no-hf)"
-            ) from None
+        require_transformers()  # one line naming the extra to install, before any measurement
     if out is not None:
         output_directory(out)  # now, not after the measurements
     results = pd.DataFrame(
@@ -379,6 +374,7 @@ def embed(
     import pandas as pd
 
     from obte_cli.engine.bench.embed import bench_embed
+    from obte_cli.engine.bench.hf import require_transformers
     from obte_cli.engine.bio.molecules import detect_molecule_type
     from obte_cli.engine.bio.seqio import read_fasta
     from obte_cli.engine.core.directories import output_directory
@@ -389,6 +385,8 @@ def embed(
     from obte_cli.engine.tokenizers.loading import load_tokenizer
 
     preset = preset.value
+    if not no_hf:
+        require_transformers()  # one line naming the extra to install, not a traceback
     if out is not None:
         output_directory(out)  # now, not after the measurements
     tok = load_tokenizer(tokenizer)

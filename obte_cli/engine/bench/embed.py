@@ -16,6 +16,7 @@ import statistics
 
 import torch
 
+from obte_cli.engine.bench.hf import require_transformers
 from obte_cli.engine.bench.timing import interleaved, load_average, paired_ratio
 from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel
@@ -38,6 +39,7 @@ def bench_embed(
     settings = EmbeddingSettings(pool="mean", max_tokens=max_tokens)
     works = {OBTE_NAME: lambda: list(embed_segments(model, tokenizer, segments, settings))}
     if include_hf:
+        require_transformers()  # one line naming the extra to install, not a traceback
         from transformers import EsmConfig, EsmModel
 
         hf = EsmModel(

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from obte_cli.engine.bench.hf import require_transformers
 from obte_cli.engine.bench.timing import best_of, interleaved, load_average, paired_ratio
 from obte_cli.engine.core.devices import autocast
 from obte_cli.engine.model.encoder import ObteConfig, ObteModel, flops_per_token
@@ -191,6 +192,7 @@ def obte_step(config: ObteConfig, works: list[Workload], device: torch.device) -
 def hf_esm_step(config: ObteConfig, works: list[Workload], device: torch.device) -> Callable[[], None]:
     """Forward, cross-entropy, backward and a plain AdamW step of ``EsmForMaskedLM``, on each of ``works``
     in turn."""
+    require_transformers()
     from transformers import EsmConfig, EsmForMaskedLM
 
     hf_config = EsmConfig(

@@ -43,6 +43,10 @@ class UnknownResidueError(InputError):
         return f"{self.args[0]} ({self.hint})" if self.hint else str(self.args[0])
 
 
+class MissingDependencyError(ObteError):
+    """An optional dependency (a pip extra) that the asked-for work needs is not installed."""
+
+
 class ModelFormatError(ObteError):
     """A model directory is missing files or its parts disagree."""
 
