@@ -238,3 +238,26 @@ def locked_by_another_run(path, inside: bool = False) -> OtherProcess:
     """Another process holding the output lock of ``path`` (obte_cli.engine.core.locks), as a running obte would."""
     code = f"from obte_cli.engine.core.locks import lock_output\nheld = lock_output(path, inside={inside})"
     return OtherProcess(code, path)
+
+
+def unwritable_directory(directory) -> list[str]:
+    """Make ``directory`` unwritable (mode 555) for a command run with the returned prefix: none when the tests
+    do not run as root; as root, who may write anywhere, ``unshare -U`` (in a user namespace root's files are
+    checked by their mode bits). Skips where neither works. The caller restores the mode."""
+    import shutil
+    import subprocess
+
+    directory = Path(directory)
+    directory.chmod(0o555)
+    if os.geteuid() != 0:
+        return []
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        directory.chmod(0o755)
+        pytest.skip("running as root without `unshare`: no way to make a directory unwritable")
+    probe = subprocess.run([unshare, "-U", "touch", str(directory / ".probe")], capture_output=True)
+    if probe.returncode == 0 or b"Permission denied" not in probe.stderr:
+        directory.chmod(0o755)
+        (directory / ".probe").unlink(missing_ok=True)
+        pytest.skip(f"running as root and `unshare -U` does not stop writes here ({probe.stderr.decode().strip()})")
+    return [unshare, "-U"]

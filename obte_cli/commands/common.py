@@ -233,14 +233,16 @@ def run_app(app: typer.Typer, prog_name: str) -> None:
 class DefaultCommandGroup(ObteGroup):
     """A group whose first argument may be a subcommand or, if it is not one, the input of the default
     subcommand: ``obte embed seqs.fa ...`` runs ``obte embed sequences seqs.fa ...``, while
-    ``obte embed probe-joint ...`` runs the probe."""
+    ``obte embed probe-joint ...`` runs the probe. The subcommand goes in before the group reads its own
+    options, so that ``obte embed --regions r.bed --genome g.fa ...`` or ``obte embed -m MODEL seqs.fa``
+    reach the default subcommand's options."""
 
     default_command = "sequences"
 
-    def resolve_command(self, ctx, args):
+    def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = [self.default_command, *args]
-        return super().resolve_command(ctx, args)
+        return super().parse_args(ctx, args)
 
 
 def new_app(help_text: str, cls: type = ObteGroup) -> typer.Typer:
@@ -380,20 +382,80 @@ class UnknownLetters:
             log.warning("%d non-standard letters read as <unk>: %s", sum(self.letters.values()), shown)
 
 
+class RegionInputs(list):
+    """``--regions BED --genome FASTA`` in place of FASTA arguments (:func:`fasta_or_regions`): a list of the
+    two paths, so that the checks that an output is not an input, or that stdin is read once, see them, and
+    the regions (:class:`~obte_cli.engine.bio.regions.GenomeRegions`), which :func:`read_segments` reads."""
+
+    def __init__(self, bed: str, genome: str, regions):
+        super().__init__([bed, genome])
+        self.bed, self.genome, self.regions = bed, genome, regions
+
+
+def fasta_or_regions(inputs: list[str] | None, regions: str | None, genome: str | None) -> list[str]:
+    """The FASTA arguments, or ``--regions/--genome`` as :class:`RegionInputs`: one or the other (usage
+    errors otherwise, exit 2). The genome is indexed and the whole BED checked against it here, before any
+    model is loaded, so that a mistake in either is found at once."""
+    from obte_cli.engine.bio.regions import GenomeRegions
+
+    if regions is None:
+        if genome is not None:
+            raise typer.BadParameter("needs --regions BED (the intervals to read from it)", param_hint="'--genome'")
+        if not inputs:
+            raise typer.BadParameter(
+                "none given: give FASTA files, or --regions BED --genome FASTA", param_hint="'FASTA'"
+            )
+        return inputs
+    if inputs:
+        raise typer.BadParameter(
+            f"reads the sequences from --genome: it cannot be combined with FASTA arguments ({inputs[0]})",
+            param_hint="'--regions'",
+        )
+    if genome is None:
+        raise typer.BadParameter("needs --genome FASTA (the genome to read them from)", param_hint="'--regions'")
+    if genome == "-":
+        raise typer.BadParameter("must be a file (it is read through its index), not stdin", param_hint="'--genome'")
+    return RegionInputs(regions, genome, GenomeRegions(regions, genome, on_index=_log_index))
+
+
+def _log_index(genome: Path, index) -> None:
+    if index.built and not index.elsewhere:
+        log.info("%s: building its index (once) → %s", genome, index.fai)
+    elif index.built:
+        log.info("%s: its directory is not writable: building its index in %s", genome, index.fai.parent)
+    else:
+        log.info("%s: its directory is not writable: using its index in %s", genome, index.fai.parent)
+
+
 def read_segments(inputs: list[str], fixed, unknown: UnknownLetters, rank: int = 0, world_size: int = 1):
     """The records of the FASTA ``inputs`` as segments, of molecule type ``fixed`` or detected per record,
-    counting the letters read as <unk>; under torchrun only this ``rank``'s share (every ``world_size``-th)."""
-    from obte_cli.engine.bio.molecules import detect_molecule_type
+    counting the letters read as <unk>; under torchrun only this ``rank``'s share (every ``world_size``-th).
+
+    ``inputs`` may be the :class:`RegionInputs` of ``--regions/--genome``: the BED's intervals, nucleic acids
+    (DNA unless ``fixed`` names another nucleic type)."""
+    from obte_cli.engine.bio.molecules import MOLECULE_TYPES, NUCLEIC
     from obte_cli.engine.bio.seqio import display_name, read_fasta
+
+    if not isinstance(inputs, RegionInputs):
+        return _segments(((display_name(p), read_fasta(p)) for p in inputs), fixed, unknown, rank, world_size)
+    if fixed is not None and fixed.modality != NUCLEIC:
+        raise typer.BadParameter(
+            f"--regions reads nucleic acids from the genome, not {fixed.name}", param_hint="'--molecule-type'"
+        )
+    source = [(display_name(inputs.bed), inputs.regions)]
+    return _segments(source, fixed or MOLECULE_TYPES["DNA"], unknown, rank, world_size)
+
+
+def _segments(sources, fixed, unknown: UnknownLetters, rank: int, world_size: int):
+    from obte_cli.engine.bio.molecules import detect_molecule_type
     from obte_cli.engine.tokenizers.base import Segment
 
     index = 0
-    for path in inputs:
-        for record in read_fasta(path):
+    for name, records in sources:
+        for record in records:
             if index % world_size == rank:
                 mol = fixed or detect_molecule_type(record.sequence)
-                segment = Segment(record.sequence, mol.name, record.id, display_name(path))
+                segment = Segment(record.sequence, mol.name, record.id, name)
                 unknown.count(segment)
                 yield segment
             index += 1
-

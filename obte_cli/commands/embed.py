@@ -10,6 +10,7 @@ import typer
 from obte_cli.commands.common import (
     DefaultCommandGroup,
     UnknownLetters,
+    fasta_or_regions,
     log,
     new_app,
     open_output,
@@ -25,8 +26,10 @@ from obte_cli.commands.options import (
     UNK_BY_DEFAULT_HELP,
     Device,
     DeviceOption,
+    GenomeOption,
     OnUnknown,
     Pool,
+    RegionsOption,
     backbone_or_default,
     count_option,
     layers_check,
@@ -88,7 +91,9 @@ def _check_stride(window: int, stride: int) -> None:
 @suggests_on_unknown
 @old_short_options({"-t": "--molecule-type"})
 def embed(
-    inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or .gz; '-' reads stdin."),
+    inputs: list[str] = typer.Argument(
+        None, metavar="FASTA...", help="FASTA file(s), plain or .gz; '-' reads stdin (or --regions/--genome)."
+    ),
     model: Annotated[
         Path | None, model_option(f"Model directory: a pretrained backbone, or any obte model {BACKBONE_DEFAULT_HELP}.")
     ] = None,
@@ -135,6 +140,8 @@ def embed(
         False, "--no-window", help="Refuse a record longer than the context (an error) instead of windowing it."
     ),
     on_unknown: Annotated[OnUnknown, on_unknown_option(UNK_BY_DEFAULT_HELP)] = OnUnknown.unk,
+    regions: RegionsOption = None,
+    genome: GenomeOption = None,
     device: DeviceOption = Device.auto,
     out: Annotated[
         str, out_option("Output: .safetensors (ids in its metadata), .npy (+ .ids.txt), .tsv, or '-' (TSV on stdout).")
@@ -143,6 +150,8 @@ def embed(
     """Embed sequences with an obte model; records keep their input order.
 
     Example: [bold]obte embed proteins.fa --model my-model --pool mean -o proteins.safetensors[/bold]
+
+    Example: [bold]obte embed --regions promoters.bed --genome hg38.fa -o promoters.safetensors[/bold]
     """
     import sys
 
@@ -156,6 +165,7 @@ def embed(
     from obte_cli.engine.model.directory import load_model
     from obte_cli.engine.pretraining.distributed import init_distributed, shutdown
 
+    inputs = fasta_or_regions(inputs, regions, genome)
     ids_file = str(Path(out).with_suffix(".ids.txt")) if out.endswith(".npy") else None  # beside a .npy
     refuse_same_file([("--out", out), ("--out", ids_file)], [*inputs, model])
     if no_window and (window or truncate):

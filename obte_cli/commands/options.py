@@ -588,6 +588,27 @@ OnUnknownOption = Annotated[OnUnknown, on_unknown_option()]
 SeedOption = Annotated[int, seed_option()]
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Replace --out if it exists.")]
 TsvOutOption = Annotated[str, out_option("Output TSV (default: stdout).")]
+# Genomic regions instead of FASTA arguments (commands/common.fasta_or_regions, engine/bio/regions).
+RegionsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--regions",
+        metavar="BED",
+        help="Read the intervals of this BED file from --genome instead of FASTA arguments (0-based, half-open; "
+        "column 4 names the record, else chrom:start-end; '-' in column 6 reads the reverse complement; '-' reads "
+        "stdin). E.g. --regions promoters.bed --genome hg38.fa",
+    ),
+]
+GenomeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--genome",
+        metavar="FASTA",
+        help="Genome FASTA (plain or bgzip) that --regions are read from, through its .fai index, never loaded "
+        "whole; a missing index is built beside it, or in ~/.cache/obte/faidx where its directory is not writable. "
+        "E.g. --genome GRCh38.fa.gz --regions peaks.bed",
+    ),
+]
 
 
 def guard_new_output(path: Path, force: bool, inputs: tuple = ()) -> None:

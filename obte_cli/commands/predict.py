@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import UnknownLetters, log, open_output, read_segments
+from obte_cli.commands.common import UnknownLetters, fasta_or_regions, log, open_output, read_segments
 from obte_cli.commands.options import (
     UNK_BY_DEFAULT_HELP,
     Device,
     DeviceOption,
+    GenomeOption,
     OnUnknown,
+    RegionsOption,
     TsvOutOption,
     molecule_option,
     on_unknown_option,
@@ -27,7 +29,7 @@ def predict(
         ..., metavar="MODEL", help="A model directory written by `obte finetune classify` or `residue`."
     ),
     inputs: list[str] = typer.Argument(
-        ..., metavar="FASTA", help="FASTA file(s), plain or compressed; '-' reads stdin."
+        None, metavar="FASTA", help="FASTA file(s), plain or compressed; '-' reads stdin (or --regions/--genome)."
     ),
     molecule_type: Annotated[
         str, molecule_option("Molecule type of every record, or 'auto' (see `obte tokenize encode`).")
@@ -57,6 +59,8 @@ def predict(
         help="Residues between window starts (default: half a window).",
     ),
     on_unknown: Annotated[OnUnknown, on_unknown_option(UNK_BY_DEFAULT_HELP)] = OnUnknown.unk,
+    regions: RegionsOption = None,
+    genome: GenomeOption = None,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -67,6 +71,8 @@ def predict(
     context are predicted in overlapping windows, averaged.
 
     Example: [bold]obte predict run/model promoters.fa -o predictions.tsv[/bold]
+
+    Example: [bold]obte predict run/model --regions peaks.bed --genome genome.fa -o predictions.tsv[/bold]
     """
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.bio.seqio import stdin_once
@@ -76,6 +82,7 @@ def predict(
     from obte_cli.engine.embedding.predict import FineTunedTask, PredictSettings, predict_records
     from obte_cli.engine.model.directory import load_model
 
+    inputs = fasta_or_regions(inputs, regions, genome)
     stdin_once(inputs)
     fixed = molecule_type_option(molecule_type)
     if stride and window and stride > window:

@@ -9,13 +9,15 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import UnknownLetters, log, open_output, read_segments
+from obte_cli.commands.common import UnknownLetters, fasta_or_regions, log, open_output, read_segments
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
     MAX_BATCH_TOKENS,
     Device,
     DeviceOption,
+    GenomeOption,
     OnUnknown,
+    RegionsOption,
     Strategy,
     TsvOutOption,
     backbone_or_default,
@@ -44,7 +46,9 @@ STRATEGY_HELP = (
 @suggests_on_unknown
 @old_short_options({"-t": "--molecule-type", "-s": "--strategy"})
 def score(
-    inputs: list[str] = typer.Argument(..., help="FASTA file(s), plain or compressed; '-' reads stdin."),
+    inputs: list[str] = typer.Argument(
+        None, metavar="FASTA...", help="FASTA file(s), plain or compressed; '-' reads stdin (or --regions/--genome)."
+    ),
     model: Annotated[
         Path | None, model_option(f"Model directory: a pretrained backbone {BACKBONE_DEFAULT_HELP}.")
     ] = None,
@@ -97,6 +101,8 @@ def score(
     ),
     mutation_col: str = typer.Option("mutant", "--mutation-col", help="Column of --variants holding the variants."),
     strategies: list[Strategy] = typer.Option(None, "--strategy", help=STRATEGY_HELP),
+    regions: RegionsOption = None,
+    genome: GenomeOption = None,
     device: DeviceOption = Device.auto,
     out: TsvOutOption = "-",
 ) -> None:
@@ -114,6 +120,8 @@ def score(
     Example: [bold]obte score gb1.fa --mutations V39A,D40G:G41A --strategy masked-marginals[/bold]
 
     Example: [bold]obte score P61991.fa --variants dms.csv --mutation-col mutant -o scored.tsv[/bold]
+
+    Example: [bold]obte score --regions exons.bed --genome genome.fa.gz -o exons.tsv[/bold]
     """
     from obte_cli.engine.bio.molecules import molecule_type_option
     from obte_cli.engine.bio.seqio import stdin_once
@@ -129,6 +137,7 @@ def score(
         raise usage_error("does not apply to --mutations or --variants", "--per-residue")
     if per_residue is not None and str(per_residue) == out and out != "-":
         raise usage_error("names the same file as --out", "--per-residue")
+    inputs = fasta_or_regions(inputs, regions, genome)
     refuse_same_file([("--out", out), ("--per-residue", per_residue)], [*inputs, model])
     stdin_once(inputs)
     on_unknown = on_unknown.value
@@ -179,17 +188,16 @@ def score(
 
 def _score_variants(inputs, fixed, loaded, mutations, variants, column, strategies, seed, max_tokens, out) -> None:
     """`obte score --mutations/--variants`: one row per variant, one column per strategy; a summary on stderr."""
-    from obte_cli.engine.bio.molecules import detect_molecule_type
-    from obte_cli.engine.bio.seqio import read_fasta
+    from obte_cli.engine.bio.molecules import MOLECULE_TYPES
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.core.tables import write_tsv
     from obte_cli.engine.embedding import variants as engine
     from obte_cli.engine.tokenizers.base import canonical_sequence
 
-    records = [record for path in inputs for record in read_fasta(path)]
+    records = list(read_segments(inputs, fixed, UnknownLetters("error")))  # FASTA, or --regions
     if len(records) != 1:
         raise InputError(f"variant scoring needs one reference record (the inputs hold {len(records)})")
-    mol = fixed or detect_molecule_type(records[0].sequence)
+    mol = MOLECULE_TYPES[records[0].molecule]
     reference = canonical_sequence(records[0].sequence, mol)
     if mutations is not None:
         table, found = None, engine.parse_mutations(mutations, reference, mol)
@@ -202,7 +210,7 @@ def _score_variants(inputs, fixed, loaded, mutations, variants, column, strategi
     )
     with open_output(out) as handle:
         write_tsv(engine.variants_table(table, found, scores), handle)
-    log.info("%d variants of %s (%s, %d residues)", len(found), records[0].id, mol.name, len(reference))
+    log.info("%d variants of %s (%s, %d residues)", len(found), records[0].name, mol.name, len(reference))
     for strategy, values in scores.scores.items():
         log.info(
             "%s: forward passes %d; mean %.3f, min %.3f, max %.3f",
