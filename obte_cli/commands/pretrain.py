@@ -36,6 +36,11 @@ def parse_count(text: str, option: str) -> int:
     return token_count(text, option)
 
 
+def _one_held_out_set(eval_tokens: Path | None, holdout: float) -> None:
+    if eval_tokens is not None and holdout:
+        raise usage_error("two ways to score held-out data: give --eval-tokens or --holdout", "--holdout")
+
+
 @old_short_options({"-p": "--preset"})
 def pretrain(
     tokens: Path = typer.Option(..., "--tokens", help="Token directory from `obte tokenize corpus`."),
@@ -133,8 +138,7 @@ def pretrain(
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
     from obte_cli.engine.pretraining.run import export_model, open_corpora, starting_model
 
-    if eval_tokens is not None and holdout:
-        raise usage_error("two ways to score held-out data: give --eval-tokens or --holdout", "--holdout")
+    _one_held_out_set(eval_tokens, holdout)
     lock_run_directory(out)  # a second run into it is refused while this one runs
     if out.exists() and not resume and (out / "checkpoints").exists():
         raise InputError(f"{out}: holds a run already (use --resume to continue it, or another --out)")
