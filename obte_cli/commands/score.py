@@ -131,12 +131,7 @@ def score(
     from obte_cli.engine.embedding.scoring import SCORE_COLUMNS, ScoreSettings, score_segments
     from obte_cli.engine.model.directory import load_model
 
-    if mutations is not None and variants is not None:
-        raise usage_error("give --mutations or --variants, not both", "--mutations", "--variants")
-    if per_residue is not None and (mutations is not None or variants is not None):
-        raise usage_error("does not apply to --mutations or --variants", "--per-residue")
-    if per_residue is not None and str(per_residue) == out and out != "-":
-        raise usage_error("names the same file as --out", "--per-residue")
+    _check_outputs_and_variants(mutations, variants, per_residue, out)
     inputs = fasta_or_regions(inputs, regions, genome)
     refuse_same_file([("--out", out), ("--per-residue", per_residue)], [*inputs, model])
     stdin_once(inputs)
@@ -184,6 +179,15 @@ def score(
     if windowed:
         log.info("%d records longer than the context were scored in consecutive windows", windowed)
     unknown.report()
+
+
+def _check_outputs_and_variants(mutations, variants, per_residue, out) -> None:
+    if mutations is not None and variants is not None:
+        raise usage_error("give --mutations or --variants, not both", "--mutations", "--variants")
+    if per_residue is not None and (mutations is not None or variants is not None):
+        raise usage_error("does not apply to --mutations or --variants", "--per-residue")
+    if per_residue is not None and str(per_residue) == out and out != "-":
+        raise usage_error("names the same file as --out", "--per-residue")
 
 
 def _score_variants(inputs, fixed, loaded, mutations, variants, column, strategies, seed, max_tokens, out) -> None:
