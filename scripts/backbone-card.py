@@ -53,7 +53,8 @@ def cross_entropy_bits(train: Counter, heldout: Counter, alphabet: str) -> float
 
 
 def score(model: Path, molecule_type: str, files: list[Path], out: Path) -> list[dict]:
-    command = ["obte", "-q", "score", "-m", str(model), "-t", molecule_type, *map(str, files), "-o", str(out)]
+    command = ["obte", "-q", "score", "-m", str(model), "--molecule-type", molecule_type, *map(str, files)]
+    command += ["-o", str(out)]
     subprocess.run(command, check=True)
     with out.open() as handle:
         return list(csv.DictReader(handle, delimiter="\t"))

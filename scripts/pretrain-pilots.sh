@@ -11,6 +11,10 @@
 # MODALITY (omni, protein or nucleic; default omni) gives the paper's single-omic controls at equal compute:
 #   FLOPS=3e14 scripts/pretrain-pilots.sh CORPUS RUNS omni:tiny:residue:512:0.01:omni \
 #       protein-only:tiny:residue:512:0.01:protein nucleic-only:tiny:residue:512:0.01:nucleic
+# EXTRA (after MODALITY) is a comma-separated list of further `obte pretrain` options, for the recipe pilots
+# of issue #34, e.g. muon:tiny:residue:512:0.01:omni:--optimizer=muon,--muon-lr=0.02 or
+# mask30:tiny:residue:512:0.01:omni:--mask-rate=0.3 or seed1:tiny:residue:512:0.01:omni:--seed=1
+# (a later option wins, so --seed=1 or --tokens=OTHER_DIR replace the defaults below).
 # Compute per pilot is FLOPS (default 1e14 ≈ 4M tiny tokens at context 512): each pilot's token budget is
 # FLOPS / (training FLOPs per token), counting the MLM readout, so a smaller model or a tokenizer with a
 # smaller readout sees more tokens. PARALLEL=2 runs two pilots at once with one thread each (same total
@@ -42,15 +46,17 @@ PY
 }
 
 run_pilot() {
-    IFS=: read -r name preset tokenizer context lr modality <<< "$1"
+    IFS=: read -r name preset tokenizer context lr modality extra <<< "$1"
     modality="${modality:-omni}"
+    local options=()
+    [ -n "$extra" ] && IFS=, read -r -a options <<< "$extra"
     local train="$CORPUS/tokens/$tokenizer/train" heldout="$CORPUS/tokens/$tokenizer/heldout"
     local total batch
     total=$(budget "$preset" "$train" "$context")
     # the same residues per step for every tokenizer: BPE tokens hold ~3 residues, so fewer tokens per step
     batch=$(python3 -c "import json; t = lambda d: json.load(open(f'{d}/tokens.json'))['tokens']
 print(int($BATCH_RESIDUES * t('$train') / t('$CORPUS/tokens/residue/train')))")
-    echo "$name: $preset, $tokenizer, $modality, context $context, lr $lr, $total tokens, $batch tokens per step" >&2
+    echo "$name: $preset, $tokenizer, $modality, context $context, lr $lr, $total tokens, $batch tokens per step${extra:+, $extra}" >&2
     local resume=()
     [ -d "$RUNS/$name/checkpoints" ] && resume=(--resume)
     [ -d "$RUNS/$name/model" ] && return 0
@@ -64,7 +70,7 @@ print(int($BATCH_RESIDUES * t('$train') / t('$CORPUS/tokens/residue/train')))")
     fi
     nice -n 10 obte pretrain --tokens "$train" --eval-tokens "$heldout" --eval-rows 128 "${architecture[@]}" \
         --context "$context" --batch-tokens "$batch" --micro-batch-rows 4 --total-tokens "$total" --lr "$lr" \
-        --modality "$modality" --checkpoint-every 100 --seed 0 --device cpu -o "$RUNS/$name" "${resume[@]}" \
+        --modality "$modality" --checkpoint-every 100 --seed 0 --device cpu -o "$RUNS/$name" "${resume[@]}" "${options[@]}" \
         > "$RUNS/$name.log" 2>&1
 }
 

@@ -305,16 +305,15 @@ def training_progress(total_steps: int, label: str) -> Iterator:
         )
         with Progress(*columns, console=stderr_console, transient=True) as progress:
             task = progress.add_task(label, total=total_steps, loss="-")
-            yield lambda record: progress.update(task, advance=1, loss=f"{record['loss']:.3f}")
+            # ``completed`` from the record's own step: a resumed run starts part-way (step 8 of 9 is 8/9)
+            yield lambda record: progress.update(task, completed=record["step"], loss=f"{record['loss']:.3f}")
         return
-    done = 0
     every = max(1, total_steps // 10)
 
     def on_step(record: dict) -> None:
-        nonlocal done
-        done += 1
-        if done % every == 0 or done == total_steps:
-            log.info("%s: step %d/%d, loss %.3f", label, done, total_steps, record["loss"])
+        step = record["step"]  # the run's own step, so a resumed run counts on from where it was
+        if step % every == 0 or step == total_steps:
+            log.info("%s: step %d/%d, loss %.3f", label, step, total_steps, record["loss"])
 
     yield on_step
 
@@ -416,6 +415,14 @@ def fasta_or_regions(inputs: list[str] | None, regions: str | None, genome: str 
     if genome == "-":
         raise typer.BadParameter("must be a file (it is read through its index), not stdin", param_hint="'--genome'")
     return RegionInputs(regions, genome, GenomeRegions(regions, genome, on_index=_log_index))
+
+
+def count_records(inputs: list[str]) -> int | None:
+    """How many records :func:`read_segments` will read from ``inputs``, for a progress bar: the regions of
+    :class:`RegionInputs` (never the genome's records), else the FASTA records (None for stdin)."""
+    from obte_cli.engine.bio.seqio import count_fasta_records
+
+    return len(inputs.regions) if isinstance(inputs, RegionInputs) else count_fasta_records(inputs)
 
 
 def _log_index(genome: Path, index) -> None:

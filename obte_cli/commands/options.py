@@ -144,6 +144,11 @@ class Modality(StrChoice):
     nucleic = "nucleic"
 
 
+class Optimizer(StrChoice):
+    adamw = "adamw"
+    muon = "muon"
+
+
 class Preset(StrChoice):
     micro = "micro"
     tiny = "tiny"

@@ -17,6 +17,7 @@ from obte_cli.commands.options import (
     Device,
     DeviceOption,
     Modality,
+    Optimizer,
     Preset,
     context_check,
     count_option,
@@ -74,13 +75,27 @@ def pretrain(
         "0",
         "--warmup-tokens",
         callback=token_count_check("--warmup-tokens", zero=True),
-        help="Warm-up in tokens (0: 5% of the budget; paper: 1B).",
+        help="Warm-up in tokens (0: auto, 5% of the budget; a resumed run keeps its own; paper: 1B).",
     ),
     lr: float = typer.Option(
         0.01,
         "--lr",
         callback=number_in(0),
         help="Base LR: embeddings, norms, readout; hidden matrices get LR·32/width.",
+    ),
+    optimizer: Optimizer = typer.Option(
+        Optimizer.adamw,
+        "--optimizer",
+        help="adamw (μP AdamW everywhere) or muon (Muon for hidden matrices, AdamW for the rest; not with --fsdp).",
+    ),
+    muon_lr: float = typer.Option(
+        0.02, "--muon-lr", callback=number_in(0), help="LR of the Muon hidden matrices (no width factor)."
+    ),
+    mask_rate: float = typer.Option(
+        0.15,
+        "--mask-rate",
+        callback=number_in(0, 1, low_open=True, high_open=True),
+        help="Fraction of residue tokens masked in training (held-out scoring always masks 15%).",
     ),
     modality: Modality = typer.Option(
         Modality.omni, "--modality", help="omni (OmniBioTE), protein (ProtBioTE) or nucleic (NucBioTE) data."
@@ -134,7 +149,7 @@ def pretrain(
     from obte_cli.engine.core.devices import resolve_device
     from obte_cli.engine.core.errors import InputError
     from obte_cli.engine.pretraining.distributed import barrier, init_distributed, shutdown
-    from obte_cli.engine.pretraining.loop import PretrainSettings, resume_budget_change
+    from obte_cli.engine.pretraining.loop import PretrainSettings, resume_warmup_tokens
     from obte_cli.engine.pretraining.loop import pretrain as run_pretraining
     from obte_cli.engine.pretraining.run import export_model, open_corpora, starting_model
 
@@ -145,9 +160,9 @@ def pretrain(
     corpus, eval_corpus = open_corpora(tokens, eval_tokens, holdout)
     model, context = starting_model(corpus, preset.value, init, context, seed)
     total = parse_count(total_tokens, "--total-tokens")
-    warmup = (
-        parse_count(warmup_tokens, "--warmup-tokens") if warmup_tokens.strip() not in ("0", "") else max(1, total // 20)
-    )
+    # auto (0): 5% of the budget, or the resumed run's own warm-up (a new budget must not move a past warm-up)
+    warmup = token_count(warmup_tokens, "--warmup-tokens", zero=True) or (resume and resume_warmup_tokens(out))
+    warmup = warmup or total // 20
     settings = PretrainSettings(
         context=context,
         batch_tokens=parse_count(batch_tokens, "--batch-tokens"),
@@ -155,6 +170,9 @@ def pretrain(
         total_tokens=total,
         warmup_tokens=warmup,
         lr=lr,
+        mask_rate=mask_rate,
+        optimizer=optimizer.value,
+        muon_lr=muon_lr,
         modality=modality.value,
         seed=seed,
         checkpoint_every=checkpoint_every,
@@ -167,20 +185,7 @@ def pretrain(
     if not processes.is_main:
         log.setLevel("WARNING")
     try:
-        log.info(
-            "%d processes, %s; %d steps of %d rows × %d tokens; %s tokens per epoch",
-            processes.world_size,
-            processes.device,
-            settings.total_steps,
-            settings.rows_per_step,
-            context,
-            f"{corpus.manifest['tokens']:,}",
-        )
-        change = resume_budget_change(out, settings) if resume else None
-        if change is not None:
-            at_step, before, after = change
-            message = "--total-tokens changed from %s to %s: the LR decay is re-targeted from step %d on"
-            log.info(message, f"{before:,}", f"{after:,}", at_step)
+        _log_start(processes, settings, corpus, out, resume)
         peak_flops = peak_tflops * 1e12 if peak_tflops else None
         with training_progress(settings.total_steps, "pretrain") as on_step:
             result = run_pretraining(model, corpus, settings, out, processes, resume, peak_flops, on_step, eval_corpus)
@@ -193,6 +198,26 @@ def pretrain(
         barrier(processes)
     finally:
         shutdown(processes)
+
+
+def _log_start(processes, settings, corpus, out: Path, resume: bool) -> None:
+    """The run's shape on stderr, and a changed budget on resume."""
+    from obte_cli.engine.pretraining.loop import resume_budget_change
+
+    log.info(
+        "%d processes, %s; %d steps of %d rows × %d tokens; %s tokens per epoch",
+        processes.world_size,
+        processes.device,
+        settings.total_steps,
+        settings.rows_per_step,
+        settings.context,
+        f"{corpus.manifest['tokens']:,}",
+    )
+    change = resume_budget_change(out, settings) if resume else None
+    if change is not None:
+        at_step, before, after = change
+        message = "--total-tokens changed from %s to %s: the LR decay is re-targeted from step %d on"
+        log.info(message, f"{before:,}", f"{after:,}", at_step)
 
 
 def _report(summary) -> None:

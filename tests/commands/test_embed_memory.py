@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.conftest import REPO
+from conftest import REPO
 
 
 def _fasta(path, n, seed=0):

@@ -200,17 +200,20 @@ def test_eval_tokens_are_scored_at_checkpoints(tokens, tmp_path):
     assert all(np.isfinite(r["heldout_loss"]) for r in scored)
 
 
-def test_resume_after_interruption_reproduces_the_run_exactly(tokens, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_after_interruption_reproduces_the_run_exactly(tokens, tmp_path, optimizer):
+    """Also with Muon: its momenta are checkpointed beside AdamW's moments and the run resumes bit for bit."""
     corpus = open_corpus(tokens)
-    straight = pretrain(_model(corpus), corpus, _settings(), tmp_path / "a", DistributedContext())
+    settings = _settings(optimizer=optimizer)
+    straight = pretrain(_model(corpus), corpus, settings, tmp_path / "a", DistributedContext())
 
     def crash(record):
         if record["step"] == 5:  # checkpoints at 3 and 6: steps 4-5 are lost, as in a kill
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pretrain(_model(corpus), corpus, _settings(), tmp_path / "b", DistributedContext(), on_step=crash)
-    resumed = pretrain(_model(corpus), corpus, _settings(), tmp_path / "b", DistributedContext(), resume=True)
+        pretrain(_model(corpus), corpus, settings, tmp_path / "b", DistributedContext(), on_step=crash)
+    resumed = pretrain(_model(corpus), corpus, settings, tmp_path / "b", DistributedContext(), resume=True)
     assert resumed.steps_run == 5
     expected = [r["loss"] for r in straight.history]
     got = [json.loads(line)["loss"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
@@ -222,7 +225,8 @@ def test_resume_after_interruption_reproduces_the_run_exactly(tokens, tmp_path):
 def test_resume_refuses_other_settings(tokens, tmp_path):
     corpus = open_corpus(tokens)
     pretrain(_model(corpus), corpus, _settings(total_tokens=1024 * 3), tmp_path, DistributedContext())
-    with pytest.raises(Exception, match="other settings"):
+    # the message names the setting that differs, with both values
+    with pytest.raises(Exception, match=r"other settings \(lr was 0.01, now 0.02\)"):
         pretrain(
             _model(corpus),
             corpus,
@@ -306,12 +310,13 @@ def _losses(out):
 
 @pytest.mark.distributed
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+@pytest.mark.parametrize("mode", ["ddp", "fsdp", "ddp-muon"])
 def test_two_processes_match_one_with_the_same_global_batch(tokens, tmp_path, mode):
-    single = obte(*_cli_args(tokens, tmp_path / "one"))
+    optimizer = ["--optimizer", "muon"] if mode.endswith("muon") else []
+    single = obte(*_cli_args(tokens, tmp_path / "one", *optimizer))
     assert single.exit_code == 0, single.output
     extra = ["--fsdp"] if mode == "fsdp" else []
-    two = _torchrun(2, _cli_args(tokens, tmp_path / "two", *extra))
+    two = _torchrun(2, _cli_args(tokens, tmp_path / "two", *extra, *optimizer))
     assert two.returncode == 0, two.stderr[-3000:]
     one_losses, two_losses = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(one_losses) == len(two_losses) == 6
@@ -584,3 +589,46 @@ def test_a_checkpoint_whose_trainer_step_is_negative_is_one_line(tokens, tmp_pat
         assert resumed.stderr.strip().splitlines() == [
             f"error: {latest / 'trainer.json'}: '{field}' must not be negative (got -3)"
         ]
+
+
+def test_resume_on_a_new_budget_keeps_the_auto_warm_up_and_counts_steps_on(tokens, tmp_path):
+    """#33 §4: the README's "continue on a new budget" failed ("other settings") because the auto warm-up is
+    5% of the budget; a resumed run keeps its own warm-up, and progress counts on from the resumed step."""
+    out = tmp_path / "run"
+    args = ["--context", "128", "--batch-tokens", "1024", "--micro-batch-rows", "2", "--device", "cpu"]
+    first = obte("pretrain", "--tokens", tokens, "-o", out, "--total-tokens", "4096", "--checkpoint-every", "2", *args)
+    assert first.exit_code == 0, first.output
+    common = ["pretrain", "--tokens", tokens, "-o", out, "--checkpoint-every", "2", *args]
+    resumed = obte(*common, "--total-tokens", "9216", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "other settings" not in resumed.stderr
+    assert "pretrain: step 5/9" in resumed.stderr and "step 1/9" not in resumed.stderr, resumed.stderr
+    saved = json.loads((out / "checkpoints" / "step-0000009" / "trainer.json").read_text())["settings"]
+    assert saved["warmup_tokens"] == 4096 // 20  # the first run's warm-up, not 5% of the new budget
+
+
+def test_muon_and_mask_rate_options(tokens, tmp_path):
+    """--optimizer muon trains and records its settings; Muon with --fsdp and a mask rate outside (0, 1) are refused."""
+    out = tmp_path / "muon"
+    run = obte(*_cli_args(tokens, out, "--optimizer", "muon", "--muon-lr", "0.03", "--mask-rate", "0.3"))
+    assert run.exit_code == 0, run.output
+    latest = (out / "checkpoints" / "latest").read_text().strip()
+    saved = json.loads((out / "checkpoints" / latest / "trainer.json").read_text())["settings"]
+    assert (saved["optimizer"], saved["muon_lr"], saved["mask_rate"]) == ("muon", 0.03, 0.3)
+    for rate in ("0", "1", "nan"):
+        bad = obte(*_cli_args(tokens, tmp_path / f"m{rate}", "--mask-rate", rate))
+        assert bad.exit_code == 2 and "--mask-rate" in bad.stderr, bad.output
+    corpus = open_corpus(tokens)
+    with pytest.raises(ObteError, match="--fsdp"):
+        pretrain(_model(corpus), corpus, _settings(optimizer="muon", fsdp=True), tmp_path / "f", DistributedContext())
+
+
+def test_training_mask_rate_changes_training_masks_but_not_held_out_scoring(tokens, tmp_path):
+    corpus = open_corpus(tokens)
+    settings = dict(total_tokens=1024 * 3, holdout=0.2, eval_rows=8)
+    low = pretrain(_model(corpus), corpus, _settings(mask_rate=0.15, **settings), tmp_path / "a", DistributedContext())
+    high = pretrain(_model(corpus), corpus, _settings(mask_rate=0.4, **settings), tmp_path / "b", DistributedContext())
+    # the first step's loss is over ~2.7 times as many masked tokens; held-out rows are masked alike
+    assert low.history[0]["loss"] != high.history[0]["loss"]
+    before = [r for r in low.history if "heldout_loss" in r]
+    assert before and all("heldout_loss" in r for r in high.history if r["step"] == before[0]["step"])
