@@ -51,6 +51,7 @@ from obte_cli.commands.options import (
     shapes_check,
     usage_error,
 )
+from obte_cli.commands.progress import work_progress
 
 app = new_app("Benchmarks: accuracy suites, each run end to end and reported as TSV (stdout) and plots (--out).")
 
@@ -126,6 +127,7 @@ def pronab(
             readout=readout.value,
         )
     report = affinity_cv_report(data, folds, threshold)
+    report.work_progress = work_progress
     report.baseline = lambda n: log.info("baseline: composition features + gradient boosting on the same %d folds", n)
     results = run_pronab_bench(data, out, seed, from_cv=from_cv, train=train, report=report)
     with open_output("-") as handle:
@@ -480,6 +482,7 @@ def contacts(
         ),
         run_started=lambda label: log.info("%s ...", label),
         run_done=_log_contact_rows,
+        progress=lambda total, label: work_progress(total, "bench contacts", label),
     )
     metrics = run_contacts_bench(structures, out, bench, report)
     with open_output("-") as handle:
@@ -617,7 +620,7 @@ def tasks(
         dict(zip(names, chosen_models)), task_list, settings, budget, resolve_device(device),
         fresh_control=not no_fresh_control, readout=readout.value, recipe=recipe.value,
         on_run=lambda task, model, init: log.info("%s: %s on %s (%s)", recipe.value, model, task, init),
-        on_result=save, done=earlier,
+        on_result=save, done=earlier, progress=lambda total, label: work_progress(total, "bench tasks", label),
     )  # fmt: skip
     with open_output("-") as handle:
         write_tsv(results, handle)

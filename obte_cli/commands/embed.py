@@ -10,12 +10,12 @@ import typer
 from obte_cli.commands.common import (
     DefaultCommandGroup,
     UnknownLetters,
+    count_records,
     fasta_or_regions,
     log,
     new_app,
     open_output,
     read_segments,
-    stderr_console,
 )
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
@@ -44,6 +44,7 @@ from obte_cli.commands.options import (
     suggests_on_unknown,
     usage_error,
 )
+from obte_cli.commands.progress import work_progress
 
 app = new_app(
     "Embed sequences (obte embed FASTA... -m MODEL -o OUT; see `obte embed sequences --help`), or run the "
@@ -189,7 +190,8 @@ def embed(
     segments = read_segments(inputs, fixed, unknown, processes.rank, processes.world_size)
     metadata = {"pool": settings.pool, "layers": ",".join(map(str, settings.layers)), "model": str(model)}
     try:
-        run = embed_to_file(loaded, segments, settings, out, metadata, processes, sys.stdout, _progress)
+        with _embed_progress(inputs, processes) as advance:
+            run = embed_to_file(loaded, segments, settings, out, metadata, processes, sys.stdout, advance)
     finally:
         shutdown(processes)
     log.info(
@@ -218,14 +220,16 @@ def _settings(pool, layers, max_tokens, truncate, window, stride, no_window, on_
     )
 
 
-def _progress(item, run) -> None:
-    if stderr_console.is_terminal and run.records % 1000 == 0:
-        log.info(
-            "%d sequences (%.0f/s, %.0f residues/s)",
-            run.records,
-            run.records / run.seconds,
-            run.residues / run.seconds,
-        )
+def _embed_progress(inputs: list[str], processes):
+    """Progress of the records this process embeds (the first rank's, under torchrun; the others are quiet)."""
+    from obte_cli.engine.core.progress import no_progress
+
+    if not processes.is_main:
+        return no_progress()
+    total = count_records(inputs)  # FASTA records, or --regions
+    if total is not None and processes.active:  # every world_size-th record, from this rank's
+        total = len(range(processes.rank, total, processes.world_size))
+    return work_progress(total, "embed", "sequences")
 
 
 @app.command("probe-joint")
@@ -290,6 +294,7 @@ def probe_joint(
             row.result.top10,
             row.result.test_pairs,
         ),
+        progress=lambda total, label: work_progress(total, f"probe-joint {label}"),
     )
     with open_output("-") as handle:
         handle.write(probe_table(rows))

@@ -44,6 +44,7 @@ from obte_cli.commands.options import (
     suggests_on_unknown,
     usage_error,
 )
+from obte_cli.commands.progress import work_progress
 
 app = new_app("Fine-tune an obte model on a downstream task.")
 
@@ -171,7 +172,9 @@ def affinity(
         readout=readout.value,
         method=method.value,
     )
-    run = train_affinity_cv(data, out, cv, affinity_cv_report(data, folds, threshold))
+    report = affinity_cv_report(data, folds, threshold)
+    report.work_progress = work_progress
+    run = train_affinity_cv(data, out, cv, report)
     if run.result is None:
         log.info("wrote %s", out / "all-data")
         return

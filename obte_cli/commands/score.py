@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from obte_cli.commands.common import UnknownLetters, fasta_or_regions, log, open_output, read_segments
+from obte_cli.commands.common import (
+    UnknownLetters,
+    count_records,
+    fasta_or_regions,
+    log,
+    open_output,
+    read_segments,
+)
 from obte_cli.commands.options import (
     BACKBONE_DEFAULT_HELP,
     MAX_BATCH_TOKENS,
@@ -32,6 +39,7 @@ from obte_cli.commands.options import (
     suggests_on_unknown,
     usage_error,
 )
+from obte_cli.commands.progress import work_progress
 
 STRATEGY_HELP = (
     "Variant score (repeatable; default all four), each a sum over the substitutions of log p(mutant letter) − "
@@ -150,7 +158,11 @@ def score(
     )
 
     scores = []
-    with open_output(out) as handle, open_output(per_residue) if per_residue else nullcontext() as residues:
+    with (
+        open_output(out) as handle,
+        open_output(per_residue) if per_residue else nullcontext() as residues,
+        work_progress(count_records(inputs), "score", "sequences") as advance,
+    ):
         # The headers go out with the first scores, so an error in the first record leaves stdout empty.
         sequences: deque[str] = deque()  # scores come back in input order
         for result in score_segments(
@@ -160,6 +172,7 @@ def score(
             settings,
             loaded.model.embed.weight.device,
             on_unknown,
+            advance,
         ):
             if not scores:
                 _write_headers(handle, SCORE_COLUMNS, residues)
@@ -210,8 +223,9 @@ def _score_variants(inputs, fixed, loaded, mutations, variants, column, strategi
     chosen = list(dict.fromkeys(s.value for s in strategies)) if strategies else list(engine.STRATEGIES)
     device = loaded.model.embed.weight.device
     scores = engine.score_variants(
-        loaded.model, loaded.tokenizer, reference, mol, found, chosen, device, max_tokens, seed
-    )
+        loaded.model, loaded.tokenizer, reference, mol, found, chosen, device, max_tokens, seed,
+        progress=lambda total, label: work_progress(total, f"score {label}"),
+    )  # fmt: skip
     with open_output(out) as handle:
         write_tsv(engine.variants_table(table, found, scores), handle)
     log.info("%d variants of %s (%s, %d residues)", len(found), records[0].name, mol.name, len(reference))

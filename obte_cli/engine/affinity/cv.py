@@ -38,6 +38,7 @@ from obte_cli.engine.affinity.ensemble import (
 )
 from obte_cli.engine.bio.homology import homology_matrix
 from obte_cli.engine.core.metrics import regression_metrics
+from obte_cli.engine.core.progress import ProgressFactory, no_progress
 from obte_cli.engine.finetuning.folds import FoldPlan, plan_folds
 from obte_cli.engine.finetuning.trainer import FinetuneSettings, train_sequence_task
 from obte_cli.engine.model.directory import load_model, save_model
@@ -87,13 +88,15 @@ def assign_folds(
     homology_threshold: float | None,
     homology_workers: int | None = None,
     homology_cache: Path | None = None,
+    progress: ProgressFactory = no_progress,
 ) -> FoldAssignment:
-    """Folds grouped by protein *sequence* (two accessions with one sequence are one group)."""
+    """Folds grouped by protein *sequence* (two accessions with one sequence are one group); ``progress``
+    hears the homology guard's alignments."""
     groups = table["protein"].tolist()
     homology = None
     if homology_threshold is not None:
         proteins = list(dict.fromkeys(groups))
-        homology = homology_matrix(proteins, workers=homology_workers, cache_dir=homology_cache)
+        homology = homology_matrix(proteins, workers=homology_workers, cache_dir=homology_cache, progress=progress)
     plan = plan_folds(groups, n_folds, seed, homology, homology_threshold)
     return FoldAssignment(plan, plan.fold_of_rows(groups))
 

@@ -32,6 +32,7 @@ from obte_cli.engine.affinity.report import write_cv_outputs
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.metrics import regression_metrics
 from obte_cli.engine.core.outputs import staged_directory
+from obte_cli.engine.core.progress import ProgressFactory, no_progress
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
 from obte_cli.engine.model.directory import load_model
 
@@ -56,6 +57,7 @@ class CVReport:
     encoded: Callable[[EncodedTable, int], None] = _ignore  # (encoded table, backbone context)
     assigned: Callable[[FoldAssignment, pd.DataFrame], None] = _ignore  # (folds, table); CV only
     progress: Callable[[int, str], AbstractContextManager[Callable[[dict], None]]] = _no_progress
+    work_progress: ProgressFactory = no_progress  # other long work: the homology guard's alignments
     fold_started: Callable[[int, int, int], None] = _ignore  # (fold, train rows, test rows)
     fold_done: Callable[[int, dict], None] = _ignore  # (fold, test metrics)
     baseline: Callable[[int], None] = _ignore  # (folds): the bench's baseline starts
@@ -121,7 +123,9 @@ def train_affinity_cv(data: Path, out: Path, cv: AffinityCV, report: CVReport | 
                     cv.backbone, table, encoded, settings, staging, cv.device, provenance, on_step, cv.readout
                 )
             return AffinityCVRun(table, None, None)
-        assignment = assign_folds(table, cv.folds, settings.seed, cv.homology_threshold, cv.workers, cv.homology_cache)
+        assignment = assign_folds(
+            table, cv.folds, settings.seed, cv.homology_threshold, cv.workers, cv.homology_cache, report.work_progress
+        )
         report.assigned(assignment, table)
         provenance["homology_threshold"] = cv.homology_threshold
         total_steps = sum(
@@ -161,7 +165,9 @@ def _composition_cv(data: Path, out: Path, cv: AffinityCV, table: pd.DataFrame, 
             model.save(staging / "all-data")
             write_ensemble_manifest(staging, ["all-data"], provenance)
             return AffinityCVRun(table, None, None)
-        assignment = assign_folds(table, cv.folds, seed, cv.homology_threshold, cv.workers, cv.homology_cache)
+        assignment = assign_folds(
+            table, cv.folds, seed, cv.homology_threshold, cv.workers, cv.homology_cache, report.work_progress
+        )
         report.assigned(assignment, table)
         provenance["homology_threshold"] = cv.homology_threshold
         predicted = np.full(len(table), np.nan)

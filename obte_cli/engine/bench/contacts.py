@@ -31,6 +31,7 @@ from obte_cli.engine.contacts.sites import ContactSite
 from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.plots import contact_f1_figure
+from obte_cli.engine.core.progress import ProgressFactory, no_progress
 from obte_cli.engine.core.tables import write_tsv
 from obte_cli.engine.finetuning.trainer import FinetuneSettings
 
@@ -49,6 +50,7 @@ class ContactBenchReport:
     loaded: Callable[[list[ContactSite], int, int], None] = _ignore  # (sites, structure files, left out)
     run_started: Callable[[str], None] = _ignore  # (predictor label)
     run_done: Callable[[pd.DataFrame], None] = _ignore  # that predictor's rows of the metrics table
+    progress: ProgressFactory = no_progress  # (total, label): the folds of every predictor, as each ends
 
 
 @dataclass
@@ -98,18 +100,22 @@ def run_contacts_bench(
     settings = FinetuneSettings(epochs=bench.epochs, batch_size=8, seed=bench.seed)
     probe_settings = ProbeSettings.alongside(settings)
     tables = []
-    for backbone_dir, method in bench.runs():
-        label = method if backbone_dir is None else f"{Path(backbone_dir).name} {method}"
-        report.run_started(label)
-        backbone = None if backbone_dir is None else backbone_loader(backbone_dir, bench.context)
-        cv = cross_validate_contacts(
-            backbone, sites, CUTOFFS, bench.folds, settings, method, bench.device, probe_settings=probe_settings
-        )
-        table = contact_metrics(cv, sites)
-        table.insert(0, "predictor", label)
-        table.insert(1, "backbone", "" if backbone_dir is None else str(backbone_dir))
-        tables.append(table)
-        report.run_done(table)
+    with report.progress(len(bench.runs()) * bench.folds, "folds") as advance:
+        for backbone_dir, method in bench.runs():
+            label = method if backbone_dir is None else f"{Path(backbone_dir).name} {method}"
+            report.run_started(label)
+            backbone = None if backbone_dir is None else backbone_loader(backbone_dir, bench.context)
+            cv = cross_validate_contacts(
+                backbone, sites, CUTOFFS, bench.folds, settings, method, bench.device,
+                on_fold=lambda fold, folds: advance(1) if fold else None,  # a fold starts: the one before ended
+                probe_settings=probe_settings,
+            )  # fmt: skip
+            advance(1)  # the last fold
+            table = contact_metrics(cv, sites)
+            table.insert(0, "predictor", label)
+            table.insert(1, "backbone", "" if backbone_dir is None else str(backbone_dir))
+            tables.append(table)
+            report.run_done(table)
     metrics = pd.concat(tables, ignore_index=True)
     write_tsv(metrics, out / "metrics.tsv")
     write_tsv(fold_table(sites, site_folds(sites, bench.folds, bench.seed)), out / "folds.tsv")

@@ -45,6 +45,7 @@ import torch
 
 from obte_cli.engine.bench.suites import BenchTask
 from obte_cli.engine.core.errors import InputError
+from obte_cli.engine.core.progress import ProgressFactory, no_progress
 from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.finetuning.tasks import (
     Split,
@@ -279,11 +280,32 @@ def run_task_bench(
     on_step: Callable[[dict], None] | None = None,
     on_result: Callable[[dict], None] | None = None,
     done: dict[tuple[str, str, str], dict] | None = None,
+    progress: ProgressFactory = no_progress,
 ) -> pd.DataFrame:
     """Every model (name → directory) and, with ``fresh_control``, its fresh twin, on every task: one
     row each (:data:`RESULT_COLUMNS`). ``on_run(task, model, init)`` is called before each fine-tune and
     ``on_result(row)`` after it. ``done`` holds rows of an earlier run by (task, model, init)
-    (:func:`resumable_rows`, checked by :func:`check_resumable`): they are taken as they are, not run again."""
+    (:func:`resumable_rows`, checked by :func:`check_resumable`): they are taken as they are, not run again.
+    ``progress(total, "runs")`` hears each (task, model, init) as its row is done."""
+    with progress(len(tasks) * len(models) * (2 if fresh_control else 1), "runs") as advance:
+        return _run_task_bench(
+            models, tasks, settings, budget, device, fresh_control, readout, recipe, on_run, on_step,
+            _counted(on_result, advance), done,
+        )  # fmt: skip
+
+
+def _counted(on_result: Callable[[dict], None] | None, advance) -> Callable[[dict], None]:
+    def counted(row: dict) -> None:
+        if on_result is not None:
+            on_result(row)
+        advance(1)
+
+    return counted
+
+
+def _run_task_bench(
+    models, tasks, settings, budget, device, fresh_control, readout, recipe, on_run, on_step, on_result, done
+) -> pd.DataFrame:
     rows = []
     done = done or {}
     for task in tasks:

@@ -216,6 +216,18 @@ def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
         yield item
 
 
+def count_fasta_records(paths) -> int | None:
+    """How many records the FASTA files ``paths`` hold (lines that start with '>'), for a progress bar; None
+    when one of them is not a regular file (standard input, a pipe: they can be read only once)."""
+    if not all(str(p) != "-" and Path(p).is_file() for p in paths):
+        return None
+    count = 0
+    for path in paths:
+        with open_text(path, errors="surrogateescape") as handle:
+            count += sum(line.startswith(">") for line in handle)
+    return count
+
+
 def write_fasta(records: Iterator[tuple[str, str]], handle: io.TextIOBase, width: int = 60) -> None:
     """Write (header, sequence) pairs as FASTA with lines of ``width`` letters (0: one line)."""
     for header, sequence in records:

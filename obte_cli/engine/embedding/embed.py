@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from obte_cli.engine.core.errors import InputError, NonFiniteResultError
+from obte_cli.engine.core.progress import Advance
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.inference import packed_forward
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit, naming_source
@@ -129,17 +130,26 @@ def encode_units(
 
 
 def _unit_states(
-    model: ObteModel, units: list[_Unit], pad_id: int, settings: EmbeddingSettings, device: torch.device
+    model: ObteModel,
+    units: list[_Unit],
+    pad_id: int,
+    settings: EmbeddingSettings,
+    device: torch.device,
+    advance: Advance | None = None,
 ) -> list[np.ndarray]:
-    """Per unit: (n_tokens, n_layers, width) float32 states at ``settings.layers``, packed by token budget."""
+    """Per unit: (n_tokens, n_layers, width) float32 states at ``settings.layers``, packed by token budget.
+    ``advance`` hears each forward pass's share of records (a window counts as a fraction of its record)."""
     states: list[np.ndarray | None] = [None] * len(units)
     ids = [u.encoding.ids for u in units]
     n_slots = model.config.n_layers + 1
+    share = np.bincount([u.record for u in units])  # units per record
     for micro in packed_forward(model, ids, pad_id, device, settings.max_tokens, layers=settings.layers):
         stacked = torch.stack([micro.output.layers[layer % n_slots] for layer in settings.layers], dim=2)
         stacked = stacked.float().cpu()
         for i, (row, offset, n) in micro.members():
             states[i] = stacked[row, offset : offset + n].numpy()
+        if advance is not None:
+            advance(float(sum(1 / share[units[i].record] for i in micro.indices)))
     return states
 
 
@@ -154,14 +164,19 @@ def _pool(per_residue: np.ndarray, first: np.ndarray, pool: str) -> np.ndarray:
 
 
 def embed_chunk(
-    model: ObteModel, tokenizer: Tokenizer, segments: list[Segment], settings: EmbeddingSettings, device: torch.device
+    model: ObteModel,
+    tokenizer: Tokenizer,
+    segments: list[Segment],
+    settings: EmbeddingSettings,
+    device: torch.device,
+    advance: Advance | None = None,
 ) -> list[RecordEmbedding]:
     context = model.config.max_positions
     units = []
     for i, segment in enumerate(segments):
         with naming_source(segment):
             units += encode_units(tokenizer, i, segment, context, settings)
-    states = _unit_states(model, units, tokenizer.pad_id, settings, device)
+    states = _unit_states(model, units, tokenizer.pad_id, settings, device, advance)
     n_layers, width = len(settings.layers), model.config.width
     sums = [np.zeros((len(s.sequence), n_layers, width), dtype=np.float64) for s in segments]
     counts = [np.zeros(len(s.sequence), dtype=np.int64) for s in segments]
@@ -203,8 +218,11 @@ def embed_segments(
     segments: Iterable[Segment],
     settings: EmbeddingSettings,
     device: torch.device | str = "cpu",
+    advance: Advance | None = None,
 ) -> Iterator[RecordEmbedding]:
-    """Stream embeddings of ``segments`` (one per record, ``name`` = record id) in input order."""
+    """Stream embeddings of ``segments`` (one per record, ``name`` = record id) in input order; ``advance(n)``
+    hears the records done as each forward pass ends (fractions of a record for windows), so progress moves
+    within a chunk of records too."""
     if settings.pool not in POOLS:
         raise InputError(f"--pool must be one of {', '.join(POOLS)} (got {settings.pool!r})")
     n = model.config.n_layers
@@ -217,7 +235,7 @@ def embed_segments(
     for segment in segments:
         chunk.append(segment)
         if len(chunk) >= settings.chunk_records:
-            yield from embed_chunk(model, tokenizer, chunk, settings, device)
+            yield from embed_chunk(model, tokenizer, chunk, settings, device, advance)
             chunk = []
     if chunk:
-        yield from embed_chunk(model, tokenizer, chunk, settings, device)
+        yield from embed_chunk(model, tokenizer, chunk, settings, device, advance)

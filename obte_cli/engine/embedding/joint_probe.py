@@ -37,6 +37,7 @@ from obte_cli.engine.core.directories import output_directory
 from obte_cli.engine.core.errors import InputError
 from obte_cli.engine.core.outputs import write_text_atomic
 from obte_cli.engine.core.plots import similarity_boxplot
+from obte_cli.engine.core.progress import Advance, ProgressFactory, no_progress
 from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.model.directory import LoadedModel, load_model
@@ -100,10 +101,12 @@ def pairs_from_tsv(path: str | Path) -> list[GenePair]:
     ]
 
 
-def embed_side(model, tokenizer, sequences: list[str], molecule: str, names: list[str], window: int) -> np.ndarray:
+def embed_side(
+    model, tokenizer, sequences: list[str], molecule: str, names: list[str], window: int, advance: Advance | None = None
+) -> np.ndarray:
     settings = EmbeddingSettings(pool="mean", window=window, stride=window // 2)
     segments = [Segment(s, molecule, n) for s, n in zip(sequences, names)]
-    return np.stack([e.vectors[0] for e in embed_segments(model, tokenizer, segments, settings)])
+    return np.stack([e.vectors[0] for e in embed_segments(model, tokenizer, segments, settings, advance=advance)])
 
 
 @dataclass
@@ -127,8 +130,10 @@ def clip_probe(
     lr: float = 0.01,
     seed: int = 0,
     grad_clip: float = 1.0,
+    advance: Advance | None = None,
 ) -> ProbeResult:
-    """Train the rank-``rank`` map(s) on a random ``train_frac`` of pairs; score the rest."""
+    """Train the rank-``rank`` map(s) on a random ``train_frac`` of pairs; score the rest. ``advance(1)``
+    hears each training step."""
     n = len(genes)
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
@@ -160,6 +165,8 @@ def clip_probe(
         torch.nn.utils.clip_grad_norm_(weights, grad_clip)
         optimizer.step()
         scheduler.step()
+        if advance is not None:
+            advance(1)
     with torch.no_grad():
         zg = F.normalize(map_g(g[test]), dim=1)
         zp = F.normalize(map_p(p[test]), dim=1)
@@ -257,10 +264,12 @@ def run_joint_probe(
     out: Path | None = None,
     loaded: Callable[[int], None] = _ignore,
     scored: Callable[[JointProbeRow], None] = _ignore,
+    progress: ProgressFactory = no_progress,
 ) -> list[JointProbeRow]:
     """The probe (see module docstring) of ``probe``'s model(s), then of the random-init control; with
     ``out``, writes probe.tsv and probe.png (box plot) there. ``loaded(n)`` hears the number of pairs,
-    ``scored(row)`` each row as it is done."""
+    ``scored(row)`` each row as it is done; ``progress`` the genes and proteins embedded and the map's
+    training steps, labelled ``model, ...`` or ``control, ...``."""
     shared = probe.model is not None and probe.model_gene is None and probe.model_protein is None
     two_models = probe.model is None and probe.model_gene is not None and probe.model_protein is not None
     if not (shared or two_models):
@@ -274,17 +283,24 @@ def run_joint_probe(
     def run(label: str, gm: LoadedModel, pm: LoadedModel) -> JointProbeRow:
         gene_window = probe.window or gm.model.config.max_positions - 2
         protein_window = probe.window or pm.model.config.max_positions - 2
-        genes = embed_side(gm.model, gm.tokenizer, [p.gene for p in pairs], "DNA", names, gene_window)
-        proteins = embed_side(pm.model, pm.tokenizer, [p.protein for p in pairs], "protein", names, protein_window)
-        result = clip_probe(
-            genes,
-            proteins,
-            shared_map=shared,
-            rank=probe.rank,
-            train_frac=probe.train_frac,
-            steps=probe.steps,
-            seed=probe.seed,
-        )
+        which = "model" if label == probe.label else "control"
+        with progress(len(pairs), f"{which}, genes embedded") as advance:
+            genes = embed_side(gm.model, gm.tokenizer, [p.gene for p in pairs], "DNA", names, gene_window, advance)
+        with progress(len(pairs), f"{which}, proteins embedded") as advance:
+            proteins = embed_side(
+                pm.model, pm.tokenizer, [p.protein for p in pairs], "protein", names, protein_window, advance
+            )
+        with progress(probe.steps, f"{which}, map training steps") as advance:
+            result = clip_probe(
+                genes,
+                proteins,
+                shared_map=shared,
+                rank=probe.rank,
+                train_frac=probe.train_frac,
+                steps=probe.steps,
+                seed=probe.seed,
+                advance=advance,
+            )
         row = JointProbeRow(label, result)
         scored(row)
         return row

@@ -9,13 +9,14 @@ output is written directly. A failed run leaves no output: the writer is aborted
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from obte_cli.engine.core.errors import InputError
-from obte_cli.engine.embedding.embed import EmbeddingSettings, RecordEmbedding, embed_segments
+from obte_cli.engine.core.progress import Advance
+from obte_cli.engine.embedding.embed import EmbeddingSettings, embed_segments
 from obte_cli.engine.embedding.io import EmbeddingWriter, merge_interleaved_parts
 from obte_cli.engine.model.directory import LoadedModel
 from obte_cli.engine.pretraining.distributed import barrier
@@ -44,11 +45,11 @@ def embed_to_file(
     metadata: dict,
     processes,
     stdout: TextIO | None = None,
-    on_record: Callable[[RecordEmbedding, EmbedRun], None] | None = None,
+    advance: Advance | None = None,
 ) -> EmbedRun:
     """Embed ``segments`` into ``out`` (see :class:`EmbeddingWriter` for the formats; ``-`` is ``stdout``);
     ``processes`` is :func:`~obte_cli.engine.pretraining.distributed.init_distributed`'s answer.
-    ``on_record`` sees every record as it is written, with the running totals."""
+    ``advance(n)`` hears the records embedded as each forward pass ends (see :func:`embed_segments`)."""
     if processes.active and out == "-":
         raise InputError("under torchrun, write to a file (-o out.safetensors), not stdout")
     target = part_path(out, processes) if processes.active else out
@@ -56,14 +57,11 @@ def embed_to_file(
     run = EmbedRun()
     started = time.perf_counter()
     try:
-        for item in embed_segments(loaded.model, loaded.tokenizer, segments, settings, processes.device):
+        for item in embed_segments(loaded.model, loaded.tokenizer, segments, settings, processes.device, advance):
             writer.add(item)
             run.records += 1
             run.residues += item.n_residues
             run.windowed += item.windows > 1
-            run.seconds = time.perf_counter() - started
-            if on_record is not None:
-                on_record(item, run)
         writer.close()
         if processes.active:
             merge_parts(out, settings, metadata, processes)

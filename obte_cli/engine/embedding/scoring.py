@@ -39,6 +39,7 @@ from obte_cli.engine.bio.molecules import (
     molecule_type,
 )
 from obte_cli.engine.core.errors import InputError, NonFiniteResultError
+from obte_cli.engine.core.progress import Advance
 from obte_cli.engine.model.encoder import ObteModel
 from obte_cli.engine.model.inference import packed_forward
 from obte_cli.engine.tokenizers.base import Encoding, Segment, Tokenizer, encode_prefix_to_fit, naming_source
@@ -150,8 +151,10 @@ def score_segments(
     settings: ScoreSettings,
     device: torch.device,
     on_unknown: str = "error",
+    advance: Advance | None = None,
 ) -> Iterator[RecordScore]:
-    """Score records in input order (see the module docstring)."""
+    """Score records in input order (see the module docstring); ``advance(n)`` hears the records scored as each
+    forward pass ends (a fraction of a record per masked copy), so progress moves within a chunk too."""
     if settings.per_residue and getattr(tokenizer, "kind", "") != "residue":
         raise InputError(
             "--per-residue needs a model with a one-token-per-residue tokenizer (this one has "
@@ -162,15 +165,15 @@ def score_segments(
     for segment in segments:
         chunk.append(segment)
         if len(chunk) == settings.chunk_records:
-            yield from _score_chunk(model, tokenizer, chunk, index, settings, device, on_unknown)
+            yield from _score_chunk(model, tokenizer, chunk, index, settings, device, on_unknown, advance)
             index += len(chunk)
             chunk = []
     if chunk:
-        yield from _score_chunk(model, tokenizer, chunk, index, settings, device, on_unknown)
+        yield from _score_chunk(model, tokenizer, chunk, index, settings, device, on_unknown, advance)
 
 
 @torch.inference_mode()
-def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unknown) -> list[RecordScore]:
+def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unknown, advance=None) -> list[RecordScore]:
     context = model.config.max_positions
     mask_id = tokenizer.mask_id
     results: list[RecordScore] = []
@@ -208,7 +211,12 @@ def _score_chunk(model, tokenizer, chunk, first_index, settings, device, on_unkn
     letter_ids = None
     if settings.per_residue:
         letter_ids = {m: np.array([tokenizer.letters[m][c] for c in alphabet(m)]) for m in ("protein", "nucleic")}
+    copies_of = np.bincount([owner[0] for owner in owners], minlength=len(chunk))
+    if advance is not None and (copies_of == 0).any():
+        advance(float((copies_of == 0).sum()))
     for micro in packed_forward(model, copies, tokenizer.pad_id, device, settings.max_tokens):
+        if advance is not None:
+            advance(float(sum(1 / copies_of[owners[j][0]] for j in micro.indices)))
         for k, j in enumerate(micro.indices):
             record, masked, first_residue, truth = owners[j]
             logits = model.logits(micro.states(k)[torch.as_tensor(masked, device=device)]).float()

@@ -45,6 +45,7 @@ import torch
 
 from obte_cli.engine.bio.molecules import MoleculeType
 from obte_cli.engine.core.errors import InputError, NonFiniteResultError
+from obte_cli.engine.core.progress import ProgressFactory, no_progress
 from obte_cli.engine.core.tables import read_table
 from obte_cli.engine.embedding.scoring import ScoreSettings, alphabet, score_segments
 from obte_cli.engine.model.encoder import ObteModel
@@ -186,8 +187,10 @@ def score_variants(
     device: torch.device | str = "cpu",
     max_tokens: int = DEFAULT_MAX_TOKENS,
     seed: int = 0,
+    progress: ProgressFactory = no_progress,
 ) -> VariantScores:
-    """Scores of ``variants`` of the canonical ``reference`` under each strategy (module docstring)."""
+    """Scores of ``variants`` of the canonical ``reference`` under each strategy (module docstring); the
+    marginals' forward passes and the pseudo-perplexity's sequences are counted through ``progress``."""
     if getattr(tokenizer, "kind", "") != "residue":
         raise InputError(
             f"variant scoring needs a one-token-per-residue tokenizer (this model's is {tokenizer.kind}: a "
@@ -211,7 +214,7 @@ def score_variants(
                 masked = (site - start,) if strategy == "masked-marginals" else ()
                 reads.append((_Pass(start, text, masked), site - start))
             plan[strategy].append(reads)
-    log_probs = _run_passes(model, tokenizer, mol, plan, device, max_tokens, result.passes)
+    log_probs = _run_passes(model, tokenizer, mol, plan, device, max_tokens, result.passes, progress)
     index = {c: i for i, c in enumerate(alphabet(mol.modality))}
     for strategy in marginal:
         result.scores[strategy] = np.array(
@@ -226,7 +229,7 @@ def score_variants(
         )
     if "pseudo-ppl" in strategies:
         result.scores["pseudo-ppl"], result.passes["pseudo-ppl"] = _pseudo_ppl(
-            model, tokenizer, reference, mol, variants, device, max_tokens, seed
+            model, tokenizer, reference, mol, variants, device, max_tokens, seed, progress
         )
     for strategy in strategies:
         NonFiniteResultError.check(result.scores[strategy], model.source, strategy, "a variant score")
@@ -234,7 +237,9 @@ def score_variants(
 
 
 @torch.inference_mode()
-def _run_passes(model, tokenizer, mol, plan, device, max_tokens, passes_count) -> dict[_Pass, dict[int, np.ndarray]]:
+def _run_passes(
+    model, tokenizer, mol, plan, device, max_tokens, passes_count, progress: ProgressFactory = no_progress
+) -> dict[_Pass, dict[int, np.ndarray]]:
     """Run each distinct pass of ``plan`` once; per pass, the log-probabilities of the alphabet's letters at
     the sites read from it."""
     reads: dict[_Pass, set[int]] = {}
@@ -255,17 +260,21 @@ def _run_passes(model, tokenizer, mol, plan, device, max_tokens, passes_count) -
         inputs.append(ids)
         tokens.append(residue_token)
     out: dict[_Pass, dict[int, np.ndarray]] = {}
-    for micro in packed_forward(model, inputs, tokenizer.pad_id, torch.device(device), max_tokens):
-        for k, j in enumerate(micro.indices):
-            sites = sorted(reads[passes[j]])
-            states = micro.states(k)[torch.as_tensor(tokens[j][sites], device=micro.output.hidden.device)]
-            logits = model.logits(states).float()[:, : tokenizer.vocab_size]
-            values = torch.log_softmax(logits, dim=-1).cpu()[:, letter_ids].numpy()
-            out[passes[j]] = dict(zip(sites, values))
+    with progress(len(inputs), "marginals, forward passes") as advance:
+        for micro in packed_forward(model, inputs, tokenizer.pad_id, torch.device(device), max_tokens):
+            for k, j in enumerate(micro.indices):
+                sites = sorted(reads[passes[j]])
+                states = micro.states(k)[torch.as_tensor(tokens[j][sites], device=micro.output.hidden.device)]
+                logits = model.logits(states).float()[:, : tokenizer.vocab_size]
+                values = torch.log_softmax(logits, dim=-1).cpu()[:, letter_ids].numpy()
+                out[passes[j]] = dict(zip(sites, values))
+            advance(len(micro.indices))
     return out
 
 
-def _pseudo_ppl(model, tokenizer, reference, mol, variants, device, max_tokens, seed) -> tuple[np.ndarray, int]:
+def _pseudo_ppl(
+    model, tokenizer, reference, mol, variants, device, max_tokens, seed, progress: ProgressFactory = no_progress
+) -> tuple[np.ndarray, int]:
     """PLL(mutant) − PLL(wild type) in nats, from `obte score`'s masked log-likelihood of each distinct
     sequence; also the number of masked copies (forward passes) it took."""
     sequences = list(dict.fromkeys([reference, *(v.apply(reference) for v in variants)]))
@@ -273,9 +282,11 @@ def _pseudo_ppl(model, tokenizer, reference, mol, variants, device, max_tokens, 
     segments = [Segment(s, mol.name, f"sequence {i}") for i, s in enumerate(sequences)]
     pll = {}
     passes = 0
-    for sequence, scored in zip(sequences, score_segments(model, tokenizer, segments, settings, torch.device(device))):
-        pll[sequence] = -scored.nll_bits * math.log(2)
-        passes += min(scored.tokens, round(1 / settings.mask_fraction)) * scored.windows
+    with progress(len(sequences), "pseudo-perplexity, sequences") as advance:
+        scores = score_segments(model, tokenizer, segments, settings, torch.device(device), advance=advance)
+        for sequence, scored in zip(sequences, scores):
+            pll[sequence] = -scored.nll_bits * math.log(2)
+            passes += min(scored.tokens, round(1 / settings.mask_fraction)) * scored.windows
     wild = pll[reference]
     return np.array([pll[v.apply(reference)] - wild for v in variants], dtype=np.float64), passes
 
