@@ -67,6 +67,31 @@ def test_fit_averages_ridge_and_trees_and_survives_a_round_trip(pronab_rows, tmp
     assert loaded.metadata == {"fold": 3} and loaded.ridge_penalty == model.ridge_penalty
 
 
+def test_the_fits_run_in_one_thread_and_give_the_model_more_threads_give(pronab_rows, monkeypatch):
+    """#33 §3: a second OpenMP thread made a ProNAB fold 13 times slower on a busy 2-core machine."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threads = []
+    fit = HistGradientBoostingRegressor.fit
+
+    def recording(self, *args, **kwargs):
+        threads.extend(pool["num_threads"] for pool in threadpool_info())
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(HistGradientBoostingRegressor, "fit", recording)
+    _, features, dg, groups = pronab_rows
+    fit_composition_model(features, dg, groups)
+    assert threads and set(threads) == {1}
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)  # large enough for the threads to share the work
+    x = rng.normal(size=(4000, 45))
+    y = x[:, 0] - x[:, 1] * x[:, 2] + rng.normal(scale=0.3, size=4000)
+    model = fit_composition_model(x, y, np.arange(4000) % 50)
+    with threadpool_limits(limits=2):
+        boosted = HistGradientBoostingRegressor(random_state=0).fit(x, y)
+    assert np.array_equal(model.trees.predict(x), BoostedTrees.from_sklearn(boosted).predict(x))
+
+
 def test_the_penalty_search_never_splits_a_protein(pronab_rows, monkeypatch):
     """The inner CV is grouped: with every row of a protein on one side, the chosen penalty is the one a
     protein-grouped search picks, whatever row order."""
