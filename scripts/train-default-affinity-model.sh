@@ -3,7 +3,8 @@
 # the composition model (mean of a ridge regression and gradient boosting on sequence composition),
 # trained with 10-fold cross-validation grouped by protein and the homology guard; the fold models form
 # the ensemble, and the run's out-of-fold tables are its scores. The model card (README.md) is kept.
-# About 30 seconds on one CPU core (plus the homology alignments on a first run, ~10 minutes, cached).
+# About 30 CPU-seconds: 24 for the 10 fold fits and, on a first run, 6 for the homology alignments (then cached);
+# 117 s wall on 2 cores shared with other jobs at a load average of 9 to 10 (measured 2026-12-06).
 # Usage: scripts/train-default-affinity-model.sh ../shared/data/omnibiote-ref/pronab_dev.json
 #
 # The transformer models in the card's table were made with, for example,
