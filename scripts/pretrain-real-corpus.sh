@@ -46,8 +46,8 @@ for stem, records in (("proteins", proteins), ("dna", dna), ("rna", rna)):
 PY
 
 obte prep "$SHARED"/biopython-tests/*.gb "$SHARED"/biopython-tests/gbvrl1_start.seq -o "$WORK/prep-genbank"
-obte prep "$SHARED"/sequences/uniprot_query500.fasta "$WORK/fasta/proteins.fa" -m protein --dedup -o "$WORK/prep-protein"
-obte prep "$WORK/fasta/dna.fa" -m DNA --dedup -o "$WORK/prep-dna"
+obte prep "$SHARED"/sequences/uniprot_query500.fasta "$WORK/fasta/proteins.fa" --molecule-type protein --dedup -o "$WORK/prep-protein"
+obte prep "$WORK/fasta/dna.fa" --molecule-type DNA --dedup -o "$WORK/prep-dna"
 obte prep "$WORK/fasta/rna.fa" -m RNA --dedup -o "$WORK/prep-rna"
 TOKENIZER="${TOKENIZER:-residue}"
 if [ "$TOKENIZER" = bpe ]; then
