@@ -242,6 +242,15 @@ def test_a_genome_in_an_unwritable_directory_is_indexed_in_the_cache_and_the_log
     assert again.exit_code == 0 and again.stdout == run.stdout
 
 
+def test_a_progress_bar_counts_the_regions_not_the_genomes_records(chloro):
+    from obte_cli.commands.common import count_records, fasta_or_regions
+
+    inputs = fasta_or_regions(None, str(chloro["bed"]), str(chloro["genome"]))
+    assert list(inputs) == [str(chloro["bed"]), str(chloro["genome"])]  # what the output-is-not-an-input checks see
+    assert count_records(inputs) == 5 and count_records([str(chloro["fasta"])]) == 5
+    assert count_records(fasta_or_regions(None, str(chloro["one"]), str(chloro["genome"]))) == 1  # the genome has 2
+
+
 def test_options_before_the_first_fasta_reach_the_default_embed_subcommand(chloro):
     """`obte embed -m MODEL x.fa` (the group used to read `-m` as its own option and refuse it)."""
     from obte_cli.engine.core.resources import default_backbone_dir
