@@ -145,6 +145,7 @@ class Modality(StrChoice):
 
 
 class Optimizer(StrChoice):
+    auto = "auto"  # muon, or adamw under --fsdp (Muon needs whole matrices)
     adamw = "adamw"
     muon = "muon"
 

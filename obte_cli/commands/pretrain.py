@@ -84,9 +84,12 @@ def pretrain(
         help="Base LR: embeddings, norms, readout; hidden matrices get LR·32/width.",
     ),
     optimizer: Optimizer = typer.Option(
-        Optimizer.adamw,
+        Optimizer.auto,
         "--optimizer",
-        help="adamw (μP AdamW everywhere) or muon (Muon for hidden matrices, AdamW for the rest; not with --fsdp).",
+        help=(
+            "muon (Muon for hidden matrices, AdamW for the rest; not with --fsdp), adamw (μP AdamW everywhere), "
+            "or auto: muon, adamw under --fsdp."
+        ),
     ),
     muon_lr: float = typer.Option(
         0.02, "--muon-lr", callback=number_in(0), help="LR of the Muon hidden matrices (no width factor)."
@@ -171,7 +174,7 @@ def pretrain(
         warmup_tokens=warmup,
         lr=lr,
         mask_rate=mask_rate,
-        optimizer=optimizer.value,
+        optimizer=("adamw" if fsdp else "muon") if optimizer is Optimizer.auto else optimizer.value,
         muon_lr=muon_lr,
         modality=modality.value,
         seed=seed,
