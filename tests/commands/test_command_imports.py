@@ -1,5 +1,6 @@
 """Commands are thin and side by side: a command imports the engine and the shared CLI helpers
-(``commands/common.py``, ``commands/options.py``), never another command; a script imports the engine only."""
+(``commands/common.py``, ``commands/options.py``, ``commands/progress.py``, ``commands/help_layout.py``), never
+another command; a script imports the engine only."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from pathlib import Path
 
 from conftest import REPO
 
-SHARED = {"obte_cli.commands.common", "obte_cli.commands.options"}
+# the CLI helpers every command may use (none of them is a command: none is registered in obte_cli/app.py)
+SHARED = {
+    "obte_cli.commands.common",
+    "obte_cli.commands.options",
+    "obte_cli.commands.progress",
+    "obte_cli.commands.help_layout",
+}
 
 
 def _cli_imports(path: Path) -> list[str]:
