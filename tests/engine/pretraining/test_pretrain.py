@@ -312,8 +312,8 @@ def _losses(out):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["ddp", "fsdp", "ddp-muon"])
 def test_two_processes_match_one_with_the_same_global_batch(tokens, tmp_path, mode):
-    # the default (auto) is Muon on one process or DDP and AdamW under FSDP; "ddp" pins AdamW
-    optimizer = ["--optimizer", "muon" if mode.endswith("muon") else "adamw"] if mode.startswith("ddp") else []
+    # the default (auto) is Muon on one process or DDP and AdamW under FSDP: both sides name the optimizer
+    optimizer = ["--optimizer", "muon" if mode.endswith("muon") else "adamw"]
     single = obte(*_cli_args(tokens, tmp_path / "one", *optimizer))
     assert single.exit_code == 0, single.output
     extra = ["--fsdp"] if mode == "fsdp" else []
