@@ -431,10 +431,9 @@ def _masked_counts(targets: torch.Tensor, protein_token: np.ndarray) -> np.ndarr
 def resume_budget_change(out_dir: Path, settings: PretrainSettings) -> tuple[int, int, int] | None:
     """``(step, old_total_tokens, new_total_tokens)`` if resuming ``out_dir`` with ``settings`` changes
     the run's token budget (which re-targets the LR decay from that step on), else ``None``."""
-    latest = latest_checkpoint(Path(out_dir) / "checkpoints")
-    if latest is None or not (latest / "trainer.json").is_file():
+    state = _latest_trainer_state(out_dir)
+    if state is None:
         return None
-    state = read_trainer_state(latest)
     old = state["settings"].get("total_tokens")
     if old is None or old == settings.total_tokens:
         return None
@@ -445,10 +444,16 @@ def resume_warmup_tokens(out_dir: Path) -> int | None:
     """The warm-up of the run being resumed in ``out_dir`` (``None`` without a checkpoint). A resumed
     run keeps it when ``--warmup-tokens`` is left at auto: auto is 5% of the budget, and a new budget
     must not change a warm-up that has already happened."""
+    state = _latest_trainer_state(out_dir)
+    return None if state is None else state["settings"].get("warmup_tokens")
+
+
+def _latest_trainer_state(out_dir: Path) -> dict | None:
+    """``trainer.json`` of the latest complete checkpoint in ``out_dir`` (``None`` without one)."""
     latest = latest_checkpoint(Path(out_dir) / "checkpoints")
     if latest is None or not (latest / "trainer.json").is_file():
         return None
-    return read_trainer_state(latest)["settings"].get("warmup_tokens")
+    return read_trainer_state(latest)
 
 
 def _comparable(settings: PretrainSettings) -> dict:
